@@ -1,0 +1,565 @@
+"""Metrics of one run (a :class:`~fairsched.sim.result.SimResult` or anything with the same
+arrays): latency, throughput, cache hit rate, per-client service curves, the maximum
+service gap between backlogged clients, and Jain's fairness index.
+
+Units: times in seconds from the workload start; service in *service units*
+(``w_p`` x uncached prefill tokens + ``w_q`` x decode tokens, VTC's measure, see
+:mod:`fairsched.policies.base`); throughput in tokens per second.
+
+Conventions shared by the fairness metrics
+------------------------------------------
+``W_i(t)``
+    Cumulative service of client ``i`` up to *and including* every service event at time
+    ``t`` (a right-continuous step function). ``W_i(t^-)`` excludes the events at ``t``.
+    Events that share a time stamp are simultaneous: ``W_i`` is only ever evaluated after
+    all or none of them, never in between.
+
+Backlogged intervals
+    From the backlog log: client ``i`` is backlogged on the *closed* interval
+    ``[start, end]`` where ``start`` is the time its waiting count went from 0 to > 0 and
+    ``end`` the time it went back to 0 (the instant its last waiting request was
+    admitted). A zero-length interval ``[t, t]`` (arrived and admitted at once) is kept.
+    Two intervals of one client that touch (``next.start <= end``) are merged: the client
+    was backlogged at every instant in between. A backlog still open at the end of the log
+    ends at the last time stamp of the logs.
+
+Service inside a closed interval ``[s, e]``
+    Every service event with ``s <= t <= e`` counts: ``W(e) - W(s^-)``. This is the
+    choice that matches how the simulator logs an admission: the backlog of a client
+    ends at the very instant its last waiting request is admitted, and that admission's
+    prefill charge is logged at the same instant. The admission is a scheduling decision
+    taken while the client was still backlogged, so its charge belongs to the interval
+    (VTC's counter is charged at that decision too). Symmetrically, a request admitted at
+    the instant its client became backlogged is inside ``[s, s]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "GapReport",
+    "backlog_intervals",
+    "backlogged_rates",
+    "cache_hit_rate",
+    "jain_index",
+    "latency_stats",
+    "makespan_s",
+    "max_service_gap",
+    "max_service_gap_naive",
+    "service_curves",
+    "summarize",
+    "throughput_tok_s",
+]
+
+_QUANTILES = (50, 90, 99)
+
+
+# --------------------------------------------------------------------------- helpers
+def _none_if_nan(x) -> float | None:
+    """``float(x)``, or None for NaN/inf/None (keeps summaries JSON-serialisable)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _svc_arrays(result) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The service log as numpy arrays ``(t, client, amount)``, sorted by time (stable)."""
+    t = np.asarray(result.svc_t, dtype=float)
+    c = np.asarray(result.svc_client, dtype=np.int64)
+    a = np.asarray(result.svc_amount, dtype=float)
+    if t.size > 1 and np.any(np.diff(t) < 0):
+        order = np.argsort(t, kind="stable")
+        t, c, a = t[order], c[order], a[order]
+    return t, c, a
+
+
+def _bl_arrays(result) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    t = np.asarray(result.bl_t, dtype=float)
+    c = np.asarray(result.bl_client, dtype=np.int64)
+    d = np.asarray(result.bl_delta, dtype=np.int64)
+    if t.size > 1 and np.any(np.diff(t) < 0):
+        order = np.argsort(t, kind="stable")
+        t, c, d = t[order], c[order], d[order]
+    return t, c, d
+
+
+def _horizon(result) -> float:
+    """Last time stamp in the service and backlog logs (0 if both are empty)."""
+    ends = [float(np.max(x)) for x in (np.asarray(result.svc_t, float), np.asarray(result.bl_t, float))
+            if x.size]
+    return max(ends) if ends else 0.0
+
+
+def _finished_mask(result) -> np.ndarray:
+    return np.isfinite(np.asarray(result.finish_t, dtype=float))
+
+
+def _arrivals(result) -> np.ndarray:
+    return np.fromiter((r.arrival for r in result.workload), dtype=float, count=len(result.workload))
+
+
+# --------------------------------------------------------------------------- latency
+def latency_stats(result) -> dict[str, float | None]:
+    """TTFT, TPOT and end-to-end latency statistics over *finished* requests [s].
+
+    Definitions (per request, from :meth:`SimResult.requests_frame`):
+
+    - ``ttft``: first token time - arrival;
+    - ``tpot``: (finish - first token) / (output_len - 1), only for output_len > 1;
+    - ``e2e``: finish - arrival.
+
+    Returns ``{f"{m}_{s}_s": value}`` for ``m`` in ttft, tpot, e2e and ``s`` in mean,
+    p50, p90, p99 (linear-interpolated percentiles); None where there is no data.
+    """
+    df = result.requests_frame()
+    df = df[np.isfinite(df["finish_t"].to_numpy(dtype=float))]
+    out: dict[str, float | None] = {}
+    for m in ("ttft", "tpot", "e2e"):
+        v = df[f"{m}_s"].to_numpy(dtype=float)
+        v = v[np.isfinite(v)]
+        out[f"{m}_mean_s"] = _none_if_nan(v.mean()) if v.size else None
+        for q, p in zip(_QUANTILES, np.percentile(v, _QUANTILES) if v.size else [None] * 3, strict=True):
+            out[f"{m}_p{q}_s"] = _none_if_nan(p)
+    return out
+
+
+def makespan_s(result) -> float | None:
+    """Seconds from the first arrival to the last finish (None if nothing finished)."""
+    fin = np.asarray(result.finish_t, dtype=float)
+    fin = fin[np.isfinite(fin)]
+    if not fin.size or not len(result.workload):
+        return None
+    return float(fin.max() - result.workload[0].arrival)
+
+
+def throughput_tok_s(result) -> dict[str, float | None]:
+    """Token throughput over the makespan (first arrival to last finish) [tokens/s].
+
+    Returns a dict:
+
+    - ``throughput_tok_s``: (prompt tokens + output tokens) of finished requests / makespan
+      (vLLM's "total token throughput"; cached prompt tokens count, they were served);
+    - ``output_tok_s``: output tokens of finished requests / makespan;
+    - ``computed_tok_s``: (uncached prompt tokens + output tokens) of finished requests /
+      makespan, the tokens the engine actually computed.
+
+    Values are None if nothing finished or the makespan is 0.
+    """
+    span = makespan_s(result)
+    fin = _finished_mask(result)
+    keys = ("throughput_tok_s", "output_tok_s", "computed_tok_s")
+    if not span or span <= 0:
+        return dict.fromkeys(keys)
+    inp = np.fromiter((r.input_len for r in result.workload), dtype=float, count=fin.size)
+    outp = np.fromiter((r.output_len for r in result.workload), dtype=float, count=fin.size)
+    cached = np.asarray(result.cached_tokens, dtype=float)
+    return {
+        "throughput_tok_s": float((inp[fin] + outp[fin]).sum() / span),
+        "output_tok_s": float(outp[fin].sum() / span),
+        "computed_tok_s": float((inp[fin] - cached[fin] + outp[fin]).sum() / span),
+    }
+
+
+def cache_hit_rate(result) -> float | None:
+    """Cached prompt tokens / prompt tokens, over admitted requests (None if none).
+
+    A prompt token is *cached* if it was served from the instance's prefix cache at
+    admission (``SimResult.cached_tokens``; the last prompt token is always recomputed,
+    so the rate is below 1 even for a repeated prompt).
+    """
+    adm = np.isfinite(np.asarray(result.admit_t, dtype=float))
+    if not adm.any():
+        return None
+    inp = np.fromiter((r.input_len for r in result.workload), dtype=float, count=adm.size)
+    total = inp[adm].sum()
+    return float(np.asarray(result.cached_tokens, dtype=float)[adm].sum() / total) if total > 0 else None
+
+
+# --------------------------------------------------------------------------- service
+def service_curves(result, clients: list[str] | None = None, max_points: int | None = None) -> pd.DataFrame:
+    """Cumulative service ``W_i(t)`` per client, long format, for plots.
+
+    Columns: ``client`` (id), ``t`` [s], ``W`` [service units]. Each client's curve starts
+    with ``W = 0`` at the first arrival of the workload and has one point per distinct
+    service time (the value after all events at that time; draw it as a step function,
+    ``line_shape="hv"``).
+
+    Args:
+        clients: only these client ids (default: all clients that received service).
+        max_points: at most this many points per client (evenly spaced over its events;
+            the first and the last point are kept).
+    """
+    t, c, a = _svc_arrays(result)
+    names = list(result.clients)
+    t0 = result.workload[0].arrival if len(result.workload) else 0.0
+    want = None if clients is None else {names.index(x) for x in clients if x in names}
+    frames = []
+    order = np.argsort(c, kind="stable")
+    cs, ts, as_ = c[order], t[order], a[order]
+    cuts = np.flatnonzero(np.diff(cs)) + 1
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, cs.size], strict=True):
+        if hi <= lo:
+            continue
+        ci = int(cs[lo])
+        if want is not None and ci not in want:
+            continue
+        tt, ww = ts[lo:hi], np.cumsum(as_[lo:hi])
+        last = np.r_[tt[1:] != tt[:-1], True]
+        tt, ww = np.r_[t0, tt[last]], np.r_[0.0, ww[last]]
+        if max_points is not None and tt.size > max_points:
+            idx = np.unique(np.linspace(0, tt.size - 1, max(2, max_points)).round().astype(np.int64))
+            tt, ww = tt[idx], ww[idx]
+        frames.append(pd.DataFrame({"client": names[ci], "t": tt, "W": ww}))
+    if not frames:
+        return pd.DataFrame({"client": pd.Series(dtype=str), "t": pd.Series(dtype=float),
+                             "W": pd.Series(dtype=float)})
+    return pd.concat(frames, ignore_index=True)
+
+
+def _intervals_by_index(result) -> dict[int, np.ndarray]:
+    """Client index -> merged closed backlog intervals as an ``(k, 2)`` float array."""
+    t, c, d = _bl_arrays(result)
+    horizon = _horizon(result)
+    out: dict[int, np.ndarray] = {}
+    if not t.size:
+        return out
+    order = np.argsort(c, kind="stable")
+    cs, ts, ds = c[order], t[order], d[order]
+    cuts = np.flatnonzero(np.diff(cs)) + 1
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, cs.size], strict=True):
+        tt, dd = ts[lo:hi], ds[lo:hi]
+        after = np.cumsum(dd)
+        before = after - dd
+        starts = tt[(before <= 0) & (after > 0)]
+        ends = tt[(before > 0) & (after <= 0)]
+        if ends.size < starts.size:  # still backlogged at the end of the log
+            ends = np.r_[ends, max(horizon, float(starts[-1]))]
+        if not starts.size:
+            continue
+        # merge touching / overlapping intervals of this client
+        new = np.r_[True, starts[1:] > ends[:-1]]
+        s = starts[new]
+        e = np.maximum.reduceat(ends, np.flatnonzero(new))
+        out[int(cs[lo])] = np.column_stack([s, e])
+    return out
+
+
+def backlog_intervals(result) -> dict[str, list[tuple[float, float]]]:
+    """Client id -> sorted list of its closed backlogged intervals ``(start, end)`` [s].
+
+    See the module docstring for the convention (closed intervals, touching ones merged,
+    an unfinished backlog ends at the last logged time). Clients that were never
+    backlogged are absent.
+    """
+    names = list(result.clients)
+    return {names[i]: [(float(s), float(e)) for s, e in iv] for i, iv in _intervals_by_index(result).items()}
+
+
+# --------------------------------------------------------------------------- service gap
+@dataclass
+class GapReport:
+    """The maximum service gap between two clients while both are backlogged.
+
+    Attributes:
+        gap: the maximum [service units]; 0.0 if no two clients were ever backlogged at
+            the same time.
+        pair: ``(f, g)`` client ids; ``f`` is the client that received *more* service
+            over ``interval`` (None if ``gap`` is 0 and there was no common backlog).
+        interval: ``(t1, t2)`` [s], where the gap is attained: the difference is
+            ``W_f(t2) - W_f(t1) - (W_g(t2) - W_g(t1))`` with the value at ``t1`` taken
+            *before* the events at ``t1`` when ``t1`` is the start of ``window`` and after
+            them otherwise (i.e. the service counted is the one in ``[t1, t2]`` resp.
+            ``(t1, t2]``).
+        window: ``(start, end)`` [s], the maximal interval in which both were backlogged
+            that contains ``interval``.
+        per_pair: ``{(f, g): gap}`` for every pair with a common backlog (``f`` before
+            ``g`` in ``result.clients`` order).
+    """
+
+    gap: float = 0.0
+    pair: tuple[str, str] | None = None
+    interval: tuple[float, float] | None = None
+    window: tuple[float, float] | None = None
+    per_pair: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+class _ClientLog:
+    """One client's service log grouped by distinct time, for O(log n) lookups of W."""
+
+    __slots__ = ("u", "wp", "uin")
+
+    def __init__(self, t: np.ndarray, a: np.ndarray, iv: np.ndarray | None):
+        if t.size:
+            cw = np.cumsum(a)
+            last = np.r_[t[1:] != t[:-1], True]
+            self.u, w = t[last], cw[last]
+        else:
+            self.u, w = t, a
+        self.wp = np.r_[0.0, w]  # wp[k] = W after the first k distinct times
+        # distinct times inside the client's own backlog (the only ones a pair can need)
+        if iv is None or not self.u.size:
+            self.uin = self.u[:0]
+        else:
+            k = np.searchsorted(iv[:, 0], self.u, side="right") - 1
+            ok = k >= 0
+            ok[ok] = self.u[ok] <= iv[k[ok], 1]
+            self.uin = self.u[ok]
+
+    def at(self, x: np.ndarray) -> np.ndarray:
+        """``W(x)``, events at ``x`` included."""
+        return self.wp[np.searchsorted(self.u, x, side="right")]
+
+    def before(self, x: np.ndarray) -> np.ndarray:
+        """``W(x^-)``, events at ``x`` excluded."""
+        return self.wp[np.searchsorted(self.u, x, side="left")]
+
+
+def _common(ivf: np.ndarray, ivg: np.ndarray) -> np.ndarray:
+    """Intersections of two sorted lists of disjoint closed intervals, as ``(k, 2)``."""
+    lo = np.searchsorted(ivg[:, 1], ivf[:, 0], side="left")  # first g with end >= f.start
+    hi = np.searchsorted(ivg[:, 0], ivf[:, 1], side="right")  # g with start <= f.end are < hi
+    cnt = np.maximum(hi - lo, 0)
+    if not cnt.sum():
+        return np.empty((0, 2))
+    fi = np.repeat(np.arange(ivf.shape[0]), cnt)
+    gi = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
+    s = np.maximum(ivf[fi, 0], ivg[gi, 0])
+    e = np.minimum(ivf[fi, 1], ivg[gi, 1])
+    return np.column_stack([s, e])[s <= e]
+
+
+def _pair_gap(lf: _ClientLog, lg: _ClientLog, win: np.ndarray):
+    """Max range of ``D = W_f - W_g`` over the windows; returns (gap, k, t_lo, t_hi, sign)."""
+    T = np.sort(np.concatenate([lf.uin, lg.uin]), kind="stable")
+    s, e = win[:, 0], win[:, 1]
+    d0 = lf.before(s) - lg.before(s)  # D(s^-)
+    lo = np.searchsorted(T, s, side="left")
+    hi = np.searchsorted(T, e, side="right")
+    if T.size:
+        D = lf.at(T) - lg.at(T)
+        Dp = np.r_[D, 0.0]
+        idx = np.column_stack([lo, hi]).ravel()
+        nonempty = hi > lo
+        segmax = np.where(nonempty, np.maximum.reduceat(Dp, idx)[::2], -np.inf)
+        segmin = np.where(nonempty, np.minimum.reduceat(Dp, idx)[::2], np.inf)
+        rng = np.maximum(segmax, d0) - np.minimum(segmin, d0)
+    else:
+        D = T
+        rng = np.zeros(s.size)
+    k = int(np.argmax(rng))
+    gap = float(rng[k])
+    # witness inside window k: the times of the max and the min of D (D(s^-) sits at s)
+    vals = np.r_[d0[k], D[lo[k]:hi[k]]]
+    times = np.r_[s[k], T[lo[k]:hi[k]]]
+    imax, imin = int(np.argmax(vals)), int(np.argmin(vals))
+    # f gained on g from the earlier extreme to the later one iff the later one is the max
+    if imax >= imin:
+        return gap, k, float(times[imin]), float(times[imax]), +1
+    return gap, k, float(times[imax]), float(times[imin]), -1
+
+
+def max_service_gap(result) -> GapReport:
+    """Maximum service difference between two clients while both are backlogged.
+
+    For every pair of clients ``(f, g)`` and every maximal closed interval ``[s, e]`` in
+    which both are backlogged (intersections of their backlog intervals, see the module
+    docstring), with ``D(t) = W_f(t) - W_g(t)``::
+
+        gap(f, g, [s, e]) = max_{s <= t1 < t2 <= e} |(W_f(t2) - W_f(t1)) - (W_g(t2) - W_g(t1))|
+                          = max(V) - min(V),  V = {D(s^-)} U {D(t) : t a service time in [s, e]}
+
+    (service in ``[s, e]`` counted in full, events at ``s`` and at ``e`` included). The
+    result is the maximum over pairs and intervals. VTC bounds it by ``2U`` for VTC, DLPM
+    by ``2(U + Q^u)``.
+
+    Cost: per pair only the events of ``f`` and ``g`` inside their own backlog are merged
+    (numpy sort + searchsorted + segment ``reduceat``), so it is
+    ``O(n_clients * n_events * log)`` in vectorised numpy.
+    """
+    names = list(result.clients)
+    ivs = _intervals_by_index(result)
+    t, c, a = _svc_arrays(result)
+    order = np.argsort(c, kind="stable")
+    cs, ts, as_ = c[order], t[order], a[order]
+    bounds = np.searchsorted(cs, np.arange(len(names) + 1))
+    logs = {i: _ClientLog(ts[bounds[i]:bounds[i + 1]], as_[bounds[i]:bounds[i + 1]], ivs[i])
+            for i in sorted(ivs) if i < len(names)}
+    rep = GapReport()
+    best = None
+    keys = sorted(logs)
+    for x, f in enumerate(keys):
+        for g in keys[x + 1:]:
+            win = _common(ivs[f], ivs[g])
+            if not win.shape[0]:
+                continue
+            gap, k, t1, t2, sign = _pair_gap(logs[f], logs[g], win)
+            rep.per_pair[(names[f], names[g])] = gap
+            if best is None or gap > best[0]:
+                best = (gap, (f, g) if sign > 0 else (g, f), (t1, t2), (float(win[k, 0]), float(win[k, 1])))
+    if best is not None:
+        rep.gap = best[0]
+        rep.pair = (names[best[1][0]], names[best[1][1]])
+        rep.interval, rep.window = best[2], best[3]
+    return rep
+
+
+def max_service_gap_naive(result) -> GapReport:
+    """Plain-Python reference for :func:`max_service_gap` (quadratic; for tests only).
+
+    Recomputes the backlog intervals, the common windows and every ``D`` value by direct
+    summation; same conventions, same ``gap`` and ``per_pair`` values.
+    """
+    names = list(result.clients)
+    events = sorted(zip(list(result.svc_t), list(result.svc_client), list(result.svc_amount), strict=True),
+                    key=lambda e: e[0])
+    bl = sorted(zip(list(result.bl_t), list(result.bl_client), list(result.bl_delta), strict=True),
+                key=lambda e: e[0])
+    horizon = max([e[0] for e in events] + [b[0] for b in bl] + [0.0])
+    # backlog intervals by walking the log
+    level: dict[int, int] = {}
+    open_at: dict[int, float] = {}
+    raw: dict[int, list[list[float]]] = {}
+    for tb, cb, db in bl:
+        old = level.get(cb, 0)
+        level[cb] = old + db
+        if old <= 0 < level[cb]:
+            open_at[cb] = tb
+        elif old > 0 >= level[cb]:
+            raw.setdefault(cb, []).append([open_at.pop(cb), tb])
+    for cb, tb in open_at.items():
+        raw.setdefault(cb, []).append([tb, max(horizon, tb)])
+    ivs: dict[int, list[list[float]]] = {}
+    for cb, lst in raw.items():
+        merged: list[list[float]] = []
+        for s, e in sorted(lst):
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e])
+        ivs[cb] = merged
+
+    def w(ci: int, tt: float, inclusive: bool) -> float:
+        return sum(am for te, ce, am in events if ce == ci and (te <= tt if inclusive else te < tt))
+
+    rep = GapReport()
+    best = None
+    keys = sorted(k for k in ivs if k < len(names))
+    for x, f in enumerate(keys):
+        for g in keys[x + 1:]:
+            pair_best = None
+            for sf, ef in ivs[f]:
+                for sg, eg in ivs[g]:
+                    s, e = max(sf, sg), min(ef, eg)
+                    if s > e:
+                        continue
+                    vals = [(w(f, s, False) - w(g, s, False), s)]
+                    for tt in sorted({te for te, ce, _ in events if ce in (f, g) and s <= te <= e}):
+                        vals.append((w(f, tt, True) - w(g, tt, True), tt))
+                    hi_v = max(v for v, _ in vals)
+                    lo_v = min(v for v, _ in vals)
+                    gap = hi_v - lo_v
+                    if pair_best is None or gap > pair_best[0]:
+                        i_hi = next(i for i, (v, _) in enumerate(vals) if v == hi_v)
+                        i_lo = next(i for i, (v, _) in enumerate(vals) if v == lo_v)
+                        if i_hi >= i_lo:
+                            pair_best = (gap, (f, g), (vals[i_lo][1], vals[i_hi][1]), (s, e))
+                        else:
+                            pair_best = (gap, (g, f), (vals[i_hi][1], vals[i_lo][1]), (s, e))
+            if pair_best is None:
+                continue
+            rep.per_pair[(names[f], names[g])] = pair_best[0]
+            if best is None or pair_best[0] > best[0]:
+                best = pair_best
+    if best is not None:
+        rep.gap = float(best[0])
+        rep.pair = (names[best[1][0]], names[best[1][1]])
+        rep.interval = (float(best[2][0]), float(best[2][1]))
+        rep.window = (float(best[3][0]), float(best[3][1]))
+    return rep
+
+
+# --------------------------------------------------------------------------- Jain
+def backlogged_rates(result) -> dict[str, float]:
+    """Client id -> service rate while backlogged [service units / s].
+
+    ``x_i = (service of i at times inside its closed backlog intervals) / (total length
+    of those intervals)``. Clients never backlogged, or backlogged only for zero time, are
+    absent.
+    """
+    names = list(result.clients)
+    ivs = _intervals_by_index(result)
+    t, c, a = _svc_arrays(result)
+    out: dict[str, float] = {}
+    for i, iv in ivs.items():
+        length = float((iv[:, 1] - iv[:, 0]).sum())
+        if length <= 0 or i >= len(names):
+            continue
+        m = c == i
+        ti, ai = t[m], a[m]
+        k = np.searchsorted(iv[:, 0], ti, side="right") - 1
+        ok = k >= 0
+        ok[ok] = ti[ok] <= iv[k[ok], 1]
+        out[names[i]] = float(ai[ok].sum() / length)
+    return out
+
+
+def jain_index(result) -> float | None:
+    """Jain's fairness index of the clients' service rates while backlogged.
+
+    ``J = (sum x_i)^2 / (n * sum x_i^2)`` with ``x_i`` from :func:`backlogged_rates` (service
+    received inside client i's backlogged intervals divided by their total length) over the
+    ``n`` clients that were backlogged for a positive time. ``J`` is 1 when all rates are
+    equal and ``1/n`` when one client gets everything. None if no client qualifies or all
+    rates are 0.
+    """
+    x = np.array(list(backlogged_rates(result).values()), dtype=float)
+    if not x.size or not (x**2).sum() > 0:
+        return None
+    return float(x.sum() ** 2 / (x.size * (x**2).sum()))
+
+
+# --------------------------------------------------------------------------- summary
+def summarize(result, label: str | None = None, weights=None) -> dict:
+    """All metrics of one run as a flat, JSON-serialisable dict (None instead of NaN).
+
+    Keys: ``label``, ``router``, ``policy``, ``n_instances``, ``n_requests``,
+    ``n_finished``, ``n_clients``, ``makespan_s``; ``ttft|tpot|e2e`` x
+    ``mean|p50|p90|p99`` with suffix ``_s``; ``throughput_tok_s``, ``output_tok_s``,
+    ``computed_tok_s``; ``cache_hit_rate``; ``total_service``; ``max_service_gap``,
+    ``gap_pair`` ([f, g], f ahead), ``gap_interval`` ([t1, t2]), ``gap_window``;
+    ``max_cost_U`` (``U = max(w_p L_input, w_q M)`` with ``weights``, default VTC's 1 and 2)
+    and ``gap_over_U``; ``jain_index``.
+    """
+    w_p, w_q = (weights.w_p, weights.w_q) if weights is not None else (1.0, 2.0)
+    gap = max_service_gap(result)
+    u = float(result.workload.max_cost(w_p, w_q)) if len(result.workload) else 0.0
+    router = result.router or "none"
+    policy = result.policy or ""
+    out = {
+        "label": label or (policy if router in ("", "none") else f"{router}/{policy}"),
+        "router": router,
+        "policy": policy,
+        "n_instances": int(result.n_instances),
+        "n_requests": len(result.workload),
+        "n_finished": int(result.n_finished),
+        "n_clients": len(result.clients),
+        "makespan_s": _none_if_nan(makespan_s(result)),
+    }
+    out.update(latency_stats(result))
+    out.update(throughput_tok_s(result))
+    out["cache_hit_rate"] = _none_if_nan(cache_hit_rate(result))
+    out["total_service"] = float(np.asarray(result.svc_amount, dtype=float).sum())
+    out["max_service_gap"] = float(gap.gap)
+    out["gap_pair"] = list(gap.pair) if gap.pair else None
+    out["gap_interval"] = [_none_if_nan(x) for x in gap.interval] if gap.interval else None
+    out["gap_window"] = [_none_if_nan(x) for x in gap.window] if gap.window else None
+    out["max_cost_U"] = u
+    out["gap_over_U"] = float(gap.gap / u) if u > 0 else None
+    out["jain_index"] = _none_if_nan(jain_index(result))
+    return out

@@ -1,0 +1,270 @@
+"""Radix-tree prefix cache with reference counts and unit-exact LRU eviction.
+
+The tree stores prompt *units* (token ids, or block hashes that stand for ``block_size``
+tokens each; see :mod:`fairsched.workload.request`). Each edge carries a tuple of units;
+a node's children are keyed by the first unit of their edge, as in SGLang's radix cache.
+
+Semantics (checked against a naive per-prefix model in ``tests/test_cache.py``):
+
+* ``match(p)`` is the number of leading units of ``p`` present in the tree.
+* ``insert(p)`` adds the units of ``p`` that are missing.
+* ``lock(p, n)`` / ``unlock(p, n)`` add / remove one reference on the first ``n`` units;
+  a unit with a reference is never evicted (an in-use prefix).
+* ``evict(n)`` removes exactly ``n`` units (or all evictable ones if fewer), always the
+  least recently used *leaf unit* first: a unit is evictable when it is unreferenced and
+  no longer prefix in the tree extends it. Within a node all units share one access time,
+  so eviction trims a leaf's edge from its tail.
+* ``touch(p, n, now)`` marks the first ``n`` units as used at time ``now``.
+
+Sizes are counted in units; ``block_size`` converts to tokens (a partial last block is
+counted as a whole block: it occupies a whole KV block).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Sequence
+
+
+class CacheFullError(RuntimeError):
+    """Raised when an insert cannot fit because every evictable unit is referenced."""
+
+
+class _Node:
+    __slots__ = ("key", "children", "parent", "ref", "last", "uid")
+
+    def __init__(self, key: tuple, parent: _Node | None, last: float, uid: int):
+        self.key = key  # edge label from parent (tuple of units)
+        self.children: dict[int, _Node] = {}
+        self.parent = parent
+        self.ref = 0
+        self.last = last
+        self.uid = uid
+
+
+class RadixCache:
+    """Prefix cache over prompt units.
+
+    Args:
+        capacity_tokens: if given, ``insert`` evicts LRU units to stay within this many
+            tokens and raises :class:`CacheFullError` when referenced units prevent it.
+            ``None`` (the simulator's choice) leaves capacity to the caller, who calls
+            :meth:`evict` itself because KV memory is shared with running requests.
+        block_size: tokens per unit.
+    Raises:
+        ValueError: on a non-positive ``block_size`` or negative capacity.
+    """
+
+    def __init__(self, capacity_tokens: int | None = None, block_size: int = 1):
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        if capacity_tokens is not None and capacity_tokens < 0:
+            raise ValueError(f"capacity_tokens must be >= 0, got {capacity_tokens}")
+        self.block_size = block_size
+        self.capacity_units = None if capacity_tokens is None else capacity_tokens // block_size
+        self._uids = itertools.count()
+        self.root = _Node((), None, 0.0, next(self._uids))
+        self.root.ref = 1  # never evicted
+        self.size = 0  # units in the tree
+        self.locked = 0  # units in nodes with ref > 0 (excluding root)
+        self.version = 0  # bumped whenever the set of cached units changes
+        self.evicted = 0  # units evicted so far (for invariant audits)
+        self._heap: list[tuple[float, int, _Node]] = []  # candidate LRU leaves (lazy)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def size_tokens(self) -> int:
+        """Cached tokens (units times ``block_size``)."""
+        return self.size * self.block_size
+
+    @property
+    def evictable(self) -> int:
+        """Units that :meth:`evict` could remove now."""
+        return self.size - self.locked
+
+    def match(self, prompt: Sequence[int]) -> int:
+        """Number of leading units of ``prompt`` that are cached. No side effects."""
+        if type(prompt) is not tuple:
+            prompt = tuple(prompt)
+        node, i, n = self.root, 0, len(prompt)
+        while i < n:
+            child = node.children.get(prompt[i])
+            if child is None:
+                return i
+            k = child.key
+            lk = len(k)
+            if prompt[i:i + lk] == k:
+                i += lk
+                node = child
+                continue
+            j = 1
+            lim = min(lk, n - i)
+            while j < lim and k[j] == prompt[i + j]:
+                j += 1
+            return i + j
+        return i
+
+    # ------------------------------------------------------------------ internals
+    def _walk(self, prompt: Sequence[int], n: int, now: float | None) -> tuple[_Node, int]:
+        """Walk the first ``n`` units, splitting at the boundary so that it ends on a node.
+        Returns the deepest node reached and the units covered (<= n)."""
+        node, i = self.root, 0
+        while i < n:
+            child = node.children.get(prompt[i])
+            if child is None:
+                break
+            k = child.key
+            lk = len(k)
+            j = 1
+            lim = min(lk, n - i)
+            while j < lim and k[j] == prompt[i + j]:
+                j += 1
+            if j < lk:
+                child = self._split(child, j)
+            if now is not None and child.last < now:
+                child.last = now
+            i += j
+            node = child
+            if j < lk:
+                break
+        return node, i
+
+    def _split(self, node: _Node, j: int) -> _Node:
+        """Split ``node``'s edge after ``j`` units; returns the new upper node."""
+        parent = node.parent
+        upper = _Node(node.key[:j], parent, node.last, next(self._uids))
+        upper.ref = node.ref
+        parent.children[upper.key[0]] = upper
+        node.key = node.key[j:]
+        node.parent = upper
+        upper.children[node.key[0]] = node
+        return upper
+
+    def _push_if_leaf(self, node: _Node) -> None:
+        if node is not self.root and not node.children and node.ref == 0:
+            heapq.heappush(self._heap, (node.last, node.uid, node))
+
+    # ------------------------------------------------------------------ updates
+    def insert(self, prompt: Sequence[int], now: float = 0.0) -> int:
+        """Insert ``prompt``; returns the number of units added (0 if all were cached).
+
+        Marks the whole path as used at ``now``. With a capacity, evicts LRU units first.
+        Raises:
+            CacheFullError: with a capacity, when referenced units leave no room.
+        """
+        n = len(prompt)
+        node, i = self._walk(prompt, n, now)
+        new = n - i
+        if new == 0:
+            return 0
+        if self.capacity_units is not None:
+            over = self.size + new - self.capacity_units
+            if over > 0:
+                # protect the path we are extending from eviction while we make room
+                self._ref_path(node, +1)
+                try:
+                    if self.evict(over) < over:
+                        raise CacheFullError(
+                            f"need {over} units, only {self.evictable} evictable (capacity "
+                            f"{self.capacity_units} units)")
+                finally:
+                    self._ref_path(node, -1)
+        was_leaf = not node.children
+        leaf = _Node(tuple(prompt[i:]), node, now, next(self._uids))
+        node.children[leaf.key[0]] = leaf
+        self.size += new
+        self.version += 1
+        if was_leaf:
+            pass  # node stops being a leaf; its heap entry becomes stale and is skipped
+        self._push_if_leaf(leaf)
+        return new
+
+    def _ref_path(self, node: _Node, d: int) -> None:
+        while node is not self.root:
+            if d > 0 and node.ref == 0:
+                self.locked += len(node.key)
+            node.ref += d
+            if d < 0 and node.ref == 0:
+                self.locked -= len(node.key)
+                self._push_if_leaf(node)
+            node = node.parent
+
+    def lock(self, prompt: Sequence[int], n: int) -> None:
+        """Add a reference to the first ``n`` units of ``prompt`` (they must be cached).
+
+        Raises:
+            KeyError: if fewer than ``n`` units of ``prompt`` are cached.
+        """
+        if n <= 0:
+            return
+        node, i = self._walk(prompt, n, None)
+        if i < n:
+            raise KeyError(f"lock: only {i} of {n} units cached")
+        self._ref_path(node, +1)
+
+    def unlock(self, prompt: Sequence[int], n: int) -> None:
+        """Remove a reference added by :meth:`lock` with the same ``prompt`` and ``n``.
+
+        Raises:
+            KeyError: if the units are not cached or not referenced.
+        """
+        if n <= 0:
+            return
+        node, i = self._walk(prompt, n, None)
+        if i < n or node.ref <= 0:
+            raise KeyError(f"unlock: prefix of {n} units is not locked")
+        self._ref_path(node, -1)
+
+    def touch(self, prompt: Sequence[int], n: int, now: float) -> None:
+        """Mark the first ``n`` cached units of ``prompt`` as used at ``now`` (LRU)."""
+        if n > 0:
+            node, _ = self._walk(prompt, n, now)
+            self._push_if_leaf(node)
+
+    def evict(self, n: int) -> int:
+        """Evict up to ``n`` unreferenced units, least recently used leaf first.
+
+        Returns the number of units evicted (less than ``n`` only if nothing else is
+        evictable).
+        """
+        done = 0
+        heap = self._heap
+        while done < n and heap:
+            last, _, node = heapq.heappop(heap)
+            if node.children or node.ref or node.parent is None or last != node.last:
+                if not node.children and not node.ref and node.parent is not None:
+                    heapq.heappush(heap, (node.last, node.uid, node))  # re-queue fresh
+                continue
+            take = min(n - done, len(node.key))
+            done += take
+            self.size -= take
+            if take < len(node.key):
+                node.key = node.key[:-take]
+                heapq.heappush(heap, (node.last, node.uid, node))
+            else:
+                parent = node.parent
+                del parent.children[node.key[0]]
+                node.parent = None
+                self._push_if_leaf(parent)
+        if done:
+            self.version += 1
+            self.evicted += done
+        return done
+
+    def clear(self) -> None:
+        """Drop every unreferenced unit."""
+        self.evict(self.size)
+
+    # ------------------------------------------------------------------ debugging
+    def sequences(self) -> list[tuple]:
+        """All root-to-leaf unit sequences (for tests and debugging; O(size))."""
+        out: list[tuple] = []
+        stack = [(self.root, ())]
+        while stack:
+            node, pre = stack.pop()
+            pre = pre + node.key
+            if not node.children and node is not self.root:
+                out.append(pre)
+            stack.extend((c, pre) for c in node.children.values())
+        return out

@@ -1,0 +1,54 @@
+"""Scheduling policies: per-instance queue policies and cluster routers, one interface
+each (:mod:`fairsched.policies.base`), used by the simulator and the torch engine alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fairsched.policies.base import DEFER, ClusterView, InstanceView, QueuePolicy, Router, ServiceWeights
+from fairsched.policies.queue import DLPM, FCFS, LPM, QUEUE_POLICIES, VTC
+from fairsched.policies.routers import (
+    D2LPM,
+    ROUTERS,
+    Linear,
+    LeastLoad,
+    LMetric,
+    RoundRobin,
+    SGLangCacheAware,
+    VLLMv1,
+)
+
+POLICY_NAMES = tuple(QUEUE_POLICIES)
+ROUTER_NAMES = tuple(ROUTERS)
+
+
+def make_policy_factory(name: str, weights: ServiceWeights | None = None, **params) -> Callable[[], QueuePolicy]:
+    """A zero-argument factory of fresh queue policies called ``name``.
+
+    ``params`` go to the policy (e.g. ``quantum`` for ``dlpm``).
+    Raises:
+        ValueError: on an unknown name, listing the known ones.
+    """
+    if name not in QUEUE_POLICIES:
+        raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICY_NAMES)}")
+    cls = QUEUE_POLICIES[name]
+    return lambda: cls(weights=weights, **params)
+
+
+def make_router(name: str, weights: ServiceWeights | None = None, **params) -> Router:
+    """A router called ``name`` (``params`` go to its constructor, e.g. ``lam``).
+
+    Raises:
+        ValueError: on an unknown name, listing the known ones.
+    """
+    if name not in ROUTERS:
+        raise ValueError(f"unknown router {name!r}; choose from {', '.join(ROUTER_NAMES)}")
+    cls = ROUTERS[name]
+    if cls is D2LPM:
+        params.setdefault("weights", weights)
+    return cls(**params)
+
+
+__all__ = ["DEFER", "D2LPM", "DLPM", "FCFS", "LPM", "VTC", "ClusterView", "InstanceView", "LMetric",
+           "LeastLoad", "Linear", "POLICY_NAMES", "QueuePolicy", "ROUTER_NAMES", "RoundRobin", "Router",
+           "SGLangCacheAware", "ServiceWeights", "VLLMv1", "make_policy_factory", "make_router"]

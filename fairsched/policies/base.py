@@ -1,0 +1,181 @@
+"""The two scheduling interfaces, shared by every backend (simulator and torch engine).
+
+A :class:`QueuePolicy` owns one instance's *waiting queue*. The backend owns the running
+batch and resources; once per iteration it calls :meth:`QueuePolicy.schedule`, and the
+policy offers requests in its own order through :meth:`InstanceView.try_admit`, which
+admits a request if the batch, the per-iteration token budget and KV memory allow it.
+The policy stops at the first request that does not fit (no skipping ahead, so a long
+request is never starved by short ones) and charges service for what was admitted.
+
+A :class:`Router` picks the instance for each arriving request from a :class:`ClusterView`.
+
+Service (VTC, Sheng et al. OSDI'24, Sec. 3; DLPM, Cao et al. arXiv 2501.14312, Sec. 4):
+``W = w_p * (uncached prefill tokens, charged at admission) + w_q * (decode tokens,
+charged as generated)``; see ``proofs/service_model.md`` and ``fairsched.theory``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from fairsched.cache.radix import RadixCache
+from fairsched.workload.request import Request
+
+
+@dataclass(frozen=True)
+class ServiceWeights:
+    """Weights of the service measure: ``w_p`` per uncached prefill token and ``w_q`` per
+    decode token (VTC defaults 1 and 2)."""
+
+    w_p: float = 1.0
+    w_q: float = 2.0
+
+    def prefill(self, uncached_tokens: int) -> float:
+        """Service for computing ``uncached_tokens`` prompt tokens."""
+        return self.w_p * uncached_tokens
+
+    def decode(self, tokens: int = 1) -> float:
+        """Service for generating ``tokens`` output tokens."""
+        return self.w_q * tokens
+
+
+class InstanceView(Protocol):
+    """What a queue policy sees of the instance it schedules (implemented by each backend)."""
+
+    cache: RadixCache
+
+    def cached_tokens(self, req: Request) -> int:
+        """Prompt tokens of ``req`` found in this instance's prefix cache now."""
+
+    def try_admit(self, req: Request) -> int | None:
+        """Admit ``req`` into the running batch if it fits now.
+
+        Returns the number of its prompt tokens served from the cache (>= 0); ``None``
+        if it does not fit (batch size, token budget or KV memory: the policy stops);
+        or :data:`DEFER` (< 0) if part of its uncached prompt is being prefilled by a
+        running request right now: it is skipped this iteration so that no prompt token
+        is computed twice, and the policy goes on with the next request."""
+
+
+DEFER = -1
+"""Returned by :meth:`InstanceView.try_admit` for a request that must wait one iteration."""
+
+
+class QueuePolicy(ABC):
+    """Base class of the per-instance queue policies (FCFS, LPM, VTC, DLPM).
+
+    Subclasses keep their waiting requests and implement :meth:`_add`, :meth:`_remove`,
+    :meth:`waiting` and :meth:`schedule`; the base class tracks which clients are
+    backlogged (have a waiting request) and routes the charging hooks.
+    """
+
+    name = "base"
+
+    def __init__(self, weights: ServiceWeights | None = None):
+        self.weights = weights or ServiceWeights()
+        self.n_waiting: dict[str, int] = {}
+
+    # -- queue bookkeeping -----------------------------------------------------------
+    def add(self, req: Request, now: float) -> None:
+        """A request arrives at this instance's waiting queue."""
+        k = self.n_waiting.get(req.client, 0)
+        if k == 0:
+            self.on_backlogged(req.client, now)
+        self.n_waiting[req.client] = k + 1
+        self._add(req, now)
+
+    def offer(self, inst: InstanceView, req: Request, now: float) -> bool | None:
+        """Offer ``req`` to the instance: ``True`` admitted (and charged), ``False``
+        deferred (try the next request), ``None`` full (stop scheduling)."""
+        got = inst.try_admit(req)
+        if got is None:
+            return None
+        if got < 0:
+            return False
+        self._admitted(req, got, now)
+        return True
+
+    def _admitted(self, req: Request, cached_tokens: int, now: float) -> None:
+        """Bookkeeping after ``try_admit`` accepted ``req``: dequeue and charge prefill."""
+        self._remove(req)
+        k = self.n_waiting[req.client] - 1
+        if k:
+            self.n_waiting[req.client] = k
+        else:
+            del self.n_waiting[req.client]
+        self.charge(req.client, self.weights.prefill(req.input_len - cached_tokens), now)
+
+    def backlogged(self) -> Iterator[str]:
+        """Clients with at least one waiting request."""
+        return iter(self.n_waiting)
+
+    def __len__(self) -> int:
+        return sum(self.n_waiting.values())
+
+    # -- hooks for subclasses --------------------------------------------------------
+    def on_backlogged(self, client: str, now: float) -> None:
+        """A client with no waiting request gets one (VTC's counter lift lives here)."""
+
+    def charge(self, client: str, service: float, now: float) -> None:
+        """Service was given to ``client`` (prefill at admission, decode per token)."""
+
+    def on_decode(self, req: Request, tokens: int, now: float) -> None:
+        """The backend generated ``tokens`` output tokens for ``req``."""
+        self.charge(req.client, self.weights.decode(tokens), now)
+
+    def on_finish(self, req: Request, now: float) -> None:
+        """``req`` finished (all output tokens generated)."""
+
+    @abstractmethod
+    def _add(self, req: Request, now: float) -> None: ...
+
+    @abstractmethod
+    def _remove(self, req: Request) -> None: ...
+
+    @abstractmethod
+    def waiting(self) -> Sequence[Request]:
+        """The waiting requests (any order)."""
+
+    @abstractmethod
+    def schedule(self, inst: InstanceView, now: float) -> None:
+        """Offer waiting requests to ``inst.try_admit`` in policy order; stop at the
+        first one that does not fit."""
+
+
+class ClusterView(Protocol):
+    """What a router sees of the cluster (implemented by each backend)."""
+
+    n_instances: int
+
+    def cached_tokens(self, i: int, req: Request) -> int:
+        """Prompt tokens of ``req`` in instance ``i``'s prefix cache, counting prompts
+        already routed there but not yet prefilled (optimistic)."""
+
+    def n_waiting(self, i: int) -> int:
+        """Requests waiting in instance ``i``'s queue (routed, not yet admitted)."""
+
+    def n_running(self, i: int) -> int:
+        """Requests in instance ``i``'s running batch."""
+
+    def cache_size_tokens(self, i: int) -> int:
+        """Tokens held in instance ``i``'s prefix cache."""
+
+    def queued_prefill_tokens(self, i: int) -> int:
+        """Prefill tokens instance ``i`` still has to compute for waiting and running
+        requests (uncached tokens as estimated at routing)."""
+
+
+class Router(ABC):
+    """Base class of the cluster routers. ``route`` returns an instance index."""
+
+    name = "base"
+
+    @abstractmethod
+    def route(self, req: Request, cluster: ClusterView, now: float) -> int:
+        """Choose the instance for ``req`` (0 <= index < ``cluster.n_instances``)."""
+
+    def on_finish(self, req: Request, instance: int, now: float) -> None:
+        """``req`` finished on ``instance`` (for routers that keep their own state)."""

@@ -1,0 +1,227 @@
+"""Queue policies for one instance: FCFS, LPM, VTC (and LCF), DLPM.
+
+Each is a short class over one waiting queue, in the manner of SGLang's
+``schedule_policy.py``. All follow :class:`fairsched.policies.base.QueuePolicy`: the
+backend calls ``schedule`` once per iteration and the policy offers requests to
+``inst.try_admit`` in its order, stopping at the first that does not fit.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from fairsched.policies.base import InstanceView, QueuePolicy, ServiceWeights
+from fairsched.workload.request import Request
+
+
+class FCFS(QueuePolicy):
+    """First come, first served."""
+
+    name = "fcfs"
+
+    def __init__(self, weights: ServiceWeights | None = None):
+        super().__init__(weights)
+        self.queue: dict[int, Request] = {}  # insertion ordered = arrival order
+
+    def _add(self, req, now):
+        self.queue[req.rid] = req
+
+    def _remove(self, req):
+        del self.queue[req.rid]
+
+    def waiting(self) -> Sequence[Request]:
+        return list(self.queue.values())
+
+    def schedule(self, inst: InstanceView, now: float) -> None:
+        for req in list(self.queue.values()):
+            if self.offer(inst, req, now) is None:
+                return
+
+
+class _LPMOrder:
+    """Waiting requests sorted by cached prefix length (longest first, then arrival).
+
+    The matches are recomputed only when the instance's cache changed (its ``version``)
+    or requests were added; between those, admissions just drop out of the order. One
+    radix-tree walk per request (``RadixCache.match``) replaces SGLang's per-request
+    scan; ``bench/bench_lpm.py`` measures the difference.
+    """
+
+    def __init__(self):
+        self.reqs: dict[int, Request] = {}
+        self._order: list[Request] = []
+        self._version = -1
+        self._dirty = True
+
+    def add(self, req: Request) -> None:
+        self.reqs[req.rid] = req
+        self._dirty = True
+
+    def remove(self, req: Request) -> None:
+        del self.reqs[req.rid]
+
+    def order(self, inst: InstanceView) -> list[Request]:
+        cache = inst.cache
+        if self._dirty or cache.version != self._version:
+            match = inst.cached_tokens
+            keyed = [(-match(r), r.rid, r) for r in self.reqs.values()]
+            keyed.sort(key=lambda t: (t[0], t[1]))
+            self._order = [t[2] for t in keyed]
+            self._version, self._dirty = cache.version, False
+        else:
+            reqs = self.reqs
+            self._order = [r for r in self._order if r.rid in reqs]
+        return self._order
+
+
+class LPM(QueuePolicy):
+    """Longest prefix match: serve the waiting request with the most cached prompt tokens
+    on this instance (SGLang's default policy). No fairness: a client whose prompts share
+    a cached prefix can starve the others (``tests/test_policies.py`` shows it)."""
+
+    name = "lpm"
+
+    def __init__(self, weights: ServiceWeights | None = None):
+        super().__init__(weights)
+        self.lpm = _LPMOrder()
+
+    def _add(self, req, now):
+        self.lpm.add(req)
+
+    def _remove(self, req):
+        self.lpm.remove(req)
+
+    def waiting(self) -> Sequence[Request]:
+        return list(self.lpm.reqs.values())
+
+    def schedule(self, inst: InstanceView, now: float) -> None:
+        for req in self.lpm.order(inst):
+            if self.offer(inst, req, now) is None:
+                return
+
+
+class VTC(QueuePolicy):
+    """Virtual token counter (Sheng et al., OSDI'24, Alg. 2).
+
+    Serves the head request of the backlogged client with the smallest counter; the
+    counter grows by the service charged (``w_p`` per uncached prefill token at
+    admission, ``w_q`` per decode token). With ``lift=True`` a client that becomes
+    backlogged again has its counter lifted to ``max(own, min over backlogged clients)``
+    (or to the last such minimum when nobody is backlogged), so idle time is not banked.
+    ``lift=False`` is LCF (least counter first), the VTC paper's ablation.
+    Bound: ``fairsched.theory`` (``proofs/vtc_upper_bound.md``).
+    """
+
+    name = "vtc"
+
+    def __init__(self, weights: ServiceWeights | None = None, lift: bool = True):
+        super().__init__(weights)
+        self.lift = lift
+        if not lift:
+            self.name = "lcf"
+        self.counter: dict[str, float] = {}
+        self.queues: dict[str, deque[Request]] = {}
+        self._last_min = 0.0
+
+    def on_backlogged(self, client, now):
+        c = self.counter.get(client, 0.0)
+        if self.lift:
+            floor = min((self.counter[u] for u in self.n_waiting), default=self._last_min)
+            c = max(c, floor)
+        self.counter[client] = c
+
+    def charge(self, client, service, now):
+        self.counter[client] = self.counter.get(client, 0.0) + service
+
+    def _add(self, req, now):
+        self.queues.setdefault(req.client, deque()).append(req)
+
+    def _remove(self, req):
+        q = self.queues[req.client]
+        q.popleft() if q[0] is req else q.remove(req)
+
+    def waiting(self) -> Sequence[Request]:
+        return [r for q in self.queues.values() for r in q]
+
+    def schedule(self, inst: InstanceView, now: float) -> None:
+        deferred: set[str] = set()
+        while True:
+            ready = [u for u in self.n_waiting if u not in deferred]
+            if not ready:
+                return
+            client = min(ready, key=lambda u: (self.counter[u], u))
+            self._last_min = min(self.counter[u] for u in self.n_waiting)
+            got = self.offer(inst, self.queues[client][0], now)
+            if got is None:
+                return
+            if not got:
+                deferred.add(client)
+
+
+class DLPM(QueuePolicy):
+    """Deficit longest prefix match (Cao et al., arXiv 2501.14312, Alg. 1).
+
+    Deficit round robin around LPM: scan waiting requests in LPM order and admit one only
+    if its client's deficit ``q > 0``; admission subtracts ``w_p * uncached prefill`` and
+    each decode token ``w_q``. When no backlogged client has ``q > 0``, every backlogged
+    client gets ``quantum`` (``Q^u``) added. A client that becomes backlogged again keeps
+    a negative deficit but loses a positive one (``q = min(q, 0)``), so idle time is not
+    banked. Bound ``2(U + Q^u)`` for two backlogged clients: ``proofs/dlpm_bound.md``.
+
+    Args:
+        quantum: ``Q^u`` in service units (w_p-weighted tokens), > 0.
+    Raises:
+        ValueError: if ``quantum <= 0``.
+    """
+
+    name = "dlpm"
+
+    def __init__(self, quantum: float = 2048.0, weights: ServiceWeights | None = None):
+        super().__init__(weights)
+        if quantum <= 0:
+            raise ValueError(f"quantum must be > 0, got {quantum}")
+        self.quantum = float(quantum)
+        self.deficit: dict[str, float] = {}
+        self.lpm = _LPMOrder()
+        self.refills = 0
+
+    def on_backlogged(self, client, now):
+        self.deficit[client] = min(self.deficit.get(client, 0.0), 0.0)
+
+    def charge(self, client, service, now):
+        self.deficit[client] = self.deficit.get(client, 0.0) - service
+
+    def _add(self, req, now):
+        self.lpm.add(req)
+
+    def _remove(self, req):
+        self.lpm.remove(req)
+
+    def waiting(self) -> Sequence[Request]:
+        return list(self.lpm.reqs.values())
+
+    def schedule(self, inst: InstanceView, now: float) -> None:
+        deficit = self.deficit
+        while self.n_waiting:
+            top = max(deficit[u] for u in self.n_waiting)
+            if top <= 0:
+                # as many refill rounds as it takes for some backlogged client to go positive
+                rounds = int(-top // self.quantum) + 1
+                for u in self.n_waiting:
+                    deficit[u] += rounds * self.quantum
+                self.refills += rounds
+            progressed = False
+            for req in self.lpm.order(inst):
+                if deficit[req.client] <= 0:
+                    continue
+                got = self.offer(inst, req, now)
+                if got is None:
+                    return
+                progressed |= got
+            if not progressed:
+                return  # every eligible request was deferred this iteration
+
+
+QUEUE_POLICIES = {"fcfs": FCFS, "lpm": LPM, "vtc": VTC, "lcf": lambda **kw: VTC(lift=False, **kw),
+                  "dlpm": DLPM}

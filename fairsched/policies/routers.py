@@ -1,0 +1,187 @@
+"""Routers for N instances: each decides, at arrival, which instance serves a request.
+
+All read the cluster through :class:`~fairsched.policies.base.ClusterView`: per instance
+the waiting and running counts, the prefill tokens still queued, and the tokens of the
+request found in its prefix cache (counting prompts already routed there: the optimistic
+update, so two back-to-back requests with one prefix see the first one's blocks).
+Ties go to the lowest index, so every router is deterministic.
+"""
+
+from __future__ import annotations
+
+from fairsched.policies.base import ClusterView, Router, ServiceWeights
+from fairsched.workload.request import Request
+
+
+def _argmin(n: int, key) -> int:
+    return min(range(n), key=lambda i: (key(i), i))
+
+
+def _load(c: ClusterView, i: int) -> int:
+    return c.n_waiting(i) + c.n_running(i)
+
+
+class RoundRobin(Router):
+    """Instance ``k mod N`` for the k-th request."""
+
+    name = "rr"
+
+    def __init__(self):
+        self.k = 0
+
+    def route(self, req, cluster, now):
+        i = self.k % cluster.n_instances
+        self.k += 1
+        return i
+
+
+class LeastLoad(Router):
+    """Fewest requests (waiting + running); ties by fewer queued prefill tokens."""
+
+    name = "least-load"
+
+    def route(self, req, cluster, now):
+        return _argmin(cluster.n_instances, lambda i: (_load(cluster, i), cluster.queued_prefill_tokens(i)))
+
+
+class VLLMv1(Router):
+    """vLLM-v1 / production-stack load score ``4 * waiting + running`` (argmin)."""
+
+    name = "vllm-v1"
+
+    def route(self, req, cluster, now):
+        return _argmin(cluster.n_instances, lambda i: 4 * cluster.n_waiting(i) + cluster.n_running(i))
+
+
+class SGLangCacheAware(Router):
+    """SGLang router's ``cache_aware`` policy (sgl-router, defaults from its docs).
+
+    If the load is imbalanced (``max - min > balance_abs`` and ``max > balance_rel * min``,
+    load = waiting + running) route to the least loaded instance. Otherwise, if the best
+    prefix match rate ``cached / input`` exceeds ``cache_threshold``, route to the instance
+    with the best match; else to the instance with the smallest cache (most free room).
+    """
+
+    name = "sglang-cache-aware"
+
+    def __init__(self, cache_threshold: float = 0.3, balance_abs: int = 64, balance_rel: float = 1.5):
+        self.cache_threshold = cache_threshold
+        self.balance_abs = balance_abs
+        self.balance_rel = balance_rel
+
+    def route(self, req, cluster, now):
+        n = cluster.n_instances
+        loads = [_load(cluster, i) for i in range(n)]
+        lo, hi = min(loads), max(loads)
+        if hi - lo > self.balance_abs and hi > self.balance_rel * lo:
+            return loads.index(lo)
+        hits = [cluster.cached_tokens(i, req) for i in range(n)]
+        best = max(range(n), key=lambda i: (hits[i], -loads[i], -i))
+        if hits[best] / req.input_len > self.cache_threshold:
+            return best
+        return _argmin(n, lambda i: (cluster.cache_size_tokens(i), loads[i]))
+
+
+class Linear(Router):
+    """A linear score ``lam * kv_miss + (1 - lam) * load`` (argmin), the production
+    baseline of LMetric (Sec. 2): ``kv_miss = uncached / input`` and ``load = B_i / max_j B_j``
+    (both in [0, 1]; ``B_i`` = waiting + running). The paper tuned ``lam`` to 0.7 (chat)
+    and 0.55 (API)."""
+
+    name = "linear"
+
+    def __init__(self, lam: float = 0.7):
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lam must be in [0, 1], got {lam}")
+        self.lam = lam
+
+    def route(self, req, cluster, now):
+        n = cluster.n_instances
+        loads = [_load(cluster, i) for i in range(n)]
+        top = max(1, max(loads))
+        lam = self.lam
+        return _argmin(n, lambda i: lam * (req.input_len - cluster.cached_tokens(i, req)) / req.input_len
+                       + (1 - lam) * loads[i] / top)
+
+
+class LMetric(Router):
+    """LMetric (arXiv 2603.15202): argmin of ``P_i * (B_i + 1)``.
+
+    ``P_i`` = prefill tokens instance i still has queued plus the request's tokens not in
+    i's prefix cache (whole blocks); ``B_i`` = its batch size (running + waiting); the +1
+    counts the request itself so an idle instance does not score 0. The chosen instance's
+    state is updated before the next decision (the simulator enqueues at once and the
+    cluster view counts routed prompts as cached). Ties: smaller ``B_i``, then index.
+    The product's argmin is invariant to rescaling either factor
+    (``fairsched.theory.lmetric``). With ``mitigate`` set to a set of flagged prefix
+    classes (client ids), requests of those classes are routed by load only
+    (the paper's mitigation; ``fairsched detect`` produces the set).
+    """
+
+    name = "lmetric"
+
+    def __init__(self, mitigate: set[str] | None = None):
+        self.mitigate = set(mitigate or ())
+
+    def score(self, req: Request, cluster: ClusterView, i: int) -> tuple[float, float]:
+        """``(P_i, B_i + 1)`` for routing ``req`` to instance ``i``."""
+        p = cluster.queued_prefill_tokens(i) + req.input_len - cluster.cached_tokens(i, req)
+        return float(p), float(_load(cluster, i) + 1)
+
+    def route(self, req, cluster, now):
+        n = cluster.n_instances
+        if req.client in self.mitigate:
+            return _argmin(n, lambda i: (_load(cluster, i), cluster.queued_prefill_tokens(i)))
+
+        def key(i):
+            p, b = self.score(req, cluster, i)
+            return (p * b, b)
+
+        return _argmin(n, key)
+
+
+class D2LPM(Router):
+    """D²LPM's global scheduler (Cao et al., arXiv 2501.14312, Sec. 5).
+
+    Each (client, worker) pair has a deficit with quantum ``Q^w``. A request goes to the
+    worker with the longest cached prefix among the workers where its client's deficit is
+    positive; ties go to the shortest queue (waiting + running). If the client has no
+    positive worker deficit, the request goes to the shortest queue and the client's
+    deficits are refilled by ``Q^w`` each (as many rounds as make one positive). Routing
+    charges the chosen pair the request's estimated service
+    ``w_p * uncached + w_q * output_len``. Each worker runs :class:`~fairsched.policies.queue.DLPM`
+    locally (with ``Q^u``). Bound: ``proofs/d2lpm_bound.md``.
+    """
+
+    name = "d2lpm"
+
+    def __init__(self, quantum_w: float = 8192.0, weights: ServiceWeights | None = None):
+        if quantum_w <= 0:
+            raise ValueError(f"quantum_w must be > 0, got {quantum_w}")
+        self.quantum_w = float(quantum_w)
+        self.weights = weights or ServiceWeights()
+        self.deficit: dict[str, list[float]] = {}
+        self.refills = 0
+
+    def route(self, req, cluster, now):
+        n = cluster.n_instances
+        q = self.deficit.setdefault(req.client, [0.0] * n)
+        eligible = [i for i in range(n) if q[i] > 0]
+        if eligible:
+            hits = {i: cluster.cached_tokens(i, req) for i in eligible}
+            best = max(hits.values())
+            tied = [i for i in eligible if hits[i] == best]
+            i = min(tied, key=lambda j: (_load(cluster, j), j))
+        else:
+            i = _argmin(n, lambda j: _load(cluster, j))
+            rounds = int(-max(q) // self.quantum_w) + 1
+            for j in range(n):
+                q[j] += rounds * self.quantum_w
+            self.refills += rounds
+        uncached = req.input_len - cluster.cached_tokens(i, req)
+        q[i] -= self.weights.prefill(uncached) + self.weights.decode(req.output_len)
+        return i
+
+
+ROUTERS = {"rr": RoundRobin, "least-load": LeastLoad, "vllm-v1": VLLMv1,
+           "sglang-cache-aware": SGLangCacheAware, "linear": Linear, "lmetric": LMetric, "d2lpm": D2LPM}

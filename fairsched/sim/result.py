@@ -1,0 +1,129 @@
+"""What a simulation (or an engine run) produced: per-request timings, the service log
+and the backlog log. Metrics live in :mod:`fairsched.analysis.metrics`."""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fairsched.workload.request import Workload
+
+
+@dataclass
+class SimResult:
+    """Outcome of one run.
+
+    Per-request arrays (index = ``rid``; times in seconds from the workload start, NaN
+    if the event never happened): ``instance``, ``admit_t`` (admitted into the batch),
+    ``prefill_done_t``, ``first_token_t``, ``finish_t``, ``cached_tokens`` (prompt
+    tokens served from the prefix cache).
+
+    Service log (one row per charge): ``svc_t`` [s], ``svc_client`` (index into
+    ``clients``), ``svc_amount`` (service units: ``w_p`` x uncached prefill tokens at
+    admission, ``w_q`` x decode tokens at the end of the iteration that made them).
+
+    Backlog log: ``bl_t``, ``bl_client``, ``bl_delta`` (+1 when the client gets its first
+    waiting request anywhere in the cluster, -1 when its last waiting request is admitted).
+    """
+
+    workload: Workload
+    clients: list[str]
+    instance: np.ndarray
+    admit_t: np.ndarray
+    prefill_done_t: np.ndarray
+    first_token_t: np.ndarray
+    finish_t: np.ndarray
+    cached_tokens: np.ndarray
+    svc_t: array = field(default_factory=lambda: array("d"))
+    svc_client: array = field(default_factory=lambda: array("l"))
+    svc_amount: array = field(default_factory=lambda: array("d"))
+    bl_t: array = field(default_factory=lambda: array("d"))
+    bl_client: array = field(default_factory=lambda: array("l"))
+    bl_delta: array = field(default_factory=lambda: array("l"))
+    decode_tokens: int = 0
+    policy: str = ""
+    router: str = ""
+    n_instances: int = 1
+    audit: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, workload: Workload, clients: list[str], n: int) -> SimResult:
+        nan = np.full(n, np.nan)
+        return cls(workload, clients, np.full(n, -1, dtype=np.int64), nan.copy(), nan.copy(), nan.copy(),
+                   nan.copy(), np.zeros(n, dtype=np.int64))
+
+    # recording (called by the backend) -------------------------------------------
+    def route(self, rid: int, i: int) -> None:
+        self.instance[rid] = i
+
+    def admit(self, rid: int, t: float, cached: int) -> None:
+        self.admit_t[rid] = t
+        self.cached_tokens[rid] = cached
+
+    def prefill_done(self, rid: int, t: float) -> None:
+        self.prefill_done_t[rid] = t
+
+    def first_token(self, rid: int, t: float) -> None:
+        self.first_token_t[rid] = t
+
+    def finish(self, rid: int, t: float) -> None:
+        self.finish_t[rid] = t
+
+    def service(self, t: float, client: int, amount: float) -> None:
+        self.svc_t.append(t)
+        self.svc_client.append(client)
+        self.svc_amount.append(amount)
+
+    def service_steps(self, times: list[float], client: int, amount: float) -> None:
+        """The same ``amount`` of service to ``client`` at each of ``times``."""
+        self.svc_t.extend(times)
+        self.svc_client.extend([client] * len(times))
+        self.svc_amount.extend([amount] * len(times))
+
+    def backlog(self, t: float, client: int, delta: int) -> None:
+        self.bl_t.append(t)
+        self.bl_client.append(client)
+        self.bl_delta.append(delta)
+
+    def finalize(self, backend) -> SimResult:
+        """Copy run-level facts from the backend (policy and router names, sizes)."""
+        self.policy = backend.policy_name
+        self.router = backend.router_name
+        self.n_instances = backend.n_instances
+        self.meta["peak_kv_tokens"] = [getattr(i, "peak_kv", None) for i in getattr(backend, "instances", [])]
+        self.meta["kv_capacity_tokens"] = getattr(getattr(backend, "instance_cfg", None), "kv_capacity_tokens", None)
+        return self
+
+    # views --------------------------------------------------------------------------
+    @property
+    def n_finished(self) -> int:
+        return int(np.isfinite(self.finish_t).sum())
+
+    def requests_frame(self) -> pd.DataFrame:
+        """One row per request: workload columns plus instance, times, ttft_s, tpot_s,
+        e2e_s and cached_tokens."""
+        df = self.workload.to_frame()
+        df["instance"] = self.instance
+        df["admit_t"] = self.admit_t
+        df["first_token_t"] = self.first_token_t
+        df["finish_t"] = self.finish_t
+        df["cached_tokens"] = self.cached_tokens
+        df["ttft_s"] = df.first_token_t - df.arrival
+        df["e2e_s"] = df.finish_t - df.arrival
+        gen = df.output_len - 1
+        df["tpot_s"] = np.where(gen > 0, (df.finish_t - df.first_token_t) / gen.clip(lower=1), np.nan)
+        return df
+
+    def service_frame(self) -> pd.DataFrame:
+        """The service log as a DataFrame (t, client, amount), time-ordered."""
+        return pd.DataFrame({"t": np.frombuffer(self.svc_t), "client": np.asarray(self.svc_client),
+                             "amount": np.frombuffer(self.svc_amount)})
+
+    def backlog_frame(self) -> pd.DataFrame:
+        """The backlog log as a DataFrame (t, client, delta), time-ordered."""
+        return pd.DataFrame({"t": np.frombuffer(self.bl_t), "client": np.asarray(self.bl_client),
+                             "delta": np.asarray(self.bl_delta)})

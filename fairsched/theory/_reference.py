@@ -1,0 +1,237 @@
+"""Stand-alone reference simulations of VTC, DLPM and D2LPM on abstract requests.
+
+Independent of ``fairsched.sim`` (written concurrently); used only to check the bounds of
+:mod:`fairsched.theory.fairness` empirically. The model is exactly the one the proofs assume:
+
+- time advances in *steps*; in each step: (1) requests with ``arrival <= step`` join the
+  waiting queue (a client that had no waiting request is *returning*: VTC counter lift /
+  DLPM return rule); (2) the scheduler admits waiting requests while fewer than
+  ``max_running`` run, charging ``w_p * uncached`` at admission; (3) every running request
+  generates one token charged ``w_q``; finished requests leave.
+- *backlogged* = has at least one waiting (not admitted) request.
+- after every event (arrival, admission, refill, token) a snapshot ``(service vector,
+  backlogged set before the next event)`` is appended to ``trace``.
+
+An abstract request is ``(arrival_step, client, uncached_prefill_tokens, output_tokens,
+lpm_key)``; a larger ``lpm_key`` is a longer prefix match (DLPM scans in that order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RefResult:
+    clients: list
+    service_trace: list = field(default_factory=list)  # list of tuples, per client
+    backlog_trace: list = field(default_factory=list)  # frozenset of backlogged clients
+    x_measured: float = 0.0  # max over admissions of w_p*u + outstanding decode after it
+    refills: int = 0
+
+
+def _run(reqs, policy, *, w_p=1.0, w_q=2.0, max_running=1, quantum=1.0, lift="watermark",
+         refill_to="backlogged", on_return="keep", max_steps=100000):
+    reqs = sorted(enumerate(reqs), key=lambda kv: (kv[1][0], kv[0]))
+    clients = list(dict.fromkeys(r[1] for _, r in reqs))
+    S = dict.fromkeys(clients, 0.0)  # cumulative service
+    cnt = dict.fromkeys(clients, 0.0)  # VTC counter or DLPM deficit
+    waiting, running = [], []  # waiting: (arr_idx, req); running: [client, remaining]
+    res = RefResult(clients)
+    watermark = [0.0]
+    pos = 0
+
+    def backlogged():
+        return frozenset(r[1] for _, r in waiting)
+
+    def snap():
+        res.service_trace.append(tuple(S[c] for c in clients))
+        res.backlog_trace.append(backlogged())
+
+    snap()
+    step = 0
+    while (pos < len(reqs) or waiting or running) and step < max_steps:
+        while pos < len(reqs) and reqs[pos][1][0] <= step:
+            idx, r = reqs[pos]
+            c = r[1]
+            B = backlogged()
+            if c not in B:  # returning client
+                if policy == "vtc":
+                    if lift == "watermark":
+                        target = min((cnt[j] for j in B), default=watermark[0])
+                        cnt[c] = max(cnt[c], target)
+                    elif lift == "min_backlogged" and B:
+                        cnt[c] = max(cnt[c], min(cnt[j] for j in B))
+                elif policy == "dlpm":
+                    if on_return == "zero":
+                        cnt[c] = 0.0
+                    elif on_return == "clamp":
+                        cnt[c] = min(cnt[c], quantum)
+            waiting.append((idx, r))
+            pos += 1
+            snap()
+        while len(running) < max_running and waiting:
+            B = backlogged()
+            if policy == "vtc":
+                m = min(cnt[j] for j in B)
+                # smallest counter; ties: earliest arrival (FCFS among tied clients)
+                k = min(range(len(waiting)), key=lambda i: (cnt[waiting[i][1][1]] > m, waiting[i][0]))
+            else:  # dlpm: LPM order, first request whose client has positive deficit
+                while not any(cnt[j] > 0 for j in B):
+                    for j in (B if refill_to == "backlogged" else clients):
+                        cnt[j] += quantum
+                    res.refills += 1
+                    snap()
+                order = sorted(range(len(waiting)), key=lambda i: (-waiting[i][1][4], waiting[i][0]))
+                k = next(i for i in order if cnt[waiting[i][1][1]] > 0)
+            _, r = waiting.pop(k)
+            c, u, o = r[1], r[2], r[3]
+            cnt[c] += w_p * u if policy == "vtc" else -w_p * u
+            S[c] += w_p * u
+            running.append([c, o])
+            out = sum(w_q * rr[1] for rr in running if rr[0] == c)
+            res.x_measured = max(res.x_measured, w_p * u + out)
+            B2 = backlogged()
+            if policy == "vtc" and B2:
+                watermark[0] = max(watermark[0], min(cnt[j] for j in B2))
+            snap()
+        for rr in running:
+            c = rr[0]
+            cnt[c] += w_q if policy == "vtc" else -w_q
+            S[c] += w_q
+            rr[1] -= 1
+            snap()
+        running = [rr for rr in running if rr[1] > 0]
+        if policy == "vtc" and backlogged():
+            watermark[0] = max(watermark[0], min(cnt[j] for j in backlogged()))
+        step += 1
+    return res
+
+
+def simulate_vtc(reqs, **kw) -> RefResult:
+    """VTC on abstract requests. ``lift``: ``"watermark"`` (lift a returning client to the
+    min counter over backlogged clients, or, if none is backlogged, to the last such min) or
+    ``"min_backlogged"`` (only the min over currently backlogged clients; none if empty)."""
+    return _run(reqs, "vtc", **kw)
+
+
+def simulate_dlpm(reqs, *, quantum, **kw) -> RefResult:
+    """DLPM on abstract requests. ``refill_to``: ``"backlogged"`` or ``"all"``;
+    ``on_return``: ``"keep"``, ``"zero"`` or ``"clamp"`` (min(q, Q^u))."""
+    return _run(reqs, "dlpm", quantum=quantum, **kw)
+
+
+def max_backlogged_gap(res: RefResult, f=None, g=None) -> float:
+    """Largest |W_f(t1,t2) - W_g(t1,t2)| over snapshot intervals during which both clients
+    stay backlogged before every event (the theorems' hypothesis); max over client pairs if
+    ``f``/``g`` are None."""
+    cl = res.clients
+    pairs = [(f, g)] if f is not None else [(a, b) for i, a in enumerate(cl) for b in cl[i + 1:]]
+    best = 0.0
+    for a, b in pairs:
+        ia, ib = cl.index(a), cl.index(b)
+        lo = hi = None
+        for s, B in zip(res.service_trace, res.backlog_trace, strict=True):
+            d = s[ia] - s[ib]
+            if lo is not None:  # this event happened with both backlogged before it
+                lo, hi = min(lo, d), max(hi, d)
+                best = max(best, hi - lo)
+            if a in B and b in B:
+                if lo is None:
+                    lo = hi = d
+            else:
+                lo = hi = None
+    return best
+
+
+def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1,
+                   max_steps=100000):
+    """D2LPM on abstract requests ``(arrival, client, input_tokens, output, prefix_id)``.
+
+    Router: global map prefix_id -> workers that served it (cached there; cached prompt costs
+    nothing, otherwise ``input`` tokens are uncached). Per (client, worker) deficit with
+    quantum ``q_w``, charged the request's uncached prefill at routing and ``w_q`` per decode
+    token as produced; eligible workers: positive deficit; choose longest cached prefix among
+    eligible (here: cached or not), ties and no eligible -> shortest queue (waiting+running);
+    refill ``q_w`` on all workers of a client when none of its deficits is positive. Each
+    worker runs DLPM (quantum ``q_u``, refill to backlogged, keep on return).
+
+    Returns ``(clients, service_trace, local_backlog_trace, global_backlog_trace)``.
+    """
+    reqs = sorted(enumerate(reqs), key=lambda kv: (kv[1][0], kv[0]))
+    clients = list(dict.fromkeys(r[1] for _, r in reqs))
+    S = dict.fromkeys(clients, 0.0)
+    dw = {(c, k): 0.0 for c in clients for k in range(n_workers)}
+    q = [dict.fromkeys(clients, 0.0) for _ in range(n_workers)]
+    waiting = [[] for _ in range(n_workers)]
+    running = [[] for _ in range(n_workers)]
+    holders: dict = {}
+    tr_s, tr_loc, tr_glob = [], [], []
+    pos, step = 0, 0
+
+    def snap():
+        tr_s.append(tuple(S[c] for c in clients))
+        loc = [frozenset(r[1] for _, r, _u in waiting[k]) for k in range(n_workers)]
+        tr_loc.append(loc)
+        tr_glob.append(frozenset().union(*loc))
+
+    snap()
+    while (pos < len(reqs) or any(waiting) or any(running)) and step < max_steps:
+        while pos < len(reqs) and reqs[pos][1][0] <= step:
+            idx, r = reqs[pos]
+            c, inp, pid = r[1], r[2], r[4]
+            if not any(dw[c, k] > 0 for k in range(n_workers)):
+                for k in range(n_workers):
+                    dw[c, k] += q_w
+            elig = [k for k in range(n_workers) if dw[c, k] > 0]
+            load = [len(waiting[k]) + len(running[k]) for k in range(n_workers)]
+            if elig:
+                k = min(elig, key=lambda k: (k not in holders.get(pid, ()), load[k], k))
+            else:  # no eligible worker: shortest queue
+                k = min(range(n_workers), key=lambda k: (load[k], k))
+            u = 0 if k in holders.get(pid, ()) else inp
+            holders.setdefault(pid, set()).add(k)
+            dw[c, k] -= w_p * u
+            waiting[k].append((idx, r, u))
+            pos += 1
+            snap()
+        for k in range(n_workers):
+            while len(running[k]) < max_running and waiting[k]:
+                B = {r[1] for _, r, _u in waiting[k]}
+                while not any(q[k][j] > 0 for j in B):
+                    for j in B:
+                        q[k][j] += q_u
+                order = sorted(range(len(waiting[k])), key=lambda i: waiting[k][i][0])
+                i = next(i for i in order if q[k][waiting[k][i][1][1]] > 0)
+                _, r, u = waiting[k].pop(i)
+                q[k][r[1]] -= w_p * u
+                S[r[1]] += w_p * u
+                running[k].append([r[1], r[3]])
+                snap()
+            for rr in running[k]:
+                q[k][rr[0]] -= w_q
+                dw[rr[0], k] -= w_q
+                S[rr[0]] += w_q
+                rr[1] -= 1
+                snap()
+            running[k] = [rr for rr in running[k] if rr[1] > 0]
+        step += 1
+    return clients, tr_s, tr_loc, tr_glob
+
+
+def max_gap_under(clients, tr_s, backlog_pred, f, g) -> float:
+    """Largest |W_f - W_g| over snapshot intervals where ``backlog_pred(k, client)`` holds for
+    both clients before every event."""
+    ia, ib = clients.index(f), clients.index(g)
+    best, lo, hi = 0.0, None, None
+    for k, s in enumerate(tr_s):
+        d = s[ia] - s[ib]
+        if lo is not None:
+            lo, hi = min(lo, d), max(hi, d)
+            best = max(best, hi - lo)
+        if backlog_pred(k, f) and backlog_pred(k, g):
+            if lo is None:
+                lo = hi = d
+        else:
+            lo = hi = None
+    return best

@@ -1,0 +1,120 @@
+"""Simulator invariants, searched with hypothesis over small random workloads and configs."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
+from fairsched.sim import CostModel, InstanceConfig, simulate
+from fairsched.workload.request import make_workload
+
+
+@st.composite
+def workloads(draw):
+    """Prompts drawn from a few shared prefixes plus private suffixes (block size 4)."""
+    n = draw(st.integers(1, 40))
+    prefixes = [tuple(range(100 * k, 100 * k + draw(st.integers(1, 6)))) for k in range(3)]
+    rows, t, fresh = [], 0.0, 10_000
+    for _ in range(n):
+        t += draw(st.floats(0, 0.5))
+        client = draw(st.sampled_from(["a", "b", "c", "d"]))
+        pre = prefixes[draw(st.integers(0, 2))] if draw(st.booleans()) else ()
+        k = draw(st.integers(0 if pre else 1, 5))
+        suffix = tuple(range(fresh, fresh + k))
+        fresh += k
+        p = pre + suffix
+        rows.append((t, client, p, len(p) * 4 - draw(st.integers(0, 3)), draw(st.integers(1, 12))))
+    return make_workload(rows, block_size=4)
+
+
+configs = st.builds(InstanceConfig, max_batch_size=st.integers(1, 8), token_budget=st.integers(1, 64),
+                    kv_capacity_tokens=st.integers(60, 200))
+
+
+def check_invariants(w, res, cfg):
+    n = len(w)
+    assert res.n_finished == n, "every request finishes"
+    arr = np.array([r.arrival for r in w])
+    assert (res.admit_t >= arr - 1e-12).all(), "causality: admitted after arrival"
+    assert (res.first_token_t > res.admit_t).all()
+    assert (res.finish_t >= res.first_token_t).all()
+    assert res.decode_tokens == sum(r.output_len for r in w), "each output token generated once"
+    assert max(res.meta["peak_kv_tokens"]) <= cfg.kv_capacity_tokens, "KV use within capacity"
+    # no prompt block is computed twice on an instance unless an eviction happened in between
+    computed: dict[tuple, int] = {}
+    assert len(res.audit) == n, "each request admitted exactly once"
+    for _t, inst, rid, matched, units, evicted in res.audit:
+        p = w[rid].prompt
+        for k in range(matched, units):
+            key = (inst, p[: k + 1])
+            assert computed.get(key, -1) != evicted, f"request {rid} recomputes block {k} on instance {inst}"
+            computed[key] = evicted
+    # service log totals match the charges
+    cached = res.cached_tokens
+    expected = sum(r.input_len - c for r, c in zip(w, cached, strict=True)) + 2 * res.decode_tokens
+    assert np.isclose(np.frombuffer(res.svc_t).size and sum(res.svc_amount), expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=workloads(), cfg=configs, policy=st.sampled_from(POLICY_NAMES))
+def test_single_instance_invariants(w, cfg, policy):
+    res = simulate(w, policy, instance=cfg, audit=True)
+    check_invariants(w, res, cfg)
+
+
+@settings(max_examples=60, deadline=None)
+@given(w=workloads(), cfg=configs, router=st.sampled_from(ROUTER_NAMES), n=st.integers(2, 4))
+def test_cluster_invariants(w, cfg, router, n):
+    res = simulate(w, "dlpm" if router == "d2lpm" else "lpm", router, n_instances=n, instance=cfg, audit=True)
+    check_invariants(w, res, cfg)
+    assert set(res.instance.tolist()) <= set(range(n))
+
+
+@settings(max_examples=40, deadline=None)
+@given(w=workloads(), cfg=configs, policy=st.sampled_from(POLICY_NAMES))
+def test_decode_runs_are_exact(w, cfg, policy):
+    """Collapsing pure-decode iterations into one event changes nothing but speed."""
+    a = simulate(w, policy, instance=cfg)
+    b = simulate(w, policy, instance=cfg, decode_runs=False)
+    for f in ("admit_t", "first_token_t", "finish_t"):
+        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(a.cached_tokens, b.cached_tokens)
+    assert np.isclose(sum(a.svc_amount), sum(b.svc_amount))
+    np.testing.assert_allclose(np.sort(np.frombuffer(a.svc_t)), np.sort(np.frombuffer(b.svc_t)), atol=1e-9)
+
+
+def test_same_inputs_same_result():
+    from fairsched.workload import default_workload
+
+    w = default_workload(0).head(300)
+    a = simulate(w, "dlpm")
+    b = simulate(w, "dlpm")
+    np.testing.assert_array_equal(a.finish_t, b.finish_t)
+    assert list(a.svc_amount) == list(b.svc_amount)
+
+
+def test_prefix_hit_makes_prefill_cheaper():
+    """Two requests with one 64-block prefix: the second (after the first finished) hits."""
+    p = tuple(range(64))
+    w = make_workload([(0.0, "a", p + (1000,), 65 * 16, 1), (10.0, "a", p + (1001,), 65 * 16, 1)],
+                      block_size=16)
+    res = simulate(w, "fcfs")
+    assert res.cached_tokens.tolist() == [0, 64 * 16]
+    ttft = res.first_token_t - np.array([0.0, 10.0])
+    assert ttft[1] < ttft[0] / 5
+
+
+def test_request_larger_than_kv_is_rejected():
+    w = make_workload([(0.0, "a", (1, 2, 3), 48, 10)], block_size=16)
+    with pytest.raises(ValueError, match="request 0"):
+        simulate(w, "fcfs", instance=InstanceConfig(kv_capacity_tokens=40))
+
+
+def test_cost_model_round_trip(tmp_path):
+    c = CostModel(prefill_a=1e-3, name="x")
+    c.save(tmp_path / "c.json", r2={"prefill": 0.99})
+    assert CostModel.load(tmp_path / "c.json").prefill_a == 1e-3
+    (tmp_path / "bad.json").write_text('{"coefficients": {"prefill_a": -1}}')
+    with pytest.raises(ValueError, match="bad.json.*prefill_a"):
+        CostModel.load(tmp_path / "bad.json")
