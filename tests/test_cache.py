@@ -1,6 +1,6 @@
 """Radix cache vs a naive per-prefix reference model (hypothesis state machine)."""
 
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -181,3 +181,18 @@ def test_capacity_raises_when_all_locked():
     else:
         raise AssertionError("expected CacheFullError")
     assert c.size == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(cached=st.lists(prompts, max_size=6), queries=st.lists(prompts, min_size=1, max_size=8))
+def test_match_tree_equals_per_query_match(cached, queries):
+    c = RadixCache()
+    for p in cached:
+        c.insert(p)
+    w = RadixCache()
+    ends = []
+    for q in queries:
+        w.insert(q)
+        ends.append(w.lock(q, len(q)))
+    got = c.match_tree(w)
+    assert [got[u] for u in ends] == [c.match(q) for q in queries]

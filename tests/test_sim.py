@@ -118,3 +118,11 @@ def test_cost_model_round_trip(tmp_path):
     (tmp_path / "bad.json").write_text('{"coefficients": {"prefill_a": -1}}')
     with pytest.raises(ValueError, match="bad.json.*prefill_a"):
         CostModel.load(tmp_path / "bad.json")
+
+
+def test_default_cost_model_is_the_theory_roofline():
+    from dataclasses import astuple
+
+    assert astuple(CostModel()) == astuple(CostModel.from_profile("a100-llama3-8b"))
+    slow = CostModel.from_profile("a10g-llama2-7b")
+    assert slow.prefill_time(1000, 0) > CostModel().prefill_time(1000, 0)

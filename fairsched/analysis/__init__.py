@@ -9,6 +9,7 @@
 """
 
 from fairsched.analysis.metrics import (
+    JAIN_MIN_BACKLOG_FRAC,
     GapReport,
     backlog_intervals,
     backlogged_rates,
@@ -24,6 +25,7 @@ from fairsched.analysis.metrics import (
 )
 
 __all__ = [
+    "JAIN_MIN_BACKLOG_FRAC",
     "GapReport",
     "backlog_intervals",
     "backlogged_rates",

@@ -27,6 +27,28 @@ import itertools
 from collections.abc import Sequence
 
 
+def _common(a: Sequence[int], ai: int, b: Sequence[int], bi: int, lim: int) -> int:
+    """Length of the common prefix of ``a[ai:]`` and ``b[bi:]``, at most ``lim``, given
+    that the first units match. Galloping slice compares run in C, so a mismatch deep in a
+    long edge costs O(log n) Python steps instead of a per-unit loop."""
+    lo, step = 1, 16
+    while lo < lim:
+        hi = min(lim, lo + step)
+        if a[ai + lo:ai + hi] == b[bi + lo:bi + hi]:
+            lo, step = hi, step * 2
+            continue
+        while hi - lo > 16:  # the first mismatch is in [lo, hi): bisect
+            mid = (lo + hi) // 2
+            if a[ai + lo:ai + mid] == b[bi + lo:bi + mid]:
+                lo = mid
+            else:
+                hi = mid
+        while a[ai + lo] == b[bi + lo]:
+            lo += 1
+        return lo
+    return lim
+
+
 class CacheFullError(RuntimeError):
     """Raised when an insert cannot fit because every evictable unit is referenced."""
 
@@ -98,17 +120,15 @@ class RadixCache:
                 i += lk
                 node = child
                 continue
-            j = 1
-            lim = min(lk, n - i)
-            while j < lim and k[j] == prompt[i + j]:
-                j += 1
-            return i + j
+            return i + _common(k, 0, prompt, i, min(lk, n - i))
         return i
 
     # ------------------------------------------------------------------ internals
     def _walk(self, prompt: Sequence[int], n: int, now: float | None) -> tuple[_Node, int]:
         """Walk the first ``n`` units, splitting at the boundary so that it ends on a node.
         Returns the deepest node reached and the units covered (<= n)."""
+        if type(prompt) is not tuple:
+            prompt = tuple(prompt)
         node, i = self.root, 0
         while i < n:
             child = node.children.get(prompt[i])
@@ -116,10 +136,7 @@ class RadixCache:
                 break
             k = child.key
             lk = len(k)
-            j = 1
-            lim = min(lk, n - i)
-            while j < lim and k[j] == prompt[i + j]:
-                j += 1
+            j = _common(k, 0, prompt, i, min(lk, n - i))
             if j < lk:
                 child = self._split(child, j)
             if now is not None and child.last < now:
@@ -190,18 +207,66 @@ class RadixCache:
                 self._push_if_leaf(node)
             node = node.parent
 
-    def lock(self, prompt: Sequence[int], n: int) -> None:
+    def lock(self, prompt: Sequence[int], n: int) -> int:
         """Add a reference to the first ``n`` units of ``prompt`` (they must be cached).
 
+        Returns the id (``uid``) of the node where the locked prefix ends; it stays valid
+        while the lock is held (see :meth:`match_tree`).
         Raises:
             KeyError: if fewer than ``n`` units of ``prompt`` are cached.
         """
         if n <= 0:
-            return
+            return self.root.uid
         node, i = self._walk(prompt, n, None)
         if i < n:
             raise KeyError(f"lock: only {i} of {n} units cached")
         self._ref_path(node, +1)
+        return node.uid
+
+    def match_tree(self, other: RadixCache) -> dict[int, int]:
+        """Cached units along every path of ``other``, in one simultaneous walk.
+
+        ``other`` is a tree of *queries* (e.g. the prompts waiting in a queue). Returns
+        ``{uid of a node of other: units of its root-to-node path cached here}``. A prefix
+        shared by many queries is compared once, not once per query; queries that diverged
+        from this cache inherit their ancestor's value without any comparison.
+        """
+        out: dict[int, int] = {}
+        dead: list[tuple[_Node, int]] = []  # subtrees that left the cache: one value each
+        # (node of other, node here, units of that node's edge consumed, matched)
+        stack = [(other.root, self.root, 0, 0)]
+        while stack:
+            wnode, cnode, coff, matched = stack.pop()
+            out[wnode.uid] = matched
+            for child in wnode.children.values():
+                e, i, n = child.key, 0, len(child.key)
+                c, off = cnode, coff
+                while i < n:
+                    k = c.key
+                    if off == len(k):
+                        c = c.children.get(e[i])
+                        if c is None:
+                            break
+                        k, off = c.key, 0
+                    elif k[off] != e[i]:
+                        break
+                    lim = len(k) - off
+                    if n - i < lim:
+                        lim = n - i
+                    j = _common(k, off, e, i, lim)
+                    i += j
+                    off += j
+                    if j < lim:
+                        break
+                if i == n:
+                    stack.append((child, c, off, matched + i))
+                else:
+                    dead.append((child, matched + i))
+        while dead:
+            node, m = dead.pop()
+            out[node.uid] = m
+            dead.extend((ch, m) for ch in node.children.values())
+        return out
 
     def unlock(self, prompt: Sequence[int], n: int) -> None:
         """Remove a reference added by :meth:`lock` with the same ``prompt`` and ``n``.

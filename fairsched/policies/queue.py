@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
+from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import InstanceView, QueuePolicy, ServiceWeights
 from fairsched.workload.request import Request
 
@@ -42,32 +43,48 @@ class FCFS(QueuePolicy):
 class _LPMOrder:
     """Waiting requests sorted by cached prefix length (longest first, then arrival).
 
-    The matches are recomputed only when the instance's cache changed (its ``version``)
-    or requests were added; between those, admissions just drop out of the order. One
-    radix-tree walk per request (``RadixCache.match``) replaces SGLang's per-request
-    scan; ``bench/bench_lpm.py`` measures the difference.
+    The waiting prompts are kept in a radix tree of their own; one simultaneous walk of
+    that tree and the instance's cache (:meth:`RadixCache.match_tree`) gives every
+    waiting request's match, comparing each shared prefix once. The order is recomputed
+    only when the cache changed (its ``version``) or requests arrived; between those,
+    admissions just drop out. ``bench/bench_lpm.py`` compares it with a per-request scan.
     """
 
     def __init__(self):
         self.reqs: dict[int, Request] = {}
+        self.tree: RadixCache | None = None
+        self.end: dict[int, int] = {}  # rid -> uid of the node where its prompt ends
         self._order: list[Request] = []
         self._version = -1
         self._dirty = True
 
     def add(self, req: Request) -> None:
+        if self.tree is None:
+            self.tree = RadixCache(None, req.block_size)
+        self.tree.insert(req.prompt)
+        self.end[req.rid] = self.tree.lock(req.prompt, len(req.prompt))
         self.reqs[req.rid] = req
         self._dirty = True
 
     def remove(self, req: Request) -> None:
         del self.reqs[req.rid]
+        del self.end[req.rid]
+        t = self.tree
+        t.unlock(req.prompt, len(req.prompt))
+        if t.evictable > t.size // 2:  # drop prompts nobody waits with, amortised
+            t.evict(t.evictable)
 
     def order(self, inst: InstanceView) -> list[Request]:
         cache = inst.cache
         if self._dirty or cache.version != self._version:
-            match = inst.cached_tokens
-            keyed = [(-match(r), r.rid, r) for r in self.reqs.values()]
-            keyed.sort(key=lambda t: (t[0], t[1]))
-            self._order = [t[2] for t in keyed]
+            got = cache.match_tree(self.tree) if self.reqs else {}
+            end, bs = self.end, cache.block_size
+            # self.reqs is in arrival order, so a stable sort breaks ties by arrival
+            if bs == 1:
+                self._order = sorted(self.reqs.values(), key=lambda r: -got[end[r.rid]])
+            else:
+                self._order = sorted(self.reqs.values(),
+                                     key=lambda r: -min(got[end[r.rid]] * bs, r.input_len))
             self._version, self._dirty = cache.version, False
         else:
             reqs = self.reqs

@@ -41,12 +41,16 @@ class CostModel:
         name: label (profile or calibration source).
     """
 
-    prefill_a: float = 3e-3
-    prefill_b: float = 8.6e-5
-    prefill_c: float = 2.8e-9
-    decode_a: float = 1.0e-2
-    decode_b: float = 1.0e-4
-    decode_c: float = 8.2e-8
+    # Defaults = fairsched.theory.cost.default_cost_coefficients("a100-llama3-8b"): a
+    # roofline of Llama-3.1-8B on an A100 at 50% of peak FLOP/s and 80% of HBM bandwidth
+    # (proofs/cost_model.md). Written out so that importing the simulator does not import
+    # sympy; tests/test_sim.py checks they equal the derivation.
+    prefill_a: float = 0.009845512506130456
+    prefill_b: float = 0.00010294871794871795
+    prefill_c: float = 3.360820512820513e-09
+    decode_a: float = 0.009845512506130456
+    decode_b: float = 0.00010294871794871795
+    decode_c: float = 8.035311427170181e-08
     name: str = "a100-llama3-8b"
 
     def __post_init__(self):

@@ -1,0 +1,657 @@
+"""The torch toy engine: a second backend for the scheduling code, with measured time.
+
+:class:`Engine` is one serving instance and implements
+:class:`~fairsched.policies.base.InstanceView`; :class:`EngineCluster` holds one or more
+of them on one device and implements :class:`~fairsched.policies.base.ClusterView`, so
+the *same* queue policies (FCFS, LPM, VTC, DLPM) and routers drive it as drive the
+simulator. Its structure mirrors :mod:`fairsched.sim.simulator` step for step:
+
+* one iteration = every decoding sequence's next token, then the next prefill chunk of
+  each running sequence still in prefill (admission order, from the token budget), then
+  ``policy.schedule(engine, now)`` admitting waiting requests, each with a first chunk;
+* admission: the same ``DEFER`` rule for prompts being prefilled, the same reservation
+  of the uncached prompt plus the output (here in KV *blocks*: ``units - matched`` prompt
+  blocks and ``ceil(output_len / block_size)`` private blocks), the cached prefix locked
+  in the radix tree, LRU eviction of unreferenced blocks to make room;
+* a sequence's prompt enters the prefix cache at the end of the iteration that completes
+  it, and its first token is emitted then (TTFT); output tokens are never cached;
+* service: ``w_p`` x uncached prompt tokens at admission (the policy's ``_admitted``),
+  ``w_q`` per output token at the end of the iteration that made it
+  (``policy.on_decode``), logged in :class:`~fairsched.sim.result.SimResult`.
+
+What differs is time. The iteration is *executed*: the model runs every prefill chunk
+(one forward per sequence and chunk) and one padded decode batch, and the iteration lasts
+the measured wall time of those forwards (``time.perf_counter`` after
+``torch.cuda.synchronize`` on GPU). The engine keeps a virtual clock: an iteration that
+starts at ``t`` and measures ``d`` seconds ends at ``t + d``; arrivals are replayed on that
+clock (an arrival at ``a`` joins the queue at the first iteration boundary ``>= a``; an
+idle instance jumps to the next arrival). Several instances share one device but each has
+its own timeline (a discrete-event loop over their iteration ends), as if each had its
+own device; they run one after the other in real time.
+
+Ordering is reproducible when it does not depend on durations (e.g. every request has
+arrived before the first iteration ends); otherwise measured durations decide which
+arrivals an iteration sees, as on a real server. ``clock=CostModel(...)`` replaces the
+measured durations by the model's, which makes a run deterministic and, for a cluster that
+never evicts, identical to :func:`fairsched.sim.simulate` with the same model
+(``tests/test_engine.py`` checks it).
+
+Measured per request (``SimResult.meta``): prefill seconds (sum of its chunks), cached and
+computed tokens, its share of decode-step seconds; per chunk ``(n, h, seconds)``; per decode
+step ``(batch, context, seconds)``; and ``svc_seconds``: the measured-seconds amount of
+every service-log entry (a prefill charge gets the request's total measured prefill time,
+a decode charge its sequences' equal shares of the step time, a first token 0 because its
+logits come with the prefill).
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fairsched.engine.kv import PagedKVCache, PrefixKV
+from fairsched.engine.model import ModelConfig, ToyLlama, build_model, get_config, prompt_tokens
+from fairsched.policies.base import DEFER, QueuePolicy, Router, ServiceWeights
+from fairsched.sim.cost import CostModel
+from fairsched.sim.result import SimResult
+from fairsched.sim.simulator import InstanceConfig
+from fairsched.workload.request import Request, Workload
+
+__all__ = ["DEFAULT_INSTANCE", "Engine", "EngineCluster", "run_engine"]
+
+DEFAULT_INSTANCE: dict[str, InstanceConfig] = {
+    "cpu-tiny": InstanceConfig(max_batch_size=32, token_budget=1024, kv_capacity_tokens=16384),
+    "cpu-small": InstanceConfig(max_batch_size=32, token_budget=2048, kv_capacity_tokens=32768),
+    "gpu-medium": InstanceConfig(max_batch_size=64, token_budget=8192, kv_capacity_tokens=131072),
+}
+"""Default resources per model preset (``kv_capacity_tokens`` sized for the KV bytes)."""
+
+
+class Timer:
+    """Wall-clock seconds of device work: synchronises CUDA before reading the clock."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+
+class _Seq:
+    """A request in an engine's running batch."""
+
+    __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk", "client",
+                 "tokens", "slots", "new_blocks", "owned", "last", "pending", "out", "prefill_s",
+                 "decode_s", "n_chunks", "svc_idx", "logits")
+
+    def __init__(self, req: Request, matched: int, cached: int, reserved: int, client: int):
+        self.req = req
+        self.units = len(req.prompt)
+        self.matched = matched  # prompt units locked in the cache at admission
+        self.cached = cached  # prompt tokens served from the cache
+        self.done = cached  # prompt tokens whose KV exists (cached + computed)
+        self.generated = 0
+        self.reserved = reserved  # KV blocks held outside the cache (private)
+        self.chunk = 0  # prefill tokens scheduled in the current iteration
+        self.client = client
+        self.tokens: torch.Tensor | None = None  # prompt token ids
+        self.slots: torch.Tensor | None = None  # KV slot of every position (prompt + output)
+        self.new_blocks: list[int] = []  # blocks of prompt units matched .. units-1
+        self.owned: list[int] = []  # private blocks (output, and prompt blocks not cached)
+        self.last = -1  # last generated token id (fed to the next decode step)
+        self.pending = -1  # token produced by the running iteration, applied at its end
+        self.out: list[int] = []
+        self.prefill_s = 0.0
+        self.decode_s = 0.0
+        self.n_chunks = 0
+        self.svc_idx = -1  # index of the admission charge in the service log
+        self.logits: list[torch.Tensor] | None = None  # per output token (record_logits)
+
+
+class Engine:
+    """One serving instance on the shared model; implements
+    :class:`~fairsched.policies.base.InstanceView` (``cache``, ``cached_tokens``,
+    ``try_admit``). Built by :class:`EngineCluster`."""
+
+    def __init__(self, idx: int, cluster: EngineCluster, policy: QueuePolicy):
+        self.idx = idx
+        self.cluster = cluster
+        self.cfg = cluster.instance_cfg
+        self.policy = policy
+        self.model = cluster.model
+        bs = cluster.workload.block_size
+        self.bs = bs
+        self.n_blocks = self.cfg.kv_capacity_tokens // bs
+        self.pool = PagedKVCache.for_model(self.model, self.n_blocks, bs)
+        self.kv = PrefixKV(self.pool, bs)
+        self.cache = self.kv.cache
+        self.inflight = type(self.cache)(None, bs)  # prompts being prefilled now (locked)
+        self.routed = type(self.cache)(None, bs)  # prompts routed here, not yet prefilled (locked)
+        self.prefilling: list[_Seq] = []
+        self.decoding: list[_Seq] = []
+        self.reserved = 0  # KV blocks reserved by running requests outside the cache
+        self.pending_prefill = 0  # prefill tokens still to compute for waiting + running
+        self.est_prefill: dict[int, int] = {}
+        self.peak_kv = 0  # most KV tokens in use (cache + reservations) at any time
+        self.busy = False
+        self._budget = 0
+        self._now = 0.0
+        self._decode_dt = 0.0
+
+    # ------------------------------------------------------------- InstanceView
+    def cached_tokens(self, req: Request) -> int:
+        return req.tokens_in(self.cache.match(req.prompt))
+
+    def try_admit(self, req: Request) -> int | None:
+        if self._budget <= 0 or len(self.prefilling) + len(self.decoding) >= self.cfg.max_batch_size:
+            return None
+        cache, p, bs = self.cache, req.prompt, self.bs
+        m = cache.match(p)
+        if self.inflight.size and self.inflight.match(p) > m:
+            return DEFER
+        out_blocks = -(-req.output_len // bs)
+        need = (len(p) - m) + out_blocks
+        cache.lock(p, m)
+        free = self.n_blocks - cache.size - self.reserved
+        if need > free:
+            short = need - free
+            if self.kv.evict(short) < short:
+                cache.unlock(p, m)
+                return None
+        now = self._now
+        cache.touch(p, m, now)
+        cached = min(req.tokens_in(m), req.input_len - 1)  # the last token is always recomputed
+        s = _Seq(req, m, cached, need, self.cluster.client_idx[req.client])
+        self._setup(s)
+        self.reserved += need
+        self.peak_kv = max(self.peak_kv, (cache.size + self.reserved) * bs)
+        if m < len(p):
+            self.inflight.insert(p, now)
+            self.inflight.lock(p, len(p))
+        new = req.input_len - cached
+        self.pending_prefill += new - self.est_prefill.pop(req.rid, new)
+        s.chunk = min(new, self._budget)
+        self._budget -= s.chunk
+        self.prefilling.append(s)
+        self.cluster._on_admit(self, s, now)
+        return cached
+
+    def _setup(self, s: _Seq) -> None:
+        """Allocate the sequence's blocks and build its slot list."""
+        req, bs, pool, dev = s.req, self.bs, self.pool, self.cluster.device
+        shared = self.kv.blocks(req.prompt, s.matched)
+        s.new_blocks = pool.alloc(s.units - s.matched)
+        priv = pool.alloc(-(-req.output_len // bs))
+        s.owned = list(priv)
+        off = np.arange(bs)
+        prompt_slots = (np.asarray(shared + s.new_blocks, dtype=np.int64)[:, None] * bs + off).ravel()
+        priv_slots = (np.asarray(priv, dtype=np.int64)[:, None] * bs + off).ravel()
+        L = req.input_len
+        slots = np.empty(L + req.output_len - 1, dtype=np.int64)
+        slots[:L] = prompt_slots[:L]
+        if s.cached < s.matched * bs and s.cached < L:
+            # fully cached prompt: the recomputed last token must not overwrite a shared block
+            slots[L - 1] = priv_slots[0]
+        slots[L:] = priv_slots[1:req.output_len]
+        s.slots = torch.from_numpy(slots).to(dev)
+        s.tokens = torch.from_numpy(prompt_tokens(req, self.model.config.vocab_size)).to(dev)
+
+    # ------------------------------------------------------------- iteration
+    def start_step(self, now: float) -> None:
+        """Plan, execute and time one iteration starting at ``now`` (or go idle)."""
+        self._now = now
+        budget = self.cfg.token_budget - len(self.decoding)
+        for s in self.prefilling:
+            left = s.req.input_len - s.done
+            s.chunk = min(left, budget) if budget > 0 else 0
+            budget -= s.chunk
+        self._budget = budget
+        if len(self.policy):
+            self.policy.schedule(self, now)
+        if not self.decoding and not any(s.chunk for s in self.prefilling):
+            self.busy = False
+            return
+        cl = self.cluster
+        k0, j0 = len(cl._chunk_rows), len(cl._decode_rows)
+        dur = self._execute(now)
+        for row in cl._chunk_rows[k0:]:
+            row[-1] = now + dur
+        for row in cl._decode_rows[j0:]:
+            row[-1] = now + dur
+        self.busy = True
+        self.cluster._push(now + dur, self.idx)
+
+    def _ctx(self) -> int:
+        return sum(s.req.input_len + s.generated for s in self.decoding)
+
+    def _execute(self, now: float) -> float:
+        """Run the iteration's forwards; returns its duration on the engine clock."""
+        cl = self.cluster
+        model, pool, timer = self.model, self.pool, cl.timer
+        measured = 0.0
+        if self.decoding:
+            B = len(self.decoding)
+            ctx = self._ctx()
+            t0 = timer.now()
+            lens = [s.req.input_len + s.generated for s in self.decoding]
+            L = max(lens)
+            slot_mat = torch.stack([s.slots[:L] if s.slots.shape[0] >= L else
+                                    torch.cat([s.slots, s.slots[:1].expand(L - s.slots.shape[0])])
+                                    for s in self.decoding])
+            dev = cl.device
+            toks = torch.tensor([s.last for s in self.decoding], device=dev)
+            logits = model.decode(toks, pool, slot_mat, torch.tensor(lens, device=dev))
+            nxt = logits.argmax(-1).tolist()
+            dt = timer.now() - t0
+            for b, (s, tok) in enumerate(zip(self.decoding, nxt, strict=True)):
+                s.pending = tok
+                s.decode_s += dt / B
+                if cl.record_logits:
+                    s.logits.append(logits[b].cpu())
+            measured += dt
+            cl._decode_rows.append([self.idx, now, B, ctx, dt, now])
+            self._decode_dt = dt
+        for s in self.prefilling:
+            if not s.chunk:
+                continue
+            a, b = s.done, s.done + s.chunk
+            t0 = timer.now()
+            logits = model.prefill(s.tokens[a:b], pool, s.slots, a)
+            if b == s.req.input_len:
+                s.pending = int(logits[-1].argmax())
+            dt = timer.now() - t0
+            if cl.record_logits and b == s.req.input_len:
+                s.logits = [logits[-1].cpu()]
+            s.prefill_s += dt
+            s.n_chunks += 1
+            measured += dt
+            cl._svc_s[s.svc_idx] += dt
+            cl._chunk_rows.append([s.req.rid, s.client, self.idx, now, s.chunk, a, dt, now])
+        cost = cl.cost
+        if cost is None:
+            return measured
+        dur = sum(cost.prefill_time(s.chunk, s.done) for s in self.prefilling if s.chunk)
+        if self.decoding:
+            dur += cost.decode_time(len(self.decoding), self._ctx())
+        return dur
+
+    def end_step(self, now: float) -> None:
+        """Apply the iteration that ends at ``now``; then start the next one."""
+        cl = self.cluster
+        finished: list[_Seq] = []
+        if self.decoding:
+            for s in self.decoding:
+                s.generated += 1
+                s.last = s.pending
+                s.out.append(s.pending)
+                if s.generated == s.req.output_len:
+                    finished.append(s)
+            cl._on_decode(self, self.decoding, now, self._decode_dt)
+        still: list[_Seq] = []
+        first: list[_Seq] = []
+        for s in self.prefilling:
+            if s.chunk:
+                s.done += s.chunk
+                self.pending_prefill -= s.chunk
+                s.chunk = 0
+            if s.done < s.req.input_len:
+                still.append(s)
+                continue
+            self._prefill_complete(s, now)
+            s.generated = 1
+            s.last = s.pending
+            s.out.append(s.pending)
+            first.append(s)
+            if s.req.output_len == 1:
+                finished.append(s)
+        self.prefilling = still
+        if first:
+            cl._on_first_token(self, first, now)
+            self.decoding.extend(s for s in first if s.req.output_len > 1)
+        if finished:
+            done = set(map(id, finished))
+            self.decoding = [s for s in self.decoding if id(s) not in done]
+            for s in finished:
+                self._finish(s, now)
+        self.start_step(now)
+
+    def _prefill_complete(self, s: _Seq, now: float) -> None:
+        p, cache = s.req.prompt, self.cache
+        if s.matched < s.units:
+            self.inflight.unlock(p, s.units)
+            self.inflight.clear()
+        self.routed.unlock(p, s.units)
+        self.routed.clear()
+        adopted = self.kv.insert(p, [None] * s.matched + s.new_blocks, now)
+        new = len(adopted)
+        # the prompt's blocks are now in the cache: keep them locked while we run
+        cache.lock(p, s.units)
+        cache.unlock(p, s.matched)
+        keep = set(adopted)
+        s.owned.extend(b for b in s.new_blocks if b not in keep)  # computed twice: stays private
+        s.new_blocks = []
+        self.reserved -= new
+        s.reserved -= new
+        self.peak_kv = max(self.peak_kv, (cache.size + self.reserved) * self.bs)
+        self.cluster._on_prefill_done(self, s, new, now)
+
+    def _finish(self, s: _Seq, now: float) -> None:
+        self.cache.unlock(s.req.prompt, s.units)
+        self.reserved -= s.reserved
+        if s.reserved != len(s.owned):
+            raise RuntimeError(f"request {s.req.rid}: {s.reserved} blocks reserved, {len(s.owned)} owned")
+        self.pool.free(s.owned)
+        s.owned = []
+        self.policy.on_finish(s.req, now)
+        self.cluster._on_finish(self, s, now)
+
+    def check(self) -> None:
+        """Assert the KV bookkeeping invariants (tests)."""
+        private = sum(len(s.owned) + len(s.new_blocks) for s in self.prefilling + self.decoding)
+        assert private == self.reserved, (private, self.reserved)
+        self.kv.check(private)
+
+
+PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy
+
+
+class EngineCluster:
+    """One or more :class:`Engine` instances sharing one model on one device; implements
+    :class:`~fairsched.policies.base.ClusterView` and runs a workload (:meth:`run`).
+
+    Args:
+        workload: the requests (its ``block_size`` is the KV block size).
+        policy: queue-policy name, zero-argument factory, or (one instance) a policy object.
+        router: router or router name (required when ``n_instances > 1``).
+        n_instances: engine instances.
+        preset: model preset name or :class:`~fairsched.engine.model.ModelConfig`.
+        device: torch device (default: CUDA if available, else CPU).
+        instance: resources per instance (default: ``DEFAULT_INSTANCE[preset]``).
+        weights: service weights (policies built from a name use the same).
+        clock: ``"measured"`` (default) or a :class:`~fairsched.sim.cost.CostModel` whose
+            times replace the measured durations (compute still runs and is measured).
+        policy_params: keyword arguments for a policy given by name (e.g. ``quantum``).
+        model: a model built by :func:`~fairsched.engine.model.build_model` to reuse.
+        dtype: model dtype (default float32 on CPU, bfloat16 on CUDA).
+        warmup: run a few untimed forwards first (first calls are slow).
+        check: assert the KV invariants after every iteration (slow; tests).
+        record_logits: keep every output token's logits (``meta["logits"]``: rid ->
+            ``[output_len, vocab]`` float32 CPU tensor; tests).
+    Raises:
+        ValueError: if a request cannot fit an empty instance or exceeds the model's
+            ``max_seq_len``; unknown names.
+    """
+
+    def __init__(self, workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
+                 n_instances: int = 1, preset: str | ModelConfig = "cpu-small",
+                 device: str | torch.device | None = None, *, instance: InstanceConfig | None = None,
+                 weights: ServiceWeights | None = None, clock: str | CostModel = "measured",
+                 policy_params: dict | None = None, model: ToyLlama | None = None,
+                 dtype: torch.dtype | None = None, warmup: bool = True, check: bool = False,
+                 record_logits: bool = False):
+        from fairsched.policies import make_policy_factory, make_router
+
+        if n_instances < 1:
+            raise ValueError(f"n_instances must be >= 1, got {n_instances}")
+        if model is None:
+            model = build_model(preset, device, dtype)
+        self.model = model
+        self.config = model.config
+        self.device = next(model.parameters()).device
+        self.timer = Timer(self.device)
+        if isinstance(clock, CostModel):
+            self.cost: CostModel | None = clock
+        elif clock == "measured":
+            self.cost = None
+        else:
+            raise ValueError(f"clock must be 'measured' or a CostModel, got {clock!r}")
+        self.workload = workload
+        name = self.config.name
+        self.instance_cfg = instance or DEFAULT_INSTANCE.get(name, DEFAULT_INSTANCE["cpu-small"])
+        self.weights = weights or ServiceWeights()
+        bs = workload.block_size
+        n_blocks = self.instance_cfg.kv_capacity_tokens // bs
+        for r in workload:
+            nb = len(r.prompt) + -(-r.output_len // bs)
+            if nb > n_blocks:
+                raise ValueError(f"request {r.rid}: needs {nb} KV blocks of {bs} tokens, more than the "
+                                 f"{n_blocks} of kv_capacity_tokens={self.instance_cfg.kv_capacity_tokens}")
+            if r.input_len + r.output_len > self.config.max_seq_len:
+                raise ValueError(f"request {r.rid}: {r.input_len + r.output_len} tokens exceed the model's "
+                                 f"max_seq_len={self.config.max_seq_len}")
+        if isinstance(policy, QueuePolicy):
+            if n_instances != 1:
+                raise ValueError("pass a policy name or factory when n_instances > 1")
+            policies = [policy]
+        else:
+            factory = (make_policy_factory(policy, self.weights, **(policy_params or {}))
+                       if isinstance(policy, str) else policy)
+            policies = [factory() for _ in range(n_instances)]
+        self.policy_name = policies[0].name
+        clients = workload.clients
+        self.client_idx = {c: i for i, c in enumerate(clients)}
+        self.instances = [Engine(i, self, p) for i, p in enumerate(policies)]
+        if n_instances > 1 and router is None:
+            raise ValueError("a router is required when n_instances > 1")
+        self.router = make_router(router, self.weights) if isinstance(router, str) else router
+        self.router_name = self.router.name if (self.router is not None and n_instances > 1) else "none"
+        self.n_instances = n_instances
+        self.check = check
+        self.record_logits = record_logits
+        self._heap: list[tuple[float, int, int]] = []
+        self._seq = 0
+        n = len(workload)
+        self.res = SimResult.empty(workload, clients, n)
+        self._waiting_per_client = np.zeros(len(clients), dtype=np.int64)
+        self._svc_s = array("d")  # measured seconds of each service-log entry
+        self._chunk_rows: list[list] = []
+        self._decode_rows: list[list] = []
+        self._seqs: dict[int, _Seq] = {}
+        self._finished = np.zeros(n, dtype=np.int64)
+        if warmup:
+            warm_up(model)
+
+    # ------------------------------------------------------------- ClusterView
+    def cached_tokens(self, i: int, req: Request) -> int:
+        inst = self.instances[i]
+        p = req.prompt
+        return req.tokens_in(max(inst.cache.match(p), inst.routed.match(p)))
+
+    def n_waiting(self, i: int) -> int:
+        return len(self.instances[i].policy)
+
+    def n_running(self, i: int) -> int:
+        inst = self.instances[i]
+        return len(inst.prefilling) + len(inst.decoding)
+
+    def queued_prefill_tokens(self, i: int) -> int:
+        return self.instances[i].pending_prefill
+
+    def cache_size_tokens(self, i: int) -> int:
+        return self.instances[i].cache.size_tokens
+
+    # ------------------------------------------------------------- events
+    def _push(self, t: float, idx: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, idx))
+
+    def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
+        """Serve the workload until every request has finished; returns the
+        :class:`~fairsched.sim.result.SimResult` (engine measurements in ``meta``)."""
+        reqs = self.workload.requests
+        n, k = len(reqs), 0
+        heap = self._heap
+        wall0 = time.perf_counter()
+        with torch.inference_mode():
+            while k < n or heap:
+                if k < n and (not heap or reqs[k].arrival <= heap[0][0]):
+                    self._arrive(reqs[k])
+                    k += 1
+                    if progress is not None:
+                        progress(k)
+                    continue
+                t, _, idx = heapq.heappop(heap)
+                self.instances[idx].end_step(t)
+                if self.check:
+                    self.instances[idx].check()
+        self.res.finalize(self)
+        self._record_meta(time.perf_counter() - wall0)
+        return self.res
+
+    def _arrive(self, req: Request) -> None:
+        now = req.arrival
+        if self.n_instances == 1:
+            i = 0
+        else:
+            i = self.router.route(req, self, now)
+            if not 0 <= i < self.n_instances:
+                raise RuntimeError(f"router {self.router_name} returned instance {i}")
+        inst = self.instances[i]
+        est = req.input_len - min(self.cached_tokens(i, req), req.input_len - 1)
+        inst.est_prefill[req.rid] = est
+        inst.pending_prefill += est
+        inst.routed.insert(req.prompt, now)
+        inst.routed.lock(req.prompt, len(req.prompt))
+        c = self.client_idx[req.client]
+        if self._waiting_per_client[c] == 0:
+            self.res.backlog(now, c, +1)
+        self._waiting_per_client[c] += 1
+        self.res.route(req.rid, i)
+        inst.policy.add(req, now)
+        if not inst.busy:
+            inst.start_step(now)
+
+    # ------------------------------------------------------------- recording hooks
+    def _service(self, t: float, c: int, amount: float, seconds: float) -> int:
+        self.res.service(t, c, amount)
+        self._svc_s.append(seconds)
+        return len(self._svc_s) - 1
+
+    def _on_admit(self, inst: Engine, s: _Seq, now: float) -> None:
+        req = s.req
+        c = s.client
+        self._waiting_per_client[c] -= 1
+        if self._waiting_per_client[c] == 0:
+            self.res.backlog(now, c, -1)
+        self.res.admit(req.rid, now, s.cached)
+        s.svc_idx = self._service(now, c, self.weights.prefill(req.input_len - s.cached), 0.0)
+        self._seqs[req.rid] = s
+
+    def _on_first_token(self, inst: Engine, seqs: list[_Seq], now: float) -> None:
+        for s in seqs:
+            self.res.first_token(s.req.rid, now)
+        self._charge_decode(inst, seqs, now, 0.0)
+
+    def _on_decode(self, inst: Engine, seqs: list[_Seq], now: float, step_s: float) -> None:
+        self._charge_decode(inst, seqs, now, step_s / len(seqs))
+
+    def _charge_decode(self, inst: Engine, seqs: list[_Seq], now: float, share_s: float) -> None:
+        policy, per = inst.policy, {}
+        for s in seqs:
+            policy.on_decode(s.req, 1, now)
+            per[s.client] = per.get(s.client, 0) + 1
+        w = self.weights
+        for c, tok in per.items():
+            self._service(now, c, w.decode(tok), share_s * tok)
+        self.res.decode_tokens += len(seqs)
+
+    def _on_prefill_done(self, inst: Engine, s: _Seq, new_units: int, now: float) -> None:
+        self.res.prefill_done(s.req.rid, now)
+
+    def _on_finish(self, inst: Engine, s: _Seq, now: float) -> None:
+        self.res.finish(s.req.rid, now)
+        self._finished[s.req.rid] += 1
+        if self.router is not None and self.n_instances > 1:
+            self.router.on_finish(s.req, inst.idx, now)
+
+    # ------------------------------------------------------------- measurements
+    def _record_meta(self, wall_s: float) -> None:
+        res, meta = self.res, self.res.meta
+        names = res.clients
+        chunks = pd.DataFrame(self._chunk_rows, columns=["rid", "client", "instance", "t", "n", "h", "seconds",
+                                                         "t_end"])
+        chunks["client"] = [names[c] for c in chunks["client"]]
+        steps = pd.DataFrame(self._decode_rows, columns=["instance", "t", "batch", "context", "seconds", "t_end"])
+        rows = []
+        for rid, s in sorted(self._seqs.items()):
+            r = s.req
+            svc = self.weights.prefill(r.input_len - s.cached) + self.weights.decode(s.generated)
+            rows.append((rid, r.client, int(res.instance[rid]), r.input_len, s.cached, r.input_len - s.cached,
+                         s.n_chunks, s.prefill_s, s.generated, s.decode_s, svc, s.prefill_s + s.decode_s))
+        reqs = pd.DataFrame(rows, columns=["rid", "client", "instance", "input_len", "cached_tokens",
+                                           "new_tokens", "n_chunks", "prefill_s", "output_tokens",
+                                           "decode_s", "service_tokens", "service_s"])
+        meta["engine"] = {"preset": self.config.name, "device": str(self.device),
+                          "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
+                          "threads": torch.get_num_threads(), "clock": "measured" if self.cost is None
+                          else f"model:{self.cost.name}", "model": self.config.to_dict(),
+                          "instance": {"max_batch_size": self.instance_cfg.max_batch_size,
+                                       "token_budget": self.instance_cfg.token_budget,
+                                       "kv_capacity_tokens": self.instance_cfg.kv_capacity_tokens},
+                          "block_size": self.workload.block_size,
+                          "evicted_blocks": [i.cache.evicted for i in self.instances]}
+        meta["prefill_chunks"] = chunks
+        meta["decode_steps"] = steps
+        meta["requests"] = reqs
+        meta["svc_seconds"] = np.frombuffer(self._svc_s, dtype=float).copy()
+        meta["finish_count"] = self._finished.copy()
+        meta["outputs"] = {rid: list(s.out) for rid, s in self._seqs.items()}
+        if self.record_logits:
+            meta["logits"] = {rid: torch.stack(s.logits) for rid, s in self._seqs.items()}
+        meta["wall_s"] = wall_s
+        meta["compute_s"] = float(chunks["seconds"].sum() + steps["seconds"].sum())
+
+
+def warm_up(model: ToyLlama) -> None:
+    """A few untimed forwards (prefill with and without a cached prefix, a decode batch)
+    so that first-call costs (allocator, kernel selection) stay out of the measurements."""
+    dev = next(model.parameters()).device
+    bs = 16
+    pool = PagedKVCache.for_model(model, 24, bs)
+    slots = torch.arange(24 * bs, device=dev)
+    g = torch.Generator().manual_seed(0)
+    toks = torch.randint(0, model.config.vocab_size, (256,), generator=g).to(dev)
+    for _ in range(2):
+        model.prefill(toks[:160], pool, slots, 0)
+        model.prefill(toks[160:], pool, slots, 160)
+        sm = torch.stack([slots[:200], slots[:200]])
+        model.decode(toks[:2], pool, sm, torch.tensor([200, 150], device=dev))
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_engine(workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
+               n_instances: int = 1, preset: str | ModelConfig = "cpu-small",
+               device: str | torch.device | None = None, *, instance: InstanceConfig | None = None,
+               weights: ServiceWeights | None = None, clock: str | CostModel = "measured",
+               policy_params: dict | None = None, model: ToyLlama | None = None,
+               dtype: torch.dtype | None = None, warmup: bool = True, check: bool = False,
+               record_logits: bool = False, threads: int | None = None, progress: Callable[[int], None] | None = None) -> SimResult:
+    """Serve ``workload`` on the toy engine and return a :class:`~fairsched.sim.result.SimResult`
+    (same structure as :func:`fairsched.sim.simulate`; measurements in ``meta``, see the
+    module docstring). ``threads`` sets ``torch.set_num_threads`` for the run. Other
+    arguments: :class:`EngineCluster`."""
+    old = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        cl = EngineCluster(workload, policy, router, n_instances, preset, device, instance=instance,
+                           weights=weights, clock=clock, policy_params=policy_params, model=model,
+                           dtype=dtype, warmup=warmup, check=check, record_logits=record_logits)
+        return cl.run(progress)
+    finally:
+        torch.set_num_threads(old)
+
+
+def engine_preset_config(preset: str | ModelConfig, **changes) -> ModelConfig:
+    """``get_config(preset)`` with fields replaced (e.g. ``seed``, ``max_seq_len``)."""
+    return replace(get_config(preset), **changes)
