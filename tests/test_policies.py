@@ -3,7 +3,7 @@
 import numpy as np
 
 from fairsched.cache import RadixCache
-from fairsched.policies import DEFER, DLPM, FCFS, LPM, VTC, D2LPM, LMetric, RoundRobin, VLLMv1
+from fairsched.policies import D2LPM, DEFER, DLPM, FCFS, LPM, VTC, LMetric, RoundRobin, VLLMv1
 from fairsched.sim import InstanceConfig, simulate
 from fairsched.workload.request import Request, make_workload
 
@@ -114,17 +114,6 @@ def _starvation_workload(seed=0):
         rows.append((t, "solo", tuple(range(fresh, fresh + 64)), 64 * 16, 32))
         fresh += 64
     return make_workload(rows, block_size=16)
-
-
-def _service_while_both_backlogged(res):
-    """Service of each client over the interval in which both are backlogged at the end of
-    the busiest period (cheap stand-in for the analysis module's gap metric)."""
-    bl = res.backlog_frame()
-    svc = res.service_frame()
-    share = {}
-    for ci, name in enumerate(res.clients):
-        share[name] = svc.amount[svc.client == ci].sum()
-    return share, bl
 
 
 def test_lpm_starves_unshared_client_and_dlpm_does_not():

@@ -126,3 +126,19 @@ def test_default_cost_model_is_the_theory_roofline():
     assert astuple(CostModel()) == astuple(CostModel.from_profile("a100-llama3-8b"))
     slow = CostModel.from_profile("a10g-llama2-7b")
     assert slow.prefill_time(1000, 0) > CostModel().prefill_time(1000, 0)
+
+
+def test_hardware_profiles_trace_to_theory():
+    from fairsched.sim.profiles import default_profile, hardware_profile
+    from fairsched.theory.cost import kv_capacity_tokens
+
+    cost, inst = hardware_profile("a10g-llama2-7b")
+    assert inst.kv_capacity_tokens == kv_capacity_tokens("a10g-llama2-7b") == 18_058
+    assert kv_capacity_tokens("a100-llama3-8b") == 439_041
+    assert cost.name == "a10g-llama2-7b" and default_profile("vtc") == "a10g-llama2-7b"
+    with pytest.raises(ValueError, match="unknown hardware profile"):
+        hardware_profile("tpu")
+
+
+def test_default_instance_is_the_a100_profile():
+    assert InstanceConfig() == InstanceConfig.from_profile("a100-llama3-8b")

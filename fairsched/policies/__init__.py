@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fairsched.policies.base import DEFER, ClusterView, InstanceView, QueuePolicy, Router, ServiceWeights
+from fairsched.policies.base import (
+    DEFER,
+    ClusterView,
+    InstanceView,
+    QueuePolicy,
+    Router,
+    ServiceWeights,
+)
 from fairsched.policies.queue import DLPM, FCFS, LPM, QUEUE_POLICIES, VTC
 from fairsched.policies.routers import (
     D2LPM,
     ROUTERS,
-    Linear,
     LeastLoad,
+    Linear,
     LMetric,
     RoundRobin,
     SGLangCacheAware,

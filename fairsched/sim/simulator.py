@@ -55,7 +55,15 @@ class InstanceConfig:
 
     max_batch_size: int = 256
     token_budget: int = 8192
-    kv_capacity_tokens: int = 400_000
+    kv_capacity_tokens: int = 439_041  # = theory.cost.kv_capacity_tokens("a100-llama3-8b")
+
+    @classmethod
+    def from_profile(cls, profile: str = "a100-llama3-8b", **overrides) -> InstanceConfig:
+        """Resources of a hardware profile (``fairsched.sim.profiles``): KV capacity from
+        ``fairsched.theory.cost.kv_capacity_tokens``; ``overrides`` replace fields."""
+        from fairsched.theory.cost import kv_capacity_tokens
+
+        return cls(**{"kv_capacity_tokens": kv_capacity_tokens(profile), **overrides})
 
     def __post_init__(self):
         for k in ("max_batch_size", "token_budget", "kv_capacity_tokens"):

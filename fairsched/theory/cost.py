@@ -27,10 +27,10 @@ from .symbols import batch, c_a, c_b, c_c, ctx, d_a, d_b, d_c, h_cached, n_new
 # Hardware and model figures (public datasheets / model configs). Units in the names.
 HARDWARE = {
     # A100-SXM4-80GB: 312 TFLOP/s dense BF16 tensor, 2039 GB/s HBM2e (NVIDIA datasheet).
-    "a100": {"peak_flops": 312e12, "hbm_bytes_per_s": 2.039e12},
+    "a100": {"peak_flops": 312e12, "hbm_bytes_per_s": 2.039e12, "hbm_bytes": 80e9},
     # A10G (AWS g5): 24 GB GDDR6, 600 GB/s. AWS publishes no datasheet; 70 TFLOP/s dense FP16
     # tensor is the commonly quoted A10G figure (the datacenter A10 is 125). Assumption.
-    "a10g": {"peak_flops": 70e12, "hbm_bytes_per_s": 600e9},
+    "a10g": {"peak_flops": 70e12, "hbm_bytes_per_s": 600e9, "hbm_bytes": 24e9},
 }
 MODELS = {
     # Llama-3.1-8B: 8.03e9 params, 32 layers, d_model 4096, GQA with 8 KV heads x 128 dims.
@@ -45,6 +45,9 @@ PROFILES = {"a100-llama3-8b": ("a100", "llama3-8b"), "a10g-llama2-7b": ("a10g", 
 # utilisation in prefill/linear layers and memory-bandwidth utilisation in decode.
 MFU = 0.5
 MBU = 0.8
+# Fraction of the memory left after the weights that the serving engine gives to the KV cache
+# (vLLM's default gpu_memory_utilization is 0.9; activations take part of the rest). Assumption.
+KV_MEM_FRACTION = 0.9
 
 
 def prefill_time_expr() -> sp.Expr:
@@ -122,3 +125,18 @@ def default_cost_coefficients(profile: str = "a100-llama3-8b", mfu: float = MFU,
 def attention_pairs_expr() -> sp.Expr:
     """Causal (query, key) pairs of a prefill of n tokens after h cached: ``n h + n(n+1)/2``."""
     return n_new * h_cached + n_new * (n_new + 1) / 2
+
+
+def kv_capacity_tokens(profile: str = "a100-llama3-8b", fraction: float = KV_MEM_FRACTION) -> int:
+    """KV-cache slots (tokens) of one instance: ``(hbm_bytes - weight_bytes) * fraction /
+    kv_bytes_per_tok`` (``proofs/cost_model.md``, "KV capacity").
+
+    A100-80GB / Llama-3.1-8B: (80e9 - 16.06e9) * 0.9 / 131072 B = 439,041 tokens;
+    A10G-24GB / Llama-2-7B: (24e9 - 13.48e9) * 0.9 / 524288 B = 18,058 tokens.
+    Raises:
+        KeyError: on an unknown profile.
+    """
+    hw_name, _ = PROFILES[profile]
+    r = roofline_terms(profile)
+    free = HARDWARE[hw_name]["hbm_bytes"] - r["weight_bytes"]
+    return int(free * fraction // r["kv_bytes_per_tok"])
