@@ -125,9 +125,11 @@ class VTC(QueuePolicy):
     counter grows by the service charged (``w_p`` per uncached prefill token at
     admission, ``w_q`` per decode token). With ``lift=True`` a client that becomes
     backlogged again has its counter lifted to ``max(own, min over backlogged clients)``
-    (or to the last such minimum when nobody is backlogged), so idle time is not banked.
-    ``lift=False`` is LCF (least counter first), the VTC paper's ablation.
-    Bound: ``fairsched.theory`` (``proofs/vtc_upper_bound.md``).
+    (or, when nobody is backlogged, to that minimum as it was when the last backlogged
+    client left: the "watermark"), so idle time is not banked. ``lift=False`` is LCF
+    (least counter first), the VTC paper's ablation.
+    Bound: ``2X`` for two backlogged clients, ``X <= w_p L_in + k w_q M``
+    (``proofs/vtc_upper_bound.md``; the published ``2U`` is refuted there).
     """
 
     name = "vtc"
@@ -176,15 +178,19 @@ class VTC(QueuePolicy):
                 deferred.add(client)
 
 
-class DLPM(QueuePolicy):
+class DLPM(LPM):
     """Deficit longest prefix match (Cao et al., arXiv 2501.14312, Alg. 1).
 
     Deficit round robin around LPM: scan waiting requests in LPM order and admit one only
     if its client's deficit ``q > 0``; admission subtracts ``w_p * uncached prefill`` and
     each decode token ``w_q``. When no backlogged client has ``q > 0``, every backlogged
-    client gets ``quantum`` (``Q^u``) added. A client that becomes backlogged again keeps
-    a negative deficit but loses a positive one (``q = min(q, 0)``), so idle time is not
-    banked. Bound ``2(U + Q^u)`` for two backlogged clients: ``proofs/dlpm_bound.md``.
+    client gets ``quantum`` (``Q^u``) added (as many rounds as make one positive). A client
+    that becomes backlogged again keeps a negative deficit but loses a positive one
+    (``q = min(q, 0)``), so idle time is not banked.
+
+    Bound for two clients backlogged over an interval: ``2(Q^u + X)`` with
+    ``X <= w_p L_in + k w_q M`` (``proofs/dlpm_bound.md``). The published ``2(U + Q^u)``
+    does not hold when decode is charged per token after admission (counterexample there).
 
     Args:
         quantum: ``Q^u`` in service units (w_p-weighted tokens), > 0.
@@ -200,7 +206,6 @@ class DLPM(QueuePolicy):
             raise ValueError(f"quantum must be > 0, got {quantum}")
         self.quantum = float(quantum)
         self.deficit: dict[str, float] = {}
-        self.lpm = _LPMOrder()
         self.refills = 0
 
     def on_backlogged(self, client, now):
@@ -208,15 +213,6 @@ class DLPM(QueuePolicy):
 
     def charge(self, client, service, now):
         self.deficit[client] = self.deficit.get(client, 0.0) - service
-
-    def _add(self, req, now):
-        self.lpm.add(req)
-
-    def _remove(self, req):
-        self.lpm.remove(req)
-
-    def waiting(self) -> Sequence[Request]:
-        return list(self.lpm.reqs.values())
 
     def schedule(self, inst: InstanceView, now: float) -> None:
         deficit = self.deficit
