@@ -107,30 +107,29 @@ def resolve_workload(trace: Path | None, fmt: str | None, limit: int | None, see
     return load_trace(trace, fmt, **({"limit": limit} if limit is not None else {}))
 
 
-def resolve_cost_model(cost_model: Path | None, cost_profile: str | None):
-    """The cost model of ``--cost-model FILE`` or ``--cost-profile NAME`` (default otherwise)."""
+def resolve_hardware(cost_model: Path | None, profile: str | None, trace_format: str | None,
+                     max_batch_size: int | None, token_budget: int | None, kv_capacity: int | None):
+    """``(CostModel, InstanceConfig)`` of ``--profile`` (default: the VTC paper's A10G for
+    the VTC trace, else the A100 profile; ``fairsched.sim.profiles``), with ``--cost-model
+    FILE`` replacing the cost model and ``--max-batch-size/--token-budget/--kv-capacity``
+    replacing instance resources.
+
+    Raises:
+        UserError: unknown profile; ValueError (naming the file and field) from a bad
+        cost-model file.
+    """
     from fairsched.sim import CostModel
+    from fairsched.sim.profiles import PROFILES, default_profile, hardware_profile
 
-    if cost_model is not None and cost_profile is not None:
-        raise UserError("give either --cost-model or --cost-profile, not both")
+    name = profile or default_profile(trace_format)
+    if name not in PROFILES:
+        raise UserError(f"unknown --profile {name!r}; choose from {', '.join(PROFILES)}")
+    over = {k: v for k, v in (("max_batch_size", max_batch_size), ("token_budget", token_budget),
+                              ("kv_capacity_tokens", kv_capacity)) if v is not None}
+    cost, inst = hardware_profile(name, **over)
     if cost_model is not None:
-        return CostModel.load(cost_model)  # ValueError names the file and the field
-    if cost_profile is not None:
-        from fairsched.theory.cost import PROFILES
-
-        if cost_profile not in PROFILES:
-            raise UserError(f"unknown --cost-profile {cost_profile!r}; choose from {', '.join(PROFILES)}")
-        return CostModel.from_profile(cost_profile)
-    return CostModel()
-
-
-def resolve_instance(max_batch_size: int | None, token_budget: int | None, kv_capacity: int | None):
-    """The :class:`InstanceConfig` of ``--max-batch-size/--token-budget/--kv-capacity``."""
-    from fairsched.sim import InstanceConfig
-
-    kw = {k: v for k, v in (("max_batch_size", max_batch_size), ("token_budget", token_budget),
-                            ("kv_capacity_tokens", kv_capacity)) if v is not None}
-    return InstanceConfig(**kw)
+        cost = CostModel.load(cost_model)  # ValueError names the file and the field
+    return cost, inst
 
 
 def scheduler_combos(instances: int, routers: list[str] | None, policies: list[str] | None) -> list[tuple[str, str]]:
@@ -195,8 +194,10 @@ def analyze(
     policy: Annotated[list[str] | None, typer.Option(
         help="Queue policy (repeatable): fcfs, lpm, vtc, lcf, dlpm.")] = None,
     cost_model: Annotated[Path | None, typer.Option(help="Cost-model JSON (from `fairsched calibrate`).")] = None,
-    cost_profile: Annotated[str | None, typer.Option(
-        help="Roofline cost profile: a100-llama3-8b (default model) or a10g-llama2-7b.")] = None,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", "--cost-profile",
+        help="Hardware profile (cost model + KV capacity): a100-llama3-8b or a10g-llama2-7b. "
+             "Default: a10g-llama2-7b for the VTC trace (the VTC paper's hardware), else a100-llama3-8b.")] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("fairsched-out"),
     limit: Annotated[int | None, typer.Option(help="Only the first N requests.")] = None,
     quantum: Annotated[float | None, typer.Option(help="DLPM quantum Q^u [service units].")] = None,
@@ -217,6 +218,7 @@ def analyze(
     from fairsched.analysis.report import write_report
     from fairsched.policies import ServiceWeights, make_policy_factory, make_router
     from fairsched.sim import Simulator
+    from fairsched.workload import sniff_format
 
     # ---- validate everything before simulating anything
     with user_errors():
@@ -227,9 +229,9 @@ def analyze(
         if lam is not None and not 0 <= lam <= 1:
             raise UserError(f"--lam must be in [0, 1], got {lam}")
         combos = scheduler_combos(instances, router, policy)
-        cost = resolve_cost_model(cost_model, cost_profile)
-        inst = resolve_instance(max_batch_size, token_budget, kv_capacity)
         workload = resolve_workload(trace, format, limit, seed)
+        fmt = format or (sniff_format(trace) if trace is not None else None)
+        cost, inst = resolve_hardware(cost_model, profile, fmt, max_batch_size, token_budget, kv_capacity)
     if not len(workload):
         fail("the workload has no requests")
     weights = ServiceWeights()
@@ -255,7 +257,8 @@ def analyze(
     n_clients = len(workload.clients)
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
                   f"{workload.duration:.0f} s ({escape(str(workload.source or 'generated'))}); "
-                  f"{instances} instance(s), cost model {escape(cost.name)}; {len(combos)} scheduler combination(s)")
+                  f"{instances} instance(s), cost model {escape(cost.name)}, KV {inst.kv_capacity_tokens:,} tokens; "
+                  f"{len(combos)} scheduler combination(s)")
 
     # ---- run
     results, summaries = [], []
@@ -337,12 +340,15 @@ def calibrate(
     for k, v in coef.items():
         t.add_row(k, f"{v:.4g}" if isinstance(v, int | float) else str(v), str(units.get(k, "")))
     console.print(t)
-    r2 = doc.get("r2", doc.get("R2"))
-    if isinstance(r2, dict):
-        console.print("R²: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, int | float) else f"{k} {v}"
-                                         for k, v in r2.items()))
-    elif isinstance(r2, int | float):
-        console.print(f"R²: {r2:.4f}")
+    for key, label, spec in (("r2", "R²", ".4f"), ("residual_rel_p90", "p90 relative residual", ".1%")):
+        v = doc.get(key)
+        if isinstance(v, dict):
+            console.print(f"{label}: " + ", ".join(f"{k} {x:{spec}}" if isinstance(x, int | float) else f"{k} {x}"
+                                                   for k, x in v.items()))
+        elif isinstance(v, int | float):
+            console.print(f"{label}: {v:{spec}}")
+    if isinstance(doc.get("seconds"), int | float):
+        console.print(f"calibration took {doc['seconds']:.1f} s")
 
 
 # ============================================================================ later commands

@@ -52,6 +52,9 @@ def both(r):
     assert fast.per_pair.keys() == naive.per_pair.keys()
     for k, v in fast.per_pair.items():
         assert v == pytest.approx(naive.per_pair[k], abs=1e-9)
+    # same witness too (same tie-breaks: first pair in client order, earliest window/time)
+    assert (fast.pair, fast.interval, fast.window, fast.left_closed) == \
+        (naive.pair, naive.interval, naive.window, naive.left_closed)
     return fast, naive
 
 

@@ -142,3 +142,11 @@ def test_hardware_profiles_trace_to_theory():
 
 def test_default_instance_is_the_a100_profile():
     assert InstanceConfig() == InstanceConfig.from_profile("a100-llama3-8b")
+
+
+def test_service_log_is_time_ordered_after_decode_runs():
+    from fairsched.workload import default_workload
+
+    res = simulate(default_workload(0).head(300), "fcfs", "lmetric", n_instances=4)
+    t = np.frombuffer(res.svc_t)
+    assert t.size and (np.diff(t) >= 0).all()

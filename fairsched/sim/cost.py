@@ -124,6 +124,7 @@ class CostModel:
         fd, tmp = tempfile.mkstemp(dir=path.parent or ".", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=2)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cost model is meant to be shared
         os.replace(tmp, path)
 
 

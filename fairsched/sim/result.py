@@ -21,7 +21,8 @@ class SimResult:
     ``prefill_done_t``, ``first_token_t``, ``finish_t``, ``cached_tokens`` (prompt
     tokens served from the prefix cache).
 
-    Service log (one row per charge): ``svc_t`` [s], ``svc_client`` (index into
+    Service log (one row per charge, sorted by time once the run is finalized): ``svc_t``
+    [s], ``svc_client`` (index into
     ``clients``), ``svc_amount`` (service units: ``w_p`` x uncached prefill tokens at
     admission, ``w_q`` x decode tokens at the end of the iteration that made them).
 
@@ -90,7 +91,15 @@ class SimResult:
         self.bl_delta.append(delta)
 
     def finalize(self, backend) -> SimResult:
-        """Copy run-level facts from the backend (policy and router names, sizes)."""
+        """Sort the service log by time (decode runs log their steps when the run ends,
+        after other instances' later events; a stable sort keeps same-time order) and copy
+        run-level facts from the backend (policy and router names, sizes)."""
+        t = np.frombuffer(self.svc_t) if len(self.svc_t) else np.zeros(0)
+        if t.size and (np.diff(t) < 0).any():
+            order = np.argsort(t, kind="stable")
+            self.svc_t = array("d", t[order].tobytes())
+            self.svc_client = array("l", np.asarray(self.svc_client)[order].tobytes())
+            self.svc_amount = array("d", np.frombuffer(self.svc_amount)[order].tobytes())
         self.policy = backend.policy_name
         self.router = backend.router_name
         self.n_instances = backend.n_instances
