@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fairsched.engine.engine import Timer, warm_up
+from fairsched.engine.engine import Timer, set_threads, warm_up
 from fairsched.engine.kv import PagedKVCache
 from fairsched.engine.model import ModelConfig, ToyLlama, build_model
 
@@ -50,12 +50,12 @@ def _tokens(model: ToyLlama, n: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, model.config.vocab_size, (n,), generator=g).to(dev)
 
 
-def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0) -> pd.DataFrame:
+def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, timer: str = "auto") -> pd.DataFrame:
     """Prefill seconds for every ``(n, h)``: columns ``n, h, seconds`` (the fastest of the
     repeats: on a shared machine the minimum is the run least disturbed by other
     processes, as in :mod:`timeit`) and ``median_s``."""
     dev = next(model.parameters()).device
-    timer = Timer(dev)
+    timer = Timer(dev, timer)
     bs = 16
     total = max(hs) + max(ns)
     pool = PagedKVCache.for_model(model, -(-total // bs), bs)
@@ -78,12 +78,13 @@ def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0) ->
     return pd.DataFrame(rows, columns=["n", "h", "seconds", "median_s"])
 
 
-def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int = 0) -> pd.DataFrame:
+def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int = 0,
+                   timer: str = "auto") -> pd.DataFrame:
     """Decode-step seconds for every ``(B, ctx)``: columns ``batch, ctx, context``
     (= B ctx), ``seconds`` (fastest repeat) and ``median_s``. Every sequence of the batch reads the same
     ``ctx`` slots (the cost does not depend on which slots are read)."""
     dev = next(model.parameters()).device
-    timer = Timer(dev)
+    timer = Timer(dev, timer)
     bs = 16
     cmax = max(ctxs)
     pool = PagedKVCache.for_model(model, -(-cmax // bs), bs)
@@ -97,10 +98,8 @@ def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int =
     for _ in range(repeats):
         for k in rng.permutation(len(points)):
             b, c = points[k]
-            sm = slots[:c].expand(b, c)
-            lens = torch.full((b,), c, device=dev)
             t0 = timer.now()
-            model.decode(toks[:b], pool, sm, lens)
+            model.decode(toks[:b], pool, [slots[:c]] * b, [c] * b)
             times[(b, c)].append(timer.now() - t0)
     rows = [(b, c, b * c, min(ts), float(np.median(ts))) for (b, c), ts in times.items()]
     return pd.DataFrame(rows, columns=["batch", "ctx", "context", "seconds", "median_s"])
@@ -177,10 +176,13 @@ def fit_cost_model(prefill: pd.DataFrame, decode: pd.DataFrame, name: str = "eng
 
 def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-small",
                     device: str | torch.device | None = None, quick: bool = False, *,
-                    model: ToyLlama | None = None, repeats: int | None = None, seed: int = 0) -> dict:
+                    model: ToyLlama | None = None, repeats: int | None = None, seed: int = 0,
+                    threads: int | None = None, timer: str = "auto") -> dict:
     """Measure the engine, fit the cost model, and save it as JSON at ``out`` (if given).
 
     ``quick`` uses the small grid (under a minute on 2 CPU cores for ``cpu-small``).
+    ``threads`` and ``timer`` as for :func:`~fairsched.engine.engine.run_engine` (default
+    on CPU: one thread, CPU time), so the model describes the engine's own clock.
     Returns ``{"coefficients", "r2", "residual_rel_p90", "fit", "prefill" (DataFrame),
     "decode" (DataFrame), "cost_model", "seconds", "preset", "device", "path"}``.
     """
@@ -193,10 +195,17 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
     cfg = model.config
     ns = [n for n in grid["n"] if n <= cfg.max_seq_len // 2]
     hs = [h for h in grid["h"] if h + max(ns) <= cfg.max_seq_len]
-    with torch.inference_mode():
-        warm_up(model)
-        pre = measure_prefill(model, ns, hs, reps, seed)
-        dec = measure_decode(model, grid["batch"], [c for c in grid["ctx"] if c <= cfg.max_seq_len], reps, seed)
+    old = set_threads(threads, dev)
+    try:
+        mode = Timer(dev, timer).mode
+        with torch.inference_mode():
+            warm_up(model)
+            pre = measure_prefill(model, ns, hs, reps, seed, mode)
+            dec = measure_decode(model, grid["batch"], [c for c in grid["ctx"] if c <= cfg.max_seq_len], reps,
+                                 seed, mode)
+        n_threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old)
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     name = f"engine-{cfg.name}-{dev.type}"
     cm, fit = fit_cost_model(pre, dec, name)
@@ -208,10 +217,11 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
     if out is not None:
         out = Path(out)
         cm.save(out, r2=r2, residual_rel_p90=p90, residuals=fit, preset=cfg.name, device=str(dev),
-                dtype=dtype, threads=torch.get_num_threads(), quick=bool(quick), repeats=reps,
+                dtype=dtype, threads=n_threads, timer=mode, quick=bool(quick), repeats=reps,
                 source="fairsched.engine.calibrate.run_calibration",
                 measurements={"prefill": pre.to_dict(orient="list"), "decode": dec.to_dict(orient="list")},
                 model=cfg.to_dict(), seconds=elapsed)
     return {"coefficients": coef, "r2": r2, "residual_rel_p90": p90, "fit": fit, "prefill": pre, "decode": dec,
-            "cost_model": cm, "seconds": elapsed, "preset": cfg.name, "device": str(dev),
+            "cost_model": cm, "seconds": elapsed, "preset": cfg.name, "device": str(dev), "threads": n_threads,
+            "timer": mode,
             "path": None if out is None else str(out)}

@@ -19,10 +19,14 @@ simulator. Its structure mirrors :mod:`fairsched.sim.simulator` step for step:
   ``w_q`` per output token at the end of the iteration that made it
   (``policy.on_decode``), logged in :class:`~fairsched.sim.result.SimResult`.
 
-What differs is time. The iteration is *executed*: the model runs every prefill chunk
-(one forward per sequence and chunk) and one padded decode batch, and the iteration lasts
-the measured wall time of those forwards (``time.perf_counter`` after
-``torch.cuda.synchronize`` on GPU). The engine keeps a virtual clock: an iteration that
+What differs is time. The iteration is *executed* when it starts: the model runs every
+prefill chunk (one forward per sequence and chunk) and one decode batch (linear layers
+batched, attention over length-grouped padded sub-batches), and the iteration lasts the
+measured time of those forwards (wall time, ``time.perf_counter`` after
+``torch.cuda.synchronize``, on GPU; on CPU by default one intra-op thread and the
+process's CPU time, which equals the undisturbed wall time but ignores the time other
+processes hold the cores: see :class:`Timer`). Its effects (tokens, prompt insertion,
+charges) apply at its end. The engine keeps a virtual clock: an iteration that
 starts at ``t`` and measures ``d`` seconds ends at ``t + d``; arrivals are replayed on that
 clock (an arrival at ``a`` joins the queue at the first iteration boundary ``>= a``; an
 idle instance jumps to the next arrival). Several instances share one device but each has
@@ -36,12 +40,21 @@ measured durations by the model's, which makes a run deterministic and, for a cl
 never evicts, identical to :func:`fairsched.sim.simulate` with the same model
 (``tests/test_engine.py`` checks it).
 
-Measured per request (``SimResult.meta``): prefill seconds (sum of its chunks), cached and
-computed tokens, its share of decode-step seconds; per chunk ``(n, h, seconds)``; per decode
-step ``(batch, context, seconds)``; and ``svc_seconds``: the measured-seconds amount of
-every service-log entry (a prefill charge gets the request's total measured prefill time,
-a decode charge its sequences' equal shares of the step time, a first token 0 because its
-logits come with the prefill).
+``SimResult.meta`` of an engine run:
+
+* ``requests`` (DataFrame, one row per request): ``input_len, cached_tokens, new_tokens,
+  n_chunks, prefill_s`` (measured, sum of its chunks), ``output_tokens, decode_s`` (its
+  equal shares of the decode steps), ``service_tokens, service_s``;
+* ``prefill_chunks``: ``rid, client, instance, t, t_end, n, h, seconds`` per chunk (``n``
+  new tokens after ``h`` with KV); ``decode_steps``: ``instance, t, t_end, batch, context,
+  seconds``;
+* ``svc_seconds``: the measured seconds of every service-log entry, aligned with
+  ``svc_t``/``svc_amount`` (a prefill charge gets the request's total measured prefill
+  time, a decode charge its sequences' shares of the step, a first token 0: its logits
+  come with the prefill);
+* ``admit_order``, ``finish_count``, ``outputs`` (generated token ids), ``logits`` (with
+  ``record_logits``), ``engine`` (preset, device, dtype, threads, timer, clock, sizes,
+  evicted blocks), ``compute_s``, ``wall_s``; and the simulator's ``peak_kv_tokens``.
 """
 
 from __future__ import annotations
@@ -50,21 +63,27 @@ import heapq
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from fairsched.engine.kv import PagedKVCache, PrefixKV
-from fairsched.engine.model import ModelConfig, ToyLlama, build_model, get_config, prompt_tokens
+from fairsched.engine.model import (
+    ModelConfig,
+    ToyLlama,
+    build_model,
+    default_device,
+    prompt_tokens,
+)
 from fairsched.policies.base import DEFER, QueuePolicy, Router, ServiceWeights
+from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.cost import CostModel
 from fairsched.sim.result import SimResult
 from fairsched.sim.simulator import InstanceConfig
 from fairsched.workload.request import Request, Workload
 
-__all__ = ["DEFAULT_INSTANCE", "Engine", "EngineCluster", "run_engine"]
+__all__ = ["DEFAULT_INSTANCE", "Engine", "EngineCluster", "Timer", "run_engine", "set_threads"]
 
 DEFAULT_INSTANCE: dict[str, InstanceConfig] = {
     "cpu-tiny": InstanceConfig(max_batch_size=32, token_budget=1024, kv_capacity_tokens=16384),
@@ -75,15 +94,46 @@ DEFAULT_INSTANCE: dict[str, InstanceConfig] = {
 
 
 class Timer:
-    """Wall-clock seconds of device work: synchronises CUDA before reading the clock."""
+    """Seconds of device work.
 
-    def __init__(self, device: torch.device):
+    ``mode="wall"``: ``time.perf_counter`` (after ``torch.cuda.synchronize`` on CUDA).
+    ``mode="cpu"``: ``time.process_time``, the CPU seconds of this process (CPU device
+    only). With one intra-op thread it equals the wall time of an undisturbed run but
+    leaves out the time the process waits while other processes hold the cores, so
+    measurements stay reproducible on a shared machine (with two threads a descheduled
+    worker stalls the other at every barrier, and both clocks become noise).
+    ``mode="auto"``: ``"wall"`` on CUDA or with more than one thread, else ``"cpu"``.
+    """
+
+    def __init__(self, device: torch.device, mode: str = "auto"):
+        if mode == "auto":
+            mode = "wall" if device.type == "cuda" or torch.get_num_threads() > 1 else "cpu"
+        if mode not in ("wall", "cpu"):
+            raise ValueError(f"timer mode must be 'auto', 'wall' or 'cpu', got {mode!r}")
+        if mode == "cpu" and device.type != "cpu":
+            raise ValueError("timer mode 'cpu' measures CPU time: use it on the CPU device only")
+        self.mode = mode
         self.cuda = device.type == "cuda"
+        self._clock = time.perf_counter if mode == "wall" else time.process_time
 
     def now(self) -> float:
         if self.cuda:
             torch.cuda.synchronize()
-        return time.perf_counter()
+        return self._clock()
+
+
+def set_threads(threads: int | None, device: torch.device) -> int:
+    """Set torch's intra-op threads for a measured run and return the previous value.
+
+    ``None``: one thread on CPU (reproducible timings with ``Timer("auto")``, see
+    :class:`Timer`), unchanged on CUDA.
+    """
+    old = torch.get_num_threads()
+    if threads is None and device.type == "cpu":
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return old
 
 
 class _Seq:
@@ -148,14 +198,20 @@ class Engine:
         self._decode_dt = 0.0
 
     # ------------------------------------------------------------- InstanceView
+    def _match(self, req: Request) -> int:
+        """Cached units of ``req`` whose KV blocks it can use (``cache.match`` for any
+        well-formed workload, see :meth:`PrefixKV.usable`)."""
+        m = self.cache.match(req.prompt)
+        return len(self.kv.usable(req.prompt, m, req.input_len)) if m else 0
+
     def cached_tokens(self, req: Request) -> int:
-        return req.tokens_in(self.cache.match(req.prompt))
+        return req.tokens_in(self._match(req))
 
     def try_admit(self, req: Request) -> int | None:
         if self._budget <= 0 or len(self.prefilling) + len(self.decoding) >= self.cfg.max_batch_size:
             return None
         cache, p, bs = self.cache, req.prompt, self.bs
-        m = cache.match(p)
+        m = self._match(req)
         if self.inflight.size and self.inflight.match(p) > m:
             return DEFER
         out_blocks = -(-req.output_len // bs)
@@ -230,6 +286,10 @@ class Engine:
         self.busy = True
         self.cluster._push(now + dur, self.idx)
 
+    def interrupt(self, now: float) -> None:
+        """A request arrived mid-iteration: it waits for the iteration boundary (the
+        iteration already ran; nothing to shorten)."""
+
     def _ctx(self) -> int:
         return sum(s.req.input_len + s.generated for s in self.decoding)
 
@@ -243,13 +303,8 @@ class Engine:
             ctx = self._ctx()
             t0 = timer.now()
             lens = [s.req.input_len + s.generated for s in self.decoding]
-            L = max(lens)
-            slot_mat = torch.stack([s.slots[:L] if s.slots.shape[0] >= L else
-                                    torch.cat([s.slots, s.slots[:1].expand(L - s.slots.shape[0])])
-                                    for s in self.decoding])
-            dev = cl.device
-            toks = torch.tensor([s.last for s in self.decoding], device=dev)
-            logits = model.decode(toks, pool, slot_mat, torch.tensor(lens, device=dev))
+            toks = torch.tensor([s.last for s in self.decoding], device=cl.device)
+            logits = model.decode(toks, pool, [s.slots for s in self.decoding], lens)
             nxt = logits.argmax(-1).tolist()
             dt = timer.now() - t0
             for b, (s, tok) in enumerate(zip(self.decoding, nxt, strict=True)):
@@ -295,7 +350,7 @@ class Engine:
                 s.out.append(s.pending)
                 if s.generated == s.req.output_len:
                     finished.append(s)
-            cl._on_decode(self, self.decoding, now, self._decode_dt)
+            cl._on_decode(self, self.decoding, [now], self._decode_dt)
         still: list[_Seq] = []
         first: list[_Seq] = []
         for s in self.prefilling:
@@ -331,7 +386,7 @@ class Engine:
             self.inflight.clear()
         self.routed.unlock(p, s.units)
         self.routed.clear()
-        adopted = self.kv.insert(p, [None] * s.matched + s.new_blocks, now)
+        adopted = self.kv.insert(p, [None] * s.matched + s.new_blocks, now, s.req.input_len)
         new = len(adopted)
         # the prompt's blocks are now in the cache: keep them locked while we run
         cache.lock(p, s.units)
@@ -361,10 +416,7 @@ class Engine:
         self.kv.check(private)
 
 
-PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy
-
-
-class EngineCluster:
+class EngineCluster(ClusterBackend):
     """One or more :class:`Engine` instances sharing one model on one device; implements
     :class:`~fairsched.policies.base.ClusterView` and runs a workload (:meth:`run`).
 
@@ -384,6 +436,7 @@ class EngineCluster:
         dtype: model dtype (default float32 on CPU, bfloat16 on CUDA).
         warmup: run a few untimed forwards first (first calls are slow).
         check: assert the KV invariants after every iteration (slow; tests).
+        timer: ``"auto"``, ``"wall"`` or ``"cpu"`` (see :class:`Timer`).
         record_logits: keep every output token's logits (``meta["logits"]``: rid ->
             ``[output_len, vocab]`` float32 CPU tensor; tests).
     Raises:
@@ -397,17 +450,13 @@ class EngineCluster:
                  weights: ServiceWeights | None = None, clock: str | CostModel = "measured",
                  policy_params: dict | None = None, model: ToyLlama | None = None,
                  dtype: torch.dtype | None = None, warmup: bool = True, check: bool = False,
-                 record_logits: bool = False):
-        from fairsched.policies import make_policy_factory, make_router
-
-        if n_instances < 1:
-            raise ValueError(f"n_instances must be >= 1, got {n_instances}")
+                 record_logits: bool = False, timer: str = "auto"):
         if model is None:
             model = build_model(preset, device, dtype)
         self.model = model
         self.config = model.config
         self.device = next(model.parameters()).device
-        self.timer = Timer(self.device)
+        self.timer = Timer(self.device, timer)
         if isinstance(clock, CostModel):
             self.cost: CostModel | None = clock
         elif clock == "measured":
@@ -428,56 +477,20 @@ class EngineCluster:
             if r.input_len + r.output_len > self.config.max_seq_len:
                 raise ValueError(f"request {r.rid}: {r.input_len + r.output_len} tokens exceed the model's "
                                  f"max_seq_len={self.config.max_seq_len}")
-        if isinstance(policy, QueuePolicy):
-            if n_instances != 1:
-                raise ValueError("pass a policy name or factory when n_instances > 1")
-            policies = [policy]
-        else:
-            factory = (make_policy_factory(policy, self.weights, **(policy_params or {}))
-                       if isinstance(policy, str) else policy)
-            policies = [factory() for _ in range(n_instances)]
-        self.policy_name = policies[0].name
-        clients = workload.clients
-        self.client_idx = {c: i for i, c in enumerate(clients)}
-        self.instances = [Engine(i, self, p) for i, p in enumerate(policies)]
-        if n_instances > 1 and router is None:
-            raise ValueError("a router is required when n_instances > 1")
-        self.router = make_router(router, self.weights) if isinstance(router, str) else router
-        self.router_name = self.router.name if (self.router is not None and n_instances > 1) else "none"
-        self.n_instances = n_instances
+        self._init_cluster(workload, policy, router, n_instances, lambda i, p: Engine(i, self, p), policy_params)
         self.check = check
         self.record_logits = record_logits
         self._heap: list[tuple[float, int, int]] = []
         self._seq = 0
         n = len(workload)
-        self.res = SimResult.empty(workload, clients, n)
-        self._waiting_per_client = np.zeros(len(clients), dtype=np.int64)
         self._svc_s = array("d")  # measured seconds of each service-log entry
         self._chunk_rows: list[list] = []
         self._decode_rows: list[list] = []
         self._seqs: dict[int, _Seq] = {}
+        self._admit_order: list[int] = []
         self._finished = np.zeros(n, dtype=np.int64)
         if warmup:
             warm_up(model)
-
-    # ------------------------------------------------------------- ClusterView
-    def cached_tokens(self, i: int, req: Request) -> int:
-        inst = self.instances[i]
-        p = req.prompt
-        return req.tokens_in(max(inst.cache.match(p), inst.routed.match(p)))
-
-    def n_waiting(self, i: int) -> int:
-        return len(self.instances[i].policy)
-
-    def n_running(self, i: int) -> int:
-        inst = self.instances[i]
-        return len(inst.prefilling) + len(inst.decoding)
-
-    def queued_prefill_tokens(self, i: int) -> int:
-        return self.instances[i].pending_prefill
-
-    def cache_size_tokens(self, i: int) -> int:
-        return self.instances[i].cache.size_tokens
 
     # ------------------------------------------------------------- events
     def _push(self, t: float, idx: int) -> None:
@@ -507,71 +520,20 @@ class EngineCluster:
         self._record_meta(time.perf_counter() - wall0)
         return self.res
 
-    def _arrive(self, req: Request) -> None:
-        now = req.arrival
-        if self.n_instances == 1:
-            i = 0
-        else:
-            i = self.router.route(req, self, now)
-            if not 0 <= i < self.n_instances:
-                raise RuntimeError(f"router {self.router_name} returned instance {i}")
-        inst = self.instances[i]
-        est = req.input_len - min(self.cached_tokens(i, req), req.input_len - 1)
-        inst.est_prefill[req.rid] = est
-        inst.pending_prefill += est
-        inst.routed.insert(req.prompt, now)
-        inst.routed.lock(req.prompt, len(req.prompt))
-        c = self.client_idx[req.client]
-        if self._waiting_per_client[c] == 0:
-            self.res.backlog(now, c, +1)
-        self._waiting_per_client[c] += 1
-        self.res.route(req.rid, i)
-        inst.policy.add(req, now)
-        if not inst.busy:
-            inst.start_step(now)
-
     # ------------------------------------------------------------- recording hooks
-    def _service(self, t: float, c: int, amount: float, seconds: float) -> int:
+    def _service(self, t: float, c: int, amount: float, seconds: float = 0.0) -> None:
         self.res.service(t, c, amount)
         self._svc_s.append(seconds)
-        return len(self._svc_s) - 1
 
     def _on_admit(self, inst: Engine, s: _Seq, now: float) -> None:
-        req = s.req
-        c = s.client
-        self._waiting_per_client[c] -= 1
-        if self._waiting_per_client[c] == 0:
-            self.res.backlog(now, c, -1)
-        self.res.admit(req.rid, now, s.cached)
-        s.svc_idx = self._service(now, c, self.weights.prefill(req.input_len - s.cached), 0.0)
-        self._seqs[req.rid] = s
-
-    def _on_first_token(self, inst: Engine, seqs: list[_Seq], now: float) -> None:
-        for s in seqs:
-            self.res.first_token(s.req.rid, now)
-        self._charge_decode(inst, seqs, now, 0.0)
-
-    def _on_decode(self, inst: Engine, seqs: list[_Seq], now: float, step_s: float) -> None:
-        self._charge_decode(inst, seqs, now, step_s / len(seqs))
-
-    def _charge_decode(self, inst: Engine, seqs: list[_Seq], now: float, share_s: float) -> None:
-        policy, per = inst.policy, {}
-        for s in seqs:
-            policy.on_decode(s.req, 1, now)
-            per[s.client] = per.get(s.client, 0) + 1
-        w = self.weights
-        for c, tok in per.items():
-            self._service(now, c, w.decode(tok), share_s * tok)
-        self.res.decode_tokens += len(seqs)
-
-    def _on_prefill_done(self, inst: Engine, s: _Seq, new_units: int, now: float) -> None:
-        self.res.prefill_done(s.req.rid, now)
+        super()._on_admit(inst, s, now)
+        s.svc_idx = len(self._svc_s) - 1  # its prefill seconds are filled in as chunks run
+        self._seqs[s.req.rid] = s
+        self._admit_order.append(s.req.rid)
 
     def _on_finish(self, inst: Engine, s: _Seq, now: float) -> None:
-        self.res.finish(s.req.rid, now)
+        super()._on_finish(inst, s, now)
         self._finished[s.req.rid] += 1
-        if self.router is not None and self.n_instances > 1:
-            self.router.on_finish(s.req, inst.idx, now)
 
     # ------------------------------------------------------------- measurements
     def _record_meta(self, wall_s: float) -> None:
@@ -592,7 +554,7 @@ class EngineCluster:
                                            "decode_s", "service_tokens", "service_s"])
         meta["engine"] = {"preset": self.config.name, "device": str(self.device),
                           "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
-                          "threads": torch.get_num_threads(), "clock": "measured" if self.cost is None
+                          "threads": torch.get_num_threads(), "timer": self.timer.mode, "clock": "measured" if self.cost is None
                           else f"model:{self.cost.name}", "model": self.config.to_dict(),
                           "instance": {"max_batch_size": self.instance_cfg.max_batch_size,
                                        "token_budget": self.instance_cfg.token_budget,
@@ -604,6 +566,7 @@ class EngineCluster:
         meta["requests"] = reqs
         meta["svc_seconds"] = np.frombuffer(self._svc_s, dtype=float).copy()
         meta["finish_count"] = self._finished.copy()
+        meta["admit_order"] = list(self._admit_order)
         meta["outputs"] = {rid: list(s.out) for rid, s in self._seqs.items()}
         if self.record_logits:
             meta["logits"] = {rid: torch.stack(s.logits) for rid, s in self._seqs.items()}
@@ -623,8 +586,7 @@ def warm_up(model: ToyLlama) -> None:
     for _ in range(2):
         model.prefill(toks[:160], pool, slots, 0)
         model.prefill(toks[160:], pool, slots, 160)
-        sm = torch.stack([slots[:200], slots[:200]])
-        model.decode(toks[:2], pool, sm, torch.tensor([200, 150], device=dev))
+        model.decode(toks[:3], pool, [slots[:200], slots[:200], slots[:40]], [200, 150, 40])
     if dev.type == "cuda":
         torch.cuda.synchronize()
 
@@ -635,23 +597,19 @@ def run_engine(workload: Workload, policy: PolicySpec = "fcfs", router: Router |
                weights: ServiceWeights | None = None, clock: str | CostModel = "measured",
                policy_params: dict | None = None, model: ToyLlama | None = None,
                dtype: torch.dtype | None = None, warmup: bool = True, check: bool = False,
-               record_logits: bool = False, threads: int | None = None, progress: Callable[[int], None] | None = None) -> SimResult:
+               record_logits: bool = False, timer: str = "auto", threads: int | None = None, progress: Callable[[int], None] | None = None) -> SimResult:
     """Serve ``workload`` on the toy engine and return a :class:`~fairsched.sim.result.SimResult`
     (same structure as :func:`fairsched.sim.simulate`; measurements in ``meta``, see the
-    module docstring). ``threads`` sets ``torch.set_num_threads`` for the run. Other
-    arguments: :class:`EngineCluster`."""
-    old = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    module docstring). ``threads`` sets ``torch.set_num_threads`` for the run (default: 1
+    on CPU, see :func:`set_threads`; restored afterwards). Other arguments:
+    :class:`EngineCluster`."""
+    dev = next(model.parameters()).device if model is not None else default_device(device)
+    old = set_threads(threads, dev)
     try:
         cl = EngineCluster(workload, policy, router, n_instances, preset, device, instance=instance,
                            weights=weights, clock=clock, policy_params=policy_params, model=model,
-                           dtype=dtype, warmup=warmup, check=check, record_logits=record_logits)
+                           dtype=dtype, warmup=warmup, check=check, record_logits=record_logits,
+                           timer=timer)
         return cl.run(progress)
     finally:
         torch.set_num_threads(old)
-
-
-def engine_preset_config(preset: str | ModelConfig, **changes) -> ModelConfig:
-    """``get_config(preset)`` with fields replaced (e.g. ``seed``, ``max_seq_len``)."""
-    return replace(get_config(preset), **changes)

@@ -28,8 +28,9 @@ __all__ = ["PagedKVCache", "PrefixKV"]
 
 
 class PagedKVCache:
-    """Physical KV memory: ``[n_layers, n_blocks * block_size, n_kv_heads, head_dim]`` for
-    keys and for values, and a free list of block ids.
+    """Physical KV memory: ``[n_layers, n_kv_heads, n_blocks * block_size, head_dim]`` for
+    keys and for values (slot-major per head, so a gather is ready for attention), and a
+    free list of block ids.
 
     Raises:
         ValueError: on non-positive sizes.
@@ -41,7 +42,7 @@ class PagedKVCache:
             raise ValueError("PagedKVCache sizes must be >= 1")
         self.n_blocks = n_blocks
         self.block_size = block_size
-        shape = (n_layers, n_blocks * block_size, n_kv_heads, head_dim)
+        shape = (n_layers, n_kv_heads, n_blocks * block_size, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self._free = list(range(n_blocks - 1, -1, -1))  # pop() hands out low ids first
@@ -83,12 +84,12 @@ class PagedKVCache:
 
     def write(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store keys/values ``[n, n_kv_heads, head_dim]`` at ``slots`` (``[n]``, long)."""
-        self.k[layer].index_copy_(0, slots, k)
-        self.v[layer].index_copy_(0, slots, v)
+        self.k[layer].index_copy_(1, slots, k.transpose(0, 1))
+        self.v[layer].index_copy_(1, slots, v.transpose(0, 1))
 
     def gather(self, layer: int, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values at ``slots`` (``[L]``): two ``[L, n_kv_heads, head_dim]`` tensors."""
-        return self.k[layer].index_select(0, slots), self.v[layer].index_select(0, slots)
+        """Keys and values at ``slots`` (``[L]``): two ``[n_kv_heads, L, head_dim]`` tensors."""
+        return self.k[layer].index_select(1, slots), self.v[layer].index_select(1, slots)
 
 
 class PrefixKV:
@@ -104,7 +105,8 @@ class PrefixKV:
         self.pool = pool
         self.cache = RadixCache(None, block_size)
         self._map: dict[tuple[int, int], int] = {}  # (unit, parent block) -> block
-        # block -> [key, prompt that inserted it, depth (units incl. this one), children]
+        # block -> [key, prompt that inserted it, depth (units incl. this one), children,
+        #           tokens it holds (block_size, or fewer for a prompt's partial last block)]
         self._info: dict[int, list] = {}
         self._leaves: set[int] = set()
 
@@ -119,12 +121,33 @@ class PrefixKV:
             out.append(parent)
         return out
 
-    def insert(self, prompt: tuple, blocks: Sequence[int | None], now: float) -> list[int]:
-        """Insert ``prompt`` into the tree; the units it adds take their KV from ``blocks``
-        (``blocks[k]`` holds unit ``k``; only the added units' entries are read).
+    def usable(self, prompt: Sequence[int], m: int, n_tokens: int) -> list[int]:
+        """Blocks of the longest prefix of the first ``m`` (cached) units of ``prompt`` whose
+        blocks hold every token this prompt needs from them (``n_tokens`` in all).
+
+        Only a workload that uses one unit id both as a partial last block and as a longer
+        block makes this shorter than ``m`` (the generators never do): the partial block
+        holds fewer tokens than the longer prompt needs, so it is recomputed from there.
+        """
+        out, parent, mp, info, bs = [], -1, self._map, self._info, self.cache.block_size
+        for k in range(m):
+            parent = mp[(prompt[k], parent)]
+            if info[parent][4] < min(bs, n_tokens - k * bs):
+                break
+            out.append(parent)
+        return out
+
+    def insert(self, prompt: tuple, blocks: Sequence[int | None], now: float, n_tokens: int | None = None
+               ) -> list[int]:
+        """Insert ``prompt`` (of ``n_tokens`` tokens; default: full blocks) into the tree;
+        the units it adds take their KV from ``blocks`` (``blocks[k]`` holds unit ``k``;
+        only the added units' entries are read).
 
         Returns the blocks adopted by the tree (the caller no longer owns them).
         """
+        bs = self.cache.block_size
+        if n_tokens is None:
+            n_tokens = len(prompt) * bs
         cache = self.cache
         i0 = cache.match(prompt)
         added = cache.insert(prompt, now)
@@ -138,7 +161,7 @@ class PrefixKV:
                 raise RuntimeError(f"insert: unit {k} has no KV block")
             key = (prompt[k], parent)
             self._map[key] = b
-            self._info[b] = [key, prompt, k + 1, 0]
+            self._info[b] = [key, prompt, k + 1, 0, min(bs, n_tokens - k * bs)]
             if parent >= 0:
                 pi = self._info[parent]
                 if pi[3] == 0:
@@ -163,7 +186,7 @@ class PrefixKV:
         freed: list[int] = []
         while work and len(freed) < done:
             b = work.pop()
-            key, prompt, depth, children = info[b]
+            key, prompt, depth, children, _ = info[b]
             if children or match(prompt) >= depth:
                 continue
             del self._map[key]
@@ -188,7 +211,7 @@ class PrefixKV:
         ``private_blocks`` (held by running sequences) == all blocks."""
         cache = self.cache
         assert len(self._map) == cache.size, (len(self._map), cache.size)
-        for b, (key, prompt, depth, _) in self._info.items():
+        for b, (key, prompt, depth, _, _) in self._info.items():
             assert self._map[key] == b
             assert cache.match(prompt) >= depth
         for seq in cache.sequences():

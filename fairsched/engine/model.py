@@ -109,11 +109,12 @@ PRESETS: dict[str, ModelConfig] = {
     # tests: milliseconds per request on one CPU core
     "cpu-tiny": ModelConfig(vocab_size=512, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=176,
                             max_seq_len=8192, name="cpu-tiny"),
-    # default: ~13M parameters; a 2k-token prefill takes a fraction of a second on 2 CPU
-    # cores, and attention over a long cached context is a visible share of it
+    # default: 4M parameters (3M in the blocks, 1M LM head); a 2k-token prefill takes
+    # ~0.1-0.2 s on one CPU core, and attention over a long cached context is a large share
+    # of it (64 new tokens after 2k cached cost about as much as 256 without)
     "cpu-small": ModelConfig(vocab_size=4096, d_model=256, n_layers=4, n_heads=4, n_kv_heads=2,
                              d_ff=704, max_seq_len=16384, name="cpu-small"),
-    # GPUs: ~0.2B parameters (bf16), 16 layers of width 1024, GQA 16/4
+    # GPUs: 0.21B parameters (bf16), 16 layers of width 1024, GQA 16/4
     "gpu-medium": ModelConfig(vocab_size=32000, d_model=1024, n_layers=16, n_heads=16, n_kv_heads=4,
                               d_ff=2816, max_seq_len=32768, name="gpu-medium"),
 }
@@ -204,9 +205,15 @@ def _rope(x, cos, sin):
     return torch.cat((x1 * c - x2 * s, x2 * c + x1 * s), dim=-1)
 
 
+_GQA = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
+
+
 def _sdpa(q, k, v, mask=None, causal=False):
-    """``q``: ``[B, H, n, d]``; ``k``, ``v``: ``[B, Hkv, L, d]`` (GQA: heads repeated)."""
+    """``q``: ``[B, H, n, d]``; ``k``, ``v``: ``[B, Hkv, L, d]``. Grouped-query attention
+    through SDPA's ``enable_gqa`` (torch >= 2.5; older versions repeat the KV heads)."""
     rep = q.shape[1] // k.shape[1]
+    if rep > 1 and _GQA:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=True)
     if rep > 1:
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
@@ -297,11 +304,10 @@ class ToyLlama(nn.Module):
             q, k, v = self._qkv(layer, x, pos)
             kv.write(li, write, k, v)
             if start:
-                K, V = kv.gather(li, ctx)
+                K, V = kv.gather(li, ctx)  # [Hkv, start+n, hd]
             else:
-                K, V = k, v
-            o = _sdpa(q.transpose(0, 1)[None], K.transpose(0, 1)[None], V.transpose(0, 1)[None],
-                      mask=mask, causal=not start)
+                K, V = k.transpose(0, 1), v.transpose(0, 1)
+            o = _sdpa(q.transpose(0, 1)[None], K[None], V[None], mask=mask, causal=not start)
             x = x + layer.wo(o[0].transpose(0, 1).reshape(n, -1))
             x = x + layer.mlp(x)
         if not all_logits:
@@ -309,33 +315,62 @@ class ToyLlama(nn.Module):
         return self.lm_head(self.norm(x)).float()
 
     @torch.inference_mode()
-    def decode(self, tokens: torch.Tensor, kv, slot_mat: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    def decode(self, tokens: torch.Tensor, kv, slots: list[torch.Tensor], lens: list[int],
+               pad_slack: float = 0.25) -> torch.Tensor:
         """One decode step for ``B`` sequences.
 
         ``tokens`` (``[B]``): the last generated token of each sequence, at position
-        ``lens - 1``; ``slot_mat`` (``[B, Lmax]``, long): each sequence's slots, padded
-        with any valid slot; ``lens`` (``[B]``): context length including the new token.
-        The new keys/values go to ``slot_mat[b, lens[b]-1]``. Returns logits ``[B, vocab]``.
+        ``lens[b] - 1``; ``slots[b]`` (long, length ``>= lens[b]``): sequence ``b``'s KV
+        slots; ``lens``: context lengths including the new token, whose keys/values go to
+        ``slots[b][lens[b] - 1]``. The linear layers run on the whole batch; attention runs
+        on groups of sequences of similar length (sorted, padded to the group's longest
+        with a mask, at most ``pad_slack`` padding per group) so that its cost follows the
+        total context rather than ``B x`` the longest. Returns logits ``[B, vocab]``.
         """
-        B, L = slot_mat.shape
-        self._check_len(L)
+        B = len(lens)
+        self._check_len(max(lens))
         c = self.config
         dev = tokens.device
-        pos = lens - 1
-        write = slot_mat[torch.arange(B, device=dev), pos]
-        mask = (torch.arange(L, device=dev)[None, :] < lens[:, None])[:, None, None, :]  # [B,1,1,L]
-        flat = slot_mat.reshape(-1)
+        pos = torch.tensor([n - 1 for n in lens], device=dev)
+        write = torch.stack([slots[b][lens[b] - 1] for b in range(B)])
+        groups = []
+        for g in _length_groups(lens, pad_slack):
+            L = lens[g[0]]
+            sm = torch.stack([slots[b][:L] if slots[b].shape[0] >= L
+                              else torch.cat([slots[b], slots[b][:1].expand(L - slots[b].shape[0])]) for b in g])
+            glens = torch.tensor([lens[b] for b in g], device=dev)
+            mask = None
+            if min(lens[b] for b in g) < L:
+                mask = (torch.arange(L, device=dev)[None, :] < glens[:, None])[:, None, None, :]
+            groups.append((torch.tensor(g, device=dev), sm.reshape(-1), len(g), L, mask))
         x = self.tok_emb(tokens)  # [B, d]
+        o = x.new_empty(B, c.n_heads, c.head_dim)
         for li, layer in enumerate(self.layers):
             q, k, v = self._qkv(layer, x, pos)  # [B, H, hd], [B, Hkv, hd]
             kv.write(li, write, k, v)
-            K, V = kv.gather(li, flat)
-            K = K.view(B, L, c.n_kv_heads, c.head_dim).transpose(1, 2)
-            V = V.view(B, L, c.n_kv_heads, c.head_dim).transpose(1, 2)
-            o = _sdpa(q[:, :, None, :], K, V, mask=mask)  # [B, H, 1, hd]
+            for idx, flat, b, L, mask in groups:
+                K, V = kv.gather(li, flat)  # [Hkv, b*L, hd]
+                K = K.view(c.n_kv_heads, b, L, c.head_dim).transpose(0, 1)
+                V = V.view(c.n_kv_heads, b, L, c.head_dim).transpose(0, 1)
+                o[idx] = _sdpa(q[idx][:, :, None, :], K, V, mask=mask)[:, :, 0, :]
             x = x + layer.wo(o.reshape(B, -1))
             x = x + layer.mlp(x)
         return self.lm_head(self.norm(x)).float()
+
+
+def _length_groups(lens: list[int], slack: float) -> list[list[int]]:
+    """Indices grouped by length, longest first; a group grows while its padded size
+    ``len(group) * longest`` stays within ``(1 + slack)`` of its real total."""
+    order = sorted(range(len(lens)), key=lambda b: -lens[b])
+    groups: list[list[int]] = []
+    for b in order:
+        if groups:
+            g = groups[-1]
+            if (len(g) + 1) * lens[g[0]] <= (1.0 + slack) * (sum(lens[i] for i in g) + lens[b]):
+                g.append(b)
+                continue
+        groups.append([b])
+    return groups
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:

@@ -6,17 +6,22 @@ unique-prompt clients: no sharing), then for each run:
 
 * **tokens**: the maximum service gap between two backlogged clients
   (:func:`fairsched.analysis.metrics.max_service_gap`, service = ``w_p`` x uncached prompt
-  tokens + ``w_q`` x output tokens) against the bound, ``2U`` for VTC and ``2(U + Q^u)`` for
-  DLPM with ``U = workload.max_cost(w_p, w_q)``. This one must hold.
+  tokens + ``w_q`` x output tokens) against the published bounds, ``2U`` for VTC and
+  ``2(U + Q^u)`` for DLPM with ``U = workload.max_cost(w_p, w_q)`` (columns ``bound_tokens``,
+  ``ratio_tokens``), and against the bounds proved in ``proofs/`` for this service model,
+  ``2X`` and ``2(Q^u + X)`` with ``X`` measured on the run
+  (:func:`fairsched.analysis.bounds.check_run`; columns ``X``, ``bound_proved``,
+  ``ratio_proved``). The proved bound must hold; the published one is refuted in general
+  (several running requests per client) but holds on these runs.
 * **seconds**: the same gap with every service-log entry replaced by the engine's measured
   seconds (``meta["svc_seconds"]``). A token bound says nothing about seconds unless
   seconds are proportional to tokens; to "scale the bound by the cost model" the token
-  bound is converted at the *worst* rate the fitted model assigns to any charge of the run,
-  ``kappa_max = max(max_chunk t_prefill(n, h) / (w_p n), max_step t_decode(B, C) / (w_q B))``,
-  times ``1 + e`` with ``e`` the fit's p90 relative residual: ``bound_s = bound_tokens *
-  kappa_max * (1 + e)``. Also reported: the bound at the run's *mean* rate,
-  ``kappa_mean = measured seconds / token service``. A ratio ``gap_s / bound_s`` near or
-  above 1 means token fairness is not time fairness for these clients.
+  bound is converted at the *worst* rate (seconds per service unit) the fitted model
+  assigns to any request of the run, ``kappa_max`` (:func:`seconds_per_unit`), times
+  ``1 + e`` with ``e`` the fit's p90 relative residual: ``bound_s = bound_tokens *
+  kappa_max * (1 + e)``. Also reported: the same at the run's *mean* modelled rate
+  (``bound_s_mean_rate``). A ratio ``gap_s / bound_s_mean_rate`` near or above 1 means
+  that token fairness is not time fairness for these clients.
 
 The fitted cost model is either given or fitted on the runs' own measurements (prefill
 chunks and decode steps, :func:`fairsched.engine.calibrate.fit_cost_model`).
@@ -41,7 +46,7 @@ from fairsched.sim.result import SimResult
 from fairsched.workload.generators import long_document_qa, synthetic_unique
 from fairsched.workload.request import Workload, make_workload
 
-__all__ = ["bound_tokens", "combine_workloads", "instance_misranking", "request_misranking", "seconds_view",
+__all__ = ["bound_tokens", "client_rates", "combine_workloads", "instance_misranking", "request_misranking", "seconds_view",
            "service_gap", "validate_bounds", "validation_workload"]
 
 
@@ -130,18 +135,25 @@ def bound_tokens(policy: str, workload: Workload, weights: ServiceWeights | None
 
 
 def seconds_per_unit(result: SimResult, cost: CostModel, weights: ServiceWeights | None = None) -> dict:
-    """Seconds per service unit: the worst over the run's charges under the fitted model
-    (``kappa_max``) and the run's measured mean (``kappa_mean``)."""
+    """Seconds per service unit under the fitted ``cost`` model, per request of the run:
+    ``(sum over its prefill chunks of t_prefill(n, h) + output_len x t_token) /
+    (w_p x uncached + w_q x output_len)``, with ``t_token`` the median over the run's decode
+    steps of ``t_decode(B, C) / B``. Returns the worst request's rate (``kappa_max``), the
+    run's overall rate (``kappa_mean``) and the measured overall rate
+    (``kappa_measured``: measured seconds / service units)."""
     w = weights or ServiceWeights()
-    ch, st = result.meta["prefill_chunks"], result.meta["decode_steps"]
-    k_pre = max((cost.prefill_time(n, h) / (w.w_p * n) for n, h in zip(ch["n"], ch["h"], strict=True)),
-                default=0.0)
-    k_dec = max((cost.decode_time(b, c) / (w.w_q * b) for b, c in zip(st["batch"], st["context"], strict=True)),
-                default=0.0)
+    ch, st, rq = result.meta["prefill_chunks"], result.meta["decode_steps"], result.meta["requests"]
+    pre = ch.assign(p=[cost.prefill_time(n, h) for n, h in zip(ch["n"], ch["h"], strict=True)])
+    pre = pre.groupby("rid")["p"].sum().reindex(rq["rid"]).fillna(0.0).to_numpy(dtype=float)
+    tok_s = float(np.median([cost.decode_time(b, c) / b for b, c in zip(st["batch"], st["context"], strict=True)])
+                  ) if len(st) else 0.0
+    out = rq["output_tokens"].to_numpy(dtype=float)
+    units = w.w_p * rq["new_tokens"].to_numpy(dtype=float) + w.w_q * out
+    model_s = pre + out * tok_s
     tok = float(np.sum(np.asarray(result.svc_amount, dtype=float)))
     sec = float(np.sum(result.meta["svc_seconds"]))
-    return {"kappa_max": max(k_pre, k_dec), "kappa_prefill_max": k_pre, "kappa_decode_max": k_dec,
-            "kappa_mean": sec / tok if tok else float("nan")}
+    return {"kappa_max": float(np.max(model_s / units)), "kappa_mean": float(model_s.sum() / units.sum()),
+            "kappa_measured": sec / tok if tok else float("nan"), "decode_s_per_token": tok_s}
 
 
 # --------------------------------------------------------------------------- P_i
@@ -214,6 +226,37 @@ def instance_misranking(result: SimResult, margins: Sequence[float] = (0.0, 0.25
             "misranked": {m: (mis[m] / pairs if pairs else float("nan")) for m in margins}}
 
 
+def _proved_bound(result: SimResult, policy: str, quantum: float | None, weights: ServiceWeights) -> dict:
+    """The proved bound (``2X`` for VTC, ``2(Q^u + X)`` for DLPM, ``X`` measured on the run:
+    the largest prefill charge plus the client's outstanding decode charge right after an
+    admission) from :func:`fairsched.analysis.bounds.check_run`; NaN if unavailable."""
+    nan = {"X": float("nan"), "bound_proved": float("nan"), "ratio_proved": float("nan"),
+           "holds_proved": None}
+    try:
+        from fairsched.analysis.bounds import check_run
+    except ImportError:  # pragma: no cover - the analysis package is optional here
+        return nan
+    params = {"w_p": weights.w_p, "w_q": weights.w_q, **({"quantum": quantum} if quantum is not None else {})}
+    for v in check_run(result, policy, params):
+        if v.kind == "proved" and "X measured" in v.check:
+            return {"X": v.params.get("X"), "bound_proved": v.bound, "ratio_proved": v.ratio,
+                    "holds_proved": v.status == "holds"}
+    return nan
+
+
+def client_rates(results: dict[str, SimResult]) -> pd.DataFrame:
+    """Per policy and client: service units, measured seconds, and seconds per unit. Where
+    two backlogged clients have different rates, equal token service means unequal time,
+    and the seconds gap grows with the length of the common backlog."""
+    frames = []
+    for pol, res in results.items():
+        rq = res.meta["requests"]
+        g = rq.groupby("client")[["service_tokens", "service_s", "new_tokens", "cached_tokens"]].sum()
+        g["s_per_unit"] = g["service_s"] / g["service_tokens"]
+        frames.append(g.reset_index().assign(policy=pol))
+    return pd.concat(frames, ignore_index=True)
+
+
 # --------------------------------------------------------------------------- driver
 def validate_bounds(preset="cpu-small", policies: Sequence[str] = ("vtc", "dlpm"), quantum: float = 512.0,
                     workload: Workload | None = None, cost_model: CostModel | None = None, device=None,
@@ -229,7 +272,8 @@ def validate_bounds(preset="cpu-small", policies: Sequence[str] = ("vtc", "dlpm"
         n_instances_misrank: also run LPM behind the LMetric router on this many instances
             for :func:`instance_misranking` (0 to skip).
     Returns:
-        ``{"table": DataFrame (one row per policy), "cost_model", "fit", "misranking"
+        ``{"table": DataFrame (one row per policy), "cost_model", "fit", "client_rates",
+        "misranking"
         (requests), "instance_misranking", "results": {policy: SimResult}, "workload"}``.
     """
     from fairsched.engine.calibrate import fit_cost_model
@@ -264,19 +308,21 @@ def validate_bounds(preset="cpu-small", policies: Sequence[str] = ("vtc", "dlpm"
         gs = service_gap(res, "seconds")
         k = seconds_per_unit(res, cost_model, weights)
         b_s = b * k["kappa_max"] * (1.0 + err)
-        b_mean = b * k["kappa_mean"]
+        b_mean = b * k["kappa_mean"] * (1.0 + err)
+        proved = _proved_bound(res, pol, quantum if pol == "dlpm" else None, weights)
         rows.append({"policy": pol, "U": w.max_cost(weights.w_p, weights.w_q),
                      "quantum": quantum if pol == "dlpm" else None, "bound_tokens": b,
                      "gap_tokens": gt.gap, "ratio_tokens": gt.gap / b, "holds_tokens": gt.gap <= b + 1e-9,
-                     "pair_tokens": gt.pair, "gap_s": gs.gap, "pair_s": gs.pair,
-                     "kappa_max": k["kappa_max"], "kappa_mean": k["kappa_mean"], "fit_error": err,
+                     "pair_tokens": gt.pair, **proved, "gap_s": gs.gap, "pair_s": gs.pair,
+                     "kappa_max": k["kappa_max"], "kappa_mean": k["kappa_mean"],
+                     "kappa_measured": k["kappa_measured"], "fit_error": err,
                      "bound_s": b_s, "ratio_s": gs.gap / b_s if b_s else float("nan"),
                      "bound_s_mean_rate": b_mean, "ratio_s_mean_rate": gs.gap / b_mean if b_mean else float("nan"),
                      "makespan_s": float(np.nanmax(res.finish_t) - w[0].arrival),
                      "compute_s": res.meta["compute_s"],
                      "hit_rate": float(res.cached_tokens.sum() / sum(r.input_len for r in w))})
     table = pd.DataFrame(rows)
-    return {"table": table, "cost_model": cost_model, "fit": fit,
+    return {"table": table, "cost_model": cost_model, "fit": fit, "client_rates": client_rates(results),
             "misranking": request_misranking(list(results.values()) + ([cluster] if cluster is not None else []), cost_model),
             "instance_misranking": instance_misranking(cluster) if cluster is not None else None,
             "results": results, "cluster": cluster, "workload": w}

@@ -33,10 +33,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import DEFER, QueuePolicy, Router, ServiceWeights
+from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.cost import CostModel
 from fairsched.sim.result import SimResult
 from fairsched.workload.request import Request, Workload
@@ -280,10 +279,7 @@ class Instance:
         self.sim._on_finish(self, s, now)
 
 
-PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy
-
-
-class Simulator:
+class Simulator(ClusterBackend):
     """Runs a workload through a cluster and records what happened (:class:`SimResult`).
 
     Args:
@@ -310,11 +306,6 @@ class Simulator:
     def __init__(self, workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
                  n_instances: int = 1, instance: InstanceConfig | None = None, cost: CostModel | None = None,
                  weights: ServiceWeights | None = None, audit: bool = False, decode_runs: bool = True):
-        from fairsched.policies import make_policy_factory, make_router
-
-        if n_instances < 1:
-            raise ValueError(f"n_instances must be >= 1, got {n_instances}")
-        self.workload = workload
         self.instance_cfg = instance or InstanceConfig()
         self.cost = cost or CostModel()
         self.weights = weights or ServiceWeights()
@@ -323,50 +314,13 @@ class Simulator:
             if len(r.prompt) * workload.block_size + r.output_len > cap:
                 raise ValueError(f"request {r.rid}: needs {len(r.prompt) * workload.block_size + r.output_len} "
                                  f"KV tokens, more than kv_capacity_tokens={cap}")
-        if isinstance(policy, QueuePolicy):
-            if n_instances != 1:
-                raise ValueError("pass a policy name or factory when n_instances > 1")
-            policies = [policy]
-        else:
-            factory = make_policy_factory(policy, self.weights) if isinstance(policy, str) else policy
-            policies = [factory() for _ in range(n_instances)]
-        self.policy_name = policies[0].name
-        self.instances = [Instance(i, self, p) for i, p in enumerate(policies)]
-        if n_instances > 1 and router is None:
-            raise ValueError("a router is required when n_instances > 1")
-        self.router = make_router(router, self.weights) if isinstance(router, str) else router
-        self.router_name = self.router.name if (self.router is not None and n_instances > 1) else "none"
-        self.n_instances = n_instances
+        self.workload = workload
         self.audit = audit
         self.decode_runs = decode_runs
         self._heap: list[tuple[float, int, int, int]] = []
         self._seq = 0
-        n = len(workload)
-        clients = workload.clients
-        self.client_idx = {c: i for i, c in enumerate(clients)}
-        self.res = SimResult.empty(workload, clients, n)
-        self._waiting_per_client = np.zeros(len(clients), dtype=np.int64)
+        self._init_cluster(workload, policy, router, n_instances, lambda i, p: Instance(i, self, p))
 
-    # ------------------------------------------------------------- ClusterView
-    def cached_tokens(self, i: int, req: Request) -> int:
-        inst = self.instances[i]
-        p = req.prompt
-        return req.tokens_in(max(inst.cache.match(p), inst.routed.match(p)))
-
-    def n_waiting(self, i: int) -> int:
-        return len(self.instances[i].policy)
-
-    def n_running(self, i: int) -> int:
-        inst = self.instances[i]
-        return len(inst.prefilling) + len(inst.decoding)
-
-    def queued_prefill_tokens(self, i: int) -> int:
-        return self.instances[i].pending_prefill
-
-    def cache_size_tokens(self, i: int) -> int:
-        return self.instances[i].cache.size_tokens
-
-    # ------------------------------------------------------------- events
     def _push(self, t: float, idx: int, gen: int) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (t, self._seq, idx, gen))
@@ -395,67 +349,10 @@ class Simulator:
             progress(n)
         return self.res.finalize(self)
 
-    def _arrive(self, req: Request) -> None:
-        now = req.arrival
-        if self.n_instances == 1:
-            i = 0
-        else:
-            i = self.router.route(req, self, now)
-            if not 0 <= i < self.n_instances:
-                raise RuntimeError(f"router {self.router_name} returned instance {i}")
-        inst = self.instances[i]
-        est = req.input_len - min(self.cached_tokens(i, req), req.input_len - 1)
-        inst.est_prefill[req.rid] = est
-        inst.pending_prefill += est
-        inst.routed.insert(req.prompt, now)
-        inst.routed.lock(req.prompt, len(req.prompt))
-        c = self.client_idx[req.client]
-        if self._waiting_per_client[c] == 0:
-            self.res.backlog(now, c, +1)
-        self._waiting_per_client[c] += 1
-        self.res.route(req.rid, i)
-        inst.policy.add(req, now)
-        if not inst.busy:
-            inst.start_step(now)
-        else:
-            inst.interrupt(now)
-
-    # ------------------------------------------------------------- recording hooks
     def _on_admit(self, inst: Instance, s: _Seq, now: float) -> None:
-        req = s.req
-        c = self.client_idx[req.client]
-        self._waiting_per_client[c] -= 1
-        if self._waiting_per_client[c] == 0:
-            self.res.backlog(now, c, -1)
-        self.res.admit(req.rid, now, s.cached)
-        self.res.service(now, c, self.weights.prefill(req.input_len - s.cached))
+        super()._on_admit(inst, s, now)
         if self.audit:
-            self.res.audit.append((now, inst.idx, req.rid, s.matched, s.units, inst.cache.evicted))
-
-    def _on_first_token(self, inst: Instance, seqs: list[_Seq], now: float) -> None:
-        for s in seqs:
-            self.res.first_token(s.req.rid, now)
-        self._on_decode(inst, seqs, [now])
-
-    def _on_decode(self, inst: Instance, seqs: list[_Seq], times: list[float]) -> None:
-        """One output token per sequence at each of ``times`` (step ends)."""
-        policy, ci, per, k, now = inst.policy, self.client_idx, {}, len(times), times[-1]
-        for s in seqs:
-            policy.on_decode(s.req, k, now)
-            c = ci[s.req.client]
-            per[c] = per.get(c, 0) + 1
-        w = self.weights
-        for c, tok in per.items():
-            self.res.service_steps(times, c, w.decode(tok))
-        self.res.decode_tokens += len(seqs) * k
-
-    def _on_prefill_done(self, inst: Instance, s: _Seq, new_units: int, now: float) -> None:
-        self.res.prefill_done(s.req.rid, now)
-
-    def _on_finish(self, inst: Instance, s: _Seq, now: float) -> None:
-        self.res.finish(s.req.rid, now)
-        if self.router is not None and self.n_instances > 1:
-            self.router.on_finish(s.req, inst.idx, now)
+            self.res.audit.append((now, inst.idx, s.req.rid, s.matched, s.units, inst.cache.evicted))
 
 
 def simulate(workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,

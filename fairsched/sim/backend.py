@@ -1,0 +1,160 @@
+"""The cluster layer shared by the two backends (the simulator and the torch engine).
+
+A backend is a set of instances (each an :class:`~fairsched.policies.base.InstanceView`
+owning its running batch and prefix cache) behind one router. This base class builds one
+queue policy per instance and the router from names or objects, implements
+:class:`~fairsched.policies.base.ClusterView` for the router, routes each arrival, and
+records what happens into a :class:`~fairsched.sim.result.SimResult`. Subclasses supply
+the instances and time: :class:`~fairsched.sim.simulator.Simulator` from the cost model,
+:class:`~fairsched.engine.engine.EngineCluster` by running the model.
+
+Instances must provide: ``policy``, ``cache`` and ``routed`` (radix trees), ``prefilling``
+and ``decoding`` (lists of sequences with ``.req`` and ``.cached``), ``est_prefill``
+(rid -> tokens), ``pending_prefill``, ``busy``, ``start_step(now)`` and
+``interrupt(now)`` (a request arrived while an iteration is under way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from fairsched.policies.base import QueuePolicy, Router, ServiceWeights
+from fairsched.sim.result import SimResult
+from fairsched.workload.request import Request, Workload
+
+PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy
+
+
+class ClusterBackend:
+    """Policies, router, ClusterView, arrivals and recording for N instances.
+
+    Call :meth:`_init_cluster` from the subclass constructor once ``self.weights`` is set.
+    """
+
+    weights: ServiceWeights
+
+    def _init_cluster(self, workload: Workload, policy: PolicySpec, router: Router | str | None,
+                      n_instances: int, make_instance: Callable[[int, QueuePolicy], object],
+                      policy_params: dict | None = None) -> None:
+        """Build the policies (one per instance), the instances and the router.
+
+        Raises:
+            ValueError: on ``n_instances < 1``, a policy object with several instances, a
+                missing router for several instances, or an unknown name.
+        """
+        from fairsched.policies import make_policy_factory, make_router
+
+        if n_instances < 1:
+            raise ValueError(f"n_instances must be >= 1, got {n_instances}")
+        if isinstance(policy, QueuePolicy):
+            if n_instances != 1:
+                raise ValueError("pass a policy name or factory when n_instances > 1")
+            policies = [policy]
+        else:
+            factory = (make_policy_factory(policy, self.weights, **(policy_params or {}))
+                       if isinstance(policy, str) else policy)
+            policies = [factory() for _ in range(n_instances)]
+        if n_instances > 1 and router is None:
+            raise ValueError("a router is required when n_instances > 1")
+        self.workload = workload
+        self.n_instances = n_instances
+        self.policy_name = policies[0].name
+        clients = workload.clients
+        self.client_idx = {c: i for i, c in enumerate(clients)}
+        self.res = SimResult.empty(workload, clients, len(workload))
+        self._waiting_per_client = np.zeros(len(clients), dtype=np.int64)
+        self.instances = [make_instance(i, p) for i, p in enumerate(policies)]
+        self.router = make_router(router, self.weights) if isinstance(router, str) else router
+        self.router_name = self.router.name if (self.router is not None and n_instances > 1) else "none"
+
+    # ------------------------------------------------------------- ClusterView
+    def cached_tokens(self, i: int, req: Request) -> int:
+        inst = self.instances[i]
+        p = req.prompt
+        return req.tokens_in(max(inst.cache.match(p), inst.routed.match(p)))
+
+    def n_waiting(self, i: int) -> int:
+        return len(self.instances[i].policy)
+
+    def n_running(self, i: int) -> int:
+        inst = self.instances[i]
+        return len(inst.prefilling) + len(inst.decoding)
+
+    def queued_prefill_tokens(self, i: int) -> int:
+        return self.instances[i].pending_prefill
+
+    def cache_size_tokens(self, i: int) -> int:
+        return self.instances[i].cache.size_tokens
+
+    # ------------------------------------------------------------- arrivals
+    def _arrive(self, req: Request) -> None:
+        """Route ``req`` at its arrival time, count it as routed (optimistic prefix and
+        prefill estimate), enqueue it, and wake or interrupt the instance."""
+        now = req.arrival
+        if self.n_instances == 1:
+            i = 0
+        else:
+            i = self.router.route(req, self, now)
+            if not 0 <= i < self.n_instances:
+                raise RuntimeError(f"router {self.router_name} returned instance {i}")
+        inst = self.instances[i]
+        est = req.input_len - min(self.cached_tokens(i, req), req.input_len - 1)
+        inst.est_prefill[req.rid] = est
+        inst.pending_prefill += est
+        inst.routed.insert(req.prompt, now)
+        inst.routed.lock(req.prompt, len(req.prompt))
+        c = self.client_idx[req.client]
+        if self._waiting_per_client[c] == 0:
+            self.res.backlog(now, c, +1)
+        self._waiting_per_client[c] += 1
+        self.res.route(req.rid, i)
+        inst.policy.add(req, now)
+        if not inst.busy:
+            inst.start_step(now)
+        else:
+            inst.interrupt(now)
+
+    # ------------------------------------------------------------- recording hooks
+    def _service(self, t: float, c: int, amount: float, seconds: float = 0.0) -> None:
+        """One service-log entry (``seconds``: measured cost, engine only)."""
+        self.res.service(t, c, amount)
+
+    def _on_admit(self, inst, s, now: float) -> None:
+        req = s.req
+        c = self.client_idx[req.client]
+        self._waiting_per_client[c] -= 1
+        if self._waiting_per_client[c] == 0:
+            self.res.backlog(now, c, -1)
+        self.res.admit(req.rid, now, s.cached)
+        self._service(now, c, self.weights.prefill(req.input_len - s.cached))
+
+    def _on_first_token(self, inst, seqs: list, now: float) -> None:
+        for s in seqs:
+            self.res.first_token(s.req.rid, now)
+        self._on_decode(inst, seqs, [now])
+
+    def _on_decode(self, inst, seqs: list, times: list[float], seconds: float = 0.0) -> None:
+        """One output token per sequence at each of ``times`` (iteration ends); charged to
+        the policy and logged per client (``seconds``: the measured step time, engine)."""
+        policy, ci, per, k, now = inst.policy, self.client_idx, {}, len(times), times[-1]
+        for s in seqs:
+            policy.on_decode(s.req, k, now)
+            c = ci[s.req.client]
+            per[c] = per.get(c, 0) + 1
+        w, share = self.weights, seconds / len(seqs) if seqs else 0.0
+        for c, tok in per.items():
+            if k == 1:
+                self._service(now, c, w.decode(tok), share * tok)
+            else:
+                self.res.service_steps(times, c, w.decode(tok))
+        self.res.decode_tokens += len(seqs) * k
+
+    def _on_prefill_done(self, inst, s, new_units: int, now: float) -> None:
+        self.res.prefill_done(s.req.rid, now)
+
+    def _on_finish(self, inst, s, now: float) -> None:
+        self.res.finish(s.req.rid, now)
+        if self.router is not None and self.n_instances > 1:
+            self.router.on_finish(s.req, inst.idx, now)
