@@ -274,3 +274,27 @@ def test_summarize_keys_and_json():
     assert s["ttft_mean_s"] is None and s["throughput_tok_s"] is None and s["max_service_gap"] == 0
     json.dumps(s, allow_nan=False)
     assert all(not (isinstance(v, float) and math.isnan(v)) for v in s.values())
+
+
+def test_events_after_a_backlog_ends_at_the_same_instant_are_not_in_the_window():
+    """DLPM drains client a (its last admission ends a's backlog), refills and admits b,
+    all at t = 1. Only a's charge happened while both were backlogged: gap 10, not 110
+    (what a time-only convention would count; found by `fairsched reproduce` claim 6)."""
+    from types import SimpleNamespace
+
+    from fairsched.sim.result import SimResult
+    from fairsched.workload.request import make_workload
+
+    w = make_workload([(0.0, "a", (1,), 1, 1), (0.0, "b", (2,), 1, 1)])
+    r = SimResult.empty(w, ["a", "b"], 2)
+    r.backlog(0.0, 0, +1)
+    r.backlog(0.0, 1, +1)
+    r.service(1.0, 0, 10.0)  # a's last waiting request admitted ...
+    r.backlog(1.0, 0, -1)  # ... which ends a's backlog
+    r.service(1.0, 1, 100.0)  # then b is admitted after a refill
+    r.backlog(1.0, 1, -1)
+    r.finalize(SimpleNamespace(policy_name="dlpm", router_name="none", n_instances=1))
+    for fn in (max_service_gap, max_service_gap_naive):
+        rep = fn(r)
+        assert rep.gap == 10.0 and rep.pair == ("a", "b")
+        assert rep.window == (0.0, 1.0)

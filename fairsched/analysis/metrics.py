@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -443,8 +444,38 @@ def _witness(ix: _ServiceIndex, f: int, g: int, s: float, e: float):
     return float(times[imax]), float(times[imin]), -1, imax == 0
 
 
+def _causal(result):
+    """``(view, to_time)``: a view of ``result`` whose service and backlog times are the
+    causal sequence coordinates of :class:`~fairsched.sim.result.SimResult` (``svc_seq``,
+    ``bl_seq``: (time, order of logging), so several events at one instant are ordered as
+    they happened), and the map from that axis back to seconds. Results without those
+    coordinates (hand-built logs) are used as they are."""
+    if getattr(result, "svc_seq", None) is None or getattr(result, "bl_seq", None) is None:
+        return result, float
+    seq_t = result.seq_t
+    view = SimpleNamespace(svc_t=result.svc_seq, svc_client=result.svc_client, svc_amount=result.svc_amount,
+                           bl_t=result.bl_seq, bl_client=result.bl_client, bl_delta=result.bl_delta,
+                           clients=result.clients, workload=result.workload)
+    return view, lambda x: float(seq_t[int(round(x))])
+
+
+def _in_time(rep: GapReport, to_time) -> GapReport:
+    if rep.interval is not None:
+        rep.interval = (to_time(rep.interval[0]), to_time(rep.interval[1]))
+    if rep.window is not None:
+        rep.window = (to_time(rep.window[0]), to_time(rep.window[1]))
+    return rep
+
+
 def max_service_gap(result, per_pair: bool = True) -> GapReport:
     """Maximum service difference between two clients while both are backlogged.
+
+    Works on the causal event order of the run (``SimResult.svc_seq``/``bl_seq``): a
+    service event belongs to a window iff it happened after both clients became backlogged
+    and before either stopped being backlogged, even when those events share a time stamp
+    (a client's last admission ends its backlog; a refill and another admission may follow
+    at the same instant and are *not* in the window). ``interval`` and ``window`` are
+    reported in seconds.
 
     For every pair of clients ``(f, g)`` and every maximal closed interval ``[s, e]`` in
     which both are backlogged (intersections of their backlog intervals, see the module
@@ -468,6 +499,11 @@ def max_service_gap(result, per_pair: bool = True) -> GapReport:
     27 clients with 100k events take ~0.15 s; the whole Mooncake trace on 16 instances (7,373
     clients, 4.1M events) ~1 s.
     """
+    view, to_time = _causal(result)
+    return _in_time(_max_service_gap(view, per_pair), to_time)
+
+
+def _max_service_gap(result, per_pair: bool) -> GapReport:
     names = list(result.clients)
     ivs = {k: v for k, v in _intervals_by_index(result).items() if k < len(names)}
     f, g, s, e = _windows(ivs)
@@ -499,8 +535,13 @@ def max_service_gap_naive(result) -> GapReport:
     """Plain-Python reference for :func:`max_service_gap` (quadratic; for tests only).
 
     Recomputes the backlog intervals, the common windows and every ``D`` value by direct
-    summation; same conventions, same ``gap`` and ``per_pair`` values.
+    summation; same conventions (the causal order), same ``gap`` and ``per_pair`` values.
     """
+    view, to_time = _causal(result)
+    return _in_time(_max_service_gap_naive(view), to_time)
+
+
+def _max_service_gap_naive(result) -> GapReport:
     names = list(result.clients)
     events = sorted(zip(list(result.svc_t), list(result.svc_client), list(result.svc_amount), strict=True),
                     key=lambda e: e[0])

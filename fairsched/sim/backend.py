@@ -124,11 +124,12 @@ class ClusterBackend:
     def _on_admit(self, inst, s, now: float) -> None:
         req = s.req
         c = self.client_idx[req.client]
+        self.res.admit(req.rid, now, s.cached)
+        # the charge first: it is service received while the client was backlogged
+        self._service(now, c, self.weights.prefill(req.input_len - s.cached))
         self._waiting_per_client[c] -= 1
         if self._waiting_per_client[c] == 0:
             self.res.backlog(now, c, -1)
-        self.res.admit(req.rid, now, s.cached)
-        self._service(now, c, self.weights.prefill(req.input_len - s.cached))
 
     def _on_first_token(self, inst, seqs: list, now: float) -> None:
         for s in seqs:

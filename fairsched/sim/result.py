@@ -27,7 +27,15 @@ class SimResult:
     admission, ``w_q`` x decode tokens at the end of the iteration that made them).
 
     Backlog log: ``bl_t``, ``bl_client``, ``bl_delta`` (+1 when the client gets its first
-    waiting request anywhere in the cluster, -1 when its last waiting request is admitted).
+    waiting request anywhere in the cluster, -1 when its last waiting request is admitted,
+    right after that admission's charge), ``bl_pos`` (service entries logged before it).
+
+    Causal order (set by :meth:`finalize`): several things happen at one instant (a client's
+    last admission ends its backlog, a refill follows, another client is admitted), so times
+    alone cannot say which service happened while a client was backlogged. ``svc_seq`` and
+    ``bl_seq`` place every service and backlog event on one integer axis ordered by (time,
+    order of logging); ``seq_t[k]`` is the time of position ``k``. The service-gap metric
+    works on that axis (``fairsched.analysis.metrics.max_service_gap``).
     """
 
     workload: Workload
@@ -44,6 +52,10 @@ class SimResult:
     bl_t: array = field(default_factory=lambda: array("d"))
     bl_client: array = field(default_factory=lambda: array("l"))
     bl_delta: array = field(default_factory=lambda: array("l"))
+    bl_pos: array = field(default_factory=lambda: array("l"))
+    svc_seq: np.ndarray | None = None
+    bl_seq: np.ndarray | None = None
+    seq_t: np.ndarray | None = None
     decode_tokens: int = 0
     policy: str = ""
     router: str = ""
@@ -89,17 +101,27 @@ class SimResult:
         self.bl_t.append(t)
         self.bl_client.append(client)
         self.bl_delta.append(delta)
+        self.bl_pos.append(len(self.svc_t))
 
     def finalize(self, backend) -> SimResult:
         """Sort the service log by time (decode runs log their steps when the run ends,
         after other instances' later events; a stable sort keeps same-time order) and copy
         run-level facts from the backend (policy and router names, sizes)."""
         t = np.frombuffer(self.svc_t) if len(self.svc_t) else np.zeros(0)
-        if t.size and (np.diff(t) < 0).any():
+        n, bt = t.size, np.asarray(self.bl_t, dtype=float)
+        t_all = np.concatenate([t, bt])
+        key = np.concatenate([np.arange(n, dtype=float), np.asarray(self.bl_pos, dtype=float) - 0.5])
+        merged = np.lexsort((key, t_all))
+        rank = np.empty(t_all.size)
+        rank[merged] = np.arange(t_all.size)
+        self.seq_t, self.bl_seq, svc_rank = t_all[merged], rank[n:], rank[:n]
+        if n and (np.diff(t) < 0).any():
             order = np.argsort(t, kind="stable")
             self.svc_t = array("d", t[order].tobytes())
             self.svc_client = array("l", np.asarray(self.svc_client)[order].tobytes())
             self.svc_amount = array("d", np.frombuffer(self.svc_amount)[order].tobytes())
+            svc_rank = svc_rank[order]
+        self.svc_seq = svc_rank
         self.policy = backend.policy_name
         self.router = backend.router_name
         self.n_instances = backend.n_instances

@@ -1,0 +1,92 @@
+"""``fairsched reproduce``: run the source papers' headline comparisons and say which hold.
+
+Registered on the app in :mod:`fairsched.cli`. The claims, their setups and the verdict
+rule live in :mod:`fairsched.reproduce`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def reproduce(
+    claims: Annotated[list[str] | None, typer.Argument(
+        help="Claims to run, by id or number (default: all). See --list.", show_default=False)] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller workloads and sweeps: each claim in under a "
+                                        "minute.")] = False,
+    out: Annotated[Path, typer.Option(help="Output directory (reproduce.json, reproduce.html).")] = Path(
+        "fairsched-out"),
+    cost_model: Annotated[Path | None, typer.Option(
+        help="Cost-model JSON (from `fairsched calibrate`) used by every claim instead of its default hardware "
+             "profile.")] = None,
+    list_claims: Annotated[bool, typer.Option("--list", help="List the claims and exit.")] = False,
+) -> None:
+    """Reproduce the source papers' headline comparisons (DLPM, D²LPM, VTC, LMetric).
+
+    Prints a table (claim, paper's figure, our figure, setup, verdict) and writes
+    OUT/reproduce.json and OUT/reproduce.html (one figure a claim). Verdicts: reproduced
+    (within 25% of the paper's number, same direction), same direction, not reproduced.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from fairsched.cli import UserError, console, err_console, fail, user_errors
+    from fairsched.reproduce import (
+        REGISTRY,
+        get_claims,
+        missing_data,
+        run_claim,
+        table,
+        write_outputs,
+    )
+
+    if list_claims:
+        t = Table(title="claims", header_style="bold")
+        for col in ("#", "id", "title", "paper's figure"):
+            t.add_column(col)
+        for c in REGISTRY.values():
+            t.add_row(str(c.number), c.id, escape(c.title), escape(c.paper_figure))
+        console.print(t)
+        return
+    # ---- validate everything before running anything
+    try:
+        chosen = get_claims(claims)
+    except KeyError as e:
+        fail(str(e.args[0]))
+    cost = None
+    with user_errors():
+        if cost_model is not None:
+            from fairsched.sim import CostModel
+
+            cost = CostModel.load(cost_model)  # ValueError names the file and the field
+        missing = missing_data(chosen)
+        if missing:
+            raise UserError(f"trace file(s) {', '.join(missing)} not found; set FAIRSCHED_SHARED_DATA to the "
+                            "directory that holds them, or leave out the claims that need them")
+    with user_errors(f"cannot write to {out}: "):
+        if out.exists() and not out.is_dir():
+            raise UserError("it exists and is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+
+    mode = "quick" if quick else "full"
+    console.print(f"[bold]reproduce[/bold]: {len(chosen)} claim(s), {mode} mode, "
+                  f"cost model {escape(cost.name) if cost is not None else 'of each claim (documented defaults)'}")
+    outcomes = []
+    t_all = time.perf_counter()
+    try:
+        for k, c in enumerate(chosen, 1):
+            with err_console.status(f"[{k}/{len(chosen)}] {c.id}: {c.title}"):
+                o = run_claim(c, quick=quick, cost=cost, out=out)
+            outcomes.append(o)
+            err_console.print(f"[{k}/{len(chosen)}] {c.id}: {o.verdict} ({o.elapsed_s:.1f} s)")
+    except KeyboardInterrupt:
+        fail("interrupted; nothing written", code=130)
+    elapsed = time.perf_counter() - t_all
+    console.print(table(outcomes, title=f"fairsched reproduce ({mode})"))
+    with user_errors(f"cannot write to {out}: "):
+        doc, page = write_outputs(outcomes, out)
+    console.print(f"wrote {escape(str(doc))} and {escape(str(page))} ({elapsed:.1f} s)")
