@@ -34,6 +34,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fairsched.analysis.report import atomic_write_text
+from fairsched.commands.reproduce import reproduce as _reproduce_cmd
 
 app = typer.Typer(
     name="fairsched",
@@ -355,6 +356,9 @@ def calibrate(
 # `check`, `detect` and `reproduce` (other issues) go here, one @app.command() each,
 # following the pattern above: validate inside `with user_errors():`, import heavy
 # modules inside the function, write files with atomic_write_text.
+
+
+app.command("reproduce")(_reproduce_cmd)  # fairsched/commands/reproduce.py
 
 
 if __name__ == "__main__":  # pragma: no cover
