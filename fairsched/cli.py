@@ -34,6 +34,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fairsched.analysis.report import atomic_write_text
+from fairsched.commands.check_detect import register as _register_check_detect
 from fairsched.commands.reproduce import reproduce as _reproduce_cmd
 
 app = typer.Typer(
@@ -359,6 +360,7 @@ def calibrate(
 
 
 app.command("reproduce")(_reproduce_cmd)  # fairsched/commands/reproduce.py
+_register_check_detect(app)  # check, detect: fairsched/commands/check_detect.py
 
 
 if __name__ == "__main__":  # pragma: no cover

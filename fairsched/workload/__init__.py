@@ -55,3 +55,4 @@ __all__ = [
     "synthetic_unique",
     "tree_of_thought",
 ]
+from .hotspot import benign_twin, hotspot_workload  # noqa: E402, F401  (LMetric hotspot generators)
