@@ -202,8 +202,10 @@ def analyze(
              "Default: a10g-llama2-7b for the VTC trace (the VTC paper's hardware), else a100-llama3-8b.")] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("fairsched-out"),
     limit: Annotated[int | None, typer.Option(help="Only the first N requests.")] = None,
-    quantum: Annotated[float | None, typer.Option(help="DLPM quantum Q^u [service units].")] = None,
-    quantum_w: Annotated[float | None, typer.Option(help="D2LPM worker quantum Q^w [service units].")] = None,
+    quantum: Annotated[float | None, typer.Option(
+        help="DLPM quantum Q^u [service units] (default: U of the workload).")] = None,
+    quantum_w: Annotated[float | None, typer.Option(
+        help="D2LPM worker quantum Q^w [service units] (default: U of the workload).")] = None,
     lam: Annotated[float | None, typer.Option(help="Linear router weight of the KV-miss term, in [0, 1].")] = None,
     max_batch_size: Annotated[int | None, typer.Option(help="Per-instance max batch size.")] = None,
     token_budget: Annotated[int | None, typer.Option(help="Per-iteration token budget.")] = None,
@@ -218,7 +220,7 @@ def analyze(
 
     from fairsched.analysis import summarize
     from fairsched.analysis.report import write_report
-    from fairsched.policies import ServiceWeights, make_policy_factory, make_router
+    from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
     from fairsched.sim import Simulator
     from fairsched.workload import sniff_format
 
@@ -237,15 +239,16 @@ def analyze(
     if not len(workload):
         fail("the workload has no requests")
     weights = ServiceWeights()
+    quantum = quantum if quantum is not None else default_quantum(workload, weights)
+    quantum_w = quantum_w if quantum_w is not None else default_quantum(workload, weights)
     sims = []
     with user_errors():
         for r_name, p_name in combos:
-            pf = make_policy_factory(p_name, weights, **({"quantum": quantum}
-                                                          if p_name == "dlpm" and quantum is not None else {}))
+            pf = make_policy_factory(p_name, weights, **({"quantum": quantum} if p_name == "dlpm" else {}))
             rparams = {}
             if r_name == "linear" and lam is not None:
                 rparams["lam"] = lam
-            if r_name == "d2lpm" and quantum_w is not None:
+            if r_name == "d2lpm":
                 rparams["quantum_w"] = quantum_w
             rt = make_router(r_name, weights, **rparams) if r_name != "none" else None
             sims.append(Simulator(workload, pf, rt, instances, inst, cost, weights))
@@ -260,7 +263,7 @@ def analyze(
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
                   f"{workload.duration:.0f} s ({escape(str(workload.source or 'generated'))}); "
                   f"{instances} instance(s), cost model {escape(cost.name)}, KV {inst.kv_capacity_tokens:,} tokens; "
-                  f"{len(combos)} scheduler combination(s)")
+                  f"{len(combos)} scheduler combination(s); Q^u {quantum:,.0f}, Q^w {quantum_w:,.0f}")
 
     # ---- run
     results, summaries = [], []

@@ -165,8 +165,8 @@ def check(
              "(one instance), vtc dlpm fcfs (several).")] = None,
     router: Annotated[list[str] | None, typer.Option(
         help="Router (repeatable, several instances): default least-load and d2lpm (with dlpm).")] = None,
-    quantum: Annotated[float | None, typer.Option(help="DLPM quantum Q^u [service units] (default 2048).")] = None,
-    quantum_w: Annotated[float | None, typer.Option(help="D2LPM worker quantum Q^w [service units].")] = None,
+    quantum: Annotated[float | None, typer.Option(help="DLPM quantum Q^u [service units] (default: U of the workload).")] = None,
+    quantum_w: Annotated[float | None, typer.Option(help="D2LPM worker quantum Q^w [service units] (default: U of the workload).")] = None,
     cost_model: Annotated[Path | None, typer.Option(help="Cost-model JSON (from `fairsched calibrate`).")] = None,
     profile: Annotated[str | None, typer.Option(
         "--profile", "--cost-profile", help="Hardware profile: a100-llama3-8b or a10g-llama2-7b "
@@ -205,7 +205,7 @@ def check(
         scheduler_combos,
         user_errors,
     )
-    from fairsched.policies import ServiceWeights, make_policy_factory, make_router
+    from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
     from fairsched.workload import sniff_format
 
     with user_errors():
@@ -225,11 +225,11 @@ def check(
         fail("the workload has no requests")
     _prepare_out(out)
     weights = ServiceWeights()
-    q_u = quantum if quantum is not None else 2048.0
+    q_u = quantum if quantum is not None else default_quantum(workload, weights)
     n_clients = len(workload.clients)
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
                   f"{workload.duration:.0f} s; {instances} instance(s), cost model {escape(cost.name)}; "
-                  f"{len(combos)} run(s)")
+                  f"{len(combos)} run(s); Q^u {q_u:,.0f}")
     runs, verdicts, results, labels = [], [], [], []
     t_all = time.perf_counter()
     for r_name, p_name in combos:
@@ -237,7 +237,7 @@ def check(
         params = {"quantum": q_u if p_name == "dlpm" else None, "w_p": weights.w_p, "w_q": weights.w_q,
                   "router": r_name, "label": label}
         if r_name == "d2lpm":
-            params["quantum_w"] = quantum_w if quantum_w is not None else 8192.0
+            params["quantum_w"] = quantum_w if quantum_w is not None else default_quantum(workload, weights)
         if n_clients < 2:
             vs = [Verdict(label, "service gap", "cluster", None, "", 0.0, None, STATUS_NA, "none",
                           note=f"{n_clients} client: a service gap needs two clients; nothing simulated")]
