@@ -8,34 +8,5 @@
   self-contained ``report.html``). Imported lazily so metrics do not pull in plotly.
 """
 
-from fairsched.analysis.metrics import (
-    JAIN_MIN_BACKLOG_FRAC,
-    GapReport,
-    backlog_intervals,
-    backlogged_rates,
-    cache_hit_rate,
-    jain_index,
-    latency_stats,
-    makespan_s,
-    max_service_gap,
-    max_service_gap_naive,
-    service_curves,
-    summarize,
-    throughput_tok_s,
-)
-
-__all__ = [
-    "JAIN_MIN_BACKLOG_FRAC",
-    "GapReport",
-    "backlog_intervals",
-    "backlogged_rates",
-    "cache_hit_rate",
-    "jain_index",
-    "latency_stats",
-    "makespan_s",
-    "max_service_gap",
-    "max_service_gap_naive",
-    "service_curves",
-    "summarize",
-    "throughput_tok_s",
-]
+from fairsched.analysis.metrics import *  # noqa: F403  (the public names: metrics.__all__)
+from fairsched.analysis.metrics import __all__  # noqa: F401

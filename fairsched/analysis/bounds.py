@@ -52,9 +52,11 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
+from fairsched.analysis.metrics import GapReport
 from fairsched.sim.simulator import Simulator
 
 __all__ = [
@@ -86,28 +88,11 @@ STATUS_VACUOUS = "holds (vacuous)"
 
 # ============================================================================ gap
 @dataclass
-class GapResult:
-    """Largest service gap between two clients while both are backlogged.
+class GapResult(GapReport):
+    """:class:`~fairsched.analysis.metrics.GapReport` (gap, pair, interval, left_closed,
+    window, per_pair; ``per_pair`` filled only when asked for) plus the streaming checker's
+    counters: ``n_events`` service events read, ``n_windows`` pair windows closed."""
 
-    Attributes:
-        gap: the maximum [service units] (0.0 if no two clients were ever backlogged
-            together).
-        pair: ``(ahead, behind)`` client names: ``ahead`` received more over ``interval``.
-        interval: ``(t1, t2)`` [s] where the gap is attained (service at ``t1`` counts only
-            if ``left_closed``).
-        left_closed: ``t1`` is the window start and ``D(t1^-)`` is the extreme value.
-        window: ``(s, e)`` [s], the maximal common backlog window containing ``interval``.
-        per_pair: ``{(f, g): gap}`` over pairs with a common window (f before g in client
-            index order); filled only when asked for.
-        n_events: service events read; n_windows: pair windows closed.
-    """
-
-    gap: float = 0.0
-    pair: tuple[str, str] | None = None
-    interval: tuple[float, float] | None = None
-    left_closed: bool = False
-    window: tuple[float, float] | None = None
-    per_pair: dict[tuple[str, str], float] = field(default_factory=dict)
     n_events: int = 0
     n_windows: int = 0
 
@@ -368,70 +353,21 @@ def _witness(res: GapResult, st, sc, sa, f: int, g: int, s: float, e: float, nam
 
 
 def naive_max_gap(svc_t, svc_client, svc_amount, bl_t, bl_client, bl_delta, names=None) -> GapResult:
-    """Quadratic reference of :func:`stream_max_gap`, straight from the definition.
+    """Quadratic reference of :func:`stream_max_gap` (for tests and the benchmark): the
+    direct summation of :func:`fairsched.analysis.metrics.max_service_gap_naive` on these
+    columns, as a :class:`GapResult` (``n_windows`` counted from the same intervals)."""
+    from fairsched.analysis.metrics import _intervals_by_index, _windows, max_service_gap_naive
 
-    Backlog intervals by walking the log; for every pair, every intersection of their
-    intervals, every pair of candidate points ``s^-`` and service times in ``[s, e]``
-    (of any client), ``|D(t2) - D(t1)|`` by direct summation. For small logs (tests).
-    """
-    ev = sorted(zip(map(float, svc_t), map(int, svc_client), map(float, svc_amount), strict=True),
-                key=lambda x: x[0])
-    bl = sorted(zip(map(float, bl_t), map(int, bl_client), map(int, bl_delta), strict=True), key=lambda x: x[0])
-    n = max([c for _, c, _ in ev] + [c for _, c, _ in bl] + [len(names or []) - 1, -1]) + 1
-    names = list(names) if names is not None else []
-    names += [str(i) for i in range(len(names), n)]
-    horizon = max([x[0] for x in ev] + [x[0] for x in bl] + [0.0])
-    raw: dict[int, list[list[float]]] = {}
-    lvl: dict[int, int] = {}
-    opened: dict[int, float] = {}
-    for t, c, d in bl:
-        b = lvl.get(c, 0)
-        lvl[c] = b + d
-        if b <= 0 < b + d:
-            opened[c] = t
-        elif b > 0 >= b + d:
-            raw.setdefault(c, []).append([opened.pop(c), t])
-    for c, t in opened.items():
-        raw.setdefault(c, []).append([t, horizon])
-    iv: dict[int, list[list[float]]] = {}
-    for c, lst in raw.items():
-        out: list[list[float]] = []
-        for s, e in sorted(lst):
-            if out and s <= out[-1][1]:
-                out[-1][1] = max(out[-1][1], e)
-            else:
-                out.append([s, e])
-        iv[c] = out
-
-    def W(c, t, incl):
-        return sum(a for te, ce, a in ev if ce == c and (te <= t if incl else te < t))
-
-    res = GapResult(n_events=len(ev))
-    best = None
-    for f in sorted(iv):
-        for g in sorted(iv):
-            if g <= f:
-                continue
-            for sf, ef in iv[f]:
-                for sg, eg in iv[g]:
-                    s, e = max(sf, sg), min(ef, eg)
-                    if s > e:
-                        continue
-                    res.n_windows += 1
-                    pts = [(s, W(f, s, False) - W(g, s, False))]
-                    pts += [(t, W(f, t, True) - W(g, t, True)) for t in sorted({te for te, _, _ in ev if s <= te <= e})]
-                    gap = max(abs(b[1] - a[1]) for a in pts for b in pts)
-                    key = (names[f], names[g])
-                    res.per_pair[key] = max(res.per_pair.get(key, 0.0), gap)
-                    if best is None or gap > best[0]:
-                        best = (gap, f, g, s, e)
-    res.per_pair = dict(sorted(res.per_pair.items()))
-    if best is not None:
-        res.gap, f, g, s, e = best
-        res.window = (s, e)
-        st, sc, sa = _sorted(svc_t, np.asarray(svc_client, dtype=np.int64), np.asarray(svc_amount, dtype=float))
-        _witness(res, st, sc, sa, f, g, s, e, names)
-    return res
+    c, bc = np.asarray(svc_client, dtype=np.int64), np.asarray(bl_client, dtype=np.int64)
+    n = int(max(c.max(initial=-1), bc.max(initial=-1), len(names or []) - 1)) + 1
+    names = list(names or []) + [str(i) for i in range(len(names or []), n)]
+    view = SimpleNamespace(svc_t=np.asarray(svc_t, dtype=float), svc_client=c,
+                           svc_amount=np.asarray(svc_amount, dtype=float), bl_t=np.asarray(bl_t, dtype=float),
+                           bl_client=bc, bl_delta=np.asarray(bl_delta, dtype=np.int64), clients=names)
+    rep = max_service_gap_naive(view)
+    return GapResult(gap=rep.gap, pair=rep.pair, interval=rep.interval, left_closed=rep.left_closed,
+                     window=rep.window, per_pair=dict(sorted(rep.per_pair.items())), n_events=c.size,
+                     n_windows=len(_windows(_intervals_by_index(view))[0]))
 
 
 def gap_of_result(result, *, per_pair: bool = False) -> GapResult:
