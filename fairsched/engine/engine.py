@@ -4,7 +4,8 @@
 :class:`~fairsched.policies.base.InstanceView`; :class:`EngineCluster` holds one or more
 of them on one device and implements :class:`~fairsched.policies.base.ClusterView`, so
 the *same* queue policies (FCFS, LPM, VTC, DLPM) and routers drive it as drive the
-simulator. Its structure mirrors :mod:`fairsched.sim.simulator` step for step:
+simulator. It runs the simulator's own iteration loop and KV bookkeeping
+(:class:`~fairsched.sim.instance.InstanceBase`, shared with :mod:`fairsched.sim.simulator`):
 
 * one iteration = every decoding sequence's next token, then the next prefill chunk of
   each running sequence still in prefill (admission order, from the token budget), then
@@ -76,9 +77,10 @@ from fairsched.engine.model import (
     default_device,
     prompt_tokens,
 )
-from fairsched.policies.base import DEFER, QueuePolicy, Router, ServiceWeights
+from fairsched.policies.base import QueuePolicy, Router, ServiceWeights
 from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.cost import CostModel
+from fairsched.sim.instance import InstanceBase, Seq
 from fairsched.sim.result import SimResult
 from fairsched.sim.simulator import InstanceConfig
 from fairsched.workload.request import Request, Workload
@@ -136,29 +138,21 @@ def set_threads(threads: int | None, device: torch.device) -> int:
     return old
 
 
-class _Seq:
-    """A request in an engine's running batch."""
+class _Seq(Seq):
+    """A request in an engine's running batch (``reserved``: KV blocks)."""
 
-    __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk", "client",
-                 "tokens", "slots", "new_blocks", "owned", "last", "pending", "out", "prefill_s",
+    __slots__ = ("client", "tokens", "slots", "new_blocks", "owned", "last", "pending", "out", "prefill_s",
                  "decode_s", "n_chunks", "svc_idx", "logits")
 
     def __init__(self, req: Request, matched: int, cached: int, reserved: int, client: int):
-        self.req = req
-        self.units = len(req.prompt)
-        self.matched = matched  # prompt units locked in the cache at admission
-        self.cached = cached  # prompt tokens served from the cache
-        self.done = cached  # prompt tokens whose KV exists (cached + computed)
-        self.generated = 0
-        self.reserved = reserved  # KV blocks held outside the cache (private)
-        self.chunk = 0  # prefill tokens scheduled in the current iteration
+        super().__init__(req, matched, cached, reserved)
         self.client = client
         self.tokens: torch.Tensor | None = None  # prompt token ids
         self.slots: torch.Tensor | None = None  # KV slot of every position (prompt + output)
         self.new_blocks: list[int] = []  # blocks of prompt units matched .. units-1
         self.owned: list[int] = []  # private blocks (output, and prompt blocks not cached)
         self.last = -1  # last generated token id (fed to the next decode step)
-        self.pending = -1  # token produced by the running iteration, applied at its end
+        self.pending = -1  # token made by the running iteration, applied at its end (_on_decode)
         self.out: list[int] = []
         self.prefill_s = 0.0
         self.decode_s = 0.0
@@ -167,79 +161,40 @@ class _Seq:
         self.logits: list[torch.Tensor] | None = None  # per output token (record_logits)
 
 
-class Engine:
+class Engine(InstanceBase):
     """One serving instance on the shared model; implements
     :class:`~fairsched.policies.base.InstanceView` (``cache``, ``cached_tokens``,
-    ``try_admit``). Built by :class:`EngineCluster`."""
+    ``try_admit``). Built by :class:`EngineCluster`.
+
+    The iteration loop and the KV bookkeeping are :class:`~fairsched.sim.instance.InstanceBase`'s,
+    counting memory in whole KV blocks (``unit = block_size``); this class adds the
+    physical blocks (allocated at admission, adopted by the tree when the prompt completes,
+    freed at the end) and runs the model to time each iteration."""
 
     def __init__(self, idx: int, cluster: EngineCluster, policy: QueuePolicy):
-        self.idx = idx
+        super().__init__(idx, cluster, policy, unit=cluster.workload.block_size)
         self.cluster = cluster
-        self.cfg = cluster.instance_cfg
-        self.policy = policy
         self.model = cluster.model
-        bs = cluster.workload.block_size
-        self.bs = bs
-        self.n_blocks = self.cfg.kv_capacity_tokens // bs
-        self.pool = PagedKVCache.for_model(self.model, self.n_blocks, bs)
-        self.kv = PrefixKV(self.pool, bs)
+        self.pool = PagedKVCache.for_model(self.model, self.capacity, self.bs)  # capacity: blocks
+        self.kv = PrefixKV(self.pool, self.bs)
         self.cache = self.kv.cache
-        self.inflight = type(self.cache)(None, bs)  # prompts being prefilled now (locked)
-        self.routed = type(self.cache)(None, bs)  # prompts routed here, not yet prefilled (locked)
-        self.prefilling: list[_Seq] = []
-        self.decoding: list[_Seq] = []
-        self.reserved = 0  # KV blocks reserved by running requests outside the cache
-        self.pending_prefill = 0  # prefill tokens still to compute for waiting + running
-        self.est_prefill: dict[int, int] = {}
-        self.peak_kv = 0  # most KV tokens in use (cache + reservations) at any time
-        self.busy = False
-        self._budget = 0
-        self._now = 0.0
-        self._decode_dt = 0.0
 
-    # ------------------------------------------------------------- InstanceView
+    # ------------------------------------------------------------- admission and KV blocks
     def _match(self, req: Request) -> int:
         """Cached units of ``req`` whose KV blocks it can use (``cache.match`` for any
         well-formed workload, see :meth:`PrefixKV.usable`)."""
         m = self.cache.match(req.prompt)
         return len(self.kv.usable(req.prompt, m, req.input_len)) if m else 0
 
-    def cached_tokens(self, req: Request) -> int:
-        return req.tokens_in(self._match(req))
+    def _evict(self, n: int) -> int:
+        """Evict up to ``n`` LRU unreferenced blocks and return them to the pool."""
+        return self.kv.evict(n)
 
-    def try_admit(self, req: Request) -> int | None:
-        if self._budget <= 0 or len(self.prefilling) + len(self.decoding) >= self.cfg.max_batch_size:
-            return None
-        cache, p, bs = self.cache, req.prompt, self.bs
-        m = self._match(req)
-        if self.inflight.size and self.inflight.match(p) > m:
-            return DEFER
-        out_blocks = -(-req.output_len // bs)
-        need = (len(p) - m) + out_blocks
-        cache.lock(p, m)
-        free = self.n_blocks - cache.size - self.reserved
-        if need > free:
-            short = need - free
-            if self.kv.evict(short) < short:
-                cache.unlock(p, m)
-                return None
-        now = self._now
-        cache.touch(p, m, now)
-        cached = min(req.tokens_in(m), req.input_len - 1)  # the last token is always recomputed
-        s = _Seq(req, m, cached, need, self.cluster.client_idx[req.client])
+    def _new_seq(self, req: Request, matched: int, cached: int, reserved: int) -> _Seq:
+        """The running-batch entry, with its blocks allocated (``reserved``: blocks)."""
+        s = _Seq(req, matched, cached, reserved, self.cluster.client_idx[req.client])
         self._setup(s)
-        self.reserved += need
-        self.peak_kv = max(self.peak_kv, (cache.size + self.reserved) * bs)
-        if m < len(p):
-            self.inflight.insert(p, now)
-            self.inflight.lock(p, len(p))
-        new = req.input_len - cached
-        self.pending_prefill += new - self.est_prefill.pop(req.rid, new)
-        s.chunk = min(new, self._budget)
-        self._budget -= s.chunk
-        self.prefilling.append(s)
-        self.cluster._on_admit(self, s, now)
-        return cached
+        return s
 
     def _setup(self, s: _Seq) -> None:
         """Allocate the sequence's blocks and build its slot list."""
@@ -262,36 +217,19 @@ class Engine:
         s.tokens = torch.from_numpy(prompt_tokens(req, self.model.config.vocab_size)).to(dev)
 
     # ------------------------------------------------------------- iteration
-    def start_step(self, now: float) -> None:
-        """Plan, execute and time one iteration starting at ``now`` (or go idle)."""
-        self._now = now
-        budget = self.cfg.token_budget - len(self.decoding)
-        for s in self.prefilling:
-            left = s.req.input_len - s.done
-            s.chunk = min(left, budget) if budget > 0 else 0
-            budget -= s.chunk
-        self._budget = budget
-        if len(self.policy):
-            self.policy.schedule(self, now)
+    def _start(self, now: float) -> float | None:
+        """Execute the planned iteration now (:meth:`_execute`) and return its end on the
+        engine clock; its chunk and decode rows end then."""
         if not self.decoding and not any(s.chunk for s in self.prefilling):
-            self.busy = False
-            return
+            return None
         cl = self.cluster
         k0, j0 = len(cl._chunk_rows), len(cl._decode_rows)
-        dur = self._execute(now)
+        end = now + self._execute(now)
         for row in cl._chunk_rows[k0:]:
-            row[-1] = now + dur
+            row[-1] = end
         for row in cl._decode_rows[j0:]:
-            row[-1] = now + dur
-        self.busy = True
-        self.cluster._push(now + dur, self.idx)
-
-    def interrupt(self, now: float) -> None:
-        """A request arrived mid-iteration: it waits for the iteration boundary (the
-        iteration already ran; nothing to shorten)."""
-
-    def _ctx(self) -> int:
-        return sum(s.req.input_len + s.generated for s in self.decoding)
+            row[-1] = end
+        return end
 
     def _execute(self, now: float) -> float:
         """Run the iteration's forwards; returns its duration on the engine clock."""
@@ -331,83 +269,23 @@ class Engine:
             measured += dt
             cl._svc_s[s.svc_idx] += dt
             cl._chunk_rows.append([s.req.rid, s.client, self.idx, now, s.chunk, a, dt, now])
-        cost = cl.cost
-        if cost is None:
-            return measured
-        dur = sum(cost.prefill_time(s.chunk, s.done) for s in self.prefilling if s.chunk)
-        if self.decoding:
-            dur += cost.decode_time(len(self.decoding), self._ctx())
-        return dur
+        return measured if cl.cost is None else self._model_time(cl.cost)
 
-    def end_step(self, now: float) -> None:
-        """Apply the iteration that ends at ``now``; then start the next one."""
-        cl = self.cluster
-        finished: list[_Seq] = []
-        if self.decoding:
-            for s in self.decoding:
-                s.generated += 1
-                s.last = s.pending
-                s.out.append(s.pending)
-                if s.generated == s.req.output_len:
-                    finished.append(s)
-            cl._on_decode(self, self.decoding, [now], self._decode_dt)
-        still: list[_Seq] = []
-        first: list[_Seq] = []
-        for s in self.prefilling:
-            if s.chunk:
-                s.done += s.chunk
-                self.pending_prefill -= s.chunk
-                s.chunk = 0
-            if s.done < s.req.input_len:
-                still.append(s)
-                continue
-            self._prefill_complete(s, now)
-            s.generated = 1
-            s.last = s.pending
-            s.out.append(s.pending)
-            first.append(s)
-            if s.req.output_len == 1:
-                finished.append(s)
-        self.prefilling = still
-        if first:
-            cl._on_first_token(self, first, now)
-            self.decoding.extend(s for s in first if s.req.output_len > 1)
-        if finished:
-            done = set(map(id, finished))
-            self.decoding = [s for s in self.decoding if id(s) not in done]
-            for s in finished:
-                self._finish(s, now)
-        self.start_step(now)
-
-    def _prefill_complete(self, s: _Seq, now: float) -> None:
-        p, cache = s.req.prompt, self.cache
-        if s.matched < s.units:
-            self.inflight.unlock(p, s.units)
-            self.inflight.clear()
-        self.routed.unlock(p, s.units)
-        self.routed.clear()
-        adopted = self.kv.insert(p, [None] * s.matched + s.new_blocks, now, s.req.input_len)
-        new = len(adopted)
-        # the prompt's blocks are now in the cache: keep them locked while we run
-        cache.lock(p, s.units)
-        cache.unlock(p, s.matched)
+    def _insert_prompt(self, s: _Seq, now: float) -> int:
+        """Insert the prompt into the tree, which adopts the blocks of the units it adds; a
+        block it does not adopt (its unit was computed twice) stays private to ``s``."""
+        adopted = self.kv.insert(s.req.prompt, [None] * s.matched + s.new_blocks, now, s.req.input_len)
         keep = set(adopted)
-        s.owned.extend(b for b in s.new_blocks if b not in keep)  # computed twice: stays private
+        s.owned.extend(b for b in s.new_blocks if b not in keep)
         s.new_blocks = []
-        self.reserved -= new
-        s.reserved -= new
-        self.peak_kv = max(self.peak_kv, (cache.size + self.reserved) * self.bs)
-        self.cluster._on_prefill_done(self, s, new, now)
+        return len(adopted)
 
-    def _finish(self, s: _Seq, now: float) -> None:
-        self.cache.unlock(s.req.prompt, s.units)
-        self.reserved -= s.reserved
+    def _release(self, s: _Seq) -> None:
+        """Return the sequence's private blocks (one per reserved unit) to the pool."""
         if s.reserved != len(s.owned):
             raise RuntimeError(f"request {s.req.rid}: {s.reserved} blocks reserved, {len(s.owned)} owned")
         self.pool.free(s.owned)
         s.owned = []
-        self.policy.on_finish(s.req, now)
-        self.cluster._on_finish(self, s, now)
 
     def check(self) -> None:
         """Assert the KV bookkeeping invariants (tests)."""
@@ -493,7 +371,9 @@ class EngineCluster(ClusterBackend):
             warm_up(model)
 
     # ------------------------------------------------------------- events
-    def _push(self, t: float, idx: int) -> None:
+    def _push(self, t: float, idx: int, gen: int) -> None:
+        """An iteration of instance ``idx`` ends at ``t`` (``gen`` is not needed: an engine
+        iteration is never cut short, so no event goes stale)."""
         self._seq += 1
         heapq.heappush(self._heap, (t, self._seq, idx))
 
@@ -530,6 +410,14 @@ class EngineCluster(ClusterBackend):
         s.svc_idx = len(self._svc_s) - 1  # its prefill seconds are filled in as chunks run
         self._seqs[s.req.rid] = s
         self._admit_order.append(s.req.rid)
+
+    def _on_decode(self, inst: Engine, seqs: list[_Seq], times: list[float], seconds: float = 0.0) -> None:
+        """The iteration that ends now made one token per sequence (first tokens included):
+        apply it (``pending`` becomes ``last`` and joins ``out``), then log it."""
+        for s in seqs:
+            s.last = s.pending
+            s.out.append(s.pending)
+        super()._on_decode(inst, seqs, times, seconds)
 
     def _on_finish(self, inst: Engine, s: _Seq, now: float) -> None:
         super()._on_finish(inst, s, now)

@@ -3,7 +3,9 @@
 Separation as in Vidur: requests come from a :class:`~fairsched.workload.Workload`, the
 scheduling decisions from a :class:`~fairsched.policies.base.Router` and one
 :class:`~fairsched.policies.base.QueuePolicy` per instance, and iteration times from a
-:class:`~fairsched.sim.cost.CostModel`. This module only moves time forward.
+:class:`~fairsched.sim.cost.CostModel`. This module only moves time forward; the iteration
+loop and KV bookkeeping below are :class:`~fairsched.sim.instance.InstanceBase`'s, shared
+with the torch engine (:mod:`fairsched.engine.engine`).
 
 One instance iteration (vLLM-v1 / Sarathi style chunked prefill):
 
@@ -34,11 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fairsched.cache.radix import RadixCache
-from fairsched.policies.base import DEFER, QueuePolicy, Router, ServiceWeights
+from fairsched.policies.base import QueuePolicy, Router, ServiceWeights
 from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.cost import CostModel
+from fairsched.sim.instance import InstanceBase, Seq
 from fairsched.sim.result import SimResult
-from fairsched.workload.request import Request, Workload
+from fairsched.workload.request import Workload
 
 
 @dataclass(frozen=True)
@@ -70,97 +73,18 @@ class InstanceConfig:
                 raise ValueError(f"InstanceConfig.{k} must be >= 1, got {getattr(self, k)}")
 
 
-class _Seq:
-    """A request in an instance's running batch."""
-
-    __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk")
-
-    def __init__(self, req: Request, matched: int, cached: int, reserved: int):
-        self.req = req
-        self.units = len(req.prompt)
-        self.matched = matched  # prompt units locked in the cache at admission
-        self.cached = cached  # prompt tokens served from the cache
-        self.done = cached  # prompt tokens whose KV exists (cached + computed)
-        self.generated = 0
-        self.reserved = reserved  # private KV tokens held outside the cache
-        self.chunk = 0  # prefill tokens scheduled in the current iteration
-
-
-class Instance:
-    """One serving instance; implements :class:`~fairsched.policies.base.InstanceView`."""
+class Instance(InstanceBase):
+    """One simulated instance (:class:`~fairsched.sim.instance.InstanceBase`, counting KV
+    memory in tokens): iteration times come from the cost model, and a run of pure-decode
+    iterations is one event (exactly; see :meth:`_start` and :meth:`interrupt`)."""
 
     def __init__(self, idx: int, sim: Simulator, policy: QueuePolicy):
-        self.idx = idx
+        super().__init__(idx, sim, policy, unit=1)
         self.sim = sim
-        self.cfg = sim.instance_cfg
-        self.policy = policy
-        bs = sim.workload.block_size
-        self.bs = bs
-        self.cache = RadixCache(None, bs)
-        self.inflight = RadixCache(None, bs)  # prompts being prefilled now (locked)
-        self.routed = RadixCache(None, bs)  # prompts routed here, not yet prefilled (locked)
-        self.prefilling: list[_Seq] = []
-        self.decoding: list[_Seq] = []
-        self.reserved = 0  # KV tokens reserved by running requests outside the cache
-        self.pending_prefill = 0  # prefill tokens still to compute for waiting + running
-        self.est_prefill: dict[int, int] = {}  # rid -> uncached estimate made at routing
-        self.peak_kv = 0  # most KV tokens in use (cache + reservations) at any time
-        self.busy = False
-        self.gen = 0  # event generation: a truncated decode run makes older events stale
-        self._steps = 1  # decode steps covered by the current event
+        self.cache = RadixCache(None, self.bs)
         self._run = (0.0, 0, 0)  # decode run: (start time, batch size, context tokens)
-        self._budget = 0
-        self._now = 0.0
 
-    # ------------------------------------------------------------- InstanceView
-    def cached_tokens(self, req: Request) -> int:
-        return req.tokens_in(self.cache.match(req.prompt))
-
-    def try_admit(self, req: Request) -> int | None:
-        if self._budget <= 0 or len(self.prefilling) + len(self.decoding) >= self.cfg.max_batch_size:
-            return None
-        cache, p, bs = self.cache, req.prompt, self.bs
-        m = cache.match(p)
-        if self.inflight.size and self.inflight.match(p) > m:
-            return DEFER
-        need = (len(p) - m) * bs + req.output_len
-        cache.lock(p, m)
-        free = self.cfg.kv_capacity_tokens - cache.size_tokens - self.reserved
-        if need > free:
-            short = -(-(need - free) // bs)
-            if cache.evict(short) < short:
-                cache.unlock(p, m)
-                return None
-        now = self._now
-        cache.touch(p, m, now)
-        cached = min(req.tokens_in(m), req.input_len - 1)  # the last token is always recomputed
-        s = _Seq(req, m, cached, need)
-        self.reserved += need
-        self.peak_kv = max(self.peak_kv, cache.size_tokens + self.reserved)
-        if m < len(p):
-            self.inflight.insert(p, now)
-            self.inflight.lock(p, len(p))
-        new = req.input_len - cached
-        self.pending_prefill += new - self.est_prefill.pop(req.rid, new)
-        s.chunk = min(new, self._budget)
-        self._budget -= s.chunk
-        self.prefilling.append(s)
-        self.sim._on_admit(self, s, now)
-        return cached
-
-    # ------------------------------------------------------------- iteration
-    def start_step(self, now: float) -> None:
-        """Plan and start one iteration at ``now`` (or go idle if there is nothing to do)."""
-        self._now = now
-        budget = self.cfg.token_budget - len(self.decoding)
-        for s in self.prefilling:
-            left = s.req.input_len - s.done
-            s.chunk = min(left, budget) if budget > 0 else 0
-            budget -= s.chunk
-        self._budget = budget
-        if len(self.policy):
-            self.policy.schedule(self, now)
-        cost = self.sim.cost
+    def _start(self, now: float) -> float | None:
         self._steps = 1
         if self.sim.decode_runs and not self.prefilling and self.decoding and not len(self.policy):
             # Decode run: nothing can change on this instance before its first sequence
@@ -169,24 +93,9 @@ class Instance:
             k = min(s.req.output_len - s.generated for s in self.decoding)
             self._run = (now, len(self.decoding), self._ctx())
             self._steps = k
-            end = self._run_end(k)
-        else:
-            dur = 0.0
-            for s in self.prefilling:
-                if s.chunk:
-                    dur += cost.prefill_time(s.chunk, s.done)
-            if self.decoding:
-                dur += cost.decode_time(len(self.decoding), self._ctx())
-            if dur == 0.0:
-                self.busy = False
-                return
-            end = now + dur
-        self.busy = True
-        self.gen += 1
-        self.sim._push(end, self.idx, self.gen)
-
-    def _ctx(self) -> int:
-        return sum(s.req.input_len + s.generated for s in self.decoding)
+            return self._run_end(k)
+        dur = self._model_time(self.sim.cost)
+        return now + dur if dur != 0.0 else None
 
     def _run_end(self, m: int) -> float:
         """End of the m-th step of the current decode run: the context grows by one token
@@ -194,6 +103,9 @@ class Instance:
         t0, b, ctx = self._run
         c = self.sim.cost
         return t0 + m * c.decode_time(b, ctx) + c.decode_c * b * m * (m - 1) / 2
+
+    def _step_ends(self, k: int) -> list[float]:
+        return [self._run_end(m) for m in range(1, k + 1)]
 
     def interrupt(self, now: float) -> None:
         """A request arrived at ``now`` during a decode run: end the run at the first step
@@ -215,68 +127,6 @@ class Instance:
         self._steps = m
         self.gen += 1
         self.sim._push(self._run_end(m), self.idx, self.gen)
-
-    def end_step(self, now: float) -> None:
-        """Apply the iteration that ends at ``now``; then start the next one."""
-        sim = self.sim
-        finished: list[_Seq] = []
-        if self.decoding:
-            k = self._steps
-            for s in self.decoding:
-                s.generated += k
-                if s.generated == s.req.output_len:
-                    finished.append(s)
-            if k == 1:
-                sim._on_decode(self, self.decoding, [now])
-            else:
-                sim._on_decode(self, self.decoding, [self._run_end(m) for m in range(1, k + 1)])
-        still: list[_Seq] = []
-        first: list[_Seq] = []
-        for s in self.prefilling:
-            if s.chunk:
-                s.done += s.chunk
-                self.pending_prefill -= s.chunk
-                s.chunk = 0
-            if s.done < s.req.input_len:
-                still.append(s)
-                continue
-            self._prefill_complete(s, now)
-            s.generated = 1
-            first.append(s)
-            if s.req.output_len == 1:
-                finished.append(s)
-        self.prefilling = still
-        if first:
-            sim._on_first_token(self, first, now)
-            self.decoding.extend(s for s in first if s.req.output_len > 1)
-        if finished:
-            done = set(map(id, finished))
-            self.decoding = [s for s in self.decoding if id(s) not in done]
-            for s in finished:
-                self._finish(s, now)
-        self.start_step(now)
-
-    def _prefill_complete(self, s: _Seq, now: float) -> None:
-        p, cache = s.req.prompt, self.cache
-        if s.matched < s.units:
-            self.inflight.unlock(p, s.units)
-            self.inflight.clear()
-        self.routed.unlock(p, s.units)
-        self.routed.clear()
-        new = cache.insert(p, now)
-        # the prompt's blocks are now in the cache: keep them locked while we run
-        cache.lock(p, s.units)
-        cache.unlock(p, s.matched)
-        self.reserved -= new * self.bs
-        s.reserved -= new * self.bs
-        self.peak_kv = max(self.peak_kv, cache.size_tokens + self.reserved)
-        self.sim._on_prefill_done(self, s, new, now)
-
-    def _finish(self, s: _Seq, now: float) -> None:
-        self.cache.unlock(s.req.prompt, s.units)
-        self.reserved -= s.reserved
-        self.policy.on_finish(s.req, now)
-        self.sim._on_finish(self, s, now)
 
 
 class Simulator(ClusterBackend):
@@ -349,7 +199,7 @@ class Simulator(ClusterBackend):
             progress(n)
         return self.res.finalize(self)
 
-    def _on_admit(self, inst: Instance, s: _Seq, now: float) -> None:
+    def _on_admit(self, inst: Instance, s: Seq, now: float) -> None:
         super()._on_admit(inst, s, now)
         if self.audit:
             self.res.audit.append((now, inst.idx, s.req.rid, s.matched, s.units, inst.cache.evicted))

@@ -1,0 +1,269 @@
+"""The instance layer shared by the two backends (the simulator and the torch engine).
+
+:class:`InstanceBase` is one continuous-batching instance: it implements
+:class:`~fairsched.policies.base.InstanceView` for the queue policy and runs the
+iteration loop (vLLM-v1 / Sarathi style chunked prefill) that both backends share:
+
+* :meth:`~InstanceBase.try_admit`: the ``DEFER`` rule for prompts being prefilled, the
+  reservation of the uncached prompt plus the output (so no running request is ever
+  preempted), the cached prefix locked, LRU eviction of unreferenced blocks to make room;
+* :meth:`~InstanceBase.start_step`: plan the iteration (every decoding sequence takes one
+  token of the ``token_budget``; each sequence still in prefill, in admission order, the
+  next chunk of its prompt from what is left; then ``policy.schedule(self, now)`` admits
+  waiting requests, each with a first chunk); then the subclass starts it (``_start``)
+  and says when it ends;
+* :meth:`~InstanceBase.end_step`: the iteration's decode tokens, prefill progress, first
+  tokens (a completed prompt enters the prefix cache), finished requests.
+
+The subclasses (:class:`~fairsched.sim.simulator.Instance`,
+:class:`~fairsched.engine.engine.Engine`) supply time and physical memory through hooks:
+:meth:`~InstanceBase._start` (required), and, where the defaults (a KV cache that is
+bookkeeping only: the radix tree alone) do not fit, ``_match``, ``_evict``, ``_new_seq``,
+``_insert_prompt``, ``_release``, ``_step_ends`` and ``interrupt``. Tokens and times are
+recorded through the backend's hooks (``_on_admit``, ``_on_decode``, ...).
+
+KV memory is counted in *units* of ``unit`` tokens: the simulator counts tokens
+(``unit = 1``: a request reserves ``(units - matched) * block_size + output_len``), the
+engine whole blocks (``unit = block_size``: ``units - matched`` prompt blocks and
+``ceil(output_len / block_size)`` private blocks). ``capacity``, ``reserved`` and every
+``Seq.reserved`` are in these units; ``peak_kv`` is in tokens.
+"""
+
+from __future__ import annotations
+
+from fairsched.cache.radix import RadixCache
+from fairsched.policies.base import DEFER, QueuePolicy
+from fairsched.sim.cost import CostModel
+from fairsched.workload.request import Request
+
+
+class Seq:
+    """A request in an instance's running batch."""
+
+    __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk")
+
+    def __init__(self, req: Request, matched: int, cached: int, reserved: int):
+        self.req = req
+        self.units = len(req.prompt)
+        self.matched = matched  # prompt units locked in the cache at admission
+        self.cached = cached  # prompt tokens served from the cache
+        self.done = cached  # prompt tokens whose KV exists (cached + computed)
+        self.generated = 0
+        self.reserved = reserved  # private KV memory held outside the cache (memory units)
+        self.chunk = 0  # prefill tokens scheduled in the current iteration
+
+
+class InstanceBase:
+    """One serving instance; implements :class:`~fairsched.policies.base.InstanceView`.
+
+    Args:
+        idx: its index in ``backend.instances``.
+        backend: the cluster (a :class:`~fairsched.sim.backend.ClusterBackend` with
+            ``instance_cfg``, ``workload``, ``_push(t, idx, gen)`` and the recording hooks).
+        policy: its queue policy.
+        unit: tokens per KV memory unit (1: exact tokens; ``block_size``: whole blocks).
+
+    The subclass sets ``cache`` (the prefix cache, a :class:`RadixCache` with the
+    workload's block size) in its constructor.
+    """
+
+    cache: RadixCache
+
+    def __init__(self, idx: int, backend, policy: QueuePolicy, unit: int):
+        self.idx = idx
+        self.backend = backend
+        self.cfg = backend.instance_cfg
+        self.policy = policy
+        bs = backend.workload.block_size
+        self.bs = bs
+        self.unit = unit
+        self.block_units = bs // unit  # memory units of one KV block
+        self.capacity = self.cfg.kv_capacity_tokens // unit  # KV memory in units
+        self.inflight = RadixCache(None, bs)  # prompts being prefilled now (locked)
+        self.routed = RadixCache(None, bs)  # prompts routed here, not yet prefilled (locked)
+        self.prefilling: list[Seq] = []
+        self.decoding: list[Seq] = []
+        self.reserved = 0  # memory units reserved by running requests outside the cache
+        self.pending_prefill = 0  # prefill tokens still to compute for waiting + running
+        self.est_prefill: dict[int, int] = {}  # rid -> uncached estimate made at routing
+        self.peak_kv = 0  # most KV tokens in use (cache + reservations) at any time
+        self.busy = False
+        self.gen = 0  # event generation: events pushed with an older one are stale
+        self._steps = 1  # decode steps covered by the current event (> 1: decode run)
+        self._decode_dt = 0.0  # measured seconds of the iteration's decode step (engine)
+        self._budget = 0  # token budget left for admissions in the iteration being planned
+        self._now = 0.0
+
+    # ------------------------------------------------------------- InstanceView
+    def cached_tokens(self, req: Request) -> int:
+        return req.tokens_in(self._match(req))
+
+    def try_admit(self, req: Request) -> int | None:
+        if self._budget <= 0 or len(self.prefilling) + len(self.decoding) >= self.cfg.max_batch_size:
+            return None
+        cache, p = self.cache, req.prompt
+        m = self._match(req)
+        if self.inflight.size and self.inflight.match(p) > m:
+            return DEFER
+        bu = self.block_units
+        need = (len(p) - m) * bu + -(-req.output_len // self.unit)
+        cache.lock(p, m)
+        free = self.capacity - cache.size * bu - self.reserved
+        if need > free:
+            short = -(-(need - free) // bu)  # blocks to evict
+            if self._evict(short) < short:
+                cache.unlock(p, m)
+                return None
+        now = self._now
+        cache.touch(p, m, now)
+        cached = min(req.tokens_in(m), req.input_len - 1)  # the last token is always recomputed
+        s = self._new_seq(req, m, cached, need)
+        self.reserved += need
+        self._note_peak()
+        if m < len(p):
+            self.inflight.insert(p, now)
+            self.inflight.lock(p, len(p))
+        new = req.input_len - cached
+        self.pending_prefill += new - self.est_prefill.pop(req.rid, new)
+        s.chunk = min(new, self._budget)
+        self._budget -= s.chunk
+        self.prefilling.append(s)
+        self.backend._on_admit(self, s, now)
+        return cached
+
+    def _note_peak(self) -> None:
+        """Raise ``peak_kv`` (tokens) to the KV memory in use now: cache + reservations."""
+        self.peak_kv = max(self.peak_kv, (self.cache.size * self.block_units + self.reserved) * self.unit)
+
+    # ------------------------------------------------------------- iteration
+    def start_step(self, now: float) -> None:
+        """Plan one iteration at ``now`` and start it (or go idle if there is nothing to do)."""
+        self._now = now
+        budget = self.cfg.token_budget - len(self.decoding)
+        for s in self.prefilling:
+            left = s.req.input_len - s.done
+            s.chunk = min(left, budget) if budget > 0 else 0
+            budget -= s.chunk
+        self._budget = budget
+        if len(self.policy):
+            self.policy.schedule(self, now)
+        end = self._start(now)
+        if end is None:
+            self.busy = False
+            return
+        self.busy = True
+        self.gen += 1
+        self.backend._push(end, self.idx, self.gen)
+
+    def _ctx(self) -> int:
+        """KV tokens the decoding sequences attend to (prompt + generated)."""
+        return sum(s.req.input_len + s.generated for s in self.decoding)
+
+    def _model_time(self, cost: CostModel) -> float:
+        """The planned iteration's duration under ``cost``: ``sum(prefill_time(chunk,
+        done)) + decode_time(B, C)`` [s]."""
+        dur = 0.0
+        for s in self.prefilling:
+            if s.chunk:
+                dur += cost.prefill_time(s.chunk, s.done)
+        if self.decoding:
+            dur += cost.decode_time(len(self.decoding), self._ctx())
+        return dur
+
+    def end_step(self, now: float) -> None:
+        """Apply the iteration that ends at ``now``; then start the next one."""
+        backend = self.backend
+        finished: list[Seq] = []
+        if self.decoding:
+            k = self._steps
+            for s in self.decoding:
+                s.generated += k
+                if s.generated == s.req.output_len:
+                    finished.append(s)
+            times = [now] if k == 1 else self._step_ends(k)
+            backend._on_decode(self, self.decoding, times, self._decode_dt)
+        still: list[Seq] = []
+        first: list[Seq] = []
+        for s in self.prefilling:
+            if s.chunk:
+                s.done += s.chunk
+                self.pending_prefill -= s.chunk
+                s.chunk = 0
+            if s.done < s.req.input_len:
+                still.append(s)
+                continue
+            self._prefill_complete(s, now)
+            s.generated = 1
+            first.append(s)
+            if s.req.output_len == 1:
+                finished.append(s)
+        self.prefilling = still
+        if first:
+            backend._on_first_token(self, first, now)
+            self.decoding.extend(s for s in first if s.req.output_len > 1)
+        if finished:
+            done = set(map(id, finished))
+            self.decoding = [s for s in self.decoding if id(s) not in done]
+            for s in finished:
+                self._finish(s, now)
+        self.start_step(now)
+
+    def _prefill_complete(self, s: Seq, now: float) -> None:
+        """The prompt of ``s`` is complete: it enters the prefix cache (its new blocks move
+        from the reservation into the cache) and stays locked while ``s`` runs."""
+        p, cache = s.req.prompt, self.cache
+        if s.matched < s.units:
+            self.inflight.unlock(p, s.units)
+            self.inflight.clear()
+        self.routed.unlock(p, s.units)
+        self.routed.clear()
+        new = self._insert_prompt(s, now)
+        # the prompt's blocks are now in the cache: keep them locked while we run
+        cache.lock(p, s.units)
+        cache.unlock(p, s.matched)
+        moved = new * self.block_units
+        self.reserved -= moved
+        s.reserved -= moved
+        self._note_peak()
+        self.backend._on_prefill_done(self, s, new, now)
+
+    def _finish(self, s: Seq, now: float) -> None:
+        self.cache.unlock(s.req.prompt, s.units)
+        self.reserved -= s.reserved
+        self._release(s)
+        self.policy.on_finish(s.req, now)
+        self.backend._on_finish(self, s, now)
+
+    # ------------------------------------------------------------- hooks
+    def _start(self, now: float) -> float | None:
+        """Start the planned iteration (``prefilling`` with their ``chunk``, ``decoding``);
+        return the time it ends, or ``None`` if there is nothing to do (idle)."""
+        raise NotImplementedError
+
+    def _step_ends(self, k: int) -> list[float]:
+        """End times of the ``k > 1`` decode steps covered by the ending event (only a
+        subclass that sets ``_steps > 1`` needs it)."""
+        raise NotImplementedError
+
+    def interrupt(self, now: float) -> None:
+        """A request arrived at ``now`` while an iteration is under way. Default: it waits
+        for the iteration boundary (nothing to shorten)."""
+
+    def _match(self, req: Request) -> int:
+        """Units of ``req``'s prompt found in the cache that it can use."""
+        return self.cache.match(req.prompt)
+
+    def _evict(self, n: int) -> int:
+        """Evict up to ``n`` LRU unreferenced blocks from the cache; returns how many."""
+        return self.cache.evict(n)
+
+    def _new_seq(self, req: Request, matched: int, cached: int, reserved: int) -> Seq:
+        """The running-batch entry of a request being admitted (``reserved`` in memory units)."""
+        return Seq(req, matched, cached, reserved)
+
+    def _insert_prompt(self, s: Seq, now: float) -> int:
+        """Insert the completed prompt of ``s`` into the cache; returns the blocks added."""
+        return self.cache.insert(s.req.prompt, now)
+
+    def _release(self, s: Seq) -> None:
+        """``s`` finished and its reservation was returned. Default: nothing else to free."""
