@@ -34,8 +34,6 @@ def quantum_u(workload) -> float:
     VTC's round robin (claim 1's sweep shows it; the kit's class default is 2048).
     """
     return float(workload.max_cost(*WEIGHTS))
-QUANTUM_W = 8192.0
-"""D²LPM's ``Q^w`` in claim 3: the kit's default (``fairsched.policies.D2LPM``)."""
 WEIGHTS = (1.0, 2.0)  # VTC's w_p, w_q
 
 
@@ -352,7 +350,7 @@ def run_d2lpm_latency(quick: bool, cost=None, out: Path | None = None) -> ClaimR
     from plotly.subplots import make_subplots
 
     from fairsched.analysis import cache_hit_rate, jain_index, latency_stats
-    from fairsched.policies import make_router
+    from fairsched.policies import default_quantum, make_router
     from fairsched.workload import mixed
 
     cost, inst = _hardware(cost, A100)
@@ -362,8 +360,9 @@ def run_d2lpm_latency(quick: bool, cost=None, out: Path | None = None) -> ClaimR
         w = mixed(seed=0, scale=scale, duration=dur)
         key = f"{n} instances"
         per = {}
+        q_w = default_quantum(w)  # Q^w = U, the CLI's default
         for label, router, pol in (("cache-aware + LPM", make_router("sglang-cache-aware"), "lpm"),
-                                   ("D²LPM", make_router("d2lpm", quantum_w=QUANTUM_W), "dlpm")):
+                                   ("D²LPM", make_router("d2lpm", quantum_w=q_w), "dlpm")):
             res = _simulate(w, pol, cost, inst, router=router, n_instances=n)
             df = res.requests_frame()
             per[label] = {"e2e_per_client_s": df.groupby("client")["e2e_s"].mean().to_dict(),
@@ -393,8 +392,7 @@ def run_d2lpm_latency(quick: bool, cost=None, out: Path | None = None) -> ClaimR
     summary = (f"up to {best:.2f}x lower ({best_client}, {best_cfg}); median over clients "
                f"{float(np.median([v for v in all_sp if v is not None])):.2f}x")
     notes = ("Per-client mean end-to-end latency, cache-aware router (SGLang's cache_aware: threshold 0.3, balance "
-             "64 / 1.5) with local LPM, divided by D²LPM's (Q^w = "
-             f"{QUANTUM_W:g}, local DLPM Q^u = U). "
+             "64 / 1.5) with local LPM, divided by D²LPM's (Q^w = U, local DLPM Q^u = U). "
              + "; ".join(f"{k}: mean e2e {p['cache-aware + LPM']['e2e_mean_s']:.1f} s vs {p['D²LPM']['e2e_mean_s']:.1f} s, "
                          f"hit rate {p['cache-aware + LPM']['hit_rate']:.0%} vs {p['D²LPM']['hit_rate']:.0%}"
                          for k, p in runs.items())
