@@ -23,6 +23,8 @@ from fairsched.reproduce.base import ClaimResult
 # ------------------------------------------------------------------------------ shared setup
 A100 = "a100-llama3-8b"
 A10G = "a10g-llama2-7b"
+
+
 def quantum_u(workload) -> float:
     """DLPM's ``Q^u`` in claims 1-3 [service units]: ``U = max(w_p L_in, w_q M)`` of the workload.
 
@@ -33,7 +35,11 @@ def quantum_u(workload) -> float:
     the other clients' misses evict the prefix it has just cached, and DLPM falls back to
     VTC's round robin (claim 1's sweep shows it; the kit's class default is 2048).
     """
-    return float(workload.max_cost(*WEIGHTS))
+    from fairsched.policies import ServiceWeights, default_quantum
+
+    return default_quantum(workload, ServiceWeights(*WEIGHTS))
+
+
 WEIGHTS = (1.0, 2.0)  # VTC's w_p, w_q
 
 
