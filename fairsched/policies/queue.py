@@ -129,7 +129,11 @@ class VTC(QueuePolicy):
     client left: the "watermark"), so idle time is not banked. ``lift=False`` is LCF
     (least counter first), the VTC paper's ablation.
     Bound: ``2X`` for two backlogged clients, ``X <= w_p L_in + k w_q M``
-    (``proofs/vtc_upper_bound.md``; the published ``2U`` is refuted there).
+    (``proofs/vtc_upper_bound.md``; the published ``2U`` is refuted there). The proof
+    assumes the minimum-counter client is always the one admitted; here a client whose
+    head request is deferred (its prompt is being prefilled by a running request) is
+    skipped for one iteration, which the proof does not cover (no violation was found by
+    the hypothesis search in ``tests/test_bounds.py`` with shared prefixes).
     """
 
     name = "vtc"
@@ -193,7 +197,8 @@ class DLPM(LPM):
     does not hold when decode is charged per token after admission (counterexample there).
 
     Args:
-        quantum: ``Q^u`` in service units (w_p-weighted tokens), > 0.
+        quantum: ``Q^u`` in service units (w_p-weighted tokens), > 0. The CLI uses ``U`` of
+            the workload (:func:`fairsched.policies.default_quantum`).
     Raises:
         ValueError: if ``quantum <= 0``.
     """

@@ -151,6 +151,11 @@ class D2LPM(Router):
     charges the chosen pair the request's estimated service
     ``w_p * uncached + w_q * output_len``. Each worker runs :class:`~fairsched.policies.queue.DLPM`
     locally (with ``Q^u``). Bound: ``proofs/d2lpm_bound.md``.
+
+    ``quantum_w`` should be at least the cost of one request, or a client's next request
+    is pushed off the worker that holds its prefix; the CLI uses ``U`` of the workload
+    (:func:`fairsched.policies.default_quantum`), the class default 8192 suits prompts of a
+    few thousand tokens.
     """
 
     name = "d2lpm"
