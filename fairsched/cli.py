@@ -34,6 +34,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fairsched.analysis.report import atomic_write_text
+from fairsched.commands import options as opt
 from fairsched.commands.check_detect import register as _register_check_detect
 from fairsched.commands.reproduce import reproduce as _reproduce_cmd
 
@@ -187,30 +188,24 @@ def _table(summaries: list[dict], title: str) -> Table:
 # ============================================================================ analyze
 @app.command()
 def analyze(
-    trace: Annotated[Path | None, typer.Option(help="Trace file (default: the built-in workload).")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Trace format: mooncake, vtc or jsonl "
-                                               "(default: guessed from the first line).")] = None,
+    trace: opt.Trace = None,
+    format: opt.Format = None,
     instances: Annotated[int, typer.Option(help="Number of serving instances.")] = 1,
     router: Annotated[list[str] | None, typer.Option(
         help="Router (repeatable): rr, least-load, vllm-v1, sglang-cache-aware, linear, lmetric, d2lpm.")] = None,
     policy: Annotated[list[str] | None, typer.Option(
         help="Queue policy (repeatable): fcfs, lpm, vtc, lcf, dlpm.")] = None,
-    cost_model: Annotated[Path | None, typer.Option(help="Cost-model JSON (from `fairsched calibrate`).")] = None,
-    profile: Annotated[str | None, typer.Option(
-        "--profile", "--cost-profile",
-        help="Hardware profile (cost model + KV capacity): a100-llama3-8b or a10g-llama2-7b. "
-             "Default: a10g-llama2-7b for the VTC trace (the VTC paper's hardware), else a100-llama3-8b.")] = None,
-    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("fairsched-out"),
-    limit: Annotated[int | None, typer.Option(help="Only the first N requests.")] = None,
-    quantum: Annotated[float | None, typer.Option(
-        help="DLPM quantum Q^u [service units] (default: U of the workload).")] = None,
-    quantum_w: Annotated[float | None, typer.Option(
-        help="D2LPM worker quantum Q^w [service units] (default: U of the workload).")] = None,
+    cost_model: opt.CostModelFile = None,
+    profile: opt.Profile = None,
+    out: opt.out_dir("summary.json, report.html") = Path("fairsched-out"),
+    limit: opt.Limit = None,
+    quantum: opt.Quantum = None,
+    quantum_w: opt.QuantumW = None,
     lam: Annotated[float | None, typer.Option(help="Linear router weight of the KV-miss term, in [0, 1].")] = None,
-    max_batch_size: Annotated[int | None, typer.Option(help="Per-instance max batch size.")] = None,
-    token_budget: Annotated[int | None, typer.Option(help="Per-iteration token budget.")] = None,
-    kv_capacity: Annotated[int | None, typer.Option(help="Per-instance KV capacity [tokens].")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the built-in workload.")] = 0,
+    max_batch_size: opt.MaxBatchSize = None,
+    token_budget: opt.TokenBudget = None,
+    kv_capacity: opt.KVCapacity = None,
+    seed: opt.Seed = 0,
 ) -> None:
     """Compare schedulers on a workload: fairness, cache locality, latency.
 

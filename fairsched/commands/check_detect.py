@@ -18,6 +18,8 @@ from typing import Annotated
 
 import typer
 
+from fairsched.commands import options as opt
+
 __all__ = ["check", "detect", "register"]
 
 CHECK_POLICIES_1 = ("vtc", "dlpm", "fcfs", "lpm")
@@ -156,27 +158,24 @@ def _verdict_table(verdicts: list, title: str):
 
 
 def check(
-    trace: Annotated[Path | None, typer.Option(help="Trace file (default: the built-in workload).")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Trace format: mooncake, vtc or jsonl "
-                                               "(default: guessed from the first line).")] = None,
+    trace: opt.Trace = None,
+    format: opt.Format = None,
     instances: Annotated[int, typer.Option(help="Number of serving instances.")] = 1,
     policy: Annotated[list[str] | None, typer.Option(
         help="Queue policy (repeatable): vtc, dlpm, lcf, fcfs, lpm. Default: vtc dlpm fcfs lpm "
              "(one instance), vtc dlpm fcfs (several).")] = None,
     router: Annotated[list[str] | None, typer.Option(
         help="Router (repeatable, several instances): default least-load and d2lpm (with dlpm).")] = None,
-    quantum: Annotated[float | None, typer.Option(help="DLPM quantum Q^u [service units] (default: U of the workload).")] = None,
-    quantum_w: Annotated[float | None, typer.Option(help="D2LPM worker quantum Q^w [service units] (default: U of the workload).")] = None,
-    cost_model: Annotated[Path | None, typer.Option(help="Cost-model JSON (from `fairsched calibrate`).")] = None,
-    profile: Annotated[str | None, typer.Option(
-        "--profile", "--cost-profile", help="Hardware profile: a100-llama3-8b or a10g-llama2-7b "
-        "(default: a10g-llama2-7b for the VTC trace, else a100-llama3-8b).")] = None,
-    max_batch_size: Annotated[int | None, typer.Option(help="Per-instance max batch size.")] = None,
-    token_budget: Annotated[int | None, typer.Option(help="Per-iteration token budget.")] = None,
-    kv_capacity: Annotated[int | None, typer.Option(help="Per-instance KV capacity [tokens].")] = None,
-    out: Annotated[Path, typer.Option(help="Output directory (check.json, check.html).")] = Path("fairsched-out"),
-    limit: Annotated[int | None, typer.Option(help="Only the first N requests.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the built-in workload.")] = 0,
+    quantum: opt.Quantum = None,
+    quantum_w: opt.QuantumW = None,
+    cost_model: opt.CostModelFile = None,
+    profile: opt.Profile = None,
+    max_batch_size: opt.MaxBatchSize = None,
+    token_budget: opt.TokenBudget = None,
+    kv_capacity: opt.KVCapacity = None,
+    out: opt.out_dir("check.json, check.html") = Path("fairsched-out"),
+    limit: opt.Limit = None,
+    seed: opt.Seed = 0,
 ) -> None:
     """Check the fairness bounds (VTC, DLPM, D2LPM) on a workload.
 
@@ -351,24 +350,22 @@ def _latency_table(rows: list[dict]):
 
 
 def detect(
-    trace: Annotated[Path | None, typer.Option(help="Trace file (default: the built-in workload).")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Trace format: mooncake, vtc or jsonl "
-                                               "(default: guessed from the first line).")] = None,
+    trace: opt.Trace = None,
+    format: opt.Format = None,
     instances: Annotated[int, typer.Option(help="Number of serving instances (>= 2).")] = 16,
-    window: Annotated[float, typer.Option(help="Phase-1 window [s].")] = 60.0,
+    window: Annotated[float, typer.Option(help="Phase-1 window (s).")] = 60.0,
     top_k: Annotated[int, typer.Option(help="Classes checked per window.")] = 5,
     min_class_requests: Annotated[int, typer.Option(help="Arrivals a class needs in a window to be checked.")] = 10,
     baseline: Annotated[str, typer.Option(help="Router to compare with (load-only routing).")] = "least-load",
     policy: Annotated[str, typer.Option(help="Queue policy of every instance.")] = "fcfs",
-    cost_model: Annotated[Path | None, typer.Option(help="Cost-model JSON (from `fairsched calibrate`).")] = None,
-    profile: Annotated[str | None, typer.Option(
-        "--profile", "--cost-profile", help="Hardware profile: a100-llama3-8b or a10g-llama2-7b.")] = None,
-    max_batch_size: Annotated[int | None, typer.Option(help="Per-instance max batch size.")] = None,
-    token_budget: Annotated[int | None, typer.Option(help="Per-iteration token budget.")] = None,
-    kv_capacity: Annotated[int | None, typer.Option(help="Per-instance KV capacity [tokens].")] = None,
-    out: Annotated[Path, typer.Option(help="Output directory (detect.json, detect.html).")] = Path("fairsched-out"),
-    limit: Annotated[int | None, typer.Option(help="Only the first N requests.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the built-in workload.")] = 0,
+    cost_model: opt.CostModelFile = None,
+    profile: opt.Profile = None,
+    max_batch_size: opt.MaxBatchSize = None,
+    token_budget: opt.TokenBudget = None,
+    kv_capacity: opt.KVCapacity = None,
+    out: opt.out_dir("detect.json, detect.html") = Path("fairsched-out"),
+    limit: opt.Limit = None,
+    seed: opt.Seed = 0,
 ) -> None:
     """Detect LMetric's KV$ hotspot on a workload (two-phase detector, mitigation).
 
