@@ -12,8 +12,9 @@ command decorated with ``@app.command()``, heavy imports inside the function, us
 raised as :class:`UserError` (or ``ValueError`` / ``OSError`` inside a
 ``with user_errors():`` block), which print one red ``error:`` line and exit with code 2.
 Files are written with :func:`atomic_write_text` (temp file, then rename).
-Shared option parsing lives in the helpers below (:func:`resolve_workload`,
-:func:`resolve_cost_model`, :func:`resolve_instance`).
+Shared option parsing lives in the helpers below (:func:`resolve_run`, which calls
+:func:`resolve_workload` and :func:`resolve_hardware`; :func:`check_quanta`), used by
+``analyze`` here and by ``check`` / ``detect`` in :mod:`fairsched.commands.check_detect`.
 """
 
 from __future__ import annotations
@@ -135,6 +136,38 @@ def resolve_hardware(cost_model: Path | None, profile: str | None, trace_format:
     return cost, inst
 
 
+def resolve_run(trace: Path | None, fmt: str | None, limit: int | None, seed: int, cost_model: Path | None,
+                profile: str | None, max_batch_size: int | None, token_budget: int | None,
+                kv_capacity: int | None):
+    """``(workload, format, CostModel, InstanceConfig)`` of the options every simulating
+    command shares: :func:`resolve_workload`, then :func:`resolve_hardware` for the trace's
+    format (given or sniffed from its first line; ``None`` for the built-in workload).
+
+    Raises:
+        UserError: as those two, or when the workload has no requests.
+    """
+    from fairsched.workload import sniff_format
+
+    workload = resolve_workload(trace, fmt, limit, seed)
+    fmt = fmt or (sniff_format(trace) if trace is not None else None)
+    cost, inst = resolve_hardware(cost_model, profile, fmt, max_batch_size, token_budget, kv_capacity)
+    if not len(workload):
+        raise UserError("the workload has no requests")
+    return workload, fmt, cost, inst
+
+
+def check_quanta(quantum: float | None, quantum_w: float | None) -> None:
+    """Validate ``--quantum`` / ``--quantum-w`` (positive when given).
+
+    Raises:
+        UserError: naming the option.
+    """
+    if quantum is not None and not quantum > 0:
+        raise UserError(f"--quantum must be > 0, got {quantum}")
+    if quantum_w is not None and not quantum_w > 0:
+        raise UserError(f"--quantum-w must be > 0, got {quantum_w}")
+
+
 def scheduler_combos(instances: int, routers: list[str] | None, policies: list[str] | None) -> list[tuple[str, str]]:
     """``(router, policy)`` pairs to run (router ``"none"`` for one instance).
 
@@ -217,22 +250,15 @@ def analyze(
     from fairsched.analysis.report import write_report
     from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
     from fairsched.sim import Simulator
-    from fairsched.workload import sniff_format
 
     # ---- validate everything before simulating anything
     with user_errors():
-        if quantum is not None and not quantum > 0:
-            raise UserError(f"--quantum must be > 0, got {quantum}")
-        if quantum_w is not None and not quantum_w > 0:
-            raise UserError(f"--quantum-w must be > 0, got {quantum_w}")
+        check_quanta(quantum, quantum_w)
         if lam is not None and not 0 <= lam <= 1:
             raise UserError(f"--lam must be in [0, 1], got {lam}")
         combos = scheduler_combos(instances, router, policy)
-        workload = resolve_workload(trace, format, limit, seed)
-        fmt = format or (sniff_format(trace) if trace is not None else None)
-        cost, inst = resolve_hardware(cost_model, profile, fmt, max_batch_size, token_budget, kv_capacity)
-    if not len(workload):
-        fail("the workload has no requests")
+        workload, _, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
+                                           token_budget, kv_capacity)
     weights = ServiceWeights()
     quantum = quantum if quantum is not None else default_quantum(workload, weights)
     quantum_w = quantum_w if quantum_w is not None else default_quantum(workload, weights)

@@ -197,31 +197,23 @@ def check(
     from fairsched.analysis.report import atomic_write_text, fig_latency_cdf
     from fairsched.cli import (
         UserError,
+        check_quanta,
         console,
-        fail,
-        resolve_hardware,
-        resolve_workload,
+        resolve_run,
         scheduler_combos,
         user_errors,
     )
     from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
-    from fairsched.workload import sniff_format
 
     with user_errors():
-        if quantum is not None and not quantum > 0:
-            raise UserError(f"--quantum must be > 0, got {quantum}")
-        if quantum_w is not None and not quantum_w > 0:
-            raise UserError(f"--quantum-w must be > 0, got {quantum_w}")
+        check_quanta(quantum, quantum_w)
         if instances < 1:
             raise UserError(f"--instances must be >= 1, got {instances}")
         pols = policy or list(CHECK_POLICIES_1 if instances == 1 else CHECK_POLICIES_N)
         rts = router or (None if instances == 1 else list(CHECK_ROUTERS_N))
         combos = scheduler_combos(instances, rts, pols)
-        workload = resolve_workload(trace, format, limit, seed)
-        fmt = format or (sniff_format(trace) if trace is not None else None)
-        cost, inst = resolve_hardware(cost_model, profile, fmt, max_batch_size, token_budget, kv_capacity)
-    if not len(workload):
-        fail("the workload has no requests")
+        workload, fmt, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
+                                           token_budget, kv_capacity)
     _prepare_out(out)
     weights = ServiceWeights()
     q_u = quantum if quantum is not None else default_quantum(workload, weights)
@@ -382,13 +374,10 @@ def detect(
     from fairsched.cli import (
         UserError,
         console,
-        fail,
-        resolve_hardware,
-        resolve_workload,
+        resolve_run,
         user_errors,
     )
     from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
-    from fairsched.workload import sniff_format
 
     with user_errors():
         if instances < 2:
@@ -400,11 +389,8 @@ def detect(
         if top_k < 1 or min_class_requests < 1:
             raise UserError("--top-k and --min-class-requests must be >= 1")
         cfg = DetectorConfig(window_s=window, top_k=top_k, min_class_requests=min_class_requests)
-        workload = resolve_workload(trace, format, limit, seed)
-        fmt = format or (sniff_format(trace) if trace is not None else None)
-        cost, inst = resolve_hardware(cost_model, profile, fmt, max_batch_size, token_budget, kv_capacity)
-    if not len(workload):
-        fail("the workload has no requests")
+        workload, fmt, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
+                                           token_budget, kv_capacity)
     _prepare_out(out)
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, "
                   f"{len(workload.clients)} clients, {workload.duration:.0f} s; {instances} instances, "
