@@ -1,0 +1,196 @@
+"""The pure online two-phase detector of LMetric's KV$ hotspot (no simulator, no figures).
+
+Follows the two phases restated in ``background.md`` §3 (LMetric, arXiv 2603.15202):
+
+**Phase 1** (per window, default 1 minute, tumbling ``[k W, (k+1) W)``). When a window
+closes, its ``top_k`` prefix classes by arrivals (with at least ``min_class_requests``
+arrivals) are checked against the benign condition ``x / xbar <= |M| / |Mbar|``, written
+``x (N - |M|) <= (1 - x) |M|``: ``x`` the class's share of the window's arrivals, ``|M|``
+the mean number of instances holding the class's prefix over its arrivals in the window
+(``N`` instances). A class violating it is *flagged*. Classes are those of
+:mod:`fairsched.analysis.prefix_classes`; an instance *holds* class c if a class-c
+request would find more than the universal prefix in its cache (the router's view, which
+counts prompts routed there and not yet prefilled).
+
+**Phase 2** (every routing decision). A class-c request is *load-worse* if it went to a
+holder although that instance's load term (``B_i``: waiting + running) was not the
+smallest, i.e. it won on the prefill term. Phase 2 confirms a flagged class when more than
+``phase2_factor * |M|`` (default ``2 |M|``, |M| at that decision) consecutive class-c
+requests were load-worse.
+
+**Mitigation** (optional): a confirmed class is routed by load only (LMetric's
+``mitigate`` rule: fewest waiting + running, then fewest queued prefill tokens) until a
+window closes in which the class satisfies the benign condition again. For a mitigated
+class that check uses ``|M|`` frozen at the moment of flagging: load-only routing spreads
+the class over all instances, which would otherwise clear the flag at once and restart
+the hotspot in the next window; with the frozen ``|M|`` the flag clears when the class's
+*arrival share* falls back.
+
+Everything is online: the detector sees each arrival once, in order, with the cluster
+state at that instant, and flags at window ends. :mod:`.runner` feeds it from a
+simulation; :mod:`.figures` draws it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from fairsched.analysis.prefix_classes import PrefixClasses
+
+__all__ = ["DetectorConfig", "HotspotDetector", "violates"]
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Detector knobs.
+
+    Attributes:
+        window_s: phase-1 window length [s] (the paper's 1 minute).
+        top_k: classes checked per window (most arrivals first).
+        min_class_requests: arrivals a class needs in a window to be checked.
+        phase2_factor: phase 2 confirms after more than ``phase2_factor * |M|``
+            consecutive load-worse class-c decisions (the paper's 2).
+        mitigate: route confirmed classes by load only until their window clears.
+    """
+
+    window_s: float = 60.0
+    top_k: int = 5
+    min_class_requests: int = 10
+    phase2_factor: float = 2.0
+    mitigate: bool = False
+
+    def __post_init__(self):
+        if not self.window_s > 0:
+            raise ValueError(f"window_s must be > 0, got {self.window_s}")
+        if self.top_k < 1 or self.min_class_requests < 1:
+            raise ValueError("top_k and min_class_requests must be >= 1")
+        if not self.phase2_factor >= 0:
+            raise ValueError(f"phase2_factor must be >= 0, got {self.phase2_factor}")
+
+
+def violates(x: float, holders: float, n: int) -> bool:
+    """Benign condition violated: ``x (N - |M|) > (1 - x) |M|`` with at least one holder
+    and at least one non-holder (``|M| = 0``: nobody holds the class, no hotspot;
+    ``|M| = N``: every instance holds it)."""
+    if holders <= 0 or holders >= n:
+        return False
+    return x * (n - holders) > (1.0 - x) * holders * (1 + 1e-12)
+
+
+class HotspotDetector:
+    """The online two-phase detector (module docstring). Fed by :class:`DetectingLMetric`.
+
+    Args:
+        classes: prefix classes of the workload (``class_of`` indexed by request id).
+        n_instances: N.
+        config: :class:`DetectorConfig`.
+    """
+
+    def __init__(self, classes: PrefixClasses, n_instances: int, config: DetectorConfig | None = None):
+        self.pc = classes
+        self.class_of = classes.class_of
+        self.N = int(n_instances)
+        self.cfg = config or DetectorConfig()
+        self.k = 0
+        self._reset_window()
+        self.flagged: dict[str, dict] = {}  # class -> {"since": window, "M": holders at flagging}
+        self.mitigated: set[str] = set()
+        self.run: Counter = Counter()
+        self.max_run: Counter = Counter()
+        self.confirmed: dict[str, float] = {}  # class -> first confirmation time
+        self.episode_confirmed: set[str] = set()  # confirmed in the current flag episode
+        self.rows: list[dict] = []  # per closed window, per checked class
+        self.tops: list[dict] = []  # per closed window: the class closest to violating (any size)
+        self.events: list[dict] = []  # flag / confirm / clear
+
+    def _reset_window(self) -> None:
+        self.w_total = 0
+        self.w_count: Counter = Counter()
+        self.w_hold: defaultdict = defaultdict(float)
+        self.w_hold_max: Counter = Counter()
+        self.w_load0: float | None = None
+        self.w_first_divert: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ windows
+    def advance(self, now: float) -> None:
+        """Close every window that ends at or before ``now``."""
+        while now >= (self.k + 1) * self.cfg.window_s:
+            self._close_window()
+
+    def finish(self, now: float | None = None) -> None:
+        """Close the current window (end of the trace)."""
+        if now is not None:
+            self.advance(now)
+        if self.w_total:
+            self._close_window()
+
+    def _close_window(self) -> None:
+        W, N, k = self.cfg.window_s, self.N, self.k
+        t0, t1 = k * W, (k + 1) * W
+        best = None
+        for c, n in self.w_count.items():
+            M = self.w_hold[c] / n
+            margin = (n / self.w_total) / (M / N) if M > 0 else 0.0
+            if best is None or margin > best["margin"]:
+                best = {"window": k, "t0": t0, "t1": t1, "klass": c, "n_class": n, "n_total": self.w_total,
+                        "x": n / self.w_total, "holders_mean": M, "threshold_x": M / N, "margin": margin}
+        if best is not None:
+            self.tops.append(best)
+        ranked = [(c, n) for c, n in self.w_count.most_common() if n >= self.cfg.min_class_requests]
+        ranked = ranked[: self.cfg.top_k]
+        bad_now: dict[str, bool] = {}
+        for rank, (c, n) in enumerate(ranked):
+            x = n / self.w_total
+            M = self.w_hold[c] / n
+            M_eval = self.flagged[c]["M"] if c in self.mitigated else M
+            bad = violates(x, M_eval, N)
+            bad_now[c] = bad
+            self.rows.append({"window": k, "t0": t0, "t1": t1, "klass": c, "rank": rank, "n_class": n,
+                              "n_total": self.w_total, "x": x, "holders_mean": M, "holders_max": self.w_hold_max[c],
+                              "holders_eval": M_eval, "threshold_x": M_eval / N, "violates": bad,
+                              "mitigated": c in self.mitigated, "qps": self.w_total / W,
+                              "load0": self.w_load0, "first_diversion_t": self.w_first_divert.get(c)})
+            if bad and c not in self.flagged:
+                self.flagged[c] = {"since": k, "M": M}
+                self.events.append({"t": t1, "window": k, "klass": c, "event": "flag", "x": x, "holders": M})
+        for c in list(self.flagged):
+            if bad_now.get(c, False):
+                continue
+            self.events.append({"t": t1, "window": k, "klass": c, "event": "clear"})
+            del self.flagged[c]
+            self.mitigated.discard(c)
+            self.episode_confirmed.discard(c)
+            self.run[c] = 0
+        self.k += 1
+        self._reset_window()
+
+    # ------------------------------------------------------------------ decisions
+    def observe(self, now: float, rid: int, holders: list[int], chosen: int, loads: list[int],
+                product_choice: int, load_choice: int, mean_load: float) -> None:
+        """One routing decision (``holders`` computed before it)."""
+        self.advance(now)
+        if self.w_total == 0:
+            self.w_load0 = mean_load
+        self.w_total += 1
+        c = self.class_of[rid]
+        if c is None:
+            return
+        nh = len(holders)
+        self.w_count[c] += 1
+        self.w_hold[c] += nh
+        self.w_hold_max[c] = max(self.w_hold_max[c], nh)
+        if nh and product_choice not in holders and c not in self.w_first_divert and c not in self.mitigated:
+            self.w_first_divert[c] = now
+        worse = nh > 0 and chosen in holders and loads[chosen] > min(loads)
+        self.run[c] = self.run[c] + 1 if worse else 0
+        self.max_run[c] = max(self.max_run[c], self.run[c])
+        if c in self.flagged and c not in self.episode_confirmed and self.run[c] > self.cfg.phase2_factor * nh:
+            self.confirmed.setdefault(c, now)
+            self.episode_confirmed.add(c)
+            self.events.append({"t": now, "window": self.k, "klass": c, "event": "confirm", "run": self.run[c],
+                                "holders": nh})
+            if self.cfg.mitigate:
+                self.mitigated.add(c)
+                self.events.append({"t": now, "window": self.k, "klass": c, "event": "mitigate"})
+

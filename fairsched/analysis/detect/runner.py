@@ -1,0 +1,285 @@
+"""Running the detector in the simulator: the detecting LMetric router, the report,
+:func:`run_detection` and :func:`detect_and_compare` (baseline vs LMetric vs mitigation).
+
+Theory for a flagged window (:func:`fairsched.theory.lmetric.hotspot_numbers`): the time
+``t*`` after the onset at which the score diverts the class, the time ``t_h`` after which
+routing it to M costs more decode time than the hit saves, and the regime (benign /
+hotspot / harmful).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fairsched.analysis.detect.detector import DetectorConfig, HotspotDetector
+from fairsched.analysis.prefix_classes import PrefixClasses, prefix_classes
+from fairsched.policies.routers import LMetric
+
+__all__ = ["DECISION_COLUMNS", "DetectOutcome", "DetectingLMetric", "DetectionReport", "detect",
+           "detect_and_compare", "run_detection", "theory_for_window", "ttft_stats"]
+
+
+
+class DetectingLMetric(LMetric):
+    """LMetric (``P_i (B_i + 1)``) that feeds a :class:`HotspotDetector` with every decision
+    and, if the detector's config says ``mitigate``, routes the classes it mitigates by load
+    only. Records ``decisions`` (one dict per routed request)."""
+
+    name = "lmetric"
+
+    def __init__(self, detector: HotspotDetector, record: bool = True):
+        super().__init__()
+        self.det = detector
+        self.record = record
+        self.decisions: list[tuple] = []
+
+    def route(self, req, cluster, now):
+        n = cluster.n_instances
+        product = super().route(req, cluster, now)
+        loads = [cluster.n_waiting(i) + cluster.n_running(i) for i in range(n)]
+        qp = [cluster.queued_prefill_tokens(i) for i in range(n)]
+        load_choice = min(range(n), key=lambda i: (loads[i], qp[i], i))
+        c = self.det.class_of[req.rid]
+        base = self.det.pc.base_tokens
+        holders = [i for i in range(n) if cluster.cached_tokens(i, req) > base] if c is not None else []
+        chosen = load_choice if c in self.det.mitigated else product
+        mean_load = sum(loads) / n
+        self.det.observe(now, req.rid, holders, chosen, loads, product, load_choice, mean_load)
+        if self.record:
+            hold = set(holders)
+            lh = [loads[i] for i in holders]
+            lo = [loads[i] for i in range(n) if i not in hold]
+            self.decisions.append((now, req.rid, c, chosen, product, load_choice, len(holders), loads[chosen],
+                                   min(loads), float(np.mean(lh)) if lh else math.nan,
+                                   float(np.mean(lo)) if lo else math.nan, c in self.det.mitigated))
+        return chosen
+
+
+DECISION_COLUMNS = ["t", "rid", "klass", "chosen", "product_choice", "load_choice", "n_holders", "load_chosen",
+                    "min_load", "load_holders", "load_others", "mitigated"]
+
+
+# ============================================================================ reports
+@dataclass
+class DetectionReport:
+    """What one detection run found.
+
+    Attributes:
+        flagged_classes: one dict per class flagged in phase 1 (JSON-ready): ``klass``,
+            ``windows`` (list of ``{window, t0, t1, x, holders, threshold_x, n_class,
+            n_total, qps, theory}``), ``x`` and ``holders`` (of its worst window),
+            ``phase2_confirmed``, ``confirmed_at`` [s], ``max_run`` (longest run of
+            load-worse decisions), ``mitigated`` (whether mitigation was applied).
+        windows: all checked (window, class) rows (DataFrame).
+        tops: per window, the class with the largest ``x / (|M|/N)`` (``margin``; > 1 means
+            violating), whatever its size (DataFrame): how close the workload came.
+        decisions: one row per routing decision (DataFrame, :data:`DECISION_COLUMNS`).
+        events: flag / confirm / mitigate / clear events.
+        config: the :class:`DetectorConfig` as a dict; n_instances: N.
+        classes: :meth:`PrefixClasses.summary`.
+    """
+
+    flagged_classes: list[dict]
+    windows: pd.DataFrame
+    decisions: pd.DataFrame
+    events: list[dict]
+    config: dict
+    n_instances: int
+    classes: dict = field(default_factory=dict)
+    tops: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def closest(self) -> dict | None:
+        """The (window, class) with the largest ``x / (|M|/N)`` over the run, any class size."""
+        if not len(self.tops):
+            return None
+        return _clean(self.tops.loc[self.tops.margin.idxmax()].to_dict())
+
+    def to_dict(self) -> dict:
+        return {"n_instances": self.n_instances, "config": self.config, "classes": self.classes,
+                "flagged_classes": self.flagged_classes, "events": _clean(self.events),
+                "windows_checked": int(self.windows.window.nunique()) if len(self.windows) else 0,
+                "closest_to_violation": self.closest()}
+
+
+def _clean(obj):
+    """JSON-safe copy: numpy scalars to Python, NaN / inf to None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _coeffs(cost) -> dict:
+    return {"prefill_b_s_per_tok": cost.prefill_b, "prefill_c_s_per_tok2": cost.prefill_c,
+            "decode_b_s_per_seq": cost.decode_b, "decode_c_s_per_ctx_tok": cost.decode_c}
+
+
+def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
+    """Predictions of :mod:`fairsched.theory.lmetric` for one flagged window.
+
+    ``L`` = the class's mean prompt, ``u = L - shared_tokens`` (uncached on a holder, >= 1),
+    ``O`` = mean output, mean context ``L + O/2``, ``B_0`` = mean instance load at the
+    window's first arrival, QPS = the window's arrival rate, cost coefficients of the
+    simulator's cost model. ``t_star`` and ``t_harm`` count from the onset of the hotspot.
+    """
+    from fairsched.theory.lmetric import classify_regime, hotspot_numbers
+
+    M = float(row["holders_eval"])
+    L = float(cls["mean_input"])
+    u = max(1.0, L - float(cls["shared_tokens"]))
+    n_out = float(cls["mean_output"])
+    b0 = float(row["load0"] or 0.0)
+    kw = dict(n_out=n_out, ctx_mean=L + n_out / 2, coeffs=_coeffs(cost))
+    d = hotspot_numbers(row["x"], M, n - M, row["qps"], b0, L, u, **kw)
+    regime = classify_regime(row["x"], M / n, n, row["qps"], b0, L, u, **kw)
+    return _clean({"a_req_s": d["a"], "b_req_s": d["b"], "kappa": d["kappa"], "limit_ratio": d["limit_ratio"],
+                   "t_star_s": d["t_star"], "t_harm_s": d["t_harm"], "prefill_saved_s": d["S"],
+                   "regime": regime, "steady_ratio": min(d["limit_ratio"], d["kappa"]),
+                   "B0": b0, "L": L, "u": u, "O": n_out})
+
+
+def _report(det: HotspotDetector, router: DetectingLMetric, cost) -> DetectionReport:
+    rows = pd.DataFrame(det.rows)
+    decisions = pd.DataFrame(router.decisions, columns=DECISION_COLUMNS)
+    flagged: list[dict] = []
+    names = list(dict.fromkeys(e["klass"] for e in det.events if e["event"] == "flag"))
+    for c in names:
+        wr = rows[(rows.klass == c) & rows.violates]
+        wins = []
+        for r in wr.to_dict("records"):
+            d = decisions[(decisions.klass == c) & (decisions.t >= r["t0"]) & (decisions.t < r["t1"])
+                          & decisions.load_others.notna() & decisions.load_holders.notna()]
+            r["observed_ratio"] = float((d.load_holders.mean() + 1) / (d.load_others.mean() + 1)) if len(d) else None
+            wins.append(_clean({"window": r["window"], "t0": r["t0"], "t1": r["t1"], "x": r["x"],
+                                "holders": r["holders_eval"], "holders_max": r["holders_max"],
+                                "threshold_x": r["threshold_x"], "n_class": r["n_class"], "n_total": r["n_total"],
+                                "qps": r["qps"], "mitigated": r["mitigated"], "observed_ratio": r["observed_ratio"],
+                                "first_diversion_after_s": (r["first_diversion_t"] - r["t0"])
+                                if r["first_diversion_t"] is not None and not pd.isna(r["first_diversion_t"]) else None,
+                                "theory": theory_for_window(r, det.pc.classes[c], det.N, cost)}))
+        worst = max(wins, key=lambda w: w["x"] - w["threshold_x"]) if wins else {}
+        flagged.append(_clean({"klass": c, "windows": wins, "x": worst.get("x"), "holders": worst.get("holders"),
+                               "n_instances": det.N, "phase2_confirmed": c in det.confirmed,
+                               "confirmed_at": det.confirmed.get(c), "max_run": det.max_run.get(c, 0),
+                               "mitigated": any(e["event"] == "mitigate" and e["klass"] == c for e in det.events),
+                               "class_info": {k: v for k, v in det.pc.classes[c].items() if k != "root"}}))
+    return DetectionReport(flagged, rows, decisions, det.events, asdict(det.cfg), det.N, det.pc.summary(),
+                           pd.DataFrame(det.tops))
+
+
+def run_detection(workload, n_instances: int = 16, *, config: DetectorConfig | None = None, policy: str = "fcfs",
+                  instance=None, cost=None, classes: PrefixClasses | None = None,
+                  preload: dict[str, list[int]] | None = None, progress=None):
+    """Simulate ``workload`` under LMetric with the detector (and mitigation if
+    ``config.mitigate``). Returns ``(DetectionReport, SimResult)``.
+
+    ``preload``: class name -> instances whose cache holds the class's shared prefix at
+    t = 0 (for controlled experiments such as :func:`phase_diagram`).
+    """
+    from fairsched.sim import CostModel, Simulator
+
+    if n_instances < 2:
+        raise ValueError("routing needs n_instances >= 2")
+    cost = cost or CostModel()
+    pc = classes or prefix_classes(workload)
+    det = HotspotDetector(pc, n_instances, config)
+    router = DetectingLMetric(det)
+    sim = Simulator(workload, policy, router, n_instances, instance, cost)
+    for name, insts in (preload or {}).items():
+        rid = pc.class_of.index(name)
+        req = workload.requests[rid]
+        units = pc.classes[name]["shared_tokens"] // workload.block_size
+        for i in insts:
+            sim.instances[i].cache.insert(req.prompt[:units], 0.0)
+    res = sim.run(progress)
+    det.finish(workload.requests[-1].arrival if len(workload) else 0.0)
+    return _report(det, router, cost), res
+
+
+def ttft_stats(res, mask=None) -> dict:
+    """TTFT mean / p50 / p99 [s], TPOT mean [s] and e2e mean [s] of a run's finished requests
+    (``mask``: boolean per request id; None = all). Values are None when no request finished."""
+    df = res.requests_frame()
+    if mask is not None:
+        df = df[mask]
+    v = df.ttft_s.to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    e = df.e2e_s.to_numpy(dtype=float)
+    e = e[np.isfinite(e)]
+    tp = df.tpot_s.to_numpy(dtype=float)
+    tp = tp[np.isfinite(tp)]
+    if not v.size:
+        return {"n": 0, "ttft_mean_s": None, "ttft_p50_s": None, "ttft_p99_s": None, "tpot_mean_s": None,
+                "e2e_mean_s": None}
+    return {"n": int(v.size), "ttft_mean_s": float(v.mean()), "ttft_p50_s": float(np.percentile(v, 50)),
+            "ttft_p99_s": float(np.percentile(v, 99)), "tpot_mean_s": float(tp.mean()) if tp.size else None,
+            "e2e_mean_s": float(e.mean()) if e.size else None}
+
+
+@dataclass
+class DetectOutcome:
+    """Result of :func:`detect_and_compare`: the detection report (LMetric without
+    mitigation), the mitigated run's report, the three results and a latency table."""
+
+    report: DetectionReport
+    mitigated_report: DetectionReport | None
+    results: dict
+    latency: list[dict]
+    classes: PrefixClasses
+
+    def to_dict(self) -> dict:
+        d = self.report.to_dict()
+        d["mitigation"] = None if self.mitigated_report is None else {
+            "events": _clean(self.mitigated_report.events),
+            "confirmed": [f["klass"] for f in self.mitigated_report.flagged_classes if f["phase2_confirmed"]]}
+        d["latency"] = _clean(self.latency)
+        return d
+
+
+def detect_and_compare(workload, n_instances: int = 16, *, config: DetectorConfig | None = None,
+                       baseline: str = "least-load", policy: str = "fcfs", instance=None, cost=None,
+                       progress=None) -> DetectOutcome:
+    """Detect on ``workload`` and measure what the condition costs.
+
+    Runs (same instances, cost model and queue policy): ``baseline`` routing; LMetric with
+    the detector (no mitigation: what would happen); LMetric with the detector and
+    mitigation (identical to the previous run when nothing is confirmed). Latency rows: all requests, the flagged classes'
+    requests, and those arriving after the first phase-2 confirmation.
+    """
+    from fairsched.sim import CostModel, simulate
+
+    cfg = config or DetectorConfig()
+    cost = cost or CostModel()
+    pc = prefix_classes(workload)
+    base = simulate(workload, policy, baseline, n_instances=n_instances, instance=instance, cost=cost)
+    rep, res = run_detection(workload, n_instances, config=DetectorConfig(**{**asdict(cfg), "mitigate": False}),
+                             policy=policy, instance=instance, cost=cost, classes=pc)
+    mrep, mres = run_detection(workload, n_instances, config=DetectorConfig(**{**asdict(cfg), "mitigate": True}),
+                               policy=policy, instance=instance, cost=cost, classes=pc)
+    flagged = {f["klass"] for f in rep.flagged_classes}
+    cls = np.array([c in flagged for c in pc.class_of], dtype=bool)
+    arr = np.array([r.arrival for r in workload.requests])
+    t_conf = min([f["confirmed_at"] for f in mrep.flagged_classes if f["confirmed_at"] is not None], default=None)
+    late = cls & (arr >= t_conf) if t_conf is not None else np.zeros(len(workload), dtype=bool)
+    latency = []
+    for label, r in ((baseline, base), ("lmetric", res), ("lmetric+mitigation", mres)):
+        for scope, m in (("all requests", None), ("flagged classes", cls), ("flagged, after confirmation", late)):
+            if m is not None and not m.any():
+                continue
+            latency.append({"router": label, "scope": scope, **ttft_stats(r, m)})
+    return DetectOutcome(rep, mrep, {baseline: base, "lmetric": res, "lmetric+mitigation": mres}, latency, pc)
+
+
+def detect(workload, n_instances: int = 16, **kw) -> DetectionReport:
+    """Shorthand: :func:`run_detection` without mitigation, report only."""
+    return run_detection(workload, n_instances, **kw)[0]
+
