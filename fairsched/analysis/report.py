@@ -7,7 +7,6 @@ once (in the first figure) so the report opens without network access.
 
 from __future__ import annotations
 
-import html
 import os
 import tempfile
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from fairsched.analysis.metrics import GapReport, max_service_gap, service_curves
+from fairsched.analysis.page import html_page, html_table
 
 __all__ = [
     "COMPARISON_METRICS",
@@ -184,17 +184,8 @@ def _fmt(v, f: str) -> str:
 
 
 def _table_html(summaries: Sequence[dict]) -> str:
-    head = "".join(f"<th>{html.escape(t)}</th>" for _, t, _ in _TABLE_COLS)
-    body = []
-    for s in summaries:
-        cells = [_label_of(s) if k == "label" else _fmt(s.get(k), f) for k, _, f in _TABLE_COLS]
-        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}
-table{border-collapse:collapse;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f3f3f3}td:first-child{text-align:left}.note{color:#555;font-size:0.9em}"""
+    rows = [[_label_of(s) if k == "label" else _fmt(s.get(k), f) for k, _, f in _TABLE_COLS] for s in summaries]
+    return html_table([t for _, t, _ in _TABLE_COLS], rows)
 
 
 def write_report(results: Sequence, summaries: Sequence[dict], out_dir: str | os.PathLike, title: str = "fairsched report",
@@ -221,21 +212,12 @@ def write_report(results: Sequence, summaries: Sequence[dict], out_dir: str | os
         figs.append(("Service curves" if k == 0 else "",
                      fig_service_curves(r, label=labels[k] if labels else None,
                                         gap=_gap_from_summary(summaries[k]) if labels else None)))
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
-    if intro:
-        parts.append(f"<p class='note'>{html.escape(intro)}</p>")
-    parts.append("<h2>Summary</h2>" + _table_html(summaries))
-    parts.append("<p class='note'>max gap: largest difference in service received by two clients "
-                 "over an interval in which both were backlogged (service units w_p*uncached prefill + "
-                 "w_q*decode tokens); U = max(w_p*longest prompt, w_q*longest output). Jain: Jain's index "
-                 "of the clients' service rates while backlogged.</p>")
-    for k, (head, fig) in enumerate(figs):
-        if head:
-            parts.append(f"<h2>{html.escape(head)}</h2>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(k == 0), default_width="100%"))
-    parts.append("</body></html>")
-    return atomic_write_text(out_dir / "report.html", "\n".join(parts))
+    note = ("<p class='note'>max gap: largest difference in service received by two clients "
+            "over an interval in which both were backlogged (service units w_p*uncached prefill + "
+            "w_q*decode tokens); U = max(w_p*longest prompt, w_q*longest output). Jain: Jain's index "
+            "of the clients' service rates while backlogged.</p>")
+    sections = [("Summary", _table_html(summaries)), ("", note), *figs]
+    return atomic_write_text(out_dir / "report.html", html_page(title, sections, intro=intro))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

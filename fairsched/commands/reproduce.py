@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from fairsched.commands.common import UserError, console, err_console, fail, user_errors
+
 
 def reproduce(
     claims: Annotated[list[str] | None, typer.Argument(
@@ -34,7 +36,6 @@ def reproduce(
     from rich.markup import escape
     from rich.table import Table
 
-    from fairsched.cli import UserError, console, err_console, fail, user_errors
     from fairsched.reproduce import (
         REGISTRY,
         get_claims,

@@ -3,7 +3,8 @@
 - :mod:`.base`: :class:`Claim`, :class:`Check`, :class:`ClaimResult`, :class:`Outcome`
   and the verdict rule :func:`judge` / :func:`combine` (thresholds documented there).
 - :mod:`.claims`: :data:`REGISTRY` of the six claims, :func:`register`, :func:`get_claims`.
-- :mod:`.experiments`: the simulations behind them.
+- :mod:`.common` and one module a claim (:mod:`.claim1_dlpm_throughput` ...
+  :mod:`.claim6_quantum_tradeoff`): the simulations behind them.
 - :mod:`.runner`: :func:`run_claims`, the table, ``reproduce.json`` and ``reproduce.html``.
 - :mod:`.rpm`: the VTC paper's requests-per-minute limiter as a workload rewrite.
 - :mod:`.vtc_metric`: VTC's windowed "Max Diff" service-difference metric.

@@ -97,53 +97,40 @@ def dataframe(outcomes: Sequence[Outcome]):
                          for o in outcomes])
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1500px}
-table{border-collapse:collapse;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
-th{background:#f3f3f3}.reproduced{color:#1a7f37;font-weight:bold}.same{color:#9a6700;font-weight:bold}
-.not{color:#cf222e;font-weight:bold}.note{color:#444;font-size:0.9em}"""
+_CSS = """td{text-align:left;vertical-align:top}.reproduced{color:#1a7f37;font-weight:bold}
+.same{color:#9a6700;font-weight:bold}.not{color:#cf222e;font-weight:bold}"""
 _CLS = {REPRODUCED: "reproduced", SAME_DIRECTION: "same", NOT_REPRODUCED: "not"}
 
 
 def html_page(outcomes: Sequence[Outcome], title: str = "fairsched reproduce") -> str:
     """A self-contained HTML page: the table, then per claim its checks, notes and figure
-    (plotly.js embedded once, with the first figure)."""
+    (plotly.js embedded once, with the first figure; :func:`fairsched.analysis.page.html_page`)."""
+    from fairsched.analysis.page import html_page as page
+    from fairsched.analysis.page import html_table
+
     e = html.escape
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style>"
-             f"</head><body><h1>{e(title)}</h1>"]
     mode = {o.quick for o in outcomes}
-    parts.append(f"<p class='note'>{'quick' if mode == {True} else 'full' if mode == {False} else 'mixed'} mode; "
-                 "verdicts: reproduced = within 25% of the paper's number and the same direction (direction-only "
-                 "claims: the direction holds); same direction = the effect points the paper's way but the size "
-                 "differs; not reproduced otherwise. A claim takes the worst verdict of its checks.</p>")
-    parts.append("<table><thead><tr><th>claim</th><th>paper's figure</th><th>our figure</th><th>setup</th>"
-                 "<th>verdict</th></tr></thead><tbody>")
-    for o in outcomes:
-        parts.append(f"<tr><td>{o.claim.number}. {e(o.claim.id)}</td><td>{e(o.paper_text)}</td>"
-                     f"<td>{e(o.ours_text)}</td><td>{e(o.claim.setup)}</td>"
-                     f"<td class='{_CLS[o.verdict]}'>{e(o.verdict)}</td></tr>")
-    parts.append("</tbody></table>")
-    first = True
+    intro = (f"{'quick' if mode == {True} else 'full' if mode == {False} else 'mixed'} mode; verdicts: reproduced = "
+             "within 25% of the paper's number and the same direction (direction-only claims: the direction holds); "
+             "same direction = the effect points the paper's way but the size differs; not reproduced otherwise. A "
+             "claim takes the worst verdict of its checks.")
+    rows = [[f"{o.claim.number}. {o.claim.id}", o.paper_text, o.ours_text, o.claim.setup, (o.verdict, _CLS[o.verdict])]
+            for o in outcomes]
+    sections: list[tuple[str, object]] = [
+        ("", html_table(["claim", "paper's figure", "our figure", "setup", "verdict"], rows, left=5))]
     for o in outcomes:
         c, r = o.claim, o.result
-        parts.append(f"<h2>{c.number}. {e(c.title)}</h2><p class='note'>{e(c.source)}. "
-                     f"Ran in {o.elapsed_s:.1f} s ({'quick' if o.quick else 'full'}, {e(o.cost_model)}).</p>")
-        parts.append("<table><thead><tr><th>check</th><th>paper</th><th>ours</th><th>rule</th><th>verdict</th>"
-                     "</tr></thead><tbody>")
-        for k in c.checks:
-            v = o.verdicts[k.key]
-            parts.append(f"<tr><td>{e(k.label)}</td><td>{e(k.paper_text())}</td>"
-                         f"<td>{e(k.format(r.values.get(k.key)))}</td><td>{e(k.rule_text())}</td>"
-                         f"<td class='{_CLS[v]}'>{e(v)}</td></tr>")
-        parts.append("</tbody></table>")
-        parts.append(f"<p><b>Metric.</b> {e(c.metric)}</p><p><b>Setup.</b> {e(r.setup or c.setup)}</p>")
+        checks = [[k.label, k.paper_text(), k.format(r.values.get(k.key)), k.rule_text(),
+                   (o.verdicts[k.key], _CLS[o.verdicts[k.key]])] for k in c.checks]
         notes = " ".join(x for x in (r.notes.strip(), c.caveats.strip()) if x)
-        if notes:
-            parts.append(f"<p class='note'><b>Notes.</b> {e(notes)}</p>")
+        body = (f"<p class='note'>{e(c.source)}. Ran in {o.elapsed_s:.1f} s ({'quick' if o.quick else 'full'}, "
+                f"{e(o.cost_model)}).</p>" + html_table(["check", "paper", "ours", "rule", "verdict"], checks, left=5)
+                + f"<p><b>Metric.</b> {e(c.metric)}</p><p><b>Setup.</b> {e(r.setup or c.setup)}</p>"
+                + (f"<p class='note'><b>Notes.</b> {e(notes)}</p>" if notes else ""))
+        sections.append((f"{c.number}. {c.title}", body))
         if r.figure is not None:
-            parts.append(r.figure.to_html(full_html=False, include_plotlyjs=first, default_width="100%"))
-            first = False
-    parts.append("</body></html>")
-    return "\n".join(parts)
+            sections.append(("", r.figure))
+    return page(title, sections, intro=intro, css=_CSS)
 
 
 def write_outputs(outcomes: Sequence[Outcome], out_dir: str | Path) -> tuple[Path, Path]:

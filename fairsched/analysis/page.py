@@ -1,0 +1,72 @@
+"""One builder for the kit's self-contained HTML pages (``analyze``, ``check``, ``detect``,
+``reproduce``, ``sweep``): a title, an intro note, then sections of HTML or plotly figures.
+
+plotly.js is embedded once, with the first figure, so a page opens without network access.
+Callers write the page with the kit's atomic writer (all or nothing).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+__all__ = ["BASE_CSS", "html_page", "html_table"]
+
+BASE_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1500px}
+table{border-collapse:collapse;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f3f3f3}td.l{text-align:left}.note{color:#555;font-size:0.9em}.empty{color:#555;font-style:italic}"""
+"""Style shared by every page; a page adds its own classes with ``css``."""
+
+Cell = object
+"""A table cell: any value (shown with ``str``), or ``(value, css_class)``."""
+
+
+def html_table(head: Sequence[str], rows: Sequence[Sequence[Cell]], *, left: int = 1,
+               row_classes: Sequence[str] | None = None) -> str:
+    """An HTML table; the first ``left`` columns are left-aligned, the rest right-aligned.
+
+    Args:
+        head: column titles.
+        rows: one sequence of cells per row; a cell ``(value, css_class)`` gets that class.
+        left: number of leading left-aligned (text) columns.
+        row_classes: a CSS class per row (``""`` for none).
+    """
+    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in head)
+    body = []
+    for k, r in enumerate(rows):
+        cls = f" class='{row_classes[k]}'" if row_classes and row_classes[k] else ""
+        cells = []
+        for i, c in enumerate(r):
+            c, extra = c if isinstance(c, tuple) and len(c) == 2 else (c, "")
+            classes = " ".join(x for x in ("l" if i < left else "", extra) if x)
+            attr = f' class="{classes}"' if classes else ""
+            cells.append(f"<td{attr}>{html.escape(str(c))}</td>")
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def html_page(title: str, sections: Sequence[tuple[str, object]], *, intro: str = "", css: str = "") -> str:
+    """A self-contained HTML page.
+
+    Args:
+        title: page title and ``<h1>``.
+        sections: ``(heading, body)`` pairs; ``body`` is an HTML string or a plotly figure;
+            an empty heading adds no ``<h2>``.
+        intro: a note under the title (plain text, escaped).
+        css: extra style rules after :data:`BASE_CSS`.
+    """
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{BASE_CSS}\n{css}</style></head><body><h1>{html.escape(title)}</h1>"]
+    if intro:
+        parts.append(f"<p class='note'>{html.escape(intro)}</p>")
+    first = True
+    for head, body in sections:
+        if head:
+            parts.append(f"<h2>{html.escape(head)}</h2>")
+        if isinstance(body, str):
+            parts.append(body)
+        else:
+            parts.append(body.to_html(full_html=False, include_plotlyjs=first, default_width="100%"))
+            first = False
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,162 @@
+"""``fairsched analyze``: the main job. Simulates a workload (the built-in default or a
+trace) under several scheduler combinations and writes ``summary.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from fairsched.analysis.report import atomic_write_text
+from fairsched.commands import options as opt
+from fairsched.commands.common import (
+    UserError,
+    check_quanta,
+    console,
+    err_console,
+    fail,
+    prepare_out,
+    resolve_run,
+    scheduler_combos,
+    user_errors,
+    workload_doc,
+)
+
+__all__ = ["analyze"]
+
+
+def _table(summaries: list[dict], title: str) -> Table:
+    """The comparison table printed by ``analyze`` (one row per run)."""
+    def f(v, spec):
+        return "n/a" if v is None else format(v, spec)
+
+    show_router = any(s["router"] != "none" for s in summaries)
+    t = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    cols = (["router"] if show_router else []) + [
+        "policy", "finished", "TTFT\nmean s", "TTFT\np50 s", "TTFT\np99 s", "TPOT\np50 s", "thruput\ntok/s",
+        "hit\nrate", "max\ngap", "gap\n/U", "Jain", "sim\ns"]
+    for name in cols:
+        t.add_column(name, justify="left" if name in ("router", "policy") else "right", no_wrap=True)
+    for s in summaries:
+        t.add_row(*([s["router"]] if show_router else []), s["policy"], f"{s['n_finished']}/{s['n_requests']}",
+                  f(s["ttft_mean_s"], ".3f"), f(s["ttft_p50_s"], ".3f"), f(s["ttft_p99_s"], ".3f"),
+                  f(s["tpot_p50_s"], ".4f"), f(s["throughput_tok_s"], ",.0f"), f(s["cache_hit_rate"], ".1%"),
+                  f(s["max_service_gap"], ",.0f"), f(s.get("gap_over_U"), ".2f"), f(s["jain_index"], ".3f"),
+                  f(s.get("sim_wall_s"), ".1f"))
+    return t
+
+
+def analyze(
+    trace: opt.Trace = None,
+    format: opt.Format = None,
+    instances: Annotated[int, typer.Option(help="Number of serving instances.")] = 1,
+    router: Annotated[list[str] | None, typer.Option(
+        help="Router (repeatable): rr, least-load, vllm-v1, sglang-cache-aware, linear, lmetric, d2lpm.")] = None,
+    policy: Annotated[list[str] | None, typer.Option(
+        help="Queue policy (repeatable): fcfs, lpm, vtc, lcf, dlpm.")] = None,
+    cost_model: opt.CostModelFile = None,
+    profile: opt.Profile = None,
+    out: opt.out_dir("summary.json, report.html") = Path("fairsched-out"),
+    limit: opt.Limit = None,
+    quantum: opt.Quantum = None,
+    quantum_w: opt.QuantumW = None,
+    lam: Annotated[float | None, typer.Option(help="Linear router weight of the KV-miss term, in [0, 1].")] = None,
+    max_batch_size: opt.MaxBatchSize = None,
+    token_budget: opt.TokenBudget = None,
+    kv_capacity: opt.KVCapacity = None,
+    seed: opt.Seed = 0,
+) -> None:
+    """Compare schedulers on a workload: fairness, cache locality, latency.
+
+    Writes OUT/summary.json and OUT/report.html.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fairsched.analysis import summarize
+    from fairsched.analysis.report import write_report
+    from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
+    from fairsched.sim import Simulator
+
+    # ---- validate everything before simulating anything
+    with user_errors():
+        check_quanta(quantum, quantum_w)
+        if lam is not None and not 0 <= lam <= 1:
+            raise UserError(f"--lam must be in [0, 1], got {lam}")
+        combos = scheduler_combos(instances, router, policy)
+        workload, _, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
+                                           token_budget, kv_capacity)
+    weights = ServiceWeights()
+    quantum = quantum if quantum is not None else default_quantum(workload, weights)
+    quantum_w = quantum_w if quantum_w is not None else default_quantum(workload, weights)
+    sims = []
+    with user_errors():
+        for r_name, p_name in combos:
+            pf = make_policy_factory(p_name, weights, **({"quantum": quantum} if p_name == "dlpm" else {}))
+            rparams = {}
+            if r_name == "linear" and lam is not None:
+                rparams["lam"] = lam
+            if r_name == "d2lpm":
+                rparams["quantum_w"] = quantum_w
+            rt = make_router(r_name, weights, **rparams) if r_name != "none" else None
+            sims.append(Simulator(workload, pf, rt, instances, inst, cost, weights))
+    prepare_out(out)
+
+    n_clients = len(workload.clients)
+    console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
+                  f"{workload.duration:.0f} s ({escape(str(workload.source or 'generated'))}); "
+                  f"{instances} instance(s), cost model {escape(cost.name)}, KV {inst.kv_capacity_tokens:,} tokens; "
+                  f"{len(combos)} scheduler combination(s); Q^u {quantum:,.0f}, Q^w {quantum_w:,.0f}")
+
+    # ---- run
+    results, summaries = [], []
+    t_all = time.perf_counter()
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=False) as prog:
+            runs = prog.add_task("runs", total=len(combos))
+            for (r_name, p_name), sim in zip(combos, sims, strict=True):
+                label = p_name if r_name == "none" else f"{r_name}/{p_name}"
+                arr = prog.add_task(f"  {label}: arrivals", total=len(workload))
+                t0 = time.perf_counter()
+                res = sim.run(progress=lambda k, arr=arr: prog.update(arr, completed=k))
+                wall = time.perf_counter() - t0
+                s = summarize(res, label=label, weights=weights)
+                s["router"], s["policy"] = r_name, p_name
+                s["sim_wall_s"] = round(wall, 3)
+                results.append(res)
+                summaries.append(s)
+                prog.update(arr, visible=False)
+                prog.advance(runs)
+    except KeyboardInterrupt:
+        fail("interrupted; nothing written", code=130)
+    elapsed = time.perf_counter() - t_all
+
+    console.print(_table(summaries, f"{workload.name}: {instances} instance(s)"))
+
+    # ---- write (each file atomically; the report first, the summary last)
+    doc = {
+        "workload": workload_doc(workload, weights),
+        "config": {"instances": instances, "combos": [list(c) for c in combos],
+                   "routers": router or None, "policies": policy or None,
+                   "trace": str(trace) if trace else None, "format": format, "limit": limit, "seed": seed,
+                   "quantum": quantum, "quantum_w": quantum_w, "lam": lam,
+                   "instance": asdict(inst), "cost_model": asdict(cost),
+                   "weights": {"w_p": weights.w_p, "w_q": weights.w_q}},
+        "runs": summaries,
+    }
+    with user_errors(f"cannot write to {out}: "):
+        text = json.dumps(doc, indent=2, allow_nan=False)
+        intro = (f"workload {workload.name}: {len(workload):,} requests from {n_clients} clients over "
+                 f"{workload.duration:.0f} s ({workload.source or 'generated'}); {instances} instance(s); "
+                 f"cost model {cost.name}; service weights w_p={weights.w_p:g}, w_q={weights.w_q:g}.")
+        report = write_report(results, summaries, out, title=f"fairsched analyze: {workload.name}", intro=intro)
+        summary = atomic_write_text(out / "summary.json", text)
+    console.print(f"wrote {escape(str(summary))} and {escape(str(report))} ({elapsed:.1f} s of simulation)")

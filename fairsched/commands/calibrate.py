@@ -1,0 +1,56 @@
+"""``fairsched calibrate``: fit the simulator's cost model on the torch toy engine."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from fairsched.commands.common import console, fail, user_errors
+
+__all__ = ["calibrate"]
+
+
+def calibrate(
+    out: Annotated[Path, typer.Option(help="Where to write the cost-model JSON.")] = Path("cost.json"),
+    preset: Annotated[str, typer.Option(help="Toy-engine model preset.")] = "cpu-small",
+    quick: Annotated[bool, typer.Option(help="Fewer measurements (a smoke run).")] = False,
+) -> None:
+    """Fit the simulator's cost model on the torch toy engine; write it to OUT."""
+    try:
+        from fairsched.engine.calibrate import run_calibration
+    except ImportError as e:
+        fail(f"calibration is not available in this install ({e})", code=1)
+    with user_errors():
+        res = run_calibration(out=out, preset=preset, quick=quick)
+    doc: dict = {}
+    if out.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            doc = json.loads(out.read_text())
+    if isinstance(res, dict):
+        doc = {**res, **doc}
+    elif res is not None and hasattr(res, "__dataclass_fields__"):
+        doc.setdefault("coefficients", {k: v for k, v in asdict(res).items() if k != "name"})
+    coef = doc.get("coefficients") or {}
+    units = doc.get("units") or {}
+    t = Table(title=f"cost model {doc.get('name', preset)} -> {out}", header_style="bold")
+    t.add_column("coefficient")
+    t.add_column("value", justify="right")
+    t.add_column("unit")
+    for k, v in coef.items():
+        t.add_row(k, f"{v:.4g}" if isinstance(v, int | float) else str(v), str(units.get(k, "")))
+    console.print(t)
+    for key, label, spec in (("r2", "R²", ".4f"), ("residual_rel_p90", "p90 relative residual", ".1%")):
+        v = doc.get(key)
+        if isinstance(v, dict):
+            console.print(f"{label}: " + ", ".join(f"{k} {x:{spec}}" if isinstance(x, int | float) else f"{k} {x}"
+                                                   for k, x in v.items()))
+        elif isinstance(v, int | float):
+            console.print(f"{label}: {v:{spec}}")
+    if isinstance(doc.get("seconds"), int | float):
+        console.print(f"calibration took {doc['seconds']:.1f} s")

@@ -1,0 +1,238 @@
+"""``fairsched check``: the fairness bounds (VTC, DLPM, D²LPM) on a workload.
+
+Options are validated before anything is simulated; user errors print one red ``error:``
+line and exit with code 2 (:mod:`fairsched.commands.common`); files are written
+atomically. The analysis lives in :mod:`fairsched.analysis.bounds`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fairsched.analysis.page import html_page, html_table
+from fairsched.commands import options as opt
+from fairsched.commands.common import (
+    UserError,
+    check_quanta,
+    console,
+    fmt_num,
+    fmt_span,
+    prepare_out,
+    resolve_run,
+    scheduler_combos,
+    user_errors,
+    workload_doc,
+)
+
+__all__ = ["check"]
+
+CHECK_POLICIES_1 = ("vtc", "dlpm", "fcfs", "lpm")
+CHECK_POLICIES_N = ("vtc", "dlpm", "fcfs")
+CHECK_ROUTERS_N = ("least-load", "d2lpm")
+
+_STATUS_STYLE = {"holds": "green", "holds (vacuous)": "green", "VIOLATED": "bold red",
+                 "published claim violated": "yellow", "refuted candidate exceeded": "yellow",
+                 "no bound": "dim", "not applicable": "dim"}
+
+_CSS = """.holds{color:#187a2f}.VIOLATED{color:#c00;font-weight:bold}.published{color:#a36b00}"""
+
+
+def _run_summary(res, gap) -> dict:
+    from fairsched.analysis.metrics import cache_hit_rate, jain_index, latency_stats
+
+    s = {"n_requests": len(res.workload), "n_finished": int(res.n_finished)}
+    s.update(latency_stats(res))
+    s["cache_hit_rate"] = cache_hit_rate(res)
+    s["jain_index"] = jain_index(res)
+    s["max_service_gap"] = gap.gap
+    s["gap_pair"] = list(gap.pair) if gap.pair else None
+    s["gap_window"] = list(gap.window) if gap.window else None
+    return s
+
+
+def _fig_pair(res, verdict, label: str, max_points: int = 2000):
+    """Service curves of the worst pair of a verdict, with its window shaded."""
+    import plotly.graph_objects as go
+
+    from fairsched.analysis.metrics import service_curves
+
+    fig = go.Figure()
+    pair = list(verdict.pair) if verdict.pair else []
+    df = service_curves(res, clients=pair, max_points=max_points)
+    for c in pair:
+        d = df[df["client"] == c]
+        fig.add_trace(go.Scatter(x=d["t"], y=d["W"], mode="lines", line_shape="hv", name=str(c)))
+    if verdict.window:
+        s, e = verdict.window
+        fig.add_vrect(x0=s, x1=max(e, s + 1e-9), fillcolor="orange", opacity=0.15, line_width=0)
+    if verdict.interval:
+        a, b = verdict.interval
+        fig.add_vrect(x0=a, x1=max(b, a + 1e-9), fillcolor="red", opacity=0.2, line_width=0)
+    fig.update_layout(title=f"{label}: worst pair {' vs '.join(map(str, pair))} ({verdict.scope}), gap "
+                            f"{verdict.measured:,.0f} (window orange, gap interval red)",
+                      xaxis_title="time [s]", yaxis_title="cumulative service [units]", template="plotly_white")
+    return fig
+
+
+def _verdict_table(verdicts: list, title: str):
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    for name in ("check", "scope", "bound", "gap", "ratio", "verdict", "worst pair (ahead > behind)", "window"):
+        t.add_column(name, justify="right" if name in ("bound", "gap", "ratio") else "left",
+                     no_wrap=name in ("bound", "gap", "ratio", "verdict"))
+    for v in verdicts:
+        style = _STATUS_STYLE.get(v.status, "")
+        t.add_row(escape(v.check), escape(v.scope), fmt_num(v.bound, ",.0f"), fmt_num(v.measured, ",.0f"),
+                  fmt_num(v.ratio, ".3f"), f"[{style}]{escape(v.status)}[/{style}]" if style else escape(v.status),
+                  escape(" > ".join(map(str, v.pair))) if v.pair else "-", fmt_span(v.window, 1))
+    return t
+
+
+def check(
+    trace: opt.Trace = None,
+    format: opt.Format = None,
+    instances: Annotated[int, typer.Option(help="Number of serving instances.")] = 1,
+    policy: Annotated[list[str] | None, typer.Option(
+        help="Queue policy (repeatable): vtc, dlpm, lcf, fcfs, lpm. Default: vtc dlpm fcfs lpm "
+             "(one instance), vtc dlpm fcfs (several).")] = None,
+    router: Annotated[list[str] | None, typer.Option(
+        help="Router (repeatable, several instances): default least-load and d2lpm (with dlpm).")] = None,
+    quantum: opt.Quantum = None,
+    quantum_w: opt.QuantumW = None,
+    cost_model: opt.CostModelFile = None,
+    profile: opt.Profile = None,
+    max_batch_size: opt.MaxBatchSize = None,
+    token_budget: opt.TokenBudget = None,
+    kv_capacity: opt.KVCapacity = None,
+    out: opt.out_dir("check.json, check.html") = Path("fairsched-out"),
+    limit: opt.Limit = None,
+    seed: opt.Seed = 0,
+) -> None:
+    """Check the fairness bounds (VTC, DLPM, D2LPM) on a workload.
+
+    Simulates each policy, measures the largest service gap between two clients while
+    both are backlogged, and compares it with the proved bound (2X, 2(Q^u+X), per worker)
+    and the published one (2U, 2(U+Q^u), refuted in this model). Writes OUT/check.json
+    and OUT/check.html.
+    """
+    from rich.markup import escape
+
+    from fairsched.analysis.bounds import (
+        STATUS_NA,
+        Verdict,
+        check_run,
+        fig_gap_vs_bound,
+        gap_of_result,
+        simulate_for_check,
+    )
+    from fairsched.analysis.report import atomic_write_text, fig_latency_cdf
+    from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
+
+    with user_errors():
+        check_quanta(quantum, quantum_w)
+        if instances < 1:
+            raise UserError(f"--instances must be >= 1, got {instances}")
+        pols = policy or list(CHECK_POLICIES_1 if instances == 1 else CHECK_POLICIES_N)
+        rts = router or (None if instances == 1 else list(CHECK_ROUTERS_N))
+        combos = scheduler_combos(instances, rts, pols)
+        workload, fmt, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
+                                           token_budget, kv_capacity)
+    prepare_out(out)
+    weights = ServiceWeights()
+    q_u = quantum if quantum is not None else default_quantum(workload, weights)
+    n_clients = len(workload.clients)
+    console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
+                  f"{workload.duration:.0f} s; {instances} instance(s), cost model {escape(cost.name)}; "
+                  f"{len(combos)} run(s); Q^u {q_u:,.0f}")
+    runs, verdicts, results, labels = [], [], [], []
+    t_all = time.perf_counter()
+    for r_name, p_name in combos:
+        label = p_name if r_name == "none" else f"{r_name}/{p_name}"
+        params = {"quantum": q_u if p_name == "dlpm" else None, "w_p": weights.w_p, "w_q": weights.w_q,
+                  "router": r_name, "label": label}
+        if r_name == "d2lpm":
+            params["quantum_w"] = quantum_w if quantum_w is not None else default_quantum(workload, weights)
+        if n_clients < 2:
+            vs = [Verdict(label, "service gap", "cluster", None, "", 0.0, None, STATUS_NA, "none",
+                          note=f"{n_clients} client: a service gap needs two clients; nothing simulated")]
+            verdicts += vs
+            runs.append({"label": label, "router": r_name, "policy": p_name, "summary": None,
+                         "verdicts": [v.to_dict() for v in vs]})
+            continue
+        t0 = time.perf_counter()
+        with user_errors():
+            pf = make_policy_factory(p_name, weights, **({"quantum": q_u} if p_name == "dlpm" else {}))
+            rt = None
+            if r_name != "none":
+                rt = make_router(r_name, weights, **({"quantum_w": params["quantum_w"]} if r_name == "d2lpm" else {}))
+            res = simulate_for_check(workload, pf, rt, instances, inst, cost, weights)
+        sim_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        vs = check_run(res, p_name, params)
+        gap = gap_of_result(res)
+        chk_s = time.perf_counter() - t0
+        summary = _run_summary(res, gap)
+        summary.update(sim_wall_s=round(sim_s, 3), check_wall_s=round(chk_s, 3), n_service_events=len(res.svc_t))
+        runs.append({"label": label, "router": r_name, "policy": p_name, "summary": summary,
+                     "verdicts": [v.to_dict() for v in vs]})
+        verdicts += vs
+        results.append(res)
+        labels.append(label)
+    elapsed = time.perf_counter() - t_all
+    for r in runs:
+        console.print(_verdict_table([v for v in verdicts if v.run == r["label"]], f"[bold]{escape(r['label'])}[/bold]"))
+    bad = [v for v in verdicts if v.status == "VIOLATED"]
+    pub = [v for v in verdicts if v.status == "published claim violated"]
+    notes = []
+    if bad:
+        notes.append(f"{len(bad)} proved bound(s) VIOLATED: the simulator breaks an assumption of the proof "
+                     "(or there is a bug); see the pair and window")
+    if pub:
+        notes.append(f"{len(pub)} published claim(s) violated: expected, the published bounds are refuted in "
+                     "fairsched's charging model (proofs/README.md)")
+    for n in notes:
+        console.print(f"[bold]note:[/bold] {escape(n)}")
+    doc = {"workload": workload_doc(workload, weights),
+           "config": {"instances": instances, "combos": [list(c) for c in combos], "trace": str(trace) if trace else None,
+                      "format": fmt, "limit": limit, "seed": seed, "quantum": q_u, "quantum_w": quantum_w,
+                      "instance": asdict(inst), "cost_model": asdict(cost),
+                      "weights": {"w_p": weights.w_p, "w_q": weights.w_q}},
+           "runs": runs, "verdicts": [v.to_dict() for v in verdicts], "notes": notes, "wall_s": round(elapsed, 3)}
+    with user_errors(f"cannot write to {out}: "):
+        head = ["run", "check", "scope", "bound", "bound formula", "measured gap", "ratio", "verdict", "worst pair",
+                "window", "gap interval", "note"]
+        rows = [[v.run, v.check, v.scope, fmt_num(v.bound, ",.0f"), v.bound_expr, fmt_num(v.measured, ",.0f"),
+                 fmt_num(v.ratio, ".3f"), v.status, " > ".join(map(str, v.pair)) if v.pair else "-", fmt_span(v.window),
+                 fmt_span(v.interval), v.note] for v in verdicts]
+        css = ["holds" if v.status.startswith("holds") else "VIOLATED" if v.status == "VIOLATED"
+               else "published" if "violated" in v.status or "exceeded" in v.status else "" for v in verdicts]
+        sections: list[tuple[str, object]] = [("Verdicts", html_table(head, rows, left=3, row_classes=css))]
+        sections.append(("", "<p class='note'>gap: largest difference in service (w_p x uncached prefill + w_q x "
+                             "decode tokens) received by two clients over an interval in which both were backlogged "
+                             "(waiting). Proved bounds use X (largest prefill charge + outstanding decode charge of a "
+                             "client at an admission; measured, and bounded by w_p L_in + k w_q M); published bounds "
+                             "use U = max(w_p L_in, w_q M) and are refuted in this model (proofs/README.md).</p>"))
+        if any(v.bound is not None for v in verdicts):
+            sections.append(("Gap vs. bound", fig_gap_vs_bound(verdicts)))
+        for res, label in zip(results, labels, strict=True):
+            vv = [v for v in verdicts if v.run == label and v.pair]
+            if vv:
+                sections.append((f"Worst pair: {label}", _fig_pair(res, max(vv, key=lambda v: v.measured), label)))
+        if results:
+            sections.append(("Latency", fig_latency_cdf(results, "ttft_s", labels)))
+        intro = (f"{len(workload):,} requests from {n_clients} clients over {workload.duration:.0f} s; "
+                 f"{instances} instance(s); cost model {cost.name}; w_p={weights.w_p:g}, w_q={weights.w_q:g}; "
+                 f"DLPM Q^u={q_u:g}.")
+        page = atomic_write_text(out / "check.html", html_page(f"fairsched check: {workload.name}", sections,
+                                                               intro=intro, css=_CSS))
+        js = atomic_write_text(out / "check.json", json.dumps(doc, indent=2, allow_nan=False))
+    console.print(f"wrote {escape(str(js))} and {escape(str(page))} ({elapsed:.1f} s)")

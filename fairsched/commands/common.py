@@ -1,0 +1,203 @@
+"""Helpers every ``fairsched`` command shares: user-error reporting (:class:`UserError`,
+:func:`fail`, :func:`user_errors`), the consoles, option resolution (:func:`resolve_run`,
+which calls :func:`resolve_workload` and :func:`resolve_hardware`; :func:`check_quanta`,
+:func:`scheduler_combos`), the output directory probe and number formatting.
+
+Commands (:mod:`fairsched.commands.analyze`, ``.check``, ``.detect`` ...) import this
+module; :mod:`fairsched.cli` imports the commands. Nothing here imports :mod:`fairsched.cli`,
+so there is no import cycle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+console = Console()
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console.width = 140  # piped or captured output: do not squeeze the table into 80 columns
+err_console = Console(stderr=True)
+
+EXIT_USAGE = 2
+"""Exit code for bad input (missing file, bad format, unknown name, bad option value)."""
+
+SINGLE_INSTANCE_POLICIES = ("fcfs", "lpm", "vtc", "dlpm")
+"""Default comparison set for ``--instances 1``."""
+CLUSTER_ROUTERS = ("rr", "vllm-v1", "linear", "lmetric", "d2lpm")
+"""Default routers for ``--instances N > 1`` (local policy ``fcfs``; ``d2lpm`` with ``dlpm``)."""
+CLUSTER_POLICY = "fcfs"
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported as one red line, exit code 2."""
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``error: message`` in red on stderr and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/bold red] [red]{escape(message)}[/red]", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def user_errors(context: str = "") -> Iterator[None]:
+    """Turn ``UserError``, ``ValueError`` (incl. ``TraceError``) and ``OSError`` raised inside into
+    :func:`fail` (``context`` is prefixed to the message)."""
+    try:
+        yield
+    except (UserError, ValueError, OSError) as e:
+        msg = str(e)
+        if isinstance(e, OSError) and e.filename and str(e.filename) not in msg:
+            msg = f"{e.filename}: {msg}"
+        fail(f"{context}{msg}" if context else msg)
+
+
+def resolve_workload(trace: Path | None, fmt: str | None, limit: int | None, seed: int):
+    """The workload of ``--trace/--format/--limit/--seed`` (default workload if no trace).
+
+    Raises:
+        UserError: unknown format, bad limit; TraceError (a ValueError) from the loader.
+    """
+    from fairsched.workload import FORMATS, default_workload, load_trace
+
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be >= 1, got {limit}")
+    if fmt is not None and fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if trace is None:
+        if fmt is not None:
+            raise UserError("--format needs --trace")
+        w = default_workload(seed)
+        return w.head(limit) if limit is not None else w
+    return load_trace(trace, fmt, **({"limit": limit} if limit is not None else {}))
+
+
+def resolve_hardware(cost_model: Path | None, profile: str | None, trace_format: str | None,
+                     max_batch_size: int | None, token_budget: int | None, kv_capacity: int | None):
+    """``(CostModel, InstanceConfig)`` of ``--profile`` (default: the VTC paper's A10G for
+    the VTC trace, else the A100 profile; ``fairsched.sim.profiles``), with ``--cost-model
+    FILE`` replacing the cost model and ``--max-batch-size/--token-budget/--kv-capacity``
+    replacing instance resources.
+
+    Raises:
+        UserError: unknown profile; ValueError (naming the file and field) from a bad
+        cost-model file.
+    """
+    from fairsched.sim import CostModel
+    from fairsched.sim.profiles import PROFILES, default_profile, hardware_profile
+
+    name = profile or default_profile(trace_format)
+    if name not in PROFILES:
+        raise UserError(f"unknown --profile {name!r}; choose from {', '.join(PROFILES)}")
+    over = {k: v for k, v in (("max_batch_size", max_batch_size), ("token_budget", token_budget),
+                              ("kv_capacity_tokens", kv_capacity)) if v is not None}
+    cost, inst = hardware_profile(name, **over)
+    if cost_model is not None:
+        cost = CostModel.load(cost_model)  # ValueError names the file and the field
+    return cost, inst
+
+
+def resolve_run(trace: Path | None, fmt: str | None, limit: int | None, seed: int, cost_model: Path | None,
+                profile: str | None, max_batch_size: int | None, token_budget: int | None,
+                kv_capacity: int | None):
+    """``(workload, format, CostModel, InstanceConfig)`` of the options every simulating
+    command shares: :func:`resolve_workload`, then :func:`resolve_hardware` for the trace's
+    format (given or sniffed from its first line; ``None`` for the built-in workload).
+
+    Raises:
+        UserError: as those two, or when the workload has no requests.
+    """
+    from fairsched.workload import sniff_format
+
+    workload = resolve_workload(trace, fmt, limit, seed)
+    fmt = fmt or (sniff_format(trace) if trace is not None else None)
+    cost, inst = resolve_hardware(cost_model, profile, fmt, max_batch_size, token_budget, kv_capacity)
+    if not len(workload):
+        raise UserError("the workload has no requests")
+    return workload, fmt, cost, inst
+
+
+def check_quanta(quantum: float | None, quantum_w: float | None) -> None:
+    """Validate ``--quantum`` / ``--quantum-w`` (positive when given).
+
+    Raises:
+        UserError: naming the option.
+    """
+    if quantum is not None and not quantum > 0:
+        raise UserError(f"--quantum must be > 0, got {quantum}")
+    if quantum_w is not None and not quantum_w > 0:
+        raise UserError(f"--quantum-w must be > 0, got {quantum_w}")
+
+
+def scheduler_combos(instances: int, routers: list[str] | None, policies: list[str] | None) -> list[tuple[str, str]]:
+    """``(router, policy)`` pairs to run (router ``"none"`` for one instance).
+
+    One instance: the policies (default fcfs, lpm, vtc, dlpm); ``--router`` is an error.
+    N > 1: the cross product of routers (default rr, vllm-v1, linear, lmetric, d2lpm) and
+    policies (default fcfs); ``d2lpm`` is always paired with ``dlpm``; duplicates dropped.
+    Raises:
+        UserError: unknown names, or routers with one instance.
+    """
+    from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
+
+    for p in policies or ():
+        if p not in POLICY_NAMES:
+            raise UserError(f"unknown policy {p!r}; choose from {', '.join(POLICY_NAMES)}")
+    for r in routers or ():
+        if r not in ROUTER_NAMES:
+            raise UserError(f"unknown router {r!r}; choose from {', '.join(ROUTER_NAMES)}")
+    if instances < 1:
+        raise UserError(f"--instances must be >= 1, got {instances}")
+    if instances == 1:
+        if routers:
+            raise UserError("--router needs --instances > 1 (one instance has nothing to route)")
+        combos = [("none", p) for p in (policies or SINGLE_INSTANCE_POLICIES)]
+    else:
+        combos = [(r, "dlpm" if r == "d2lpm" else p)
+                  for r in (routers or CLUSTER_ROUTERS) for p in (policies or [CLUSTER_POLICY])]
+    return list(dict.fromkeys(combos))
+
+
+def fmt_num(v, spec: str = ",.1f") -> str:
+    """``format(v, spec)``; ``"n/a"`` for None or NaN, ``str(v)`` when the spec does not apply."""
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and v != v:
+        return "n/a"
+    try:
+        return format(v, spec)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def fmt_span(w, digits: int = 2) -> str:
+    """A time window ``(t0, t1)`` [s] as ``"t0-t1 s"``; ``"n/a"`` when there is none."""
+    return "n/a" if not w else f"{w[0]:.{digits}f}-{w[1]:.{digits}f} s"
+
+
+def prepare_out(out: Path) -> None:
+    """Create the output directory ``out`` and check that files can be written there, before
+    anything is computed (a user error, exit code 2, when not)."""
+    from fairsched.analysis.report import atomic_write_text
+
+    with user_errors(f"cannot write to {out}: "):
+        if out.exists() and not out.is_dir():
+            raise UserError("it exists and is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / ".fairsched-write-test", "").unlink()
+
+
+def workload_doc(workload, weights=None) -> dict:
+    """The ``workload`` entry of a command's JSON: name, source, sizes, duration [s] and
+    ``U = max(w_p L_in, w_q M)`` [service units] (``weights`` default w_p = 1, w_q = 2)."""
+    w_p, w_q = (weights.w_p, weights.w_q) if weights is not None else (1.0, 2.0)
+    return {"name": workload.name, "source": str(workload.source), "n_requests": len(workload),
+            "n_clients": len(workload.clients), "duration_s": workload.duration,
+            "block_size": workload.block_size,
+            "max_cost_U": workload.max_cost(w_p, w_q) if len(workload) else None}

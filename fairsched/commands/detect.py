@@ -1,0 +1,174 @@
+"""``fairsched detect``: LMetric's KV$ hotspot on a workload (two-phase detector, mitigation).
+
+Options are validated before anything is simulated; user errors print one red ``error:``
+line and exit with code 2 (:mod:`fairsched.commands.common`); files are written
+atomically. The detector lives in :mod:`fairsched.analysis.detect`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fairsched.analysis.page import html_page, html_table
+from fairsched.commands import options as opt
+from fairsched.commands.common import (
+    UserError,
+    console,
+    fmt_num,
+    prepare_out,
+    resolve_run,
+    user_errors,
+    workload_doc,
+)
+
+__all__ = ["detect"]
+
+
+def _flag_table(report):
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title="phase 1 flags (benign iff x <= |M|/N)", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("class", "windows", "x", "|M|", "|M|/N", "phase 2", "confirmed at", "max run", "regime",
+                 "t* s", "t_harm s"):
+        t.add_column(name, justify="left" if name in ("class", "windows", "phase 2", "regime") else "right")
+    for f in report.flagged_classes:
+        th = f["windows"][0]["theory"] if f["windows"] else {}
+        wins = ", ".join(f"{w['t0']:.0f}-{w['t1']:.0f}" for w in f["windows"])
+        t.add_row(escape(str(f["klass"])), wins, fmt_num(f["x"], ".3f"), fmt_num(f["holders"], ".2f"),
+                  fmt_num((f["holders"] or 0) / f["n_instances"], ".3f"),
+                  "[bold red]confirmed[/bold red]" if f["phase2_confirmed"] else "not confirmed",
+                  fmt_num(f["confirmed_at"], ".1f"), str(f["max_run"]), str(th.get("regime", "n/a")),
+                  fmt_num(th.get("t_star_s"), ".2f"), fmt_num(th.get("t_harm_s"), ".2f"))
+    return t
+
+
+def _latency_table(rows: list[dict]):
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title="simulated latency", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("router", "requests", "n", "TTFT mean s", "TTFT p50 s", "TTFT p99 s", "TPOT mean s", "e2e mean s"):
+        t.add_column(name, justify="left" if name in ("router", "requests") else "right")
+    for r in rows:
+        t.add_row(escape(r["router"]), escape(r["scope"]), str(r["n"]), fmt_num(r["ttft_mean_s"], ".3f"),
+                  fmt_num(r["ttft_p50_s"], ".3f"), fmt_num(r["ttft_p99_s"], ".3f"), fmt_num(r["tpot_mean_s"], ".4f"),
+                  fmt_num(r["e2e_mean_s"], ".2f"))
+    return t
+
+
+def detect(
+    trace: opt.Trace = None,
+    format: opt.Format = None,
+    instances: Annotated[int, typer.Option(help="Number of serving instances (>= 2).")] = 16,
+    window: Annotated[float, typer.Option(help="Phase-1 window (s).")] = 60.0,
+    top_k: Annotated[int, typer.Option(help="Classes checked per window.")] = 5,
+    min_class_requests: Annotated[int, typer.Option(help="Arrivals a class needs in a window to be checked.")] = 10,
+    baseline: Annotated[str, typer.Option(help="Router to compare with (load-only routing).")] = "least-load",
+    policy: Annotated[str, typer.Option(help="Queue policy of every instance.")] = "fcfs",
+    cost_model: opt.CostModelFile = None,
+    profile: opt.Profile = None,
+    max_batch_size: opt.MaxBatchSize = None,
+    token_budget: opt.TokenBudget = None,
+    kv_capacity: opt.KVCapacity = None,
+    out: opt.out_dir("detect.json, detect.html") = Path("fairsched-out"),
+    limit: opt.Limit = None,
+    seed: opt.Seed = 0,
+) -> None:
+    """Detect LMetric's KV$ hotspot on a workload (two-phase detector, mitigation).
+
+    Phase 1 flags prefix classes whose arrival share x exceeds their holders' share |M|/N
+    in a window; phase 2 confirms when more than 2|M| consecutive class requests went to a
+    holder that was not the least loaded. Simulates the baseline router, LMetric, and
+    LMetric with the mitigation (flagged class routed by load). Writes OUT/detect.json
+    (flagged_classes) and OUT/detect.html.
+    """
+    from rich.markup import escape
+
+    from fairsched.analysis.detect import DetectorConfig, detect_and_compare, fig_detection_timeline
+    from fairsched.analysis.report import atomic_write_text, fig_latency_cdf
+    from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
+
+    with user_errors():
+        if instances < 2:
+            raise UserError(f"detect needs --instances >= 2 (routing between instances), got {instances}")
+        if baseline not in ROUTER_NAMES:
+            raise UserError(f"unknown --baseline {baseline!r}; choose from {', '.join(ROUTER_NAMES)}")
+        if policy not in POLICY_NAMES:
+            raise UserError(f"unknown --policy {policy!r}; choose from {', '.join(POLICY_NAMES)}")
+        if top_k < 1 or min_class_requests < 1:
+            raise UserError("--top-k and --min-class-requests must be >= 1")
+        cfg = DetectorConfig(window_s=window, top_k=top_k, min_class_requests=min_class_requests)
+        workload, fmt, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
+                                           token_budget, kv_capacity)
+    prepare_out(out)
+    console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, "
+                  f"{len(workload.clients)} clients, {workload.duration:.0f} s; {instances} instances, "
+                  f"cost model {escape(cost.name)}; window {window:g} s")
+    t0 = time.perf_counter()
+    with user_errors():
+        oc = detect_and_compare(workload, instances, config=cfg, baseline=baseline, policy=policy,
+                                instance=inst, cost=cost)
+    elapsed = time.perf_counter() - t0
+    rep = oc.report
+    cs = oc.classes.summary()
+    console.print(f"prefix classes: {cs['n_classes']:,} with shared prefixes ({cs['requests_in_classes']:,} of "
+                  f"{cs['n_requests']:,} requests; largest {cs['largest_class']}); universal prefix "
+                  f"{cs['base_tokens']} tokens")
+    if rep.flagged_classes:
+        console.print(_flag_table(rep))
+    else:
+        why = ("no request shares a prefix with another: the hotspot condition cannot arise"
+               if not cs["n_classes"] else "no class violated the benign condition x <= |M|/N in any window")
+        console.print(f"[green]nothing flagged[/green]: {escape(why)}")
+    near = rep.closest()
+    if near:
+        console.print(f"closest to violating: class {escape(str(near['klass']))} in window {near['t0']:.0f}-"
+                      f"{near['t1']:.0f} s: x = {near['x']:.4f} ({near['n_class']} of {near['n_total']} arrivals) vs "
+                      f"|M|/N = {near['threshold_x']:.4f} (x / (|M|/N) = {near['margin']:.3f}; > 1 violates)")
+    console.print(_latency_table(oc.latency))
+    doc = {"workload": workload_doc(workload), "config": {**asdict(cfg), "instances": instances, "baseline": baseline,
+                                                          "policy": policy, "trace": str(trace) if trace else None,
+                                                          "format": fmt, "limit": limit, "seed": seed,
+                                                          "instance": asdict(inst), "cost_model": asdict(cost)},
+           **oc.to_dict(), "wall_s": round(elapsed, 3)}
+    for f in doc["flagged_classes"]:
+        f["M"] = f["holders"]
+    with user_errors(f"cannot write to {out}: "):
+        sections: list[tuple[str, object]] = []
+        head = ["class", "windows", "x", "|M|", "|M|/N", "phase 2", "confirmed at [s]", "max run", "regime",
+                "t* [s]", "t_harm [s]", "first diversion after [s]"]
+        rows = []
+        for f in rep.flagged_classes:
+            th = f["windows"][0]["theory"] if f["windows"] else {}
+            rows.append([f["klass"], ", ".join(f"{x['t0']:.0f}-{x['t1']:.0f}" for x in f["windows"]),
+                         fmt_num(f["x"], ".3f"), fmt_num(f["holders"], ".2f"), fmt_num((f["holders"] or 0) / instances, ".3f"),
+                         "confirmed" if f["phase2_confirmed"] else "no", fmt_num(f["confirmed_at"], ".1f"),
+                         f["max_run"], th.get("regime", "n/a"), fmt_num(th.get("t_star_s"), ".2f"),
+                         fmt_num(th.get("t_harm_s"), ".2f"),
+                         fmt_num(f["windows"][0].get("first_diversion_after_s") if f["windows"] else None, ".2f")])
+        sections.append(("Flagged classes", html_table(head, rows) if rows else
+                         "<p>nothing flagged: no class violated the benign condition x &le; |M|/N in any window.</p>"))
+        sections.append(("Phase 1 per window", fig_detection_timeline(rep)))
+        lhead = ["router", "requests", "n", "TTFT mean [s]", "TTFT p50 [s]", "TTFT p99 [s]", "TPOT mean [s]",
+                 "e2e mean [s]"]
+        lrows = [[r["router"], r["scope"], r["n"], fmt_num(r["ttft_mean_s"], ".3f"), fmt_num(r["ttft_p50_s"], ".3f"),
+                  fmt_num(r["ttft_p99_s"], ".3f"), fmt_num(r["tpot_mean_s"], ".4f"), fmt_num(r["e2e_mean_s"], ".2f")]
+                 for r in oc.latency]
+        sections.append(("Simulated latency with and without mitigation", html_table(lhead, lrows, left=2)))
+        sections.append(("", fig_latency_cdf(list(oc.results.values()), "ttft_s", list(oc.results))))
+        intro = (f"{len(workload):,} requests, {instances} instances, cost model {cost.name}; prefix classes: "
+                 f"{oc.classes.rule}; phase-1 window {window:g} s, top {top_k} classes, at least "
+                 f"{min_class_requests} arrivals.")
+        page = atomic_write_text(out / "detect.html", html_page(f"fairsched detect: {workload.name}", sections,
+                                                                intro=intro))
+        js = atomic_write_text(out / "detect.json", json.dumps(doc, indent=2, allow_nan=False))
+    console.print(f"wrote {escape(str(js))} and {escape(str(page))} ({elapsed:.1f} s)")

@@ -1,0 +1,99 @@
+"""Claim 2: LPM starves low-sharing clients; DLPM stays within its proved bound; Jain's index.
+
+``run_dlpm_fairness(quick, cost, out) -> ClaimResult``: ``quick`` shrinks the workloads and sweeps (the
+claim then runs in well under a minute on two CPU cores), ``cost`` replaces the claim's
+default cost model when not None (a model calibrated with ``fairsched calibrate``), ``out``
+is unused (raw numbers go to ``ClaimResult.data``, then ``reproduce.json``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fairsched.reproduce.base import ClaimResult
+from fairsched.reproduce.common import (
+    A100,
+    WEIGHTS,
+    _hardware,
+    _hw_text,
+    _layout,
+    _ratio,
+    _simulate,
+    measured_x,
+    proved_dlpm_bound,
+    published_dlpm_bound,
+    quantum_u,
+)
+
+
+def run_dlpm_fairness(quick: bool, cost=None, out: Path | None = None) -> ClaimResult:
+    """Claim 2: LPM starves low-sharing clients; DLPM stays within its proved bound; Jain."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from fairsched.analysis import summarize
+    from fairsched.workload import default_workload, mixed
+
+    cost, inst = _hardware(cost, A100)
+    w = mixed(seed=0, scale=1.0, duration=45.0) if quick else default_workload(0)
+    low = [c for c in w.clients if c.startswith("user")]  # unique prompts: no prefix sharing
+    stats, ttft = {}, {}
+    x_dlpm = None
+    for p in ("fcfs", "lpm", "vtc", "dlpm"):
+        res = _simulate(w, p, cost, inst)
+        s = summarize(res, label=p)
+        df = res.requests_frame()
+        ttft[p] = df.groupby("client")["ttft_s"].mean().to_dict()
+        stats[p] = {k: s[k] for k in ("max_service_gap", "jain_index", "throughput_tok_s", "cache_hit_rate",
+                                      "ttft_mean_s", "max_cost_U", "gap_pair")}
+        stats[p]["low_sharing_ttft_mean_s"] = float(np.mean([ttft[p][c] for c in low]))
+        if p == "dlpm":
+            x_dlpm = measured_x(res, *WEIGHTS)
+    u = stats["dlpm"]["max_cost_U"]
+    qu = quantum_u(w)
+    bound = proved_dlpm_bound(qu, x_dlpm, *WEIGHTS)
+    published = published_dlpm_bound(qu, u)
+    gap_l, gap_d = stats["lpm"]["max_service_gap"], stats["dlpm"]["max_service_gap"]
+    j_l, j_d = stats["lpm"]["jain_index"], stats["dlpm"]["jain_index"]
+    values = {"lpm_over_dlpm_gap": _ratio(gap_l, gap_d), "dlpm_gap_over_bound": _ratio(gap_d, bound),
+              "jain_gain": (j_d - j_l) if j_d is not None and j_l is not None else None}
+
+    pols = list(stats)
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.3, 0.2, 0.5],
+                        subplot_titles=("max service gap [units]", "Jain's index", "mean TTFT per client [s]"))
+    fig.add_trace(go.Bar(x=pols, y=[stats[p]["max_service_gap"] for p in pols], name="max gap",
+                         marker_color="#1f77b4", showlegend=False), row=1, col=1)
+    fig.add_hline(y=bound, line_dash="dash", line_color="green", row=1, col=1,
+                  annotation_text=f"proved 2(Q^u+X) = {bound:,.0f}")
+    fig.add_hline(y=published, line_dash="dot", line_color="red", row=1, col=1,
+                  annotation_text=f"published 2(U+Q^u) = {published:,.0f}", annotation_position="bottom right")
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.add_trace(go.Bar(x=pols, y=[stats[p]["jain_index"] for p in pols], marker_color="#2ca02c",
+                         showlegend=False), row=1, col=2)
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    clients = w.clients
+    for p, color in (("lpm", "#ff7f0e"), ("dlpm", "#1f77b4"), ("vtc", "#888")):
+        fig.add_trace(go.Bar(x=clients, y=[ttft[p].get(c) for c in clients], name=p.upper(), marker_color=color),
+                      row=1, col=3)
+    fig.update_yaxes(type="log", row=1, col=3)
+    _layout(fig, f"Claim 2: fairness of DLPM vs LPM ({w.name}, one A100)")
+
+    summary = (f"max gap LPM {gap_l:,.0f} vs DLPM {gap_d:,.0f} ({values['lpm_over_dlpm_gap']:.1f}x); DLPM gap = "
+               f"{values['dlpm_gap_over_bound']:.0%} of proved bound {bound:,.0f}; Jain FCFS {stats['fcfs']['jain_index']:.2f}, "
+               f"LPM {j_l:.2f}, VTC {stats['vtc']['jain_index']:.2f}, DLPM {j_d:.2f}")
+    notes = (f"Low-sharing clients ({', '.join(low)}, unique prompts) wait {stats['lpm']['low_sharing_ttft_mean_s']:.1f} s "
+             f"for their first token under LPM vs {stats['dlpm']['low_sharing_ttft_mean_s']:.1f} s under DLPM "
+             f"(VTC {stats['vtc']['low_sharing_ttft_mean_s']:.1f} s); LPM's largest gap is between "
+             f"{' and '.join(stats['lpm']['gap_pair'] or ['-'])}. Proved bound 2(Q^u + X) with Q^u = U = {qu:,.0f} and X <= {x_dlpm:,.0f} "
+             f"measured on the DLPM run (each running request charged its whole output; X is large because a "
+             f"client has many requests running at once: U = {u:,.0f}). The published 2(U + Q^u) = {published:,.0f} "
+             f"is refuted in our model in general (proofs/dlpm_bound.md); on this run DLPM's gap is "
+             f"{'within' if gap_d <= published else 'above'} it. Jain's index of service rates while backlogged, "
+             f"clients backlogged < 1% of the makespan left out (fairsched.analysis.jain_index).")
+    setup = (f"{w.name}: {len(w)} requests, {len(w.clients)} clients (heavy doc QA, chat, judge, ToT, 4 unique-prompt "
+             f"users); 1 instance, {_hw_text(cost, inst)}; DLPM Q^u = U = {qu:,.0f}")
+    return ClaimResult(values=values, summary=summary, setup=setup, notes=notes, figure=fig,
+                       data={"policies": stats, "ttft_per_client_s": ttft, "X_measured": x_dlpm,
+                             "proved_bound": bound, "published_bound": published, "quantum": qu})
