@@ -3,7 +3,7 @@
 import numpy as np
 
 from fairsched.cache import RadixCache
-from fairsched.policies import D2LPM, DEFER, DLPM, FCFS, LPM, VTC, LMetric, RoundRobin, VLLMv1
+from fairsched.policies import D2LPM, DLPM, FCFS, LPM, VTC, Admission, LMetric, RoundRobin, VLLMv1
 from fairsched.sim import InstanceConfig, simulate
 from fairsched.workload.request import Request, make_workload
 
@@ -16,17 +16,19 @@ class FakeInstance:
         self.slots = slots
         self.defer = set(defer)
         self.admitted: list[int] = []
+        self.last_cached = 0
 
     def cached_tokens(self, req):
         return req.tokens_in(self.cache.match(req.prompt))
 
     def try_admit(self, req):
         if len(self.admitted) >= self.slots:
-            return None
+            return Admission.FULL
         if req.rid in self.defer:
-            return DEFER
+            return Admission.DEFERRED
         self.admitted.append(req.rid)
-        return self.cached_tokens(req)
+        self.last_cached = self.cached_tokens(req)
+        return Admission.ADMITTED
 
 
 def req(rid, client, prompt, out=1, t=0.0):

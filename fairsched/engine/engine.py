@@ -10,7 +10,7 @@ simulator. It runs the simulator's own iteration loop and KV bookkeeping
 * one iteration = every decoding sequence's next token, then the next prefill chunk of
   each running sequence still in prefill (admission order, from the token budget), then
   ``policy.schedule(engine, now)`` admitting waiting requests, each with a first chunk;
-* admission: the same ``DEFER`` rule for prompts being prefilled, the same reservation
+* admission: the same ``DEFERRED`` rule for prompts being prefilled, the same reservation
   of the uncached prompt plus the output (here in KV *blocks*: ``units - matched`` prompt
   blocks and ``ceil(output_len / block_size)`` private blocks), the cached prefix locked
   in the radix tree, LRU eviction of unreferenced blocks to make room;
@@ -60,7 +60,6 @@ never evicts, identical to :func:`fairsched.sim.simulate` with the same model
 
 from __future__ import annotations
 
-import heapq
 import time
 from array import array
 from collections.abc import Callable
@@ -287,6 +286,11 @@ class Engine(InstanceBase):
         self.pool.free(s.owned)
         s.owned = []
 
+    def end_step(self, now: float) -> None:
+        super().end_step(now)
+        if self.cluster.check:
+            self.check()
+
     def check(self) -> None:
         """Assert the KV bookkeeping invariants (tests)."""
         private = sum(len(s.owned) + len(s.new_blocks) for s in self.prefilling + self.decoding)
@@ -358,8 +362,6 @@ class EngineCluster(ClusterBackend):
         self._init_cluster(workload, policy, router, n_instances, lambda i, p: Engine(i, self, p), policy_params)
         self.check = check
         self.record_logits = record_logits
-        self._heap: list[tuple[float, int, int]] = []
-        self._seq = 0
         n = len(workload)
         self._svc_s = array("d")  # measured seconds of each service-log entry
         self._chunk_rows: list[list] = []
@@ -370,32 +372,13 @@ class EngineCluster(ClusterBackend):
         if warmup:
             warm_up(model)
 
-    # ------------------------------------------------------------- events
-    def _push(self, t: float, idx: int, gen: int) -> None:
-        """An iteration of instance ``idx`` ends at ``t`` (``gen`` is not needed: an engine
-        iteration is never cut short, so no event goes stale)."""
-        self._seq += 1
-        heapq.heappush(self._heap, (t, self._seq, idx))
-
     def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
-        """Serve the workload until every request has finished; returns the
+        """Serve the workload until every request has finished (the cluster's event loop,
+        :meth:`~fairsched.sim.backend.ClusterBackend.run`); returns the
         :class:`~fairsched.sim.result.SimResult` (engine measurements in ``meta``)."""
-        reqs = self.workload.requests
-        n, k = len(reqs), 0
-        heap = self._heap
         wall0 = time.perf_counter()
         with torch.inference_mode():
-            while k < n or heap:
-                if k < n and (not heap or reqs[k].arrival <= heap[0][0]):
-                    self._arrive(reqs[k])
-                    k += 1
-                    if progress is not None:
-                        progress(k)
-                    continue
-                t, _, idx = heapq.heappop(heap)
-                self.instances[idx].end_step(t)
-                if self.check:
-                    self.instances[idx].check()
+            self._loop(progress)
         self.res.finalize(self)
         self._record_meta(time.perf_counter() - wall0)
         return self.res

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fairsched.policies.base import (
-    DEFER,
+    Admission,
     ClusterView,
     InstanceView,
     QueuePolicy,
@@ -69,6 +69,6 @@ def make_router(name: str, weights: ServiceWeights | None = None, **params) -> R
     return cls(**params)
 
 
-__all__ = ["DEFER", "D2LPM", "DLPM", "FCFS", "LPM", "VTC", "ClusterView", "InstanceView", "LMetric",
+__all__ = ["D2LPM", "DLPM", "FCFS", "LPM", "VTC", "Admission", "ClusterView", "InstanceView", "LMetric",
            "LeastLoad", "Linear", "POLICY_NAMES", "QueuePolicy", "ROUTER_NAMES", "RoundRobin", "Router",
            "SGLangCacheAware", "ServiceWeights", "VLLMv1", "default_quantum", "make_policy_factory", "make_router"]

@@ -16,6 +16,7 @@ charged as generated)``; see ``proofs/service_model.md`` and ``fairsched.theory`
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -42,26 +43,31 @@ class ServiceWeights:
         return self.w_q * tokens
 
 
+class Admission(enum.Enum):
+    """What :meth:`InstanceView.try_admit` did with a request."""
+
+    ADMITTED = "admitted"
+    """In the running batch now; its cached prompt tokens are ``InstanceView.last_cached``."""
+    DEFERRED = "deferred"
+    """Part of its uncached prompt is being prefilled by a running request right now: it
+    waits one iteration (so no prompt token is computed twice); the policy goes on with
+    the next request."""
+    FULL = "full"
+    """It does not fit now (batch size, token budget or KV memory): the policy stops."""
+
+
 class InstanceView(Protocol):
     """What a queue policy sees of the instance it schedules (implemented by each backend)."""
 
     cache: RadixCache
+    last_cached: int
+    """Prompt tokens served from the cache to the request last :attr:`Admission.ADMITTED`."""
 
     def cached_tokens(self, req: Request) -> int:
         """Prompt tokens of ``req`` found in this instance's prefix cache now."""
 
-    def try_admit(self, req: Request) -> int | None:
-        """Admit ``req`` into the running batch if it fits now.
-
-        Returns the number of its prompt tokens served from the cache (>= 0); ``None``
-        if it does not fit (batch size, token budget or KV memory: the policy stops);
-        or :data:`DEFER` (< 0) if part of its uncached prompt is being prefilled by a
-        running request right now: it is skipped this iteration so that no prompt token
-        is computed twice, and the policy goes on with the next request."""
-
-
-DEFER = -1
-"""Returned by :meth:`InstanceView.try_admit` for a request that must wait one iteration."""
+    def try_admit(self, req: Request) -> Admission:
+        """Admit ``req`` into the running batch if it fits now (see :class:`Admission`)."""
 
 
 class QueuePolicy(ABC):
@@ -87,16 +93,12 @@ class QueuePolicy(ABC):
         self.n_waiting[req.client] = k + 1
         self._add(req, now)
 
-    def offer(self, inst: InstanceView, req: Request, now: float) -> bool | None:
-        """Offer ``req`` to the instance: ``True`` admitted (and charged), ``False``
-        deferred (try the next request), ``None`` full (stop scheduling)."""
+    def offer(self, inst: InstanceView, req: Request, now: float) -> Admission:
+        """Offer ``req`` to the instance; charge and dequeue it if it was admitted."""
         got = inst.try_admit(req)
-        if got is None:
-            return None
-        if got < 0:
-            return False
-        self._admitted(req, got, now)
-        return True
+        if got is Admission.ADMITTED:
+            self._admitted(req, inst.last_cached, now)
+        return got
 
     def _admitted(self, req: Request, cached_tokens: int, now: float) -> None:
         """Bookkeeping after ``try_admit`` accepted ``req``: dequeue and charge prefill."""

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from fairsched.cache.radix import RadixCache
-from fairsched.policies.base import InstanceView, QueuePolicy, ServiceWeights
+from fairsched.policies.base import Admission, InstanceView, QueuePolicy, ServiceWeights
 from fairsched.workload.request import Request
 
 
@@ -36,7 +36,7 @@ class FCFS(QueuePolicy):
 
     def schedule(self, inst: InstanceView, now: float) -> None:
         for req in list(self.queue.values()):
-            if self.offer(inst, req, now) is None:
+            if self.offer(inst, req, now) is Admission.FULL:
                 return
 
 
@@ -114,7 +114,7 @@ class LPM(QueuePolicy):
 
     def schedule(self, inst: InstanceView, now: float) -> None:
         for req in self.lpm.order(inst):
-            if self.offer(inst, req, now) is None:
+            if self.offer(inst, req, now) is Admission.FULL:
                 return
 
 
@@ -176,9 +176,9 @@ class VTC(QueuePolicy):
             client = min(ready, key=lambda u: (self.counter[u], u))
             self._last_min = min(self.counter[u] for u in self.n_waiting)
             got = self.offer(inst, self.queues[client][0], now)
-            if got is None:
+            if got is Admission.FULL:
                 return
-            if not got:
+            if got is Admission.DEFERRED:
                 deferred.add(client)
 
 
@@ -234,9 +234,9 @@ class DLPM(LPM):
                 if deficit[req.client] <= 0:
                     continue
                 got = self.offer(inst, req, now)
-                if got is None:
+                if got is Admission.FULL:
                     return
-                progressed |= got
+                progressed |= got is Admission.ADMITTED
             if not progressed:
                 return  # every eligible request was deferred this iteration
 

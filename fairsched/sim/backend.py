@@ -4,23 +4,25 @@ A backend is a set of instances (each an :class:`~fairsched.policies.base.Instan
 owning its running batch and prefix cache) behind one router. This base class builds one
 queue policy per instance and the router from names or objects, implements
 :class:`~fairsched.policies.base.ClusterView` for the router, routes each arrival, and
-records what happens into a :class:`~fairsched.sim.result.SimResult`. Subclasses supply
-the instances and time: :class:`~fairsched.sim.simulator.Simulator` from the cost model,
+records what happens into a :class:`~fairsched.sim.result.SimResult`, and runs the one
+event loop (:meth:`ClusterBackend.run`: arrivals in order, interleaved with the ends of
+instance iterations). Subclasses supply the instances and time:
+:class:`~fairsched.sim.simulator.Simulator` from the cost model,
 :class:`~fairsched.engine.engine.EngineCluster` by running the model.
 
-Instances must provide: ``policy``, ``cache`` and ``routed`` (radix trees), ``prefilling``
-and ``decoding`` (lists of sequences with ``.req`` and ``.cached``), ``est_prefill``
-(rid -> tokens), ``pending_prefill``, ``busy``, ``start_step(now)`` and
-``interrupt(now)`` (a request arrived while an iteration is under way).
+The contracts: an instance is a :class:`~fairsched.sim.instance.ServingInstance` and sees
+its cluster as a :class:`~fairsched.sim.instance.Backend`.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 
 import numpy as np
 
 from fairsched.policies.base import QueuePolicy, Router, ServiceWeights
+from fairsched.sim.instance import ServingInstance
 from fairsched.sim.result import SimResult
 from fairsched.workload.request import Request, Workload
 
@@ -65,15 +67,51 @@ class ClusterBackend:
         self.client_idx = {c: i for i, c in enumerate(clients)}
         self.res = SimResult.empty(workload, clients, len(workload))
         self._waiting_per_client = np.zeros(len(clients), dtype=np.int64)
-        self.instances = [make_instance(i, p) for i, p in enumerate(policies)]
+        self._heap: list[tuple[float, int, int, int]] = []  # (t, seq, instance, gen)
+        self._seq = 0
+        self.instances: list[ServingInstance] = [make_instance(i, p) for i, p in enumerate(policies)]
         self.router = make_router(router, self.weights) if isinstance(router, str) else router
         self.router_name = self.router.name if (self.router is not None and n_instances > 1) else "none"
 
+    # ------------------------------------------------------------- event loop
+    def _push(self, t: float, idx: int, gen: int) -> None:
+        """Instance ``idx``'s iteration ``gen`` ends at ``t`` (stale if its ``gen`` moved on)."""
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, idx, gen))
+
+    def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
+        """Run until every request has finished; returns the :class:`SimResult`.
+
+        ``progress``, if given, is called with the number of requests that arrived so far
+        (every ~1% of the workload, and at the end)."""
+        self._loop(progress)
+        return self.res.finalize(self)
+
+    def _loop(self, progress: Callable[[int], None] | None) -> None:
+        """The event loop: each arrival (at its time, before an iteration that ends at the
+        same instant) goes to :meth:`_arrive`; each iteration end to its instance's
+        ``end_step``, which plans and starts the next iteration."""
+        reqs = self.workload.requests
+        n, k = len(reqs), 0
+        tick = max(1, n // 100)
+        heap, instances = self._heap, self.instances
+        while k < n or heap:
+            if k < n and (not heap or reqs[k].arrival <= heap[0][0]):
+                self._arrive(reqs[k])
+                k += 1
+                if progress is not None and k % tick == 0:
+                    progress(k)
+                continue
+            t, _, idx, gen = heapq.heappop(heap)
+            inst = instances[idx]
+            if gen == inst.gen:
+                inst.end_step(t)
+        if progress is not None:
+            progress(n)
+
     # ------------------------------------------------------------- ClusterView
     def cached_tokens(self, i: int, req: Request) -> int:
-        inst = self.instances[i]
-        p = req.prompt
-        return req.tokens_in(max(inst.cache.match(p), inst.routed.match(p)))
+        return self.instances[i].routed_cached_tokens(req)
 
     def n_waiting(self, i: int) -> int:
         return len(self.instances[i].policy)
@@ -90,8 +128,8 @@ class ClusterBackend:
 
     # ------------------------------------------------------------- arrivals
     def _arrive(self, req: Request) -> None:
-        """Route ``req`` at its arrival time, count it as routed (optimistic prefix and
-        prefill estimate), enqueue it, and wake or interrupt the instance."""
+        """Route ``req`` at its arrival time, record it, and hand it to the instance
+        (:meth:`~fairsched.sim.instance.ServingInstance.enqueue`)."""
         now = req.arrival
         if self.n_instances == 1:
             i = 0
@@ -99,22 +137,12 @@ class ClusterBackend:
             i = self.router.route(req, self, now)
             if not 0 <= i < self.n_instances:
                 raise RuntimeError(f"router {self.router_name} returned instance {i}")
-        inst = self.instances[i]
-        est = req.input_len - min(self.cached_tokens(i, req), req.input_len - 1)
-        inst.est_prefill[req.rid] = est
-        inst.pending_prefill += est
-        inst.routed.insert(req.prompt, now)
-        inst.routed.lock(req.prompt, len(req.prompt))
         c = self.client_idx[req.client]
         if self._waiting_per_client[c] == 0:
             self.res.backlog(now, c, +1)
         self._waiting_per_client[c] += 1
         self.res.route(req.rid, i)
-        inst.policy.add(req, now)
-        if not inst.busy:
-            inst.start_step(now)
-        else:
-            inst.interrupt(now)
+        self.instances[i].enqueue(req, now)
 
     # ------------------------------------------------------------- recording hooks
     def _service(self, t: float, c: int, amount: float, seconds: float = 0.0) -> None:

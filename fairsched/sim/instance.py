@@ -4,7 +4,8 @@
 :class:`~fairsched.policies.base.InstanceView` for the queue policy and runs the
 iteration loop (vLLM-v1 / Sarathi style chunked prefill) that both backends share:
 
-* :meth:`~InstanceBase.try_admit`: the ``DEFER`` rule for prompts being prefilled, the
+* :meth:`~InstanceBase.enqueue`: a request routed here joins the policy's queue;
+* :meth:`~InstanceBase.try_admit`: the ``DEFERRED`` rule for prompts being prefilled, the
   reservation of the uncached prompt plus the output (so no running request is ever
   preempted), the cached prefix locked, LRU eviction of unreferenced blocks to make room;
 * :meth:`~InstanceBase.start_step`: plan the iteration (every decoding sequence takes one
@@ -22,6 +23,10 @@ bookkeeping only: the radix tree alone) do not fit, ``_match``, ``_evict``, ``_n
 ``_insert_prompt``, ``_release``, ``_step_ends`` and ``interrupt``. Tokens and times are
 recorded through the backend's hooks (``_on_admit``, ``_on_decode``, ...).
 
+The two contracts are :class:`Backend` (what an instance needs of its cluster) and
+:class:`ServingInstance` (what the cluster, :class:`~fairsched.sim.backend.ClusterBackend`,
+needs of an instance).
+
 KV memory is counted in *units* of ``unit`` tokens: the simulator counts tokens
 (``unit = 1``: a request reserves ``(units - matched) * block_size + output_len``), the
 engine whole blocks (``unit = block_size``: ``units - matched`` prompt blocks and
@@ -31,10 +36,66 @@ engine whole blocks (``unit = block_size``: ``units - matched`` prompt blocks an
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from fairsched.cache.radix import RadixCache
-from fairsched.policies.base import DEFER, QueuePolicy
+from fairsched.policies.base import Admission, QueuePolicy
 from fairsched.sim.cost import CostModel
-from fairsched.workload.request import Request
+from fairsched.workload.request import Request, Workload
+
+if TYPE_CHECKING:
+    from fairsched.sim.simulator import InstanceConfig
+
+
+class Backend(Protocol):
+    """What an instance needs of the cluster it belongs to (implemented by
+    :class:`~fairsched.sim.backend.ClusterBackend`): resources, the event queue, and the
+    recording hooks, called at the moment each thing happens (``now``, seconds)."""
+
+    instance_cfg: InstanceConfig
+    workload: Workload
+
+    def _push(self, t: float, idx: int, gen: int) -> None:
+        """Instance ``idx``'s iteration number ``gen`` ends at ``t``: call its ``end_step(t)``
+        then, unless its ``gen`` changed meanwhile (the event went stale)."""
+
+    def _on_admit(self, inst: InstanceBase, s: Seq, now: float) -> None:
+        """``s`` was admitted into ``inst``'s running batch."""
+
+    def _on_first_token(self, inst: InstanceBase, seqs: list[Seq], now: float) -> None:
+        """The prompts of ``seqs`` completed; each emitted its first output token."""
+
+    def _on_decode(self, inst: InstanceBase, seqs: list[Seq], times: list[float], seconds: float = 0.0) -> None:
+        """One output token per sequence at each of ``times``."""
+
+    def _on_prefill_done(self, inst: InstanceBase, s: Seq, new_units: int, now: float) -> None:
+        """The prompt of ``s`` entered the prefix cache (``new_units`` units added)."""
+
+    def _on_finish(self, inst: InstanceBase, s: Seq, now: float) -> None:
+        """``s`` generated its last output token and left the batch."""
+
+
+class ServingInstance(Protocol):
+    """What the cluster needs of an instance (implemented by :class:`InstanceBase`): its
+    queue policy, caches and batch for :class:`~fairsched.policies.base.ClusterView`, a way
+    to hand it a request, and the end of its iterations."""
+
+    idx: int
+    gen: int
+    policy: QueuePolicy
+    cache: RadixCache
+    prefilling: list[Seq]
+    decoding: list[Seq]
+    pending_prefill: int
+
+    def routed_cached_tokens(self, req: Request) -> int:
+        """Prompt tokens of ``req`` in the cache or in prompts routed here (optimistic)."""
+
+    def enqueue(self, req: Request, now: float) -> None:
+        """``req`` was routed here at ``now``: queue it and wake the instance."""
+
+    def end_step(self, now: float) -> None:
+        """The iteration under way ends at ``now``: apply it and start the next one."""
 
 
 class Seq:
@@ -58,8 +119,7 @@ class InstanceBase:
 
     Args:
         idx: its index in ``backend.instances``.
-        backend: the cluster (a :class:`~fairsched.sim.backend.ClusterBackend` with
-            ``instance_cfg``, ``workload``, ``_push(t, idx, gen)`` and the recording hooks).
+        backend: the cluster (see :class:`Backend`).
         policy: its queue policy.
         unit: tokens per KV memory unit (1: exact tokens; ``block_size``: whole blocks).
 
@@ -69,7 +129,7 @@ class InstanceBase:
 
     cache: RadixCache
 
-    def __init__(self, idx: int, backend, policy: QueuePolicy, unit: int):
+    def __init__(self, idx: int, backend: Backend, policy: QueuePolicy, unit: int):
         self.idx = idx
         self.backend = backend
         self.cfg = backend.instance_cfg
@@ -93,18 +153,41 @@ class InstanceBase:
         self._decode_dt = 0.0  # measured seconds of the iteration's decode step (engine)
         self._budget = 0  # token budget left for admissions in the iteration being planned
         self._now = 0.0
+        self.last_cached = 0  # cached prompt tokens of the request admitted last
+
+    # ------------------------------------------------------------- from the cluster
+    def routed_cached_tokens(self, req: Request) -> int:
+        """Prompt tokens of ``req`` in the prefix cache or in prompts routed here and not
+        yet prefilled, whichever matches more (the router's optimistic view)."""
+        p = req.prompt
+        return req.tokens_in(max(self.cache.match(p), self.routed.match(p)))
+
+    def enqueue(self, req: Request, now: float) -> None:
+        """``req`` was routed here at ``now``: count its prefill estimate (uncached tokens,
+        optimistic) in ``pending_prefill``, hold its prompt in ``routed``, add it to the
+        policy's queue, and start an iteration if idle (else :meth:`interrupt`)."""
+        est = req.input_len - min(self.routed_cached_tokens(req), req.input_len - 1)
+        self.est_prefill[req.rid] = est
+        self.pending_prefill += est
+        self.routed.insert(req.prompt, now)
+        self.routed.lock(req.prompt, len(req.prompt))
+        self.policy.add(req, now)
+        if not self.busy:
+            self.start_step(now)
+        else:
+            self.interrupt(now)
 
     # ------------------------------------------------------------- InstanceView
     def cached_tokens(self, req: Request) -> int:
         return req.tokens_in(self._match(req))
 
-    def try_admit(self, req: Request) -> int | None:
+    def try_admit(self, req: Request) -> Admission:
         if self._budget <= 0 or len(self.prefilling) + len(self.decoding) >= self.cfg.max_batch_size:
-            return None
+            return Admission.FULL
         cache, p = self.cache, req.prompt
         m = self._match(req)
         if self.inflight.size and self.inflight.match(p) > m:
-            return DEFER
+            return Admission.DEFERRED
         bu = self.block_units
         need = (len(p) - m) * bu + -(-req.output_len // self.unit)
         cache.lock(p, m)
@@ -113,7 +196,7 @@ class InstanceBase:
             short = -(-(need - free) // bu)  # blocks to evict
             if self._evict(short) < short:
                 cache.unlock(p, m)
-                return None
+                return Admission.FULL
         now = self._now
         cache.touch(p, m, now)
         cached = min(req.tokens_in(m), req.input_len - 1)  # the last token is always recomputed
@@ -128,8 +211,9 @@ class InstanceBase:
         s.chunk = min(new, self._budget)
         self._budget -= s.chunk
         self.prefilling.append(s)
+        self.last_cached = cached
         self.backend._on_admit(self, s, now)
-        return cached
+        return Admission.ADMITTED
 
     def _note_peak(self) -> None:
         """Raise ``peak_kv`` (tokens) to the KV memory in use now: cache + reservations."""

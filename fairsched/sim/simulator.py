@@ -24,13 +24,12 @@ unreferenced cache blocks are evicted to make room. When the prefill completes, 
 prompt is inserted into the cache (its blocks move from the reservation into the cache);
 output tokens are released when the request finishes (they are not cached).
 A request whose uncached prompt overlaps a prompt still being prefilled on the instance
-is deferred one iteration (``DEFER``), so no prompt block is computed twice unless it was
+is deferred one iteration (``Admission.DEFERRED``), so no prompt block is computed twice unless it was
 evicted in between. Same inputs, same result: nothing here is random.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,6 +147,8 @@ class Simulator(ClusterBackend):
             far) in ``SimResult.audit`` for invariant tests.
         decode_runs: collapse runs of pure-decode iterations into one event (exact; off
             only to test that it is exact).
+        policy_params: keyword arguments for a policy given by name (e.g. ``quantum`` for
+            ``dlpm``), as for the engine's cluster.
     Raises:
         ValueError: if a request can never fit an empty instance's KV memory, or on an
             unknown policy / router name.
@@ -155,7 +156,8 @@ class Simulator(ClusterBackend):
 
     def __init__(self, workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
                  n_instances: int = 1, instance: InstanceConfig | None = None, cost: CostModel | None = None,
-                 weights: ServiceWeights | None = None, audit: bool = False, decode_runs: bool = True):
+                 weights: ServiceWeights | None = None, audit: bool = False, decode_runs: bool = True, *,
+                 policy_params: dict | None = None):
         self.instance_cfg = instance or InstanceConfig()
         self.cost = cost or CostModel()
         self.weights = weights or ServiceWeights()
@@ -167,37 +169,7 @@ class Simulator(ClusterBackend):
         self.workload = workload
         self.audit = audit
         self.decode_runs = decode_runs
-        self._heap: list[tuple[float, int, int, int]] = []
-        self._seq = 0
-        self._init_cluster(workload, policy, router, n_instances, lambda i, p: Instance(i, self, p))
-
-    def _push(self, t: float, idx: int, gen: int) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (t, self._seq, idx, gen))
-
-    def run(self, progress: Callable[[int], None] | None = None) -> SimResult:
-        """Simulate until every request has finished; returns the :class:`SimResult`.
-
-        ``progress``, if given, is called with the number of requests that arrived so far
-        (every ~1% of the workload)."""
-        reqs = self.workload.requests
-        n, k = len(reqs), 0
-        tick = max(1, n // 100)
-        heap = self._heap
-        while k < n or heap:
-            if k < n and (not heap or reqs[k].arrival <= heap[0][0]):
-                self._arrive(reqs[k])
-                k += 1
-                if progress is not None and k % tick == 0:
-                    progress(k)
-                continue
-            t, _, idx, gen = heapq.heappop(heap)
-            inst = self.instances[idx]
-            if gen == inst.gen:
-                inst.end_step(t)
-        if progress is not None:
-            progress(n)
-        return self.res.finalize(self)
+        self._init_cluster(workload, policy, router, n_instances, lambda i, p: Instance(i, self, p), policy_params)
 
     def _on_admit(self, inst: Instance, s: Seq, now: float) -> None:
         super()._on_admit(inst, s, now)
@@ -208,7 +180,9 @@ class Simulator(ClusterBackend):
 def simulate(workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
              n_instances: int = 1, instance: InstanceConfig | None = None, cost: CostModel | None = None,
              weights: ServiceWeights | None = None, audit: bool = False,
-             progress: Callable[[int], None] | None = None, decode_runs: bool = True) -> SimResult:
-    """Simulate ``workload`` and return a :class:`SimResult` (see :class:`Simulator`)."""
+             progress: Callable[[int], None] | None = None, decode_runs: bool = True, *,
+             policy_params: dict | None = None) -> SimResult:
+    """Simulate ``workload`` and return a :class:`SimResult` (see :class:`Simulator`;
+    ``progress`` as for :meth:`~fairsched.sim.backend.ClusterBackend.run`)."""
     return Simulator(workload, policy, router, n_instances, instance, cost, weights, audit,
-                     decode_runs).run(progress)
+                     decode_runs, policy_params=policy_params).run(progress)
