@@ -36,15 +36,13 @@ engine whole blocks (``unit = block_size``: ``units - matched`` prompt blocks an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import Admission, QueuePolicy
+from fairsched.sim.config import InstanceConfig
 from fairsched.sim.cost import CostModel
 from fairsched.workload.request import Request, Workload
-
-if TYPE_CHECKING:
-    from fairsched.sim.simulator import InstanceConfig
 
 
 class Backend(Protocol):

@@ -32,44 +32,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import QueuePolicy, Router, ServiceWeights
 from fairsched.sim.backend import ClusterBackend, PolicySpec
+from fairsched.sim.config import InstanceConfig
 from fairsched.sim.cost import CostModel
 from fairsched.sim.instance import InstanceBase, Seq
 from fairsched.sim.result import SimResult
 from fairsched.workload.request import Workload
-
-
-@dataclass(frozen=True)
-class InstanceConfig:
-    """Resources of one serving instance.
-
-    Attributes:
-        max_batch_size: most sequences in the running batch.
-        token_budget: most tokens (prefill chunks + one per decoding sequence) in one
-            iteration; prompts longer than what is left are chunked.
-        kv_capacity_tokens: KV-cache slots shared by the prefix cache and running requests.
-    """
-
-    max_batch_size: int = 256
-    token_budget: int = 8192
-    kv_capacity_tokens: int = 439_041  # = theory.cost.kv_capacity_tokens("a100-llama3-8b")
-
-    @classmethod
-    def from_profile(cls, profile: str = "a100-llama3-8b", **overrides) -> InstanceConfig:
-        """Resources of a hardware profile (``fairsched.sim.profiles``): KV capacity from
-        ``fairsched.theory.cost.kv_capacity_tokens``; ``overrides`` replace fields."""
-        from fairsched.theory.cost import kv_capacity_tokens
-
-        return cls(**{"kv_capacity_tokens": kv_capacity_tokens(profile), **overrides})
-
-    def __post_init__(self):
-        for k in ("max_batch_size", "token_budget", "kv_capacity_tokens"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"InstanceConfig.{k} must be >= 1, got {getattr(self, k)}")
 
 
 class Instance(InstanceBase):
