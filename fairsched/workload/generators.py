@@ -65,6 +65,7 @@ class _Minter:
         self.block_size = block_size
         self._next = 0
         self._blocks: dict[tuple[int, tuple[tuple[int, int, int], ...]], int] = {}
+        self._first: dict[Segment, tuple] = {}  # first segment -> chain state after it
 
     def fresh(self) -> int:
         """A new id, never returned before by this minter."""
@@ -92,7 +93,16 @@ class _Minter:
         parent = -1
         piece: list[tuple[int, int, int]] = []
         fill = 0
-        for sid, length in segments:
+        segments = tuple(segments)
+        rest = segments
+        if len(segments) > 1:  # a shared first segment (a document) is chained once, then resumed
+            first = self._first.get(segments[0])
+            if first is not None:
+                out, parent, piece, fill = list(first[0]), first[1], list(first[2]), first[3]
+                rest = segments[1:]
+        for k, (sid, length) in enumerate(rest):
+            if k == 1 and rest is segments:
+                self._first[segments[0]] = (tuple(out), parent, tuple(piece), fill)
             pos = 0
             while pos < length:
                 take = min(bs - fill, length - pos)
