@@ -3,20 +3,32 @@
 import numpy as np
 
 from fairsched.cache import RadixCache
-from fairsched.policies import D2LPM, DLPM, FCFS, LPM, VTC, Admission, LMetric, RoundRobin, VLLMv1
+from fairsched.policies import (
+    D2LPM,
+    DLPM,
+    FCFS,
+    LPM,
+    VTC,
+    Admission,
+    LMetric,
+    RoundRobin,
+    ServiceWeights,
+    VLLMv1,
+)
 from fairsched.sim import InstanceConfig, simulate
 from fairsched.workload.request import Request, make_workload
 
 
 class FakeInstance:
-    """Admits up to ``slots`` requests per schedule call; cache hits from a radix tree."""
+    """Admits up to ``slots`` requests per schedule call; cache hits from a radix tree.
+    Like a backend, it charges ``policy`` the token service of each admission."""
 
-    def __init__(self, slots=1, defer=()):
+    def __init__(self, slots=1, defer=(), policy=None):
         self.cache = RadixCache(None, 1)
         self.slots = slots
         self.defer = set(defer)
+        self.policy = policy
         self.admitted: list[int] = []
-        self.last_cached = 0
 
     def cached_tokens(self, req):
         return req.tokens_in(self.cache.match(req.prompt))
@@ -27,7 +39,9 @@ class FakeInstance:
         if req.rid in self.defer:
             return Admission.DEFERRED
         self.admitted.append(req.rid)
-        self.last_cached = self.cached_tokens(req)
+        cached = self.cached_tokens(req)
+        if self.policy is not None:
+            self.policy.charge(req.client, ServiceWeights().prefill(req.input_len - cached, cached), 0.0)
         return Admission.ADMITTED
 
 
@@ -61,16 +75,16 @@ def test_vtc_serves_least_counter_and_lifts_returning_client():
     p.add(req(0, "a", [1] * 10), 0.0)
     p.add(req(1, "a", [2] * 10), 0.0)
     p.add(req(2, "b", [3] * 1), 0.0)
-    inst = FakeInstance(slots=1)
+    inst = FakeInstance(slots=1, policy=p)
     p.schedule(inst, 0.0)  # tie at 0 -> "a" (name order); a's counter becomes 10
-    p.schedule(FakeInstance(slots=1), 0.0)  # b (counter 0) goes next
+    p.schedule(FakeInstance(slots=1, policy=p), 0.0)  # b (counter 0) goes next
     assert p.counter == {"a": 10.0, "b": 1.0}
     # c arrives late: lifted to the minimum counter of the backlogged clients (a: 10)
     p.add(req(3, "c", [4]), 1.0)
     assert p.counter["c"] == 10.0
     lcf = VTC(lift=False)
     lcf.add(req(0, "a", [1] * 10), 0.0)
-    lcf.schedule(FakeInstance(), 0.0)
+    lcf.schedule(FakeInstance(policy=lcf), 0.0)
     lcf.add(req(1, "a", [1]), 0.0)
     lcf.add(req(2, "c", [4]), 1.0)
     assert lcf.counter["c"] == 0.0 and lcf.name == "lcf"
@@ -78,7 +92,7 @@ def test_vtc_serves_least_counter_and_lifts_returning_client():
 
 def test_dlpm_needs_positive_deficit_and_refills_backlogged():
     p = DLPM(quantum=5)
-    inst = FakeInstance(slots=10)
+    inst = FakeInstance(slots=10, policy=p)
     inst.cache.insert((9, 9, 9, 9, 9, 9), 0.0)
     p.add(req(0, "a", [9] * 6 + [1] * 20), 0.0)  # long prefix hit, 20 uncached tokens
     p.add(req(1, "a", [9] * 6 + [2] * 20), 0.0)
@@ -89,7 +103,7 @@ def test_dlpm_needs_positive_deficit_and_refills_backlogged():
     assert inst.admitted == [0, 2, 1]
     assert p.deficit["b"] == 3.0  # b is no longer backlogged: no more refills for it
     assert p.deficit["a"] == -15.0 and p.refills == 5
-    p.on_decode(req(5, "b", [1]), 3, 0.0)
+    p.charge("b", ServiceWeights().decode(3), 0.0)  # 3 decode tokens
     assert p.deficit["b"] == 3.0 - 6.0
 
 

@@ -16,7 +16,7 @@ order of logging), as in ``max_service_gap``: a client's last admission ends its
 right after that admission's charge, and what follows at the same instant (a refill,
 another client's admission) is outside the window. Windows and intervals are reported in
 seconds. Per-instance checks use the same construction on an axis of their own
-(:class:`InstrumentedSimulator`).
+(:class:`~fairsched.sim.recorder.InstanceRecorder`).
 
 :func:`stream_max_gap` is a single pass over the time-ordered logs. Between two backlog
 changes the set ``A`` of backlogged clients is fixed; for every ordered pair of ``A`` it
@@ -50,19 +50,16 @@ instance, read from ``admit_t`` / ``finish_t``. Both bounds are reported.
 from __future__ import annotations
 
 import math
-from array import array
 from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
 
 from fairsched.analysis.metrics import GapReport
-from fairsched.sim.simulator import Simulator
 
 __all__ = [
     "GapResult",
     "Verdict",
-    "InstrumentedSimulator",
     "check_run",
     "concurrency_k",
     "fig_gap_vs_bound",
@@ -421,77 +418,14 @@ def synthetic_log(n_events: int = 1_000_000, n_clients: int = 64, *, seed: int =
 # ============================================================================ per-instance logs
 def simulate_for_check(workload, policy="fcfs", router=None, n_instances: int = 1, instance=None, cost=None,
                        weights=None, progress=None):
-    """:func:`fairsched.sim.simulate` that also records the instance of every service
-    event (``result.svc_instance``), so each worker's service can be checked on its own."""
-    sim = InstrumentedSimulator(workload, policy, router, n_instances, instance, cost, weights)
-    return sim.run(progress)
+    """:func:`fairsched.sim.simulate` with an :class:`~fairsched.sim.recorder.InstanceRecorder`:
+    the result also has the instance of every service event (``result.svc_instance``) and
+    each instance's own backlog log, so each worker's service can be checked on its own."""
+    from fairsched.sim import simulate
+    from fairsched.sim.recorder import InstanceRecorder
 
-
-class InstrumentedSimulator(Simulator):
-    """A :class:`~fairsched.sim.simulator.Simulator` that also records, per instance, which
-    instance served every service event and when each client's queue *on that instance*
-    became non-empty / empty, all on a causal axis like the result's own.
-
-    Extra result attributes (after the run): ``svc_instance`` (instance of each service
-    entry, aligned with ``svc_t``), ``inst_svc_seq`` (each service entry's position on the
-    per-instance causal axis), ``ibl_seq`` / ``ibl_client`` / ``ibl_instance`` /
-    ``ibl_delta`` (per-instance backlog changes: +1 when a client gets its first waiting
-    request in that instance's queue, -1 right after the admission that empties it), and
-    ``inst_seq_t`` (time of each position of that axis). Positions order events by (time,
-    order of logging), so events at one instant keep the order in which they happened.
-    """
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        res = self.res
-        res.svc_instance = array("l")
-        self._iwait: dict[tuple[int, int], int] = {}
-        self._ibl: list[tuple[float, int, int, int, int]] = []  # (t, client, instance, delta, svc pos)
-        finalize, route = res.finalize, res.route
-
-        def route_and_count(rid: int, i: int) -> None:  # called in _arrive before the queue runs
-            route(rid, i)
-            req = self.workload.requests[rid]
-            key = (self.client_idx[req.client], i)
-            k = self._iwait.get(key, 0)
-            if k == 0:
-                self._ibl.append((req.arrival, key[0], i, 1, len(res.svc_t)))
-            self._iwait[key] = k + 1
-
-        def finalize_with_instances(backend):
-            t = np.array(res.svc_t, dtype=float)
-            n = t.size
-            ib = np.array(self._ibl, dtype=float).reshape(-1, 5)
-            t_all = np.concatenate([t, ib[:, 0]])
-            key = np.concatenate([np.arange(n, dtype=float), ib[:, 4] - 0.5])
-            merged = np.lexsort((key, t_all))
-            rank = np.empty(t_all.size)
-            rank[merged] = np.arange(t_all.size)
-            svc_rank, inst = rank[:n], np.array(res.svc_instance, dtype=np.int64)
-            out = finalize(backend)  # sorts the service log by time (stable) if needed
-            if n and (np.diff(t) < 0).any():
-                o = np.argsort(t, kind="stable")
-                svc_rank, inst = svc_rank[o], inst[o]
-            res.svc_instance, res.inst_svc_seq, res.inst_seq_t = inst, svc_rank, t_all[merged]
-            res.ibl_seq, res.ibl_client = rank[n:], ib[:, 1].astype(np.int64)
-            res.ibl_instance, res.ibl_delta = ib[:, 2].astype(np.int64), ib[:, 3].astype(np.int64)
-            return out
-
-        res.route, res.finalize = route_and_count, finalize_with_instances
-
-    def _on_admit(self, inst, s, now):
-        super()._on_admit(inst, s, now)  # logs the charge, then the cluster backlog change
-        self.res.svc_instance.append(inst.idx)
-        key = (self.client_idx[s.req.client], inst.idx)
-        k = self._iwait[key] - 1
-        self._iwait[key] = k
-        if k == 0:
-            self._ibl.append((now, key[0], inst.idx, -1, len(self.res.svc_t)))
-
-    def _on_decode(self, inst, seqs, times, seconds=0.0):
-        n0 = len(self.res.svc_t)
-        super()._on_decode(inst, seqs, times, seconds)
-        self.res.svc_instance.extend([inst.idx] * (len(self.res.svc_t) - n0))
+    return simulate(workload, policy, router, n_instances, instance, cost, weights, progress=progress,
+                    recorders=(InstanceRecorder(),))
 
 
 def _request_arrays(result):

@@ -16,9 +16,10 @@ simulator. It runs the simulator's own iteration loop and KV bookkeeping
   in the radix tree, LRU eviction of unreferenced blocks to make room;
 * a sequence's prompt enters the prefix cache at the end of the iteration that completes
   it, and its first token is emitted then (TTFT); output tokens are never cached;
-* service: ``w_p`` x uncached prompt tokens at admission (the policy's ``_admitted``),
-  ``w_q`` per output token at the end of the iteration that made it
-  (``policy.on_decode``), logged in :class:`~fairsched.sim.result.SimResult`.
+* service: the run's service measure (default ``w_p`` x uncached prompt tokens at
+  admission, ``w_q`` per output token at the end of the iteration that made it),
+  computed once by the backend, logged in :class:`~fairsched.sim.result.SimResult` and
+  charged to the policy.
 
 What differs is time. The iteration is *executed* when it starts: the model runs every
 prefill chunk (one forward per sequence and chunk) and one decode batch (linear layers
@@ -77,6 +78,7 @@ from fairsched.engine.model import (
     prompt_tokens,
 )
 from fairsched.policies.base import QueuePolicy, Router, ServiceWeights
+from fairsched.policies.service import ServiceMeasure
 from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.cost import CostModel
 from fairsched.sim.instance import InstanceBase, Seq
@@ -310,7 +312,7 @@ class EngineCluster(ClusterBackend):
         preset: model preset name or :class:`~fairsched.engine.model.ModelConfig`.
         device: torch device (default: CUDA if available, else CPU).
         instance: resources per instance (default: ``DEFAULT_INSTANCE[preset]``).
-        weights: service weights (policies built from a name use the same).
+        weights: the service measure (default :class:`ServiceWeights`).
         clock: ``"measured"`` (default) or a :class:`~fairsched.sim.cost.CostModel` whose
             times replace the measured durations (compute still runs and is measured).
         policy_params: keyword arguments for a policy given by name (e.g. ``quantum``).
@@ -329,7 +331,7 @@ class EngineCluster(ClusterBackend):
     def __init__(self, workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
                  n_instances: int = 1, preset: str | ModelConfig = "cpu-small",
                  device: str | torch.device | None = None, *, instance: InstanceConfig | None = None,
-                 weights: ServiceWeights | None = None, clock: str | CostModel = "measured",
+                 weights: ServiceMeasure | None = None, clock: str | CostModel = "measured",
                  policy_params: dict | None = None, model: ToyLlama | None = None,
                  dtype: torch.dtype | None = None, warmup: bool = True, check: bool = False,
                  record_logits: bool = False, timer: str = "auto"):
@@ -348,7 +350,7 @@ class EngineCluster(ClusterBackend):
         self.workload = workload
         name = self.config.name
         self.instance_cfg = instance or DEFAULT_INSTANCE.get(name, DEFAULT_INSTANCE["cpu-small"])
-        self.weights = weights or ServiceWeights()
+        self.service = weights or ServiceWeights()
         bs = workload.block_size
         n_blocks = self.instance_cfg.kv_capacity_tokens // bs
         for r in workload:
@@ -417,7 +419,7 @@ class EngineCluster(ClusterBackend):
         rows = []
         for rid, s in sorted(self._seqs.items()):
             r = s.req
-            svc = self.weights.prefill(r.input_len - s.cached) + self.weights.decode(s.generated)
+            svc = self.service.prefill(r.input_len - s.cached, s.cached) + self.service.decode(s.generated)
             rows.append((rid, r.client, int(res.instance[rid]), r.input_len, s.cached, r.input_len - s.cached,
                          s.n_chunks, s.prefill_s, s.generated, s.decode_s, svc, s.prefill_s + s.decode_s))
         reqs = pd.DataFrame(rows, columns=["rid", "client", "instance", "input_len", "cached_tokens",

@@ -11,6 +11,7 @@ from fairsched.policies.base import (
     InstanceView,
     QueuePolicy,
     Router,
+    ServiceMeasure,
     ServiceWeights,
 )
 from fairsched.policies.queue import DLPM, FCFS, LPM, QUEUE_POLICIES, VTC
@@ -42,17 +43,19 @@ def default_quantum(workload, weights: ServiceWeights | None = None) -> float:
     return float(workload.max_cost(w.w_p, w.w_q))
 
 
-def make_policy_factory(name: str, weights: ServiceWeights | None = None, **params) -> Callable[[], QueuePolicy]:
+def make_policy_factory(name: str, weights: ServiceMeasure | None = None, **params) -> Callable[[], QueuePolicy]:
     """A zero-argument factory of fresh queue policies called ``name``.
 
-    ``params`` go to the policy (e.g. ``quantum`` for ``dlpm``).
+    ``params`` go to the policy (e.g. ``quantum`` for ``dlpm``). ``weights`` is not used:
+    policies are charged by the backend with the run's service measure (kept so that
+    existing callers need not change).
     Raises:
         ValueError: on an unknown name, listing the known ones.
     """
     if name not in QUEUE_POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICY_NAMES)}")
     cls = QUEUE_POLICIES[name]
-    return lambda: cls(weights=weights, **params)
+    return lambda: cls(**params)
 
 
 def make_router(name: str, weights: ServiceWeights | None = None, **params) -> Router:
@@ -71,4 +74,4 @@ def make_router(name: str, weights: ServiceWeights | None = None, **params) -> R
 
 __all__ = ["D2LPM", "DLPM", "FCFS", "LPM", "VTC", "Admission", "ClusterView", "InstanceView", "LMetric",
            "LeastLoad", "Linear", "POLICY_NAMES", "QueuePolicy", "ROUTER_NAMES", "RoundRobin", "Router",
-           "SGLangCacheAware", "ServiceWeights", "VLLMv1", "default_quantum", "make_policy_factory", "make_router"]
+           "SGLangCacheAware", "ServiceMeasure", "ServiceWeights", "VLLMv1", "default_quantum", "make_policy_factory", "make_router"]

@@ -5,13 +5,15 @@ batch and resources; once per iteration it calls :meth:`QueuePolicy.schedule`, a
 policy offers requests in its own order through :meth:`InstanceView.try_admit`, which
 admits a request if the batch, the per-iteration token budget and KV memory allow it.
 The policy stops at the first request that does not fit (no skipping ahead, so a long
-request is never starved by short ones) and charges service for what was admitted.
+request is never starved by short ones).
 
 A :class:`Router` picks the instance for each arriving request from a :class:`ClusterView`.
 
-Service (VTC, Sheng et al. OSDI'24, Sec. 3; DLPM, Cao et al. arXiv 2501.14312, Sec. 4):
-``W = w_p * (uncached prefill tokens, charged at admission) + w_q * (decode tokens,
-charged as generated)``; see ``proofs/service_model.md`` and ``fairsched.theory``.
+Service is measured by one :class:`~fairsched.policies.service.ServiceMeasure` per run
+(default :class:`~fairsched.policies.service.ServiceWeights`, VTC's token service
+``W = w_p * uncached prefill tokens + w_q * decode tokens``; ``proofs/service_model.md``).
+The *backend* computes each charge once (prefill at admission, decode at the end of the
+iteration that made the tokens), logs it and hands the amount to :meth:`QueuePolicy.charge`.
 """
 
 from __future__ import annotations
@@ -19,35 +21,18 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from fairsched.cache.radix import RadixCache
+from fairsched.policies.service import ServiceMeasure, ServiceWeights  # noqa: F401 (re-exported)
 from fairsched.workload.request import Request
-
-
-@dataclass(frozen=True)
-class ServiceWeights:
-    """Weights of the service measure: ``w_p`` per uncached prefill token and ``w_q`` per
-    decode token (VTC defaults 1 and 2)."""
-
-    w_p: float = 1.0
-    w_q: float = 2.0
-
-    def prefill(self, uncached_tokens: int) -> float:
-        """Service for computing ``uncached_tokens`` prompt tokens."""
-        return self.w_p * uncached_tokens
-
-    def decode(self, tokens: int = 1) -> float:
-        """Service for generating ``tokens`` output tokens."""
-        return self.w_q * tokens
 
 
 class Admission(enum.Enum):
     """What :meth:`InstanceView.try_admit` did with a request."""
 
     ADMITTED = "admitted"
-    """In the running batch now; its cached prompt tokens are ``InstanceView.last_cached``."""
+    """In the running batch now (and charged by the backend)."""
     DEFERRED = "deferred"
     """Part of its uncached prompt is being prefilled by a running request right now: it
     waits one iteration (so no prompt token is computed twice); the policy goes on with
@@ -60,14 +45,13 @@ class InstanceView(Protocol):
     """What a queue policy sees of the instance it schedules (implemented by each backend)."""
 
     cache: RadixCache
-    last_cached: int
-    """Prompt tokens served from the cache to the request last :attr:`Admission.ADMITTED`."""
 
     def cached_tokens(self, req: Request) -> int:
         """Prompt tokens of ``req`` found in this instance's prefix cache now."""
 
     def try_admit(self, req: Request) -> Admission:
-        """Admit ``req`` into the running batch if it fits now (see :class:`Admission`)."""
+        """Admit ``req`` into the running batch if it fits now (see :class:`Admission`); the
+        backend charges the policy its prefill service (:meth:`QueuePolicy.charge`)."""
 
 
 class QueuePolicy(ABC):
@@ -80,8 +64,7 @@ class QueuePolicy(ABC):
 
     name = "base"
 
-    def __init__(self, weights: ServiceWeights | None = None):
-        self.weights = weights or ServiceWeights()
+    def __init__(self):
         self.n_waiting: dict[str, int] = {}
 
     # -- queue bookkeeping -----------------------------------------------------------
@@ -94,21 +77,21 @@ class QueuePolicy(ABC):
         self._add(req, now)
 
     def offer(self, inst: InstanceView, req: Request, now: float) -> Admission:
-        """Offer ``req`` to the instance; charge and dequeue it if it was admitted."""
+        """Offer ``req`` to the instance; dequeue it if it was admitted (the backend has
+        charged it)."""
         got = inst.try_admit(req)
         if got is Admission.ADMITTED:
-            self._admitted(req, inst.last_cached, now)
+            self._admitted(req)
         return got
 
-    def _admitted(self, req: Request, cached_tokens: int, now: float) -> None:
-        """Bookkeeping after ``try_admit`` accepted ``req``: dequeue and charge prefill."""
+    def _admitted(self, req: Request) -> None:
+        """Bookkeeping after ``try_admit`` accepted ``req``: dequeue it."""
         self._remove(req)
         k = self.n_waiting[req.client] - 1
         if k:
             self.n_waiting[req.client] = k
         else:
             del self.n_waiting[req.client]
-        self.charge(req.client, self.weights.prefill(req.input_len - cached_tokens), now)
 
     def backlogged(self) -> Iterator[str]:
         """Clients with at least one waiting request."""
@@ -122,11 +105,9 @@ class QueuePolicy(ABC):
         """A client with no waiting request gets one (VTC's counter lift lives here)."""
 
     def charge(self, client: str, service: float, now: float) -> None:
-        """Service was given to ``client`` (prefill at admission, decode per token)."""
-
-    def on_decode(self, req: Request, tokens: int, now: float) -> None:
-        """The backend generated ``tokens`` output tokens for ``req``."""
-        self.charge(req.client, self.weights.decode(tokens), now)
+        """The backend gave ``client`` ``service`` units (its prefill at admission, from
+        inside ``try_admit``; its decode tokens at the end of each iteration), computed
+        once by the run's :class:`~fairsched.policies.service.ServiceMeasure`."""
 
     def on_finish(self, req: Request, now: float) -> None:
         """``req`` finished (all output tokens generated)."""

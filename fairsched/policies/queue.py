@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from fairsched.cache.radix import RadixCache
-from fairsched.policies.base import Admission, InstanceView, QueuePolicy, ServiceWeights
+from fairsched.policies.base import Admission, InstanceView, QueuePolicy
 from fairsched.workload.request import Request
 
 
@@ -21,8 +21,8 @@ class FCFS(QueuePolicy):
 
     name = "fcfs"
 
-    def __init__(self, weights: ServiceWeights | None = None):
-        super().__init__(weights)
+    def __init__(self):
+        super().__init__()
         self.queue: dict[int, Request] = {}  # insertion ordered = arrival order
 
     def _add(self, req, now):
@@ -99,8 +99,8 @@ class LPM(QueuePolicy):
 
     name = "lpm"
 
-    def __init__(self, weights: ServiceWeights | None = None):
-        super().__init__(weights)
+    def __init__(self):
+        super().__init__()
         self.lpm = _LPMOrder()
 
     def _add(self, req, now):
@@ -138,8 +138,8 @@ class VTC(QueuePolicy):
 
     name = "vtc"
 
-    def __init__(self, weights: ServiceWeights | None = None, lift: bool = True):
-        super().__init__(weights)
+    def __init__(self, lift: bool = True):
+        super().__init__()
         self.lift = lift
         if not lift:
             self.name = "lcf"
@@ -205,8 +205,8 @@ class DLPM(LPM):
 
     name = "dlpm"
 
-    def __init__(self, quantum: float = 2048.0, weights: ServiceWeights | None = None):
-        super().__init__(weights)
+    def __init__(self, quantum: float = 2048.0):
+        super().__init__()
         if quantum <= 0:
             raise ValueError(f"quantum must be > 0, got {quantum}")
         self.quantum = float(quantum)

@@ -12,16 +12,24 @@ instance iterations). Subclasses supply the instances and time:
 
 The contracts: an instance is a :class:`~fairsched.sim.instance.ServingInstance` and sees
 its cluster as a :class:`~fairsched.sim.instance.Backend`.
+
+Charging: the backend asks the run's one service measure (``self.service``, a
+:class:`~fairsched.policies.service.ServiceMeasure`) for each charge once, logs it and
+hands the same amount to the instance's queue policy (:meth:`QueuePolicy.charge`).
+Recording: the :class:`~fairsched.sim.result.SimResult` keeps the cluster-wide logs;
+optional *recorders* (e.g. :class:`~fairsched.sim.recorder.InstanceRecorder`, the
+per-instance logs of the bound checker) get the same events with the instance.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fairsched.policies.base import QueuePolicy, Router, ServiceWeights
+from fairsched.policies.base import QueuePolicy, Router
+from fairsched.policies.service import ServiceMeasure
 from fairsched.sim.instance import ServingInstance
 from fairsched.sim.result import SimResult
 from fairsched.workload.request import Request, Workload
@@ -30,17 +38,22 @@ PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy
 
 
 class ClusterBackend:
-    """Policies, router, ClusterView, arrivals and recording for N instances.
+    """Policies, router, ClusterView, arrivals, charging and recording for N instances.
 
-    Call :meth:`_init_cluster` from the subclass constructor once ``self.weights`` is set.
+    Call :meth:`_init_cluster` from the subclass constructor once ``self.service`` (the
+    service measure) is set.
     """
 
-    weights: ServiceWeights
+    service: ServiceMeasure
 
     def _init_cluster(self, workload: Workload, policy: PolicySpec, router: Router | str | None,
                       n_instances: int, make_instance: Callable[[int, QueuePolicy], object],
-                      policy_params: dict | None = None) -> None:
+                      policy_params: dict | None = None, recorders: Sequence = ()) -> None:
         """Build the policies (one per instance), the instances and the router.
+
+        ``recorders``: objects with ``routed(t, c, i)``, ``served(i, n)``,
+        ``admitted(t, c, i)`` and ``finalize(result, svc_t, order)`` that see every
+        event with its instance (see :mod:`fairsched.sim.recorder`).
 
         Raises:
             ValueError: on ``n_instances < 1``, a policy object with several instances, a
@@ -55,7 +68,7 @@ class ClusterBackend:
                 raise ValueError("pass a policy name or factory when n_instances > 1")
             policies = [policy]
         else:
-            factory = (make_policy_factory(policy, self.weights, **(policy_params or {}))
+            factory = (make_policy_factory(policy, **(policy_params or {}))
                        if isinstance(policy, str) else policy)
             policies = [factory() for _ in range(n_instances)]
         if n_instances > 1 and router is None:
@@ -66,11 +79,12 @@ class ClusterBackend:
         clients = workload.clients
         self.client_idx = {c: i for i, c in enumerate(clients)}
         self.res = SimResult.empty(workload, clients, len(workload))
+        self.recorders = list(recorders)
         self._waiting_per_client = np.zeros(len(clients), dtype=np.int64)
         self._heap: list[tuple[float, int, int, int]] = []  # (t, seq, instance, gen)
         self._seq = 0
         self.instances: list[ServingInstance] = [make_instance(i, p) for i, p in enumerate(policies)]
-        self.router = make_router(router, self.weights) if isinstance(router, str) else router
+        self.router = make_router(router, self.service) if isinstance(router, str) else router
         self.router_name = self.router.name if (self.router is not None and n_instances > 1) else "none"
 
     # ------------------------------------------------------------- event loop
@@ -142,19 +156,29 @@ class ClusterBackend:
             self.res.backlog(now, c, +1)
         self._waiting_per_client[c] += 1
         self.res.route(req.rid, i)
+        for r in self.recorders:
+            r.routed(now, c, i)
         self.instances[i].enqueue(req, now)
 
-    # ------------------------------------------------------------- recording hooks
+    # ------------------------------------------------------------- charging and recording
     def _service(self, t: float, c: int, amount: float, seconds: float = 0.0) -> None:
         """One service-log entry (``seconds``: measured cost, engine only)."""
         self.res.service(t, c, amount)
 
     def _on_admit(self, inst, s, now: float) -> None:
+        """``s`` was admitted at ``now``: its prefill charge (computed here, once) is logged
+        and given to the policy, then the client's backlog may end."""
         req = s.req
         c = self.client_idx[req.client]
+        i = inst.idx
         self.res.admit(req.rid, now, s.cached)
+        amount = self.service.prefill(req.input_len - s.cached, s.cached)
         # the charge first: it is service received while the client was backlogged
-        self._service(now, c, self.weights.prefill(req.input_len - s.cached))
+        self._service(now, c, amount)
+        inst.policy.charge(req.client, amount, now)
+        for r in self.recorders:
+            r.served(i, 1)
+            r.admitted(now, c, i)
         self._waiting_per_client[c] -= 1
         if self._waiting_per_client[c] == 0:
             self.res.backlog(now, c, -1)
@@ -165,19 +189,37 @@ class ClusterBackend:
         self._on_decode(inst, seqs, [now])
 
     def _on_decode(self, inst, seqs: list, times: list[float], seconds: float = 0.0) -> None:
-        """One output token per sequence at each of ``times`` (iteration ends); charged to
-        the policy and logged per client (``seconds``: the measured step time, engine)."""
-        policy, ci, per, k, now = inst.policy, self.client_idx, {}, len(times), times[-1]
+        """One output token per sequence at each of ``times`` (iteration ends; more than
+        one for a run of decode-only iterations). Per client and iteration, the service
+        measure is asked once (the client's tokens and their total context); the amounts
+        are logged and their sum is charged to the policy (``seconds``: the measured step
+        time, engine)."""
+        ci, k, now = self.client_idx, len(times), times[-1]
+        per: dict[int, list] = {}  # client index -> [sequences, context tokens, client id]
         for s in seqs:
-            policy.on_decode(s.req, k, now)
-            c = ci[s.req.client]
-            per[c] = per.get(c, 0) + 1
-        w, share = self.weights, seconds / len(seqs) if seqs else 0.0
-        for c, tok in per.items():
-            if k == 1:
-                self._service(now, c, w.decode(tok), share * tok)
+            r = s.req
+            c = ci[r.client]
+            ctx = r.input_len + s.generated - k  # KV tokens before this iteration's token
+            e = per.get(c)
+            if e is None:
+                per[c] = [1, ctx, r.client]
             else:
-                self.res.service_steps(times, c, w.decode(tok))
+                e[0] += 1
+                e[1] += ctx
+        measure, policy, i = self.service, inst.policy, inst.idx
+        share = seconds / len(seqs) if seqs else 0.0
+        for c, (n, ctx, client) in per.items():
+            if k == 1:
+                amount = measure.decode(n, ctx)
+                self._service(now, c, amount, share * n)
+                total = amount
+            else:
+                steps = measure.decode(n, ctx + n * np.arange(k))  # the context grows by n per step
+                self.res.service_steps(times, c, steps)
+                total = float(np.sum(np.broadcast_to(steps, (k,))))
+            policy.charge(client, total, now)
+            for r in self.recorders:
+                r.served(i, k)
         self.res.decode_tokens += len(seqs) * k
 
     def _on_prefill_done(self, inst, s, new_units: int, now: float) -> None:

@@ -151,7 +151,6 @@ class InstanceBase:
         self._decode_dt = 0.0  # measured seconds of the iteration's decode step (engine)
         self._budget = 0  # token budget left for admissions in the iteration being planned
         self._now = 0.0
-        self.last_cached = 0  # cached prompt tokens of the request admitted last
 
     # ------------------------------------------------------------- from the cluster
     def routed_cached_tokens(self, req: Request) -> int:
@@ -209,7 +208,6 @@ class InstanceBase:
         s.chunk = min(new, self._budget)
         self._budget -= s.chunk
         self.prefilling.append(s)
-        self.last_cached = cached
         self.backend._on_admit(self, s, now)
         return Admission.ADMITTED
 

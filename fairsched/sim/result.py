@@ -91,11 +91,15 @@ class SimResult:
         self.svc_client.append(client)
         self.svc_amount.append(amount)
 
-    def service_steps(self, times: list[float], client: int, amount: float) -> None:
-        """The same ``amount`` of service to ``client`` at each of ``times``."""
+    def service_steps(self, times: list[float], client: int, amount) -> None:
+        """Service to ``client`` at each of ``times``: ``amount`` is one number (the same
+        at every step) or one per step."""
         self.svc_t.extend(times)
         self.svc_client.extend([client] * len(times))
-        self.svc_amount.extend([amount] * len(times))
+        if np.ndim(amount):
+            self.svc_amount.extend(np.asarray(amount, dtype=float).tolist())
+        else:
+            self.svc_amount.extend([amount] * len(times))
 
     def backlog(self, t: float, client: int, delta: int) -> None:
         self.bl_t.append(t)
@@ -104,24 +108,23 @@ class SimResult:
         self.bl_pos.append(len(self.svc_t))
 
     def finalize(self, backend) -> SimResult:
-        """Sort the service log by time (decode runs log their steps when the run ends,
-        after other instances' later events; a stable sort keeps same-time order) and copy
-        run-level facts from the backend (policy and router names, sizes)."""
+        """Place the service and backlog logs on the causal axis (:func:`causal_order`),
+        sort the service log by time (decode runs log their steps when the run ends,
+        after other instances' later events; a stable sort keeps same-time order), let
+        the backend's recorders do the same with theirs, and copy run-level facts from
+        the backend (policy and router names, sizes)."""
         t = np.frombuffer(self.svc_t) if len(self.svc_t) else np.zeros(0)
-        n, bt = t.size, np.asarray(self.bl_t, dtype=float)
-        t_all = np.concatenate([t, bt])
-        key = np.concatenate([np.arange(n, dtype=float), np.asarray(self.bl_pos, dtype=float) - 0.5])
-        merged = np.lexsort((key, t_all))
-        rank = np.empty(t_all.size)
-        rank[merged] = np.arange(t_all.size)
-        self.seq_t, self.bl_seq, svc_rank = t_all[merged], rank[n:], rank[:n]
-        if n and (np.diff(t) < 0).any():
+        svc_rank, self.bl_seq, self.seq_t = causal_order(t, self.bl_t, self.bl_pos)
+        order = None
+        if t.size and (np.diff(t) < 0).any():
             order = np.argsort(t, kind="stable")
             self.svc_t = array("d", t[order].tobytes())
             self.svc_client = array("l", np.asarray(self.svc_client)[order].tobytes())
             self.svc_amount = array("d", np.frombuffer(self.svc_amount)[order].tobytes())
             svc_rank = svc_rank[order]
         self.svc_seq = svc_rank
+        for r in getattr(backend, "recorders", ()):
+            r.finalize(self, t, order)
         self.policy = backend.policy_name
         self.router = backend.router_name
         self.n_instances = backend.n_instances
@@ -158,3 +161,28 @@ class SimResult:
         """The backlog log as a DataFrame (t, client, delta), time-ordered."""
         return pd.DataFrame({"t": np.frombuffer(self.bl_t), "client": np.asarray(self.bl_client),
                              "delta": np.asarray(self.bl_delta)})
+
+
+def causal_order(svc_t, ev_t, ev_pos) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One integer axis for a service log and a log of other events (backlog changes),
+    ordered by (time, order of logging).
+
+    Args:
+        svc_t: service entries' times [s], in logging order, shape ``(n,)``.
+        ev_t: the other events' times [s], in logging order (non-decreasing), ``(m,)``.
+        ev_pos: for each event, the number of service entries logged before it, ``(m,)``.
+    Returns:
+        ``(svc_rank, ev_rank, seq_t)``: the position of each service entry and of each
+        event on the axis (floats holding integers, ``(n,)`` and ``(m,)``), and the time
+        of every position ``(n + m,)``. An event logged after service entry ``p - 1`` and
+        before entry ``p`` at the same time comes between them.
+    """
+    t = np.asarray(svc_t, dtype=float)
+    et = np.asarray(ev_t, dtype=float)
+    n = t.size
+    t_all = np.concatenate([t, et])
+    key = np.concatenate([np.arange(n, dtype=float), np.asarray(ev_pos, dtype=float) - 0.5])
+    merged = np.lexsort((key, t_all))
+    rank = np.empty(t_all.size)
+    rank[merged] = np.arange(t_all.size)
+    return rank[:n], rank[n:], t_all[merged]

@@ -34,7 +34,8 @@ import math
 from collections.abc import Callable
 
 from fairsched.cache.radix import RadixCache
-from fairsched.policies.base import QueuePolicy, Router, ServiceWeights
+from fairsched.policies.base import QueuePolicy, Router
+from fairsched.policies.service import ServiceMeasure, ServiceWeights
 from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.config import InstanceConfig
 from fairsched.sim.cost import CostModel
@@ -112,14 +113,17 @@ class Simulator(ClusterBackend):
         n_instances: number of identical instances.
         instance: their resources.
         cost: the iteration-time model.
-        weights: the service weights used for the service log (the policies charge with
-            their own ``weights``; pass the same object to keep them equal).
+        weights: the service measure (default :class:`ServiceWeights`, token service
+            ``w_p = 1``, ``w_q = 2``): each charge is computed once with it, logged and
+            given to the policy.
         audit: also record every admission (rid, instance, matched units, evictions so
             far) in ``SimResult.audit`` for invariant tests.
         decode_runs: collapse runs of pure-decode iterations into one event (exact; off
             only to test that it is exact).
         policy_params: keyword arguments for a policy given by name (e.g. ``quantum`` for
             ``dlpm``), as for the engine's cluster.
+        recorders: extra recorders that see every event with its instance (e.g.
+            :class:`~fairsched.sim.recorder.InstanceRecorder`).
     Raises:
         ValueError: if a request can never fit an empty instance's KV memory, or on an
             unknown policy / router name.
@@ -127,11 +131,11 @@ class Simulator(ClusterBackend):
 
     def __init__(self, workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
                  n_instances: int = 1, instance: InstanceConfig | None = None, cost: CostModel | None = None,
-                 weights: ServiceWeights | None = None, audit: bool = False, decode_runs: bool = True, *,
-                 policy_params: dict | None = None):
+                 weights: ServiceMeasure | None = None, audit: bool = False, decode_runs: bool = True, *,
+                 policy_params: dict | None = None, recorders: tuple = ()):
         self.instance_cfg = instance or InstanceConfig()
         self.cost = cost or CostModel()
-        self.weights = weights or ServiceWeights()
+        self.service = weights or ServiceWeights()
         cap = self.instance_cfg.kv_capacity_tokens
         for r in workload:
             if len(r.prompt) * workload.block_size + r.output_len > cap:
@@ -140,7 +144,8 @@ class Simulator(ClusterBackend):
         self.workload = workload
         self.audit = audit
         self.decode_runs = decode_runs
-        self._init_cluster(workload, policy, router, n_instances, lambda i, p: Instance(i, self, p), policy_params)
+        self._init_cluster(workload, policy, router, n_instances, lambda i, p: Instance(i, self, p), policy_params,
+                           recorders)
 
     def _on_admit(self, inst: Instance, s: Seq, now: float) -> None:
         super()._on_admit(inst, s, now)
@@ -150,10 +155,10 @@ class Simulator(ClusterBackend):
 
 def simulate(workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
              n_instances: int = 1, instance: InstanceConfig | None = None, cost: CostModel | None = None,
-             weights: ServiceWeights | None = None, audit: bool = False,
+             weights: ServiceMeasure | None = None, audit: bool = False,
              progress: Callable[[int], None] | None = None, decode_runs: bool = True, *,
-             policy_params: dict | None = None) -> SimResult:
+             policy_params: dict | None = None, recorders: tuple = ()) -> SimResult:
     """Simulate ``workload`` and return a :class:`SimResult` (see :class:`Simulator`;
     ``progress`` as for :meth:`~fairsched.sim.backend.ClusterBackend.run`)."""
     return Simulator(workload, policy, router, n_instances, instance, cost, weights, audit,
-                     decode_runs, policy_params=policy_params).run(progress)
+                     decode_runs, policy_params=policy_params, recorders=recorders).run(progress)
