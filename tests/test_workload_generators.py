@@ -215,3 +215,20 @@ BAD_ARGS = [
 def test_bad_arguments(gen, kw, param):
     with pytest.raises(ValueError, match=param):
         gen(**kw)
+
+
+def test_load_estimate_uses_the_simulators_cost_model():
+    """meta["load"] prices prefill with fairsched.sim.cost.CostModel (one cost model in the kit)."""
+    from fairsched.sim.cost import CostModel
+
+    w = default_workload(0)
+    cost = CostModel()
+    load = w.meta["load"]
+    assert load["cost_model"] == cost.name
+    assert load["prefill_s_no_cache"] == round(sum(cost.prefill_time(r.input_len, 0) for r in w), 2)
+    # a slower prefill model raises the estimate in proportion
+    slow = CostModel(prefill_a=2 * cost.prefill_a, prefill_b=2 * cost.prefill_b, prefill_c=2 * cost.prefill_c,
+                     name="slow")
+    from fairsched.workload.generators import _load_summary
+
+    assert _load_summary(w, slow)["prefill_s_no_cache"] == pytest.approx(2 * load["prefill_s_no_cache"], abs=0.02)

@@ -49,9 +49,8 @@ Length = int | tuple[int, int]
 Segment = tuple[int, int]  # (segment id, tokens)
 Row = tuple[float, str, tuple[int, ...], int, int]  # make_workload row
 
-# Llama-3-8B on one A100 (background.md / brief): used only for the load estimate in meta.
-PREFILL_S_PER_TOKEN = 5e-5
-DECODE_STEP_S = 0.015
+DECODE_BATCH = 32
+"""Requests a decode step serves in the load estimate of ``meta["load"]``."""
 
 
 class _Minter:
@@ -429,31 +428,43 @@ def synthetic_unique(n_clients: int = 4, rates: float | Sequence[float] = 1.0,
                   name=f"synthetic_unique-{n}c-seed{seed}")
 
 
-def _load_summary(w: Workload) -> dict:
-    """Offered work of ``w``: tokens, and seconds of it on the reference A100 / Llama-3-8B.
+def _load_summary(w: Workload, cost=None) -> dict:
+    """Offered work of ``w``: tokens, and seconds of it under ``cost`` (default: the
+    simulator's :class:`~fairsched.sim.cost.CostModel`, Llama-3.1-8B on one A100).
 
-    ``input_tokens_ideal_cache`` counts only blocks never seen before (an infinite cache).
-    ``decode_s_batch32`` assumes every decode step (``DECODE_STEP_S``) serves 32 requests.
+    Prefill seconds are :meth:`CostModel.prefill_time` per request, with nothing cached
+    (``prefill_s_no_cache``) or with only blocks never seen before computed (an infinite
+    cache, ``prefill_s_ideal_cache``). ``decode_s_batch32`` assumes every decode step serves
+    :data:`DECODE_BATCH` requests at the workload's mean context (prompt + half the output).
+    Utilisation = seconds of work / span of arrivals (> 1: one instance is overloaded).
     """
+    from fairsched.sim.cost import CostModel
+
+    cost = cost or CostModel()
     seen: set[int] = set()
     ideal = 0
+    prefill_no = prefill_ideal = 0.0
     for r in w.requests:
         k = 0
         while k < len(r.prompt) and r.prompt[k] in seen:
             k += 1
-        ideal += r.input_len - r.tokens_in(k)
+        cached = r.tokens_in(k)
+        ideal += r.input_len - cached
+        prefill_no += cost.prefill_time(r.input_len, 0)
+        prefill_ideal += cost.prefill_time(r.input_len - cached, cached)
         seen.update(r.prompt)
     inp = sum(r.input_len for r in w.requests)
     out = sum(r.output_len for r in w.requests)
     span = max(w.duration, 1e-9)
-    decode = out / 32 * DECODE_STEP_S
+    ctx = (inp + out / 2) / max(len(w), 1)
+    decode = out / DECODE_BATCH * cost.decode_time(DECODE_BATCH, int(DECODE_BATCH * ctx))
     return {"requests": len(w), "span_s": round(w.duration, 3), "input_tokens": inp,
-            "input_tokens_ideal_cache": ideal, "output_tokens": out,
-            "prefill_s_no_cache": round(inp * PREFILL_S_PER_TOKEN, 2),
-            "prefill_s_ideal_cache": round(ideal * PREFILL_S_PER_TOKEN, 2),
+            "input_tokens_ideal_cache": ideal, "output_tokens": out, "cost_model": cost.name,
+            "prefill_s_no_cache": round(prefill_no, 2),
+            "prefill_s_ideal_cache": round(prefill_ideal, 2),
             "decode_s_batch32": round(decode, 2),
-            "utilisation_no_cache": round((inp * PREFILL_S_PER_TOKEN + decode) / span, 2),
-            "utilisation_ideal_cache": round((ideal * PREFILL_S_PER_TOKEN + decode) / span, 2)}
+            "utilisation_no_cache": round((prefill_no + decode) / span, 2),
+            "utilisation_ideal_cache": round((prefill_ideal + decode) / span, 2)}
 
 
 def mixed(seed: int = 0, scale: float = 1.0, duration: float = 90.0, *,
@@ -518,9 +529,9 @@ def default_workload(seed: int = 0) -> Workload:
     """The built-in default workload: ``mixed(seed, scale=1.0, duration=90.0)``.
 
     About 1,170-1,210 requests (seeds 0-3) over ~90 s from 13 clients (see :func:`mixed`);
-    prompts up to ~3,600 tokens, outputs up to 512. Offered work on one A100 serving
-    Llama-3-8B (prefill 5e-5 s/token, decode step 15 ms at 32 requests a step), seed 0:
-    about 2.5x the span without a prefix cache and 1.3x with a perfect one. In
+    prompts up to ~3,600 tokens, outputs up to 512. Offered work under the simulator's
+    default cost model (Llama-3.1-8B on one A100, decode steps of 32 requests), seed 0:
+    about 4.7x the span without a prefix cache and 2.0x with a perfect one. In
     ``fairsched.sim.simulate`` (one instance, default config and cost model, as of
     writing) every policy keeps the instance busy to ~115 s, requests queue for 3-5 s on
     average (up to ~25 s), and the policies differ visibly: LPM serves the heavy ``doc0``
