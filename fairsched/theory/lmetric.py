@@ -194,7 +194,32 @@ def harm_load_threshold() -> sp.Expr:
 
 def hotspot_numbers(x_val, n_hot_val, n_cold_val, qps, B0_val, L, u, n_out=256, ctx_mean=2048.0,
                     coeffs=None, plus_one=True) -> dict:
-    """All hotspot quantities for concrete numbers (floats; None where not defined)."""
+    """All hotspot quantities of the fluid model for concrete numbers
+    (``proofs/lmetric_hotspot.md``, ``proofs/lmetric_harm.md``).
+
+    Args:
+        x_val: the class's share x of arrivals (fraction in [0, 1]).
+        n_hot_val: |M|, instances holding the class's prefix (instances, > 0; may be fractional).
+        n_cold_val: |Mbar|, the other instances (instances, > 0).
+        qps: cluster arrival rate [requests/s].
+        B0_val: batch size B_0 of every instance at t = 0 [requests].
+        L: the class request's prompt length L_c [tokens].
+        u: its tokens not cached on a holder, u_c [tokens, > 0].
+        n_out: output length O [tokens].
+        ctx_mean: mean context of a decoding sequence [tokens].
+        coeffs: cost coefficients (:func:`fairsched.theory.cost.default_cost_coefficients`,
+            seconds per token etc.); default the A100 profile.
+        plus_one: use fairsched's ``P (B + 1)`` score (else the paper's ``P B``).
+
+    Returns:
+        dict: ``a``, ``b`` [requests/s per instance], ``kappa`` = L/u, ``limit_ratio`` a/b,
+        ``benign`` (a <= b), ``t_star`` [s] (None when a <= kappa b), ``t_harm`` [s] (None when
+        a <= b), ``S`` prefill saved by the hit [s], ``beta_d`` [s per step per sequence],
+        ``harm_load_threshold`` [requests/s] (inf when kappa <= 1).
+
+    Raises:
+        ZeroDivisionError: ``n_hot_val``, ``n_cold_val`` or ``u`` is 0.
+    """
     k = coeffs or default_cost_coefficients()
     a = x_val * qps / n_hot_val
     b = (1 - x_val) * qps / n_cold_val
