@@ -27,7 +27,11 @@ def import_graph() -> nx.DiGraph:
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                # ``from pkg import mod`` imports the submodule; ``from pkg import name`` the package
+                subs = [f"{node.module}.{a.name}" for a in node.names]
+                targets = [t for t in subs if t in mods]
+                if len(targets) < len(subs):
+                    targets.append(node.module)
             for t in targets:
                 if t in mods and t != name:
                     g.add_edge(name, t)

@@ -218,7 +218,7 @@ def _verdicts_follow_values(o):
 
 def test_quick_fairness_claim():
     from fairsched.analysis import max_service_gap
-    from fairsched.reproduce.common import A100, _hardware, _simulate, measured_x, quantum_u
+    from fairsched.reproduce.common import A100, hardware, measured_x, quantum_u, simulate
     from fairsched.theory.fairness import dlpm_gap_bound, evaluate
     from fairsched.workload import mixed
 
@@ -236,8 +236,8 @@ def test_quick_fairness_claim():
                                                        w_p=1.0, w_q=2.0))
     # an independent DLPM run of the same workload measures the same gap and X
     w = mixed(seed=0, scale=1.0, duration=45.0)
-    cost, inst = _hardware(None, A100)
-    res = _simulate(w, "dlpm", cost, inst)
+    cost, inst = hardware(None, A100)
+    res = simulate(w, "dlpm", cost, inst)
     assert d["quantum"] == quantum_u(w) == w.max_cost(1.0, 2.0)
     assert max_service_gap(res).gap == pytest.approx(pol["dlpm"]["max_service_gap"])
     assert measured_x(res) == pytest.approx(d["X_measured"])
@@ -256,12 +256,12 @@ def test_quick_vtc_trace_claim_and_outputs(tmp_path):
         assert v[f"{k.lower()}_over_vtc"] == pytest.approx(rows[k]["max_diff"] / rows["VTC"]["max_diff"])
     # an independent FCFS run of the trace on the claim's hardware gives the same window metric
     from fairsched.reproduce.claim4_vtc_trace import VTC_INSTANCE, VTC_TRACE
-    from fairsched.reproduce.common import A10G, _hardware, _trace_path
+    from fairsched.reproduce.common import A10G, hardware, trace_path
     from fairsched.sim import simulate
     from fairsched.workload import load_trace
 
-    cost, inst = _hardware(None, A10G, **VTC_INSTANCE)
-    w = load_trace(_trace_path(VTC_TRACE), "vtc")
+    cost, inst = hardware(None, A10G, **VTC_INSTANCE)
+    w = load_trace(trace_path(VTC_TRACE), "vtc")
     res = simulate(w, "fcfs", instance=inst, cost=cost)
     assert window_service_diff(res).max_diff == pytest.approx(rows["FCFS"]["max_diff"])
     assert rows["RPM"]["requests"] == len(rpm_limit(w, 5)) < rows["VTC"]["requests"] == len(w)  # RPM drops requests

@@ -13,6 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+DLPM = "Cao et al., Locality-aware Fair Scheduling in LLM Serving (DLPM), arXiv 2501.14312"
+VTC = "Sheng et al., Fairness in Serving Large Language Models (VTC), OSDI'24"
+LMETRIC = "LMetric, arXiv 2603.15202 (OSDI'26)"
+"""The source papers, as the claims cite them."""
+
 A100 = "a100-llama3-8b"
 A10G = "a10g-llama2-7b"
 
@@ -35,7 +40,7 @@ def quantum_u(workload) -> float:
 WEIGHTS = (1.0, 2.0)  # VTC's w_p, w_q
 
 
-def _hardware(cost, profile: str, **instance_overrides):
+def hardware(cost, profile: str, **instance_overrides):
     """``(CostModel, InstanceConfig)`` of a hardware profile (``fairsched.sim.profiles``), the
     cost model replaced by ``cost`` when one is given (``--cost-model``)."""
     from fairsched.sim.profiles import hardware_profile
@@ -44,23 +49,23 @@ def _hardware(cost, profile: str, **instance_overrides):
     return (cost if cost is not None else default_cost), inst
 
 
-def _hw_text(cost, inst) -> str:
+def hw_text(cost, inst) -> str:
     return (f"cost model {cost.name}, KV {inst.kv_capacity_tokens:,} tokens, batch <= {inst.max_batch_size}, "
             f"token budget {inst.token_budget}")
 
 
-def _pct(a: float | None, b: float | None) -> float | None:
+def pct(a: float | None, b: float | None) -> float | None:
     """Change of ``a`` relative to ``b`` in percent (None if undefined)."""
     if a is None or b is None or not b:
         return None
     return 100.0 * (a / b - 1.0)
 
 
-def _f(v, spec: str = ".2f") -> str:
+def fmt(v, spec: str = ".2f") -> str:
     return "n/a" if v is None else format(v, spec)
 
 
-def _ratio(a, b) -> float | None:
+def ratio(a, b) -> float | None:
     if a is None or b is None or not b:
         return None
     return float(a) / float(b)
@@ -95,7 +100,7 @@ def measured_x(result, w_p: float = 1.0, w_q: float = 2.0) -> float:
     return best
 
 
-def _gap_without_end_events(result, gap) -> dict:
+def gap_without_end_events(result, gap) -> dict:
     """The witness of a :class:`~fairsched.analysis.metrics.GapReport` recomputed without the
     service events at the closing instant ``t2`` (which may have been scheduled, in the same
     step, after the lagging client's backlog ended)."""
@@ -127,7 +132,7 @@ def published_dlpm_bound(quantum: float, u: float) -> float:
     return evaluate(dlpm_gap_bound_published(), Q_u=quantum, U=u)
 
 
-def _simulate(workload, policy: str, cost, instance=None, *, quantum: float | None = None, router=None,
+def simulate(workload, policy: str, cost, instance=None, *, quantum: float | None = None, router=None,
               n_instances: int = 1):
     from fairsched.policies import ServiceWeights, make_policy_factory
     from fairsched.sim import simulate
@@ -138,7 +143,7 @@ def _simulate(workload, policy: str, cost, instance=None, *, quantum: float | No
                     n_instances=n_instances, instance=instance, cost=cost, weights=weights)
 
 
-def _layout(fig, title: str, height: int = 420):
+def layout(fig, title: str, height: int = 420):
     fig.update_layout(title=title, template="plotly_white", height=height, legend_title_text="")
     return fig
 
@@ -151,7 +156,7 @@ A100 profile's KV capacity (439k tokens), so which client is served decides the 
 
 
 
-def _trace_path(name: str) -> Path:
+def trace_path(name: str) -> Path:
     from fairsched.workload import shared_data_dir
 
     d = shared_data_dir()
