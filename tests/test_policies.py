@@ -187,5 +187,5 @@ def test_default_quantum_is_the_largest_request_cost():
     from fairsched.policies import ServiceWeights, default_quantum
 
     w = make_workload([(0.0, "a", (1, 2), 32, 5), (1.0, "b", (3,), 10, 40)], block_size=16)
-    assert default_quantum(w) == max(32, 2 * 40) == w.max_cost()
+    assert default_quantum(w) == max(32, 2 * 40) == w.max_request_cost()
     assert default_quantum(w, ServiceWeights(w_p=4, w_q=1)) == 128

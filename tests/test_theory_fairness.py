@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sympy as sp
 import z3
 from hypothesis import HealthCheck, given, settings
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from fairsched.theory import fairness as F
 from fairsched.theory import symbols as S
+from fairsched.theory.smt import prove, to_z3
 from fairsched.theory._reference import (
     max_backlogged_gap,
     max_gap_under,
@@ -102,12 +104,63 @@ def test_dlpm_return_rules_keep_invariant():
 
 
 def test_dlpm_gap_from_invariant():
-    """W_f - W_g = (q_f1 - q_f2) - (q_g1 - q_g2) (refills cancel) with all q in [-X, Q]."""
-    qf1, qf2, qg1, qg2, R = z3.Ints("qf1 qf2 qg1 qg2 R")
-    rng = [z3.And(v >= -X, v <= Q) for v in (qf1, qf2, qg1, qg2)]
-    Wf, Wg = qf1 - qf2 + R, qg1 - qg2 + R
-    ok, m = _valid(z3.And(Wf - Wg <= 2 * (Q + X), Wg - Wf <= 2 * (Q + X)), *(PARAMS + rng + [R >= 0]))
+    """z3, built from the library's expressions: W_f - W_g = (q_f1 - q_f2) - (q_g1 - q_g2)
+    (the R refills cancel) with all four deficits in ``dlpm_deficit_invariant()`` implies
+    ``|W_f - W_g| <= dlpm_gap_bound()``; with the published invariant it gives the published gap."""
+    qs = sp.symbols("q_f1 q_f2 q_g1 q_g2", real=True)
+    R = sp.Symbol("R", nonnegative=True)
+    Wf, Wg = qs[0] - qs[1] + R, qs[2] - qs[3] + R
+    for inv, bound in ((F.dlpm_deficit_invariant(), F.dlpm_gap_bound()),
+                       (F.dlpm_deficit_invariant_published(), F.dlpm_gap_bound_published())):
+        env = {}
+        hyps = [to_z3(inv.subs(S.q_def, q), env) for q in qs]
+        claim = to_z3(sp.Abs(Wf - Wg) <= bound, env)
+        ok, m = prove(claim, *hyps, *[v >= 0 for v in env.values() if str(v) not in {q.name for q in qs}])
+        assert ok, m
+
+
+def test_vtc_gap_from_counter_invariant():
+    """z3 from ``vtc_counter_gap()`` at t1 and t2 (no lift inside the interval, so W = c(t2) -
+    c(t1)) to ``|W_f - W_g| <= vtc_upper_bound()``."""
+    cf1, cg1, cf2, cg2 = sp.symbols("c_f1 c_g1 c_f2 c_g2", real=True)
+    cf, cg = sp.symbols("c_f c_g", real=True)
+    env = {}
+    hyps = [to_z3(F.vtc_counter_gap().subs({cf: a, cg: b}, simultaneous=True), env) for a, b in ((cf1, cg1), (cf2, cg2))]
+    claim = to_z3(sp.Abs((cf2 - cf1) - (cg2 - cg1)) <= F.vtc_upper_bound(), env)
+    ok, m = prove(claim, *hyps, env[S.X] > 0)
     assert ok, m
+
+
+def test_d2lpm_per_worker_sum_from_dlpm_bound():
+    """z3: K = 3 workers, each local gap within ``dlpm_gap_bound()`` => the sum within
+    ``d2lpm_gap_bound_per_worker()``."""
+    env = {}
+    d = [sp.Symbol(f"d{k}", real=True) for k in range(3)]
+    hyps = [to_z3(sp.Abs(dk) <= F.dlpm_gap_bound(), env) for dk in d]
+    claim = to_z3(sp.Abs(sum(d)) <= F.d2lpm_gap_bound_per_worker().subs(S.K_workers, 3), env)
+    ok, m = prove(claim, *hyps, env[S.X] > 0, env[S.Q_u] > 0)
+    assert ok, m
+
+
+def test_reserve_and_peak_X_bounds_from_admission_rules():
+    """z3: after an admission of u <= L_in uncached tokens, outstanding decode r_1..r_n of the
+    running requests. Reserve (u + sum r <= M) => w_p u + w_q sum r <= X_reserve_expr(). Peak
+    (held c_j >= 1, r sorted descending, c_1 + .. + c_i + i r_i <= M for all i) =>
+    w_p u + w_q sum r <= X_peak_expr(n), n = 1..4."""
+    u = sp.Symbol("u", real=True)  # no sign assumptions: sympy would fold `u >= 0` to True
+    for n in range(1, 5):
+        r = sp.symbols(f"r1:{n + 1}", real=True)
+        c = sp.symbols(f"c1:{n + 1}", real=True)
+        env = {}
+        base = [to_z3(u <= S.L_in, env)] + [to_z3(v, env) > 0 for v in (S.w_p, S.w_q, S.M_kv)]
+        base += [to_z3(u, env) >= 0] + [to_z3(v, env) >= 0 for v in r]
+        val = S.w_p * u + S.w_q * sum(r)
+        ok, m = prove(to_z3(val <= F.X_reserve_expr(), env), *base, to_z3(u + sum(r) <= S.M_kv, env))
+        assert ok, m
+        peak = [to_z3(sp.Le(sum(c[:i]) + i * r[i - 1], S.M_kv), env) for i in range(1, n + 1)]
+        peak += [to_z3(cj, env) >= 1 for cj in c] + [env[r[i]] >= env[r[i + 1]] for i in range(n - 1)]
+        ok, m = prove(to_z3(val <= F.X_peak_expr(n), env), *base, *peak)
+        assert ok, m
 
 
 def test_dlpm_published_invariant_refuted_by_z3():
@@ -185,16 +238,101 @@ def test_vtc_invariant_implies_counter_gap():
     assert ok, mdl
 
 
-# ---------------------------------------------------------------- counterexamples
-def test_vtc_published_2U_refuted_and_2X_attained():
-    L, M = 100, 50
-    res = simulate_vtc(F.vtc_counterexample_requests(L, M), max_running=1)
+# ---------------------------------------------------------------- counterexamples and U
+def test_longest_output_variant_is_no_bound_but_published_2U_holds():
+    """The old reading (M = longest output) gives 2U_out = 200 < gap 400; with VTC's own M (the
+    batch holds one request, M = L + O = 150 KV tokens) U = 300 and 2U = 600 >= 400 = 2X."""
+    L, O = 100, 50
+    res = simulate_vtc(F.vtc_longest_output_counterexample_requests(L, O), max_running=10,
+                       kv_capacity=L + O, admission="reserve")
     gap = max_backlogged_gap(res, "f", "g")
-    U = F.evaluate(F.U_expr(), w_p=1, w_q=2, L_in=L, M=M)
-    assert U == 100
-    assert gap > F.evaluate(F.vtc_upper_bound_published(), U=U)  # 400 > 200
-    assert gap <= F.evaluate(F.vtc_upper_bound(), X=res.x_measured)  # 400 <= 400
     assert gap == 400 == 2 * res.x_measured
+    assert gap > F.evaluate(2 * F.U_longest_output_expr(), w_p=1, w_q=2, L_in=L, O_max=O)  # 200
+    U = F.evaluate(F.U_expr(), w_p=1, w_q=2, L_in=L, M=L + O)
+    assert U == 300 and gap <= F.evaluate(F.vtc_upper_bound_published(), U=U)  # 600
+    assert res.x_measured <= F.evaluate(F.X_reserve_expr(), w_p=1, w_q=2, L_in=L, M=L + O)
+
+
+def test_dlpm_longest_output_counterexample_within_published():
+    res = simulate_dlpm(F.dlpm_longest_output_counterexample_requests(), quantum=1.0, max_running=10,
+                        kv_capacity=150, admission="reserve")
+    gap = max_backlogged_gap(res, "f", "g")
+    assert gap == 400
+    assert gap > F.evaluate(2 * (F.U_longest_output_expr() + S.Q_u), w_p=1, w_q=2, L_in=100, O_max=50, Q_u=1)
+    assert gap <= F.evaluate(F.dlpm_gap_bound_published(), w_p=1, w_q=2, L_in=100, M=150, Q_u=1)  # 602
+    assert gap <= F.evaluate(F.dlpm_gap_bound(), X=res.x_measured, Q_u=1)  # 402
+
+
+def test_reserve_condition_is_exact():
+    """z3 on the library's own expressions: X_reserve <= U  <=>  w_p <= w_q or L_in >= M."""
+    env = {}
+    cond, xr, u = (to_z3(e, env) for e in (F.reserve_X_within_U_condition(), F.X_reserve_expr(), F.U_expr()))
+    ok, m = prove(cond == (xr <= u), *[v > 0 for v in env.values()])
+    assert ok, m
+
+
+def test_reserve_X_bound_is_attained_and_condition_needed():
+    """With w_p > w_q and L_in < M an admission reaches w_p L + w_q (M - L) - O(1) > U."""
+    M, L = 100, 10
+    reqs = [(0, "f", 1, M - L - 2, 0), (1, "f", L, 1, 0), (1, "f", L, 1, 0), (1, "g", 1, 5, 0)]
+    res = simulate_vtc(reqs, w_p=3.0, w_q=1.0, max_running=10, kv_capacity=M, admission="reserve")
+    U = F.evaluate(F.U_expr(), w_p=3, w_q=1, L_in=L, M=M)
+    xr = F.evaluate(F.X_reserve_expr(), w_p=3, w_q=1, L_in=L, M=M)
+    assert U < res.x_measured <= xr
+    assert res.max_occupancy <= M
+
+
+mem_req_st = st.tuples(st.integers(0, 30), st.sampled_from("abc"), st.integers(1, 12),
+                       st.integers(1, 12), st.integers(0, 3))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(mem_req_st, min_size=2, max_size=25), st.integers(24, 60),
+       st.sampled_from([(1.0, 2.0), (1.0, 1.0), (2.0, 1.0)]), st.sampled_from(["reserve", "peak"]))
+def test_admission_X_bounds_random(reqs, M, weights, admission):
+    """Reserve: X <= X_reserve, and the gap <= 2U where the condition holds. Peak: X <=
+    X_peak(N) with N the most requests running. Both: occupancy <= M, gap <= 2X."""
+    wp, wq = weights
+    res = simulate_vtc(reqs, w_p=wp, w_q=wq, max_running=10**6, kv_capacity=M, admission=admission)
+    L = max(r[2] for r in reqs)
+    vals = {"w_p": wp, "w_q": wq, "L_in": L, "M": M}
+    gap = max_backlogged_gap(res)
+    assert res.max_occupancy <= M
+    assert gap <= 2 * res.x_measured + 1e-9
+    if admission == "reserve":
+        assert res.x_measured <= F.evaluate(F.X_reserve_expr(), **vals) + 1e-9
+        if F.reserve_X_within_U_condition().subs({S.w_p: wp, S.w_q: wq, S.L_in: L, S.M_kv: M}):
+            assert gap <= F.evaluate(F.vtc_upper_bound_published(), **vals) + 1e-9
+    else:
+        assert res.x_measured <= F.evaluate(F.X_peak_expr(), N_run=M // 2, **vals) + 1e-9
+
+
+def test_vtc_peak_admission_refutes_published_2U():
+    """Issue 10's construction: occupancy never exceeds M = 1000, yet the gap (7,086 here;
+    ~7,046 reported from outside) exceeds 2U = 4,000; it stays within 2X and X within X_peak."""
+    M = 1000
+    res = simulate_vtc(F.vtc_peak_counterexample_requests(M), max_running=10**6, kv_capacity=M, admission="peak")
+    gap = max_backlogged_gap(res, "f", "g")
+    vals = {"w_p": 1, "w_q": 2, "L_in": 1, "M": M}
+    assert res.max_occupancy <= M
+    assert gap > 1.7 * F.evaluate(F.vtc_upper_bound_published(), **vals)  # 7,086 > 4,000
+    assert gap <= F.evaluate(F.vtc_upper_bound(), X=res.x_measured)
+    assert res.x_measured <= F.evaluate(F.X_peak_expr(), N_run=20, **vals)  # 20 f requests ran
+    assert res.max_outstanding > 3.5 * M  # ~ M H_20 - 20 = 3,578
+    rres = simulate_vtc(F.vtc_peak_counterexample_requests(M), max_running=10**6, kv_capacity=M,
+                        admission="reserve")
+    assert max_backlogged_gap(rres, "f", "g") <= F.evaluate(F.vtc_upper_bound_published(), **vals)
+
+
+def test_peak_gap_grows_like_harmonic_number():
+    """gap / (w_q M) grows with the number of f's small requests (H_n), so no c * U bound."""
+    M = 600
+    ratios = []
+    for n in (2, 6, 18):
+        reqs = F.vtc_peak_counterexample_requests(M, n_f=n, o_keep=M - 100, o_g=M // 2)
+        res = simulate_vtc(reqs, max_running=10**6, kv_capacity=M, admission="peak")
+        ratios.append(max_backlogged_gap(res, "f", "g") / (2 * M))
+    assert ratios[0] < ratios[1] < ratios[2] and ratios[2] > 2.5
 
 
 def test_vtc_lift_rule_counterexample():
@@ -205,12 +343,39 @@ def test_vtc_lift_rule_counterexample():
     assert max_backlogged_gap(good, "f", "g") <= 2 * good.x_measured
 
 
-def test_dlpm_published_bound_refuted():
-    res = simulate_dlpm(F.dlpm_counterexample_requests(), quantum=1.0, max_running=1)
-    gap = max_backlogged_gap(res, "f", "g")
-    assert gap == 400
-    assert gap > F.evaluate(F.dlpm_gap_bound_published(), U=100, Q_u=1)  # 202
-    assert gap <= F.evaluate(F.dlpm_gap_bound(), X=res.x_measured, Q_u=1)  # 402
+def test_X_needs_k_when_a_client_runs_several_requests():
+    """k = 3 requests of f run at once: X exceeds the k = 1 form, stays within k = 3."""
+    reqs = [(0, "f", 4, 6, 0)] * 3 + [(0, "g", 4, 6, 0)] * 3 + [(1, "f", 4, 6, 0), (1, "g", 4, 6, 0)]
+    res = simulate_vtc(reqs, max_running=6)
+    vals = {"w_p": 1, "w_q": 2, "L_in": 4, "O_max": 6}
+    assert res.x_measured > F.evaluate(F.X_expr(1), **vals)
+    assert res.x_measured <= F.evaluate(F.X_expr(3), **vals)
+    assert max_backlogged_gap(res) <= F.evaluate(F.vtc_upper_bound(k=3), **vals)
+
+
+def test_lower_bound_workload_attains_w_p_L_plus_w_q_M_minus_L():
+    L, M = 24, 104
+    wl = F.adversarial_lower_bound_workload(L, M)
+    assert wl.meta["kv_capacity_tokens"] == M
+    assert len(wl) == 6 and wl.max_cost(1, 2) == max(L, 2 * M) and wl.max_request_cost(1, 2) == 2 * (M - L)
+    reqs = [(int(r.arrival), r.client, r.input_len, r.output_len, 0) for r in wl]
+    lb = F.evaluate(F.work_conserving_lower_bound(L), w_p=1, w_q=2, M=M)
+    for res in (simulate_vtc(reqs, max_running=10, kv_capacity=M, admission="reserve"),
+                simulate_dlpm(reqs, quantum=10.0, max_running=10, kv_capacity=M, admission="peak")):
+        assert max_backlogged_gap(res, "f", "g") >= lb >= 2 * M - 2 * L
+    assert F.evaluate(F.work_conserving_lower_bound(1), w_p=1, w_q=2, M=M) == 2 * M - 1
+
+
+def test_evaluate_for_workload():
+    wl = F.adversarial_lower_bound_workload(100, 150)
+    assert F.evaluate(F.vtc_upper_bound(k=1), workload=wl) == 2 * (100 + 2 * 50)
+    assert F.evaluate(F.dlpm_gap_bound(k=1), workload=wl, Q_u=10) == 420
+    assert F.evaluate(F.vtc_upper_bound_published(), workload=wl) == 600  # M = 150 from meta
+    assert F.evaluate(F.vtc_upper_bound_published(), workload=wl, kv_capacity_tokens=1000) == 4000
+    assert sp.simplify(F.X_expr(1) - (S.w_p * S.L_in + S.w_q * S.O_max)) == 0
+    wl.meta.pop("kv_capacity_tokens")
+    with pytest.raises(ValueError, match="KV token capacity"):
+        wl.max_cost(1, 2)
 
 
 def test_d2lpm_candidate_global_bound_refuted():
@@ -220,25 +385,6 @@ def test_d2lpm_candidate_global_bound_refuted():
     cand = F.evaluate(F.d2lpm_candidate_global_bound(), K=2, Q_u=40, Q_w=400, X=40)
     assert cand == 1920
     assert gap > cand
-
-
-def test_lower_bound_workload_attains_w_p_L_plus_w_q_M():
-    L, M = 64, 40
-    wl = F.adversarial_lower_bound_workload(L, M)
-    assert wl.meta["kv_capacity_tokens"] == L + M
-    assert len(wl) == 6 and wl.max_cost(1, 2) == max(L, 2 * M)
-    reqs = [(int(r.arrival), r.client, r.input_len, r.output_len, 0) for r in wl]
-    lb = F.evaluate(F.work_conserving_lower_bound(), w_p=1, w_q=2, L_in=L, M=M)
-    for res in (simulate_vtc(reqs, max_running=1), simulate_dlpm(reqs, quantum=10.0, max_running=1)):
-        assert max_backlogged_gap(res, "f", "g") >= lb >= 2 * M
-
-
-def test_evaluate_for_workload():
-    wl = F.adversarial_lower_bound_workload(100, 50)
-    assert F.evaluate(F.vtc_upper_bound(k=1), workload=wl) == 400
-    assert F.evaluate(F.dlpm_gap_bound(k=1), workload=wl, Q_u=10) == 420
-    assert F.evaluate(F.vtc_upper_bound_published(), workload=wl) == 200
-    assert sp.simplify(F.X_expr(1) - (S.w_p * S.L_in + S.w_q * S.M_out)) == 0
 
 
 # ---------------------------------------------------------------- randomized searches

@@ -675,12 +675,14 @@ def summarize(result, label: str | None = None, weights=None) -> dict:
     ``computed_tok_s``; ``cache_hit_rate``; ``total_service``; ``max_service_gap``,
     ``gap_pair`` ([f, g], f ahead), ``gap_interval`` ([t1, t2]), ``gap_left_closed``,
     ``gap_window`` (see :class:`GapReport`);
-    ``max_cost_U`` (``U = max(w_p L_input, w_q M)`` with ``weights``, default VTC's 1 and 2)
-    and ``gap_over_U``; ``jain_index`` and ``jain_n_clients`` (clients it covers).
+    ``max_cost_U`` (VTC's ``U = max(w_p L_input, w_q M)``, M the instance's KV token
+    capacity ``result.meta["kv_capacity_tokens"]``, None when unknown; ``weights`` default
+    VTC's 1 and 2) and ``gap_over_U``; ``jain_index`` and ``jain_n_clients`` (clients it covers).
     """
     w_p, w_q = (weights.w_p, weights.w_q) if weights is not None else (1.0, 2.0)
     gap = max_service_gap(result, per_pair=False)
-    u = float(result.workload.max_cost(w_p, w_q)) if len(result.workload) else 0.0
+    M = (getattr(result, "meta", None) or {}).get("kv_capacity_tokens")
+    u = float(result.workload.max_cost(w_p, w_q, batch_tokens=M)) if len(result.workload) and M else None
     router = result.router or "none"
     policy = result.policy or ""
     out = {
@@ -703,7 +705,7 @@ def summarize(result, label: str | None = None, weights=None) -> dict:
     out["gap_left_closed"] = bool(gap.left_closed)
     out["gap_window"] = [_none_if_nan(x) for x in gap.window] if gap.window else None
     out["max_cost_U"] = u
-    out["gap_over_U"] = float(gap.gap / u) if u > 0 else None
+    out["gap_over_U"] = float(gap.gap / u) if u else None
     rates = backlogged_rates(result, JAIN_MIN_BACKLOG_FRAC)
     out["jain_index"] = _none_if_nan(_jain(rates.values()))
     out["jain_n_clients"] = len(rates)

@@ -143,7 +143,7 @@ def analyze(
 
     # ---- write (each file atomically; the report first, the summary last)
     doc = {
-        "workload": workload_doc(workload, weights),
+        "workload": workload_doc(workload, weights, inst.kv_capacity_tokens),
         "config": {"instances": instances, "combos": [list(c) for c in combos],
                    "routers": router or None, "policies": policy or None,
                    "trace": str(trace) if trace else None, "format": format, "limit": limit, "seed": seed,

@@ -201,7 +201,7 @@ def check(
                      "fairsched's charging model (proofs/README.md)")
     for n in notes:
         console.print(f"[bold]note:[/bold] {escape(n)}")
-    doc = {"workload": workload_doc(workload, weights),
+    doc = {"workload": workload_doc(workload, weights, inst.kv_capacity_tokens),
            "config": {"instances": instances, "combos": [list(c) for c in combos], "trace": str(trace) if trace else None,
                       "format": fmt, "limit": limit, "seed": seed, "quantum": q_u, "quantum_w": quantum_w,
                       "instance": asdict(inst), "cost_model": asdict(cost),

@@ -193,11 +193,13 @@ def prepare_out(out: Path) -> None:
         atomic_write_text(out / ".fairsched-write-test", "").unlink()
 
 
-def workload_doc(workload, weights=None) -> dict:
-    """The ``workload`` entry of a command's JSON: name, source, sizes, duration [s] and
-    ``U = max(w_p L_in, w_q M)`` [service units] (``weights`` default w_p = 1, w_q = 2)."""
+def workload_doc(workload, weights=None, kv_capacity_tokens=None) -> dict:
+    """The ``workload`` entry of a command's JSON: name, source, sizes, duration [s] and VTC's
+    ``U = max(w_p L_in, w_q M)`` [service units] with M = ``kv_capacity_tokens`` (the
+    instance's KV token capacity; None without it; ``weights`` default w_p = 1, w_q = 2)."""
     w_p, w_q = (weights.w_p, weights.w_q) if weights is not None else (1.0, 2.0)
     return {"name": workload.name, "source": str(workload.source), "n_requests": len(workload),
             "n_clients": len(workload.clients), "duration_s": workload.duration,
             "block_size": workload.block_size,
-            "max_cost_U": workload.max_cost(w_p, w_q) if len(workload) else None}
+            "max_cost_U": (workload.max_cost(w_p, w_q, batch_tokens=kv_capacity_tokens)
+                           if len(workload) and kv_capacity_tokens else None)}

@@ -135,7 +135,7 @@ def detect(
                       f"{near['t1']:.0f} s: x = {near['x']:.4f} ({near['n_class']} of {near['n_total']} arrivals) vs "
                       f"|M|/N = {near['threshold_x']:.4f} (x / (|M|/N) = {near['margin']:.3f}; > 1 violates)")
     console.print(_latency_table(oc.latency))
-    doc = {"workload": workload_doc(workload), "config": {**asdict(cfg), "instances": instances, "baseline": baseline,
+    doc = {"workload": workload_doc(workload, None, inst.kv_capacity_tokens), "config": {**asdict(cfg), "instances": instances, "baseline": baseline,
                                                           "policy": policy, "trace": str(trace) if trace else None,
                                                           "format": fmt, "limit": limit, "seed": seed,
                                                           "instance": asdict(inst), "cost_model": asdict(cost)},

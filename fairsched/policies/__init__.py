@@ -32,15 +32,16 @@ ROUTER_NAMES = tuple(ROUTERS)
 
 def default_quantum(workload, weights: ServiceWeights | None = None) -> float:
     """The quantum the CLI uses for DLPM (``Q^u``) and D²LPM (``Q^w``) when none is given:
-    ``U = max(w_p L_in, w_q M)`` of the workload, the largest service one request can be
-    charged at admission. Deficit round robin's rule (Shreedhar & Varghese, SIGCOMM'95):
+    ``max(w_p L_in, w_q O_max)`` of the workload (``Workload.max_request_cost``; O_max the
+    longest output; not VTC's U, which takes the KV capacity), the largest charge of one
+    prompt or one output. Deficit round robin's rule (Shreedhar & Varghese, SIGCOMM'95):
     with a quantum at least the largest cost, one refill round always lets a backlogged
     client be served, and a client is not pushed off the worker that holds its prefix by
     a single request. Measured on the Mooncake trace (16 instances): D²LPM with
     ``Q^w = 8192`` keeps a 7.0% hit rate, with ``Q^w = U`` 24.7%.
     """
     w = weights or ServiceWeights()
-    return float(workload.max_cost(w.w_p, w.w_q))
+    return float(workload.max_request_cost(w.w_p, w.w_q))
 
 
 def make_policy_factory(name: str, weights: ServiceMeasure | None = None, **params) -> Callable[[], QueuePolicy]:

@@ -6,8 +6,17 @@ Independent of ``fairsched.sim`` (written concurrently); used only to check the 
 - time advances in *steps*; in each step: (1) requests with ``arrival <= step`` join the
   waiting queue (a client that had no waiting request is *returning*: VTC counter lift /
   DLPM return rule); (2) the scheduler admits waiting requests while fewer than
-  ``max_running`` run, charging ``w_p * uncached`` at admission; (3) every running request
-  generates one token charged ``w_q``; finished requests leave.
+  ``max_running`` run and the chosen request fits in memory (``admission``, below), charging
+  ``w_p * uncached`` at admission; when the chosen request does not fit, admission stops
+  for this step (VTC artifact's rule); (3) every running request generates one token
+  charged ``w_q``; finished requests leave.
+- memory (``kv_capacity`` = M tokens, optional): a running request holds its prompt plus the
+  tokens generated so far. ``admission="reserve"``: admit if the prompts plus *full* outputs
+  of the running requests and of the new one fit in M. ``admission="peak"`` (VTC artifact /
+  S-LoRA ``_can_add_new_req``): sort running + new by remaining output ``r_1 >= r_2 >= ...``,
+  held tokens ``c_j``; admit if ``max_i (c_1 + ... + c_i + i r_i) <= M``, the occupancy at
+  the moment the i-th request emits its last token. Both keep occupancy <= M at all times
+  (``RefResult.max_occupancy``).
 - *backlogged* = has at least one waiting (not admitted) request.
 - after every event (arrival, admission, refill, token) a snapshot ``(service vector,
   backlogged set before the next event)`` is appended to ``trace``.
@@ -28,15 +37,36 @@ class RefResult:
     backlog_trace: list = field(default_factory=list)  # frozenset of backlogged clients
     x_measured: float = 0.0  # max over admissions of w_p*u + outstanding decode after it
     refills: int = 0
+    max_occupancy: int = 0  # most tokens held by running requests (prompt + generated)
+    max_outstanding: int = 0  # most outstanding decode tokens of all running requests
+
+
+def fits(running, prompt, output, kv_capacity, admission) -> bool:
+    """Whether a request (``prompt``, ``output`` tokens) may join ``running`` (list of
+    ``[client, remaining, held]``) under ``admission`` with ``kv_capacity`` tokens (None: no
+    memory limit). See the module docstring for the two rules."""
+    if kv_capacity is None or admission == "slots":
+        return True
+    if admission == "reserve":
+        return sum(h + r for _, r, h in running) + prompt + output <= kv_capacity
+    if admission != "peak":
+        raise ValueError(f"admission must be 'slots', 'reserve' or 'peak', got {admission!r}")
+    rows = sorted([(r, h) for _, r, h in running] + [(output, prompt)], key=lambda x: -x[0])
+    held = 0
+    for i, (r, h) in enumerate(rows, 1):
+        held += h
+        if held + i * r > kv_capacity:
+            return False
+    return True
 
 
 def _run(reqs, policy, *, w_p=1.0, w_q=2.0, max_running=1, quantum=1.0, lift="watermark",
-         refill_to="backlogged", on_return="keep", max_steps=100000):
+         refill_to="backlogged", on_return="keep", max_steps=100000, kv_capacity=None, admission="slots"):
     reqs = sorted(enumerate(reqs), key=lambda kv: (kv[1][0], kv[0]))
     clients = list(dict.fromkeys(r[1] for _, r in reqs))
     S = dict.fromkeys(clients, 0.0)  # cumulative service
     cnt = dict.fromkeys(clients, 0.0)  # VTC counter or DLPM deficit
-    waiting, running = [], []  # waiting: (arr_idx, req); running: [client, remaining]
+    waiting, running = [], []  # waiting: (arr_idx, req); running: [client, remaining, held]
     res = RefResult(clients)
     watermark = [0.0]
     pos = 0
@@ -84,11 +114,15 @@ def _run(reqs, policy, *, w_p=1.0, w_q=2.0, max_running=1, quantum=1.0, lift="wa
                     snap()
                 order = sorted(range(len(waiting)), key=lambda i: (-waiting[i][1][4], waiting[i][0]))
                 k = next(i for i in order if cnt[waiting[i][1][1]] > 0)
+            if not fits(running, waiting[k][1][2], waiting[k][1][3], kv_capacity, admission):
+                break
             _, r = waiting.pop(k)
             c, u, o = r[1], r[2], r[3]
             cnt[c] += w_p * u if policy == "vtc" else -w_p * u
             S[c] += w_p * u
-            running.append([c, o])
+            running.append([c, o, u])
+            res.max_occupancy = max(res.max_occupancy, sum(rr[2] for rr in running))
+            res.max_outstanding = max(res.max_outstanding, sum(rr[1] for rr in running))
             out = sum(w_q * rr[1] for rr in running if rr[0] == c)
             res.x_measured = max(res.x_measured, w_p * u + out)
             B2 = backlogged()
@@ -100,7 +134,9 @@ def _run(reqs, policy, *, w_p=1.0, w_q=2.0, max_running=1, quantum=1.0, lift="wa
             cnt[c] += w_q if policy == "vtc" else -w_q
             S[c] += w_q
             rr[1] -= 1
+            rr[2] += 1
             snap()
+        res.max_occupancy = max(res.max_occupancy, sum(rr[2] for rr in running))
         running = [rr for rr in running if rr[1] > 0]
         if policy == "vtc" and backlogged():
             watermark[0] = max(watermark[0], min(cnt[j] for j in backlogged()))
@@ -111,7 +147,8 @@ def _run(reqs, policy, *, w_p=1.0, w_q=2.0, max_running=1, quantum=1.0, lift="wa
 def simulate_vtc(reqs, **kw) -> RefResult:
     """VTC on abstract requests. ``lift``: ``"watermark"`` (lift a returning client to the
     min counter over backlogged clients, or, if none is backlogged, to the last such min) or
-    ``"min_backlogged"`` (only the min over currently backlogged clients; none if empty)."""
+    ``"min_backlogged"`` (only the min over currently backlogged clients; none if empty).
+    ``kv_capacity`` / ``admission`` (``"slots"``, ``"reserve"``, ``"peak"``): memory rule."""
     return _run(reqs, "vtc", **kw)
 
 

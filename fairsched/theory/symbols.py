@@ -12,8 +12,12 @@ import sympy as sp
 # --- service model (VTC / DLPM / D2LPM) -------------------------------------------------
 w_p, w_q = sp.symbols("w_p w_q", positive=True)  # service units per prefill / decode token
 L_in = sp.Symbol("L_in", positive=True)  # longest (uncached) prompt charged, tokens
-M_out = sp.Symbol("M", positive=True)  # longest output, tokens
-U = sp.Symbol("U", positive=True)  # max(w_p L_in, w_q M), service units
+# M as VTC (Sheng et al., OSDI'24, Sec. 4) defines it: the most tokens that fit in a running
+# batch = the instance's KV-cache token capacity (``InstanceConfig.kv_capacity_tokens``).
+M_kv = sp.Symbol("M", positive=True)  # KV token capacity of one instance's running batch, tokens
+O_max = sp.Symbol("O_max", positive=True)  # longest output of the workload, tokens
+n_run = sp.Symbol("N_run", positive=True, integer=True)  # most requests running at once, one instance
+U = sp.Symbol("U", positive=True)  # max(w_p L_in, w_q M), service units (M = KV capacity)
 k_conc = sp.Symbol("k", positive=True, integer=True)  # max concurrent requests of one client
 X = sp.Symbol("X", positive=True)  # max (prefill charge + outstanding decode) after an admission
 Q_u = sp.Symbol("Q^u", positive=True)  # DLPM per-client quantum, service units

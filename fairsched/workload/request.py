@@ -87,12 +87,29 @@ class Workload:
         """Seconds from the first to the last arrival."""
         return self.requests[-1].arrival - self.requests[0].arrival if self.requests else 0.0
 
-    def max_cost(self, w_p: float = 1.0, w_q: float = 2.0) -> float:
-        """``U = max(w_p * L_input, w_q * M)`` in service units (VTC, Sheng et al. OSDI'24, Sec. 4).
+    def max_cost(self, w_p: float = 1.0, w_q: float = 2.0, *, batch_tokens: float | None = None) -> float:
+        """``U = max(w_p * L_input, w_q * M)`` in service units, as VTC defines it (Sheng et al.,
+        OSDI'24, Sec. 4; DLPM reuses it): ``L_input`` the longest prompt [tokens], ``M`` the
+        most tokens that fit in a running batch = the instance's KV-cache token capacity
+        (``InstanceConfig.kv_capacity_tokens``; ``fairsched.theory.fairness`` says why not the
+        token budget).
 
-        ``L_input`` is the longest prompt and ``M`` the longest output, both in tokens.
-        See ``fairsched.theory.fairness`` for the bounds that use it.
+        Args:
+            batch_tokens: M [tokens]; default ``self.meta["kv_capacity_tokens"]``.
+        Raises:
+            ValueError: if M is neither given nor in the workload's meta.
         """
+        M = batch_tokens if batch_tokens is not None else self.meta.get("kv_capacity_tokens")
+        if M is None:
+            raise ValueError("U = max(w_p L_input, w_q M) needs M, the KV token capacity of the running batch: "
+                             "pass batch_tokens= (InstanceConfig.kv_capacity_tokens)")
+        L = max((r.input_len for r in self.requests), default=0)
+        return float(max(w_p * L, w_q * M))
+
+    def max_request_cost(self, w_p: float = 1.0, w_q: float = 2.0) -> float:
+        """``max(w_p * L_input, w_q * O_max)`` in service units with ``O_max`` the longest *output*:
+        the largest charge of one prompt or of one output (DRR's quantum rule uses it). This is
+        NOT the published U (``max_cost``), which takes the batch's KV token capacity."""
         if not self.requests:
             return 0.0
         return max(w_p * max(r.input_len for r in self.requests), w_q * max(r.output_len for r in self.requests))
