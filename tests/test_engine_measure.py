@@ -90,14 +90,18 @@ def test_token_service_gap_within_bound(validation, quantum):
         res = v["results"][pol]
         assert res.n_finished == len(w) and (res.meta["finish_count"] == 1).all()
         gap = service_gap(res).gap
-        bound = bound_tokens(pol, w, quantum=quantum if pol == "dlpm" else None)
+        M = res.meta["kv_capacity_tokens"]
+        bound = bound_tokens(pol, w, quantum=quantum if pol == "dlpm" else None, kv_capacity_tokens=M)
         assert gap > 0 and gap <= bound, (pol, gap, bound)
         assert tab.loc[pol, "holds_tokens"] and np.isclose(tab.loc[pol, "gap_tokens"], gap)
         # the bound proved for this service model (X measured on the run) holds as well
         assert tab.loc[pol, "holds_proved"] and gap <= tab.loc[pol, "bound_proved"]
         # the seconds view: measured, positive, compared with the scaled bound
         assert tab.loc[pol, "gap_s"] > 0 and tab.loc[pol, "bound_s"] > tab.loc[pol, "bound_s_mean_rate"] > 0
-    assert tab.loc["dlpm", "bound_tokens"] == 2 * (w.max_cost() + quantum)
+    M = v["results"]["dlpm"].meta["kv_capacity_tokens"]
+    assert tab.loc["dlpm", "bound_tokens"] == 2 * (w.max_cost(batch_tokens=M) + quantum) == 2 * (2 * M + quantum)
+    # the proved 2X is never looser than the published 2U here (reserve admission, w_p <= w_q)
+    assert (tab["bound_proved"] <= tab["bound_tokens"] + 1e-9).all()
 
 
 def test_token_count_misranks_measured_prefill_cost(validation):

@@ -32,8 +32,11 @@ changes; memory ``O(|A|^2 + chunk)``, independent of the number of clients ever 
 On top of the gap, :func:`check_run` compares a run with the bounds of
 :mod:`fairsched.theory.fairness` that apply to its policy (``proofs/README.md``):
 
-- VTC (watermark lift): proved ``2X``; published ``2U`` (refuted in this model).
-- DLPM: proved ``2(Q^u + X)``; published ``2(U + Q^u)`` (refuted in this model).
+- VTC (watermark lift): proved ``2X``; published ``2U`` with VTC's own ``U = max(w_p L_in,
+  w_q M)``, M the instance's KV token capacity (``result.meta["kv_capacity_tokens"]``):
+  proved under reserve admission when ``w_p <= w_q`` or ``L_in >= M`` (``proofs/admission.md``),
+  a claim under peak admission (``result.meta["admission"] == "peak"``), where it is refuted.
+- DLPM: proved ``2(Q^u + X)``; published ``2(U + Q^u)``, same status as VTC's ``2U``.
 - several instances: each instance's queue policy is checked on its own service and
   its own queue's backlog (the single-instance theorem applies per worker); clients
   backlogged at *every* worker: ``sum_k`` of the per-worker bounds (``proofs/d2lpm_bound.md``
@@ -43,7 +46,7 @@ On top of the gap, :func:`check_run` compares a run with the bounds of
 
 ``X`` is measured from the run (max over admissions of the prefill charge plus the
 client's outstanding decode charge right after it, per instance) and also bounded by
-``w_p L_in + k w_q M`` with ``k`` the most requests of one client running at once on one
+``w_p L_in + k w_q O_max`` (O_max the longest output) with ``k`` the most requests of one client running at once on one
 instance, read from ``admit_t`` / ``finish_t``. Both bounds are reported.
 """
 
@@ -696,8 +699,15 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
         return [Verdict(label, "service gap", "cluster", None, "", 0.0, None, STATUS_NA, "none",
                         note=f"{len(clients)} client(s): a service gap needs two clients")]
     L = float(max(r.input_len for r in wl))
-    M = float(max(r.output_len for r in wl))
-    U = float(wl.max_cost(w_p, w_q))
+    O = float(max(r.output_len for r in wl))  # longest output [tokens]
+    meta = getattr(result, "meta", None) or {}
+    M_kv = meta.get("kv_capacity_tokens")  # VTC's M: tokens that fit in the running batch
+    admission = meta.get("admission", "reserve")
+    U = float(wl.max_cost(w_p, w_q, batch_tokens=M_kv)) if M_kv else None
+    from sympy import S as _S
+
+    pub_proved = bool(U is not None and admission == "reserve" and F.reserve_X_within_U_condition().subs(
+        {F.w_p: _S(w_p), F.w_q: _S(w_q), F.L_in: _S(L), F.M_kv: _S(M_kv)}))
     Q = params.get("quantum")
     if policy == "dlpm" and Q is None:
         Q = 2048.0
@@ -719,9 +729,10 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
         return (f"2X = 2*{X:g} ({how})" if policy == "vtc" else f"2(Q^u + X) = 2({Q:g} + {X:g}) ({how})")
 
     def published() -> tuple[float, str]:
+        u = f"U = max(w_p L_in, w_q M) = max({w_p:g}*{L:g}, {w_q:g}*{M_kv:g})"
         if policy == "vtc":
-            return F.evaluate(F.vtc_upper_bound_published(), U=U), f"2U = 2*{U:g}"
-        return F.evaluate(F.dlpm_gap_bound_published(), U=U, Q_u=Q), f"2(U + Q^u) = 2({U:g} + {Q:g})"
+            return F.evaluate(F.vtc_upper_bound_published(), U=U), f"2U = 2*{U:g} ({u})"
+        return F.evaluate(F.dlpm_gap_bound_published(), U=U, Q_u=Q), f"2(U + Q^u) = 2({U:g} + {Q:g}) ({u})"
 
     name = {"vtc": "VTC", "dlpm": "DLPM"}.get(policy, policy.upper())
     # ---- per instance: the queue policy's own guarantee
@@ -740,7 +751,7 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
                 best = None
                 for j, g in gaps.items():
                     k = max(ks.get(j, 0), 1)
-                    X = w_p * L + k * w_q * M if how == "k" else Xs.get(j, 0.0)
+                    X = w_p * L + k * w_q * O if how == "k" else Xs.get(j, 0.0)
                     if how == "measured" and X <= 0:
                         continue
                     b = proved(X)
@@ -750,20 +761,23 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
                 if best is None:
                     continue
                 _, j, g, X, b, k = best
-                what = (f"X = w_p L_in + k w_q M, k = {k}" if how == "k" else "X measured")
+                what = (f"X = w_p L_in + k w_q O_max, k = {k}" if how == "k" else "X measured")
                 short = f"k={k}" if how == "k" else "X measured"
                 note = ("" if K == 1 else f"worst ratio on instance {j}") + (
                     "; VTC needs the watermark lift (fairsched's VTC has it)" if policy == "vtc" else "")
                 rows.append(_verdict(label, f"{name} proved {'2X' if policy == 'vtc' else '2(Q^u+X)'} ({short})",
                                      scope, "proved", b, proved_expr(X, what), g, note.strip("; "),
                                      {**base, "X": X, "k": k, "Q_u": Q, "instance": j}))
-            pb, pexpr = published()
             jw = max(gaps, key=lambda j: gaps[j].gap)
-            rows.append(_verdict(label, f"{name} published {'2U' if policy == 'vtc' else '2(U+Q^u)'}", scope,
-                                 "published", pb, pexpr, gaps[jw],
-                                 "refuted in fairsched's model (decode charged per token, several running "
-                                 "requests per client); exceeding it is a finding, not an error",
-                                 {**base, "U": U, "Q_u": Q, "instance": jw}))
+            if U is not None:
+                pb, pexpr = published()
+                note = (f"proved here for reserve admission with w_p <= w_q or L_in >= M (2X <= 2U; "
+                        f"proofs/admission.md); M = {M_kv:,.0f} KV tokens" if pub_proved else
+                        f"a claim under {admission} admission: refuted under peak admission (outstanding decode up "
+                        f"to M H_N; proofs/admission.md); exceeding it is a finding, not an error; M = {M_kv:,.0f} KV tokens")
+                rows.append(_verdict(label, f"{name} published {'2U' if policy == 'vtc' else '2(U+Q^u)'}", scope,
+                                     "proved" if pub_proved else "published", pb, pexpr, gaps[jw], note,
+                                     {**base, "U": U, "M": M_kv, "Q_u": Q, "instance": jw, "admission": admission}))
             out += rows
         else:
             jw = max(gaps, key=lambda j: gaps[j].gap)
@@ -789,7 +803,7 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
                                 {**base, "K": K, "Q_u": Q, "X_sum": Xsum}))
         if router == "d2lpm" and policy == "dlpm":
             kmax = max(max(ks.values()), 1)
-            X = w_p * L + kmax * w_q * M
+            X = w_p * L + kmax * w_q * O
             b = F.evaluate(F.d2lpm_candidate_global_bound(), K=K, Q_u=Q, Q_w=Qw, X=X)
             out.append(_verdict(label, "D2LPM candidate 2K(Qu+Qw+X)", "backlogged anywhere", "candidate",
                                 b, f"2*{K}({Q:g} + {Qw:g} + {X:g})", cluster,

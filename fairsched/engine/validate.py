@@ -7,12 +7,13 @@ unique-prompt clients: no sharing), then for each run:
 * **tokens**: the maximum service gap between two backlogged clients
   (:func:`fairsched.analysis.metrics.max_service_gap`, service = ``w_p`` x uncached prompt
   tokens + ``w_q`` x output tokens) against the published bounds, ``2U`` for VTC and
-  ``2(U + Q^u)`` for DLPM with ``U = workload.max_cost(w_p, w_q)`` (columns ``bound_tokens``,
+  ``2(U + Q^u)`` for DLPM with VTC's ``U = max(w_p L_in, w_q M)``, M the engine instance's
+  KV token capacity (``result.meta["kv_capacity_tokens"]``; columns ``bound_tokens``,
   ``ratio_tokens``), and against the bounds proved in ``proofs/`` for this service model,
   ``2X`` and ``2(Q^u + X)`` with ``X`` measured on the run
   (:func:`fairsched.analysis.bounds.check_run`; columns ``X``, ``bound_proved``,
-  ``ratio_proved``). The proved bound must hold; the published one is refuted in general
-  (several running requests per client) but holds on these runs.
+  ``ratio_proved``). Both must hold: the engine reserves prompt + full output at admission
+  and ``w_p <= w_q``, so ``2X <= 2U`` (``proofs/admission.md``).
 * **seconds**: the same gap with every service-log entry replaced by the engine's measured
   seconds (``meta["svc_seconds"]``). A token bound says nothing about seconds unless
   seconds are proportional to tokens; to "scale the bound by the cost model" the token
@@ -117,14 +118,16 @@ def service_gap(result: SimResult, unit: str = "tokens"):
 
 
 def bound_tokens(policy: str, workload: Workload, weights: ServiceWeights | None = None,
-                 quantum: float | None = None) -> float:
-    """``2U`` (VTC) or ``2(U + Q^u)`` (DLPM), ``U = workload.max_cost(w_p, w_q)``.
+                 quantum: float | None = None, *, kv_capacity_tokens: float | None = None) -> float:
+    """The published ``2U`` (VTC) or ``2(U + Q^u)`` (DLPM) [service units], with VTC's
+    ``U = max(w_p L_in, w_q M)`` (``Workload.max_cost``), M = ``kv_capacity_tokens`` (the
+    instance's KV token capacity; default ``workload.meta["kv_capacity_tokens"]``).
 
     Raises:
-        ValueError: for another policy, or DLPM without ``quantum``.
+        ValueError: for another policy, DLPM without ``quantum``, or M unknown.
     """
     w = weights or ServiceWeights()
-    U = workload.max_cost(w.w_p, w.w_q)
+    U = workload.max_cost(w.w_p, w.w_q, batch_tokens=kv_capacity_tokens)
     if policy == "vtc":
         return 2.0 * U
     if policy == "dlpm":
@@ -303,14 +306,15 @@ def validate_bounds(preset="cpu-small", policies: Sequence[str] = ("vtc", "dlpm"
         err = 0.0
     rows = []
     for pol, res in results.items():
-        b = bound_tokens(pol, w, weights, quantum if pol == "dlpm" else None)
+        M = res.meta["kv_capacity_tokens"]
+        b = bound_tokens(pol, w, weights, quantum if pol == "dlpm" else None, kv_capacity_tokens=M)
         gt = service_gap(res, "tokens")
         gs = service_gap(res, "seconds")
         k = seconds_per_unit(res, cost_model, weights)
         b_s = b * k["kappa_max"] * (1.0 + err)
         b_mean = b * k["kappa_mean"] * (1.0 + err)
         proved = _proved_bound(res, pol, quantum if pol == "dlpm" else None, weights)
-        rows.append({"policy": pol, "U": w.max_cost(weights.w_p, weights.w_q),
+        rows.append({"policy": pol, "U": w.max_cost(weights.w_p, weights.w_q, batch_tokens=M), "M": M,
                      "quantum": quantum if pol == "dlpm" else None, "bound_tokens": b,
                      "gap_tokens": gt.gap, "ratio_tokens": gt.gap / b, "holds_tokens": gt.gap <= b + 1e-9,
                      "pair_tokens": gt.pair, **proved, "gap_s": gs.gap, "pair_s": gs.pair,

@@ -76,7 +76,8 @@ def run_quantum_tradeoff(quick: bool, cost=None, out: Path | None = None) -> Cla
         + " The bound 2(Q^u + X) (fairsched.theory.fairness.dlpm_gap_bound) uses X measured on each run (an upper "
         "bound, see fairsched.reproduce.common.measured_x); it grows linearly in Q^u while hit rate and throughput saturate at "
         "LPM's once Q^u covers a client's whole backlog. The paper states this trade-off qualitatively; "
-        "the published bound 2(U + Q^u) is refuted in our model and not used.")
+        "the published 2(U + Q^u) (U with M = the KV token capacity) also holds under reserve admission "
+        "(proofs/admission.md) but is much looser here.")
     setup = (f"{w.name}: {len(w)} requests, 32 clients x one 24-32k-token document; 1 instance, "
              f"{cm.hw_text(cost, inst)}; Q^u in {[int(q) for q in qs]}")
     return ClaimResult(values=values, summary=summary, setup=setup, notes=notes, figure=fig,

@@ -126,7 +126,8 @@ def proved_dlpm_bound(quantum: float, x: float, w_p: float = 1.0, w_q: float = 2
 
 
 def published_dlpm_bound(quantum: float, u: float) -> float:
-    """The published ``2 (U + Q^u)`` (refuted in our model, shown for comparison)."""
+    """The published ``2 (U + Q^u)``, ``u`` = VTC's U with M = the KV token capacity (proved
+    under reserve admission with w_p <= w_q: ``proofs/admission.md``)."""
     from fairsched.theory.fairness import dlpm_gap_bound_published, evaluate
 
     return evaluate(dlpm_gap_bound_published(), Q_u=quantum, U=u)
