@@ -290,7 +290,7 @@ def d2lpm_counterexample_requests(n_chunks: int = 32, period: int = 110, L: int 
 
 
 def vtc_latency_bound_published() -> sp.Expr:
-    """Published VTC latency bound ``2 (n - 1) U / a`` seconds (``proofs/vtc_other_claims.md``)."""
+    """Published VTC latency bound ``2 (n - 1) U / a`` seconds. NOT proved here (claim)."""
     return 2 * (n_clients - 1) * U / rate_a
 
 
