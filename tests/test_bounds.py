@@ -159,8 +159,8 @@ def test_longest_output_counterexample_on_the_simulator_attains_2X_within_publis
     the longest-output variant's 2 max(w_p L, w_q O) = 200, but within VTC's 2U = 2 w_q M = 600,
     which the checker reports as proved (reserve admission, w_p <= w_q)."""
     rows, unit = [], 1
-    for step, c, L, O, _ in F.vtc_longest_output_counterexample_requests():
-        rows.append((step * 1e-3, c, list(range(unit, unit + L)), L, O))
+    for step, c, L, Ot, _ in F.vtc_longest_output_counterexample_requests():
+        rows.append((step * 1e-3, c, list(range(unit, unit + L)), L, Ot))
         unit += L
     res = simulate_for_check(make_workload(rows), "vtc", instance=InstanceConfig(kv_capacity_tokens=150))
     v = {x.check: x for x in check_run(res, "vtc")}

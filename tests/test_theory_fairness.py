@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from fairsched.theory import fairness as F
 from fairsched.theory import symbols as S
-from fairsched.theory.smt import prove, to_z3
 from fairsched.theory._reference import (
     max_backlogged_gap,
     max_gap_under,
@@ -18,6 +17,7 @@ from fairsched.theory._reference import (
     simulate_dlpm,
     simulate_vtc,
 )
+from fairsched.theory.smt import prove, to_z3
 
 
 def _valid(claim, *hyps):
@@ -242,7 +242,7 @@ def test_vtc_invariant_implies_counter_gap():
 def test_longest_output_variant_is_no_bound_but_published_2U_holds():
     """The old reading (M = longest output) gives 2U_out = 200 < gap 400; with VTC's own M (the
     batch holds one request, M = L + O = 150 KV tokens) U = 300 and 2U = 600 >= 400 = 2X."""
-    L, O = 100, 50
+    L, O = 100, 50  # noqa: E741
     res = simulate_vtc(F.vtc_longest_output_counterexample_requests(L, O), max_running=10,
                        kv_capacity=L + O, admission="reserve")
     gap = max_backlogged_gap(res, "f", "g")

@@ -699,7 +699,7 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
         return [Verdict(label, "service gap", "cluster", None, "", 0.0, None, STATUS_NA, "none",
                         note=f"{len(clients)} client(s): a service gap needs two clients")]
     L = float(max(r.input_len for r in wl))
-    O = float(max(r.output_len for r in wl))  # longest output [tokens]
+    O_max = float(max(r.output_len for r in wl))  # longest output [tokens]
     meta = getattr(result, "meta", None) or {}
     M_kv = meta.get("kv_capacity_tokens")  # VTC's M: tokens that fit in the running batch
     admission = meta.get("admission", "reserve")
@@ -751,7 +751,7 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
                 best = None
                 for j, g in gaps.items():
                     k = max(ks.get(j, 0), 1)
-                    X = w_p * L + k * w_q * O if how == "k" else Xs.get(j, 0.0)
+                    X = w_p * L + k * w_q * O_max if how == "k" else Xs.get(j, 0.0)
                     if how == "measured" and X <= 0:
                         continue
                     b = proved(X)
@@ -803,7 +803,7 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
                                 {**base, "K": K, "Q_u": Q, "X_sum": Xsum}))
         if router == "d2lpm" and policy == "dlpm":
             kmax = max(max(ks.values()), 1)
-            X = w_p * L + kmax * w_q * O
+            X = w_p * L + kmax * w_q * O_max
             b = F.evaluate(F.d2lpm_candidate_global_bound(), K=K, Q_u=Q, Q_w=Qw, X=X)
             out.append(_verdict(label, "D2LPM candidate 2K(Qu+Qw+X)", "backlogged anywhere", "candidate",
                                 b, f"2*{K}({Q:g} + {Qw:g} + {X:g})", cluster,

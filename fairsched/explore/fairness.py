@@ -142,7 +142,7 @@ def proved_bound_expr(policy: str, k=None) -> sp.Expr:
     """The proved service-gap bound of ``policy`` from :mod:`fairsched.theory.fairness`
     (``vtc``: ``2X``, ``dlpm``: ``2(Q^u + X)``, ``d2lpm``: ``2K(Q^u + X)`` for clients
     backlogged at every worker); with ``k`` given, ``X`` is replaced by its bound
-    ``w_p L_in + k w_q M``.
+    ``w_p L_in + k w_q O_max`` (O_max the longest output).
 
     Raises:
         ValueError: on another policy.

@@ -185,7 +185,7 @@ def adversarial_lower_bound_workload(L: int, M: int, *, n_per_client: int = 3,
     return wl
 
 
-def vtc_longest_output_counterexample_requests(L: int = 100, O: int = 50):
+def vtc_longest_output_counterexample_requests(L: int = 100, O: int = 50):  # noqa: E741
     """Abstract requests ``(arrival_step, client, uncached, output, lpm_key)`` on which VTC
     (one running request, FCFS among tied counters) yields ``|W_f - W_g| = 2(w_p L + w_q O)``.
     With ``w_p L = w_q O`` that is 4x the *longest-output* variant ``U_longest_output`` (so
@@ -256,7 +256,7 @@ def dlpm_gap_bound_published() -> sp.Expr:
     return 2 * (U + Q_u)
 
 
-def dlpm_longest_output_counterexample_requests(L: int = 100, O: int = 50):
+def dlpm_longest_output_counterexample_requests(L: int = 100, O: int = 50):  # noqa: E741
     """Requests on which DLPM (Q^u = 1, one running request) yields ``|W_f - W_g| = 2(w_p L +
     w_q O)`` (= 400 for the defaults): above ``2(U_longest_output + Q^u) = 202`` but within
     the published ``2(U + Q^u) = 602`` (one slot: M = L + O = 150). LPM keys: g's first
@@ -301,8 +301,8 @@ def params_from_workload(wl: Workload, w_p_val: float = 1.0, w_q_val: float = 2.
     ``wl.meta["kv_capacity_tokens"]``; left out when neither is known), ``U =
     wl.max_cost(w_p, w_q, batch_tokens=M)`` and ``X <= w_p L_in + k w_q O_max``."""
     L = max(r.input_len for r in wl.requests)
-    O = max(r.output_len for r in wl.requests)
-    out = {w_p: w_p_val, w_q: w_q_val, L_in: L, O_max: O, X: w_p_val * L + k * w_q_val * O}
+    Omax = max(r.output_len for r in wl.requests)
+    out = {w_p: w_p_val, w_q: w_q_val, L_in: L, O_max: Omax, X: w_p_val * L + k * w_q_val * Omax}
     M = kv_capacity_tokens if kv_capacity_tokens is not None else wl.meta.get("kv_capacity_tokens")
     if M is not None:
         out[M_kv] = M
