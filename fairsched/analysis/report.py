@@ -8,7 +8,6 @@ once (in the first figure) so the report opens without network access.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from plotly.subplots import make_subplots
 
 from fairsched.analysis.metrics import GapReport, max_service_gap, service_curves
 from fairsched.analysis.page import html_page, html_table
+from fairsched.output import atomic_write_text  # re-exported: the one atomic writer
 
 __all__ = [
     "COMPARISON_METRICS",
@@ -218,22 +218,3 @@ def write_report(results: Sequence, summaries: Sequence[dict], out_dir: str | os
             "of the clients' service rates while backlogged.</p>")
     sections = [("Summary", _table_html(summaries)), ("", note), *figs]
     return atomic_write_text(out_dir / "report.html", html_page(title, sections, intro=intro))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temp file in the same directory and a rename,
-    so readers see the old file or the whole new one, never a part. The file gets the
-    usual permissions (0666 minus the umask)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -291,15 +291,17 @@ class RadixCache:
         """Evict up to ``n`` unreferenced units, least recently used leaf first.
 
         Returns the number of units evicted (less than ``n`` only if nothing else is
-        evictable).
+        evictable). Terminates whatever the access times (even NaN): every heap entry
+        popped is dropped, evicts units, or is replaced by one with a strictly later time.
         """
         done = 0
         heap = self._heap
         while done < n and heap:
             last, _, node = heapq.heappop(heap)
-            if node.children or node.ref or node.parent is None or last != node.last:
-                if not node.children and not node.ref and node.parent is not None:
-                    heapq.heappush(heap, (node.last, node.uid, node))  # re-queue fresh
+            if node.children or node.ref or node.parent is None:
+                continue  # not an evictable leaf now; _push_if_leaf queues it when it becomes one
+            if node.last > last:  # touched since it was queued: re-queue at its new time
+                heapq.heappush(heap, (node.last, node.uid, node))
                 continue
             take = min(n - done, len(node.key))
             done += take

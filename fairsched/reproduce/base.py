@@ -28,10 +28,12 @@ direction, e.g. VTC's own service difference) is ``reproduced`` if close, else
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from fairsched.output import jsonable
 
 REPRODUCED = "reproduced"
 SAME_DIRECTION = "same direction"
@@ -297,20 +299,4 @@ def _num(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _jsonable(x):
-    """``x`` with numpy scalars / arrays, tuples and non-finite floats made JSON-safe."""
-    import numpy as np
-
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [_jsonable(v) for v in x.tolist()]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, bool | int | float | str) or x is None:
-        return x
-    return str(x)
+_jsonable = jsonable  # the one JSON cleaner (fairsched.output)

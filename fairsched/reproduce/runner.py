@@ -136,7 +136,7 @@ def html_page(outcomes: Sequence[Outcome], title: str = "fairsched reproduce") -
 def write_outputs(outcomes: Sequence[Outcome], out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``out_dir/reproduce.html`` and ``out_dir/reproduce.json`` (each atomically; the
     JSON last). Returns their paths."""
-    from fairsched.analysis.report import atomic_write_text
+    from fairsched.output import atomic_write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -21,10 +21,34 @@ Defaults come from a roofline of Llama-3.1-8B on an A100 (``fairsched.theory.cos
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
+import stat
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+MAX_COEFFICIENT = 1e3
+"""Largest coefficient accepted (s, s/token, s/token^2): a thousand seconds per unit is
+far beyond any hardware; larger values are typos or overflow bait (1e300)."""
+MIN_ITERATION_S = 1e-9
+"""Shortest iteration the model may predict: one prefill token and one decode step of
+one sequence must each take at least a nanosecond, else simulated time cannot advance."""
+MAX_FILE_BYTES = 2**20
+"""Largest cost-model file read (1 MiB)."""
+
+
+def _check_coefficient(name: str, v) -> float:
+    """``v`` as a float if it is a finite number in [0, MAX_COEFFICIENT].
+
+    Raises:
+        ValueError: ``name must be ...`` (booleans, strings, NaN, infinities, negatives,
+            values above :data:`MAX_COEFFICIENT`).
+    """
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"{name} must be a number, got {v!r}")
+    if not math.isfinite(v) or not 0 <= v <= MAX_COEFFICIENT:
+        raise ValueError(f"{name} must be a finite number in [0, {MAX_COEFFICIENT:g}], got {v!r}")
+    return float(v)
 
 
 @dataclass(frozen=True)
@@ -55,9 +79,15 @@ class CostModel:
 
     def __post_init__(self):
         for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name != "name" and (not isinstance(v, int | float) or v < 0):
-                raise ValueError(f"cost model coefficient {f.name} must be a number >= 0, got {v!r}")
+            if f.name != "name":
+                _check_coefficient(f"cost model coefficient {f.name}", getattr(self, f.name))
+        for what, t in (("a prefill iteration of one token (prefill_a + prefill_b + prefill_c/2)",
+                         self.prefill_time(1, 0)),
+                        ("a decode step of one sequence (decode_a + decode_b + decode_c)",
+                         self.decode_time(1, 1))):
+            if not t >= MIN_ITERATION_S:
+                raise ValueError(f"cost model: {what} takes {t:g} s; every iteration must take at "
+                                 f"least {MIN_ITERATION_S:g} s, or simulated time cannot advance")
 
     def prefill_time(self, n: int, h: int) -> float:
         """Seconds to prefill ``n`` new tokens after ``h`` cached ones (0 if ``n == 0``)."""
@@ -88,18 +118,36 @@ class CostModel:
         """Read a cost-model JSON (as written by :meth:`save` or ``fairsched calibrate``).
 
         The file holds ``{"coefficients": {name: value, ...}, ...}`` (extra keys such as
-        ``units`` and ``r2`` are kept by the writer and ignored here).
+        ``units`` and ``r2`` are kept by the writer and ignored here). Each coefficient is
+        a finite number in [0, :data:`MAX_COEFFICIENT`] (not a boolean, not ``NaN`` or
+        ``Infinity``), and the model must predict iterations of at least
+        :data:`MIN_ITERATION_S`.
+
         Raises:
-            ValueError: naming the file and the field, on a missing file, bad JSON,
-                a missing or negative coefficient.
+            ValueError: naming the file (and the field), on a missing, non-regular
+                (FIFO, device), oversized (> :data:`MAX_FILE_BYTES`) or non-UTF-8 file, bad
+                JSON, a missing or out-of-range coefficient, or a zero iteration time.
         """
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):
+                raise ValueError(f"{path}: not a regular file; a cost model is a JSON file")
+            if st.st_size > MAX_FILE_BYTES:
+                raise ValueError(f"{path}: {st.st_size:,} bytes, larger than a cost model can be "
+                                 f"({MAX_FILE_BYTES:,})")
+            data = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise ValueError(f"{path}: cost model file not found") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                             f"{e.start}); a cost model is a UTF-8 JSON file") from None
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise ValueError(f"{path}: not valid JSON (nested too deeply)") from None
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read the cost model ({e.strerror or e})") from None
         coef = data.get("coefficients") if isinstance(data, dict) else None
         if not isinstance(coef, dict):
             raise ValueError(f"{path}: field 'coefficients' missing or not an object")
@@ -109,23 +157,20 @@ class CostModel:
                 continue
             if f.name not in coef:
                 raise ValueError(f"{path}: field 'coefficients.{f.name}' missing")
-            v = coef[f.name]
-            if not isinstance(v, int | float) or v < 0:
-                raise ValueError(f"{path}: field 'coefficients.{f.name}' must be a number >= 0, got {v!r}")
-            kw[f.name] = float(v)
-        return cls(**kw, name=str(data.get("name", path.stem)))
+            kw[f.name] = _check_coefficient(f"{path}: field 'coefficients.{f.name}'", coef[f.name])
+        name = data.get("name", path.stem)
+        try:
+            return cls(**kw, name=name if isinstance(name, str) else str(name))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
     def save(self, path: str | os.PathLike, **extra) -> None:
         """Write the coefficients (and ``extra`` keys such as ``r2``) as JSON, atomically."""
+        from fairsched.output import atomic_write_text, dumps
+
         d = asdict(self)
         name = d.pop("name")
-        doc = {"name": name, "coefficients": d, "units": UNITS, **extra}
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cost model is meant to be shared
-        os.replace(tmp, path)
+        atomic_write_text(path, dumps({"name": name, "coefficients": d, "units": UNITS, **extra}))
 
 
 UNITS = {"prefill_a": "s", "prefill_b": "s/token", "prefill_c": "s/token^2",

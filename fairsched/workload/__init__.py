@@ -4,13 +4,14 @@
 - :mod:`.loaders`: :func:`load_mooncake`, :func:`load_vtc`, :func:`load_jsonl`,
   :func:`load_trace` (format dispatch / sniffing), :func:`save_jsonl`,
   :func:`shared_data_dir` (where the real traces live).
-- :mod:`.errors`: :class:`TraceError` (file, line and field of a bad trace record).
+- :mod:`.errors`: :class:`TraceError` (file, line and field of a bad trace record),
+  :class:`TraceWarning` (a trace that loads but looks wrong).
 - :mod:`.generators`: :func:`long_document_qa`, :func:`multi_turn_chat`,
   :func:`tree_of_thought`, :func:`llm_as_judge`, :func:`synthetic_unique`, :func:`mixed`,
   :func:`default_workload`, and ``GENERATORS`` (name -> function).
 """
 
-from .errors import TraceError
+from .errors import TraceError, TraceWarning
 from .generators import (
     GENERATORS,
     default_workload,
@@ -38,6 +39,7 @@ __all__ = [
     "GENERATORS",
     "Request",
     "TraceError",
+    "TraceWarning",
     "Workload",
     "default_workload",
     "llm_as_judge",

@@ -1,4 +1,5 @@
-"""The one error type the trace loaders raise: :class:`TraceError`."""
+"""The one error type the trace loaders raise, :class:`TraceError`, and their one warning,
+:class:`TraceWarning`."""
 
 from __future__ import annotations
 
@@ -34,3 +35,8 @@ class TraceError(ValueError):
 
     def __reduce__(self):  # keep the exception picklable (e.g. across multiprocessing)
         return (type(self), (self.path, self.line, self.field, self.reason))
+
+
+class TraceWarning(UserWarning):
+    """A trace that loads but looks wrong: timestamps whose implied rate or duration is
+    implausible for the unit the format assumes (the message names the file and unit)."""

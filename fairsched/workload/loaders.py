@@ -23,6 +23,14 @@ Formats (one JSON object per line):
 
 Extra keys are ignored in the two external formats (``mooncake``, ``vtc``) and rejected
 in ``jsonl`` (a typo such as ``promt`` would otherwise silently drop the prompt).
+
+Hostile input is stopped before it costs memory or time: only regular files of at most
+:data:`MAX_TRACE_BYTES` (a FIFO or ``/dev/zero`` is an error, not a hang), lines of at most
+:data:`MAX_LINE_BYTES`, lengths of at most :data:`MAX_REQUEST_TOKENS` tokens, at most
+:data:`MAX_TOTAL_UNITS` prompt units, and (``kv_capacity_tokens=``) no request larger than
+an instance's KV memory, each rejected at its line before any prompt is built. Timestamps
+that imply an implausible rate or duration (:data:`PLAUSIBLE_RATE`,
+:data:`PLAUSIBLE_DURATION_S`) raise a :class:`TraceWarning` naming the unit assumed.
 """
 
 from __future__ import annotations
@@ -30,16 +38,20 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
+import stat
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import TraceError
+from ..output import atomic_write_text
+from .errors import TraceError, TraceWarning
 from .request import Request, Workload
 
 __all__ = [
     "FORMATS",
+    "MAX_REQUEST_TOKENS",
     "MOONCAKE_BLOCK_SIZE",
+    "TraceWarning",
     "load_jsonl",
     "load_mooncake",
     "load_trace",
@@ -54,6 +66,24 @@ FORMATS = ("mooncake", "vtc", "jsonl")
 
 MOONCAKE_BLOCK_SIZE = 512
 """Tokens per Mooncake ``hash_ids`` block."""
+
+MAX_REQUEST_TOKENS = 10_000_000
+"""Largest ``input_length`` / ``output_length`` a loader accepts (tokens; the longest
+context windows of 2025 models). Larger values are rejected at their line, before any
+prompt is built."""
+MAX_TOTAL_UNITS = 100_000_000
+"""Most prompt units (sum over requests of ``ceil(input_length / block_size)``) in one
+trace: about 4 GB of prompt tuples. Use ``limit`` (``--limit``) for a larger trace."""
+MAX_TRACE_BYTES = 2**31
+"""Largest trace file read (2 GiB)."""
+MAX_LINE_BYTES = 16 * 2**20
+"""Longest line read (16 MiB; a Mooncake line with 10M tokens of ``hash_ids`` is ~200 KB)."""
+PLAUSIBLE_RATE = (0.05, 1000.0)
+"""Mean arrival rates (requests/s) outside which :class:`TraceWarning` says the
+timestamps may be in the wrong unit (checked on traces of >= 50 requests)."""
+PLAUSIBLE_DURATION_S = 86_400.0
+"""Trace durations (s) above which :class:`TraceWarning` is raised (one day)."""
+
 
 MOONCAKE_CLIENT_RULE = (
     "client = 'c<hash_ids[1]>' (the first block after the shared system-prompt block; "
@@ -122,13 +152,19 @@ class _Rec:
             need = ", ".join(_REQUIRED[self.fmt])
             raise self.error(field, f"missing (a {self.fmt!r} record needs {need}{hint})") from None
 
-    def integer(self, field: str, min_value: int = 1) -> int:
+    def integer(self, field: str, min_value: int = 1, max_value: int | None = None) -> int:
         v = self.get(field)
         if type(v) is not int:  # rejects bool, float and str
-            raise self.error(field, f"must be an integer (got {v!r})")
+            raise self.error(field, f"must be an integer (got {_short(v)})")
         if v < min_value:
             raise self.error(field, f"must be >= {min_value} (got {v})")
+        if max_value is not None and v > max_value:
+            raise self.error(field, f"must be at most {max_value:,} (got {_short(v)})")
         return v
+
+    def length(self, field: str) -> int:
+        """A token count: an int in [1, MAX_REQUEST_TOKENS]."""
+        return self.integer(field, 1, MAX_REQUEST_TOKENS)
 
     def time(self, field: str) -> float | int:
         v = self.get(field)
@@ -166,31 +202,48 @@ def _check_limit(limit: int | None) -> None:
         raise ValueError(f"limit must be None or an int >= 1 (got {limit!r})")
 
 
+def _open_trace(spath: str):
+    """Open ``spath`` for reading after checking that it is a regular file of at most
+    :data:`MAX_TRACE_BYTES` (a FIFO would block, ``/dev/zero`` would never end)."""
+    try:
+        st = os.stat(spath)
+        if stat.S_ISDIR(st.st_mode):
+            raise TraceError(spath, None, None, "is a directory, not a trace file")
+        if not stat.S_ISREG(st.st_mode):
+            raise TraceError(spath, None, None, "not a regular file (a pipe, device or socket); "
+                                                "a trace must be a regular file")
+        if st.st_size > MAX_TRACE_BYTES:
+            raise TraceError(spath, None, None, f"{st.st_size:,} bytes: larger than the "
+                                                f"{MAX_TRACE_BYTES:,}-byte maximum of a trace file")
+        return open(spath, "rb")
+    except FileNotFoundError:
+        raise TraceError(spath, None, None, "file not found") from None
+    except OSError as e:
+        raise TraceError(spath, None, None, f"cannot open: {e.strerror or e}") from None
+
+
 def _records(path: str | os.PathLike[str], fmt: str, limit: int | None) -> Iterator[_Rec]:
     """Yield the JSON objects of ``path`` (up to ``limit``), skipping blank lines.
 
     Raises:
-        TraceError: missing/unreadable file, a line that is not a JSON object, or a file
-            with no records at all (raised after the last line).
+        TraceError: missing/unreadable file, not a regular file, a file over
+            :data:`MAX_TRACE_BYTES` or a line over :data:`MAX_LINE_BYTES`, a line that is
+            not a JSON object, or a file with no records at all (raised after the last line).
     """
     spath = os.fspath(path)
-    try:
-        fh = open(spath, "rb")
-    except FileNotFoundError:
-        raise TraceError(spath, None, None, "file not found") from None
-    except IsADirectoryError:
-        raise TraceError(spath, None, None, "is a directory, not a trace file") from None
-    except OSError as e:
-        raise TraceError(spath, None, None, f"cannot open: {e.strerror or e}") from None
     n = 0
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
+    with _open_trace(spath) as fh:
+        for lineno, raw in enumerate(iter(lambda: fh.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise TraceError(spath, lineno, None, f"line longer than {MAX_LINE_BYTES:,} bytes")
             if not raw.strip():
                 continue
             try:
                 obj = json.loads(raw)
             except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
                 raise TraceError(spath, lineno, None, f"malformed JSON ({e})") from None
+            except RecursionError:
+                raise TraceError(spath, lineno, None, "malformed JSON (nested too deeply)") from None
             if not isinstance(obj, dict):
                 raise TraceError(spath, lineno, None,
                                  f"must be a JSON object (got {type(obj).__name__})")
@@ -207,10 +260,51 @@ def _check_order(rec: _Rec, field: str, value, prev) -> None:
         raise rec.error(field, f"must be non-decreasing (got {value} after {prev})")
 
 
+class _Budget:
+    """Per-line size checks shared by the loaders: the request must fit one instance's KV
+    memory (``kv_capacity_tokens``, if given) and the trace's prompt units must stay within
+    :data:`MAX_TOTAL_UNITS`. Both are checked on the line, before any prompt is built."""
+
+    def __init__(self, kv_capacity_tokens: int | None) -> None:
+        if kv_capacity_tokens is not None and (type(kv_capacity_tokens) is not int or kv_capacity_tokens < 1):
+            raise ValueError(f"kv_capacity_tokens must be None or an int >= 1 (got {kv_capacity_tokens!r})")
+        self.kv, self.units = kv_capacity_tokens, 0
+
+    def add(self, rec: _Rec, inp: int, out: int, bs: int) -> None:
+        units = -(-inp // bs)
+        need = units * bs + out  # the simulator's rule: whole blocks of prompt + the output
+        if self.kv is not None and need > self.kv:
+            raise rec.error("input_length" if "input_length" in rec.obj else "input_len",
+                            f"the request needs {need:,} KV tokens (prompt in {bs}-token blocks + "
+                            f"output), more than one instance's KV capacity of {self.kv:,} "
+                            f"tokens: no instance could ever hold it")
+        self.units += units
+        if self.units > MAX_TOTAL_UNITS:
+            raise rec.error(None, f"the trace holds more than {MAX_TOTAL_UNITS:,} prompt units "
+                                  f"(blocks of {bs} tokens) up to this line; load fewer requests "
+                                  f"(--limit / limit=)")
+
+
+def _check_timestamps(path, n: int, duration: float, assumed: str, other: str,
+                      field: str = "timestamp") -> None:
+    """Warn (:class:`TraceWarning`) when ``n`` arrivals over ``duration`` seconds imply an
+    implausible rate or duration: the timestamps are probably in another unit."""
+    rate = n / duration if duration > 0 else math.inf
+    lo, hi = PLAUSIBLE_RATE
+    odd = duration > PLAUSIBLE_DURATION_S or (n >= 50 and duration > 0 and not lo <= rate <= hi)
+    if odd:
+        warnings.warn(TraceWarning(
+            f"{os.fspath(path)}: field {field!r} read as {assumed}: {n:,} requests over "
+            f"{duration:,.6g} s ({rate:,.4g} requests/s); this looks like timestamps in "
+            f"{other}. Plausible: {lo:g}-{hi:g} requests/s and at most "
+            f"{PLAUSIBLE_DURATION_S / 3600:g} h"), stacklevel=3)
+
+
 # --------------------------------------------------------------------------- loaders
 
 
-def load_mooncake(path: str | os.PathLike[str], *, limit: int | None = None) -> Workload:
+def load_mooncake(path: str | os.PathLike[str], *, limit: int | None = None,
+                  kv_capacity_tokens: int | None = None) -> Workload:
     """Load a Mooncake trace (e.g. ``mooncake_conversation.jsonl``).
 
     Args:
@@ -219,6 +313,8 @@ def load_mooncake(path: str | os.PathLike[str], *, limit: int | None = None) -> 
             (tokens, ints >= 1) and ``hash_ids`` (non-empty list of int, one per
             512-token block, prefix-chained). Extra keys are ignored.
         limit: read only the first ``limit`` records (None: all).
+        kv_capacity_tokens: if given, a request needing more KV tokens (512-token blocks of
+            prompt + output) is an error at its line: no instance could ever hold it.
 
     Returns:
         A workload with ``block_size == 512``; ``arrival = timestamp / 1000`` (s);
@@ -240,12 +336,19 @@ def load_mooncake(path: str | os.PathLike[str], *, limit: int | None = None) -> 
     error.
 
     Raises:
-        TraceError: missing or empty file, malformed JSON, a missing field, a wrong type,
-            a length < 1, a negative or decreasing timestamp, ``hash_ids`` inconsistent
-            with ``input_length`` by more than one block.
+        TraceError: missing, empty, non-regular or oversized file, malformed JSON, a
+            missing field, a wrong type, a length < 1 or > :data:`MAX_REQUEST_TOKENS`, a
+            request over ``kv_capacity_tokens``, more than :data:`MAX_TOTAL_UNITS` units, a
+            negative or decreasing timestamp, ``hash_ids`` inconsistent with
+            ``input_length`` by more than one block.
         ValueError: ``limit`` is not None or an int >= 1.
+
+    Warns:
+        TraceWarning: timestamps implying an implausible rate or duration (seconds
+            given where milliseconds are expected).
     """
     _check_limit(limit)
+    budget = _Budget(kv_capacity_tokens)
     bs = MOONCAKE_BLOCK_SIZE
     rows: list[tuple[float, str, list[int], int, int]] = []
     prev = None
@@ -254,8 +357,9 @@ def load_mooncake(path: str | os.PathLike[str], *, limit: int | None = None) -> 
         ts = rec.time("timestamp")
         _check_order(rec, "timestamp", ts, prev)
         prev = ts
-        inp = rec.integer("input_length")
-        out = rec.integer("output_length")
+        inp = rec.length("input_length")
+        out = rec.length("output_length")
+        budget.add(rec, inp, out, bs)
         ids = rec.int_list("hash_ids")
         need = -(-inp // bs)
         if abs(len(ids) - need) > 1:
@@ -279,11 +383,13 @@ def load_mooncake(path: str | os.PathLike[str], *, limit: int | None = None) -> 
         reqs.append(Request(i, t, client, tuple(ids), inp, out, bs))
     meta = {"format": "mooncake", "client_rule": MOONCAKE_CLIENT_RULE, "timestamp_unit": "ms",
             "hash_ids_adjusted": adjusted}
-    return Workload(reqs, name=Path(path).stem, block_size=bs, source=os.fspath(path), meta=meta)
+    w = Workload(reqs, name=Path(path).stem, block_size=bs, source=os.fspath(path), meta=meta)
+    _check_timestamps(path, len(w), w.duration, "milliseconds (ms)", "seconds")
+    return w
 
 
 def load_vtc(path: str | os.PathLike[str], *, limit: int | None = None,
-             block_size: int = 16) -> Workload:
+             block_size: int = 16, kv_capacity_tokens: int | None = None) -> Workload:
     """Load a VTC / LMSYS trace (e.g. ``lmsys_vtc_27clients.jsonl``).
 
     Args:
@@ -292,6 +398,7 @@ def load_vtc(path: str | os.PathLike[str], *, limit: int | None = None,
             ``output_length`` (tokens, ints >= 1). Extra keys are ignored.
         limit: read only the first ``limit`` records (None: all).
         block_size: tokens per prompt unit (int >= 1).
+        kv_capacity_tokens: as for :func:`load_mooncake`.
 
     Returns:
         A workload with the given ``block_size``. The trace has no prefix information,
@@ -301,12 +408,16 @@ def load_vtc(path: str | os.PathLike[str], *, limit: int | None = None,
 
     Raises:
         TraceError: as for :func:`load_mooncake` (file, JSON, fields, types, lengths,
-            timestamps).
+            sizes, timestamps).
         ValueError: bad ``limit`` or ``block_size``.
+
+    Warns:
+        TraceWarning: implausible rate or duration (milliseconds given as seconds).
     """
     _check_limit(limit)
     if type(block_size) is not int or block_size < 1:
         raise ValueError(f"block_size must be an int >= 1 (got {block_size!r})")
+    budget = _Budget(kv_capacity_tokens)
     rows = []
     prev = None
     for rec in _records(path, "vtc", limit):
@@ -314,8 +425,9 @@ def load_vtc(path: str | os.PathLike[str], *, limit: int | None = None,
         _check_order(rec, "timestamp", ts, prev)
         prev = ts
         client = rec.string("client")
-        inp = rec.integer("input_length")
-        out = rec.integer("output_length")
+        inp = rec.length("input_length")
+        out = rec.length("output_length")
+        budget.add(rec, inp, out, block_size)
         rows.append((float(ts), client, inp, out))
     reqs = []
     nxt = 0
@@ -324,11 +436,14 @@ def load_vtc(path: str | os.PathLike[str], *, limit: int | None = None,
         reqs.append(Request(i, t, client, tuple(range(nxt, nxt + n)), inp, out, block_size))
         nxt += n
     meta = {"format": "vtc", "timestamp_unit": "s", "prompts": "unique"}
-    return Workload(reqs, name=Path(path).stem, block_size=block_size, source=os.fspath(path),
-                    meta=meta)
+    w = Workload(reqs, name=Path(path).stem, block_size=block_size, source=os.fspath(path),
+                 meta=meta)
+    _check_timestamps(path, len(w), w.duration, "seconds (s)", "milliseconds")
+    return w
 
 
-def load_jsonl(path: str | os.PathLike[str], *, limit: int | None = None) -> Workload:
+def load_jsonl(path: str | os.PathLike[str], *, limit: int | None = None,
+               kv_capacity_tokens: int | None = None) -> Workload:
     """Load a trace in the project's generic JSONL schema (the one :func:`save_jsonl` writes).
 
     Args:
@@ -341,6 +456,7 @@ def load_jsonl(path: str | os.PathLike[str], *, limit: int | None = None) -> Wor
             every line. Lines without ``prompt`` get ``ceil(input_len/block_size)`` fresh
             unit ids, all larger than every id given in the file. No other keys allowed.
         limit: read only the first ``limit`` records (None: all).
+        kv_capacity_tokens: as for :func:`load_mooncake`.
 
     Returns:
         A workload named after the file stem with ``source = path`` (name and meta are
@@ -353,6 +469,7 @@ def load_jsonl(path: str | os.PathLike[str], *, limit: int | None = None) -> Wor
         ValueError: bad ``limit``.
     """
     _check_limit(limit)
+    budget = _Budget(kv_capacity_tokens)
     rows = []
     prev = None
     bs0 = None  # (block_size, line) of the first record
@@ -362,13 +479,13 @@ def load_jsonl(path: str | os.PathLike[str], *, limit: int | None = None) -> Wor
         _check_order(rec, "arrival_s", t, prev)
         prev = t
         client = rec.string("client")
-        inp = rec.integer("input_len")
-        out = rec.integer("output_len")
+        inp = rec.length("input_len")
+        out = rec.length("output_len")
         for k in rec.obj:
             if k not in _JSONL_KEYS:
                 raise rec.error(k, f"unknown field (allowed: {', '.join(sorted(_JSONL_KEYS))})")
         prompt = rec.int_list("prompt") if "prompt" in rec.obj else None
-        bs = (rec.integer("block_size") if "block_size" in rec.obj
+        bs = (rec.integer("block_size", 1, MAX_REQUEST_TOKENS) if "block_size" in rec.obj
               else _JSONL_DEFAULT_BLOCK[prompt is not None])
         if bs0 is None:
             bs0 = (bs, rec.line)
@@ -382,6 +499,7 @@ def load_jsonl(path: str | os.PathLike[str], *, limit: int | None = None) -> Wor
                 raise rec.error("prompt", f"has {n} units but input_len {inp} with block_size "
                                           f"{bs} needs ceil({inp}/{bs}) = {-(-inp // bs)}")
             max_id = max(max_id, max(prompt))
+        budget.add(rec, inp, out, bs)
         rows.append((float(t), client, prompt, inp, out))
     bs = bs0[0]
     reqs = []
@@ -394,8 +512,10 @@ def load_jsonl(path: str | os.PathLike[str], *, limit: int | None = None) -> Wor
         else:
             units = tuple(prompt)
         reqs.append(Request(i, t, client, units, inp, out, bs))
-    return Workload(reqs, name=Path(path).stem, block_size=bs, source=os.fspath(path),
-                    meta={"format": "jsonl"})
+    w = Workload(reqs, name=Path(path).stem, block_size=bs, source=os.fspath(path),
+                 meta={"format": "jsonl"})
+    _check_timestamps(path, len(w), w.duration, "seconds (s)", "milliseconds", "arrival_s")
+    return w
 
 
 def save_jsonl(workload: Workload, path: str | os.PathLike[str]) -> Path:
@@ -424,24 +544,7 @@ def save_jsonl(workload: Workload, path: str | os.PathLike[str]) -> Path:
         except ValueError:
             raise ValueError(f"request {r.rid}: arrival must be finite (got {r.arrival!r})") from None
     out.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL on a random name instead of tempfile.mkstemp: the file gets the usual
-    # permissions (0o666 minus umask), not mkstemp's 0o600.
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(lines))
-            if lines:
-                fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_text(out, "".join(line + "\n" for line in lines))
     return out
 
 
@@ -467,7 +570,8 @@ def load_trace(path: str | os.PathLike[str], format: str | None = None, **option
     """Load ``path`` with the loader for ``format`` (``"mooncake"``, ``"vtc"``, ``"jsonl"``).
 
     ``format=None`` sniffs the format from the first line (:func:`sniff_format`).
-    ``options`` go to the loader (``limit`` for all; ``block_size`` for ``vtc``).
+    ``options`` go to the loader (``limit`` and ``kv_capacity_tokens`` for all;
+    ``block_size`` for ``vtc``).
 
     Raises:
         TraceError: an unknown ``format`` (the message lists the allowed ones), or

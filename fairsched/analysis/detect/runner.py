@@ -17,6 +17,7 @@ import pandas as pd
 
 from fairsched.analysis.detect.detector import DetectorConfig, HotspotDetector
 from fairsched.analysis.prefix_classes import PrefixClasses, prefix_classes
+from fairsched.output import jsonable
 from fairsched.policies.routers import LMetric
 
 __all__ = ["DECISION_COLUMNS", "DetectOutcome", "DetectingLMetric", "DetectionReport", "detect",
@@ -105,17 +106,7 @@ class DetectionReport:
                 "closest_to_violation": self.closest()}
 
 
-def _clean(obj):
-    """JSON-safe copy: numpy scalars to Python, NaN / inf to None."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+_clean = jsonable  # the one JSON cleaner (fairsched.output)
 
 
 def _coeffs(cost) -> dict:
