@@ -191,9 +191,10 @@ class Engine(InstanceBase):
         """Evict up to ``n`` LRU unreferenced blocks and return them to the pool."""
         return self.kv.evict(n)
 
-    def _new_seq(self, req: Request, matched: int, cached: int, reserved: int) -> _Seq:
+    def _new_seq(self, req: Request, matched: int, cached: int, reserved: int, out_units: int) -> _Seq:
         """The running-batch entry, with its blocks allocated (``reserved``: blocks)."""
         s = _Seq(req, matched, cached, reserved, self.cluster.client_idx[req.client])
+        s.out_units = out_units
         self._setup(s)
         return s
 
@@ -350,6 +351,8 @@ class EngineCluster(ClusterBackend):
         self.workload = workload
         name = self.config.name
         self.instance_cfg = instance or DEFAULT_INSTANCE.get(name, DEFAULT_INSTANCE["cpu-small"])
+        if self.instance_cfg.admission != "reserve":
+            raise NotImplementedError("the engine supports admission='reserve' only so far")
         self.service = weights or ServiceWeights()
         bs = workload.block_size
         n_blocks = self.instance_cfg.kv_capacity_tokens // bs

@@ -40,6 +40,7 @@ from typing import Protocol
 
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import Admission, QueuePolicy
+from fairsched.sim.admission import PeakPlan
 from fairsched.sim.config import InstanceConfig
 from fairsched.sim.cost import CostModel
 from fairsched.workload.request import Request, Workload
@@ -99,7 +100,7 @@ class ServingInstance(Protocol):
 class Seq:
     """A request in an instance's running batch."""
 
-    __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk")
+    __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk", "out_units")
 
     def __init__(self, req: Request, matched: int, cached: int, reserved: int):
         self.req = req
@@ -110,6 +111,7 @@ class Seq:
         self.generated = 0
         self.reserved = reserved  # private KV memory held outside the cache (memory units)
         self.chunk = 0  # prefill tokens scheduled in the current iteration
+        self.out_units = 0  # the part of `reserved` held for output tokens (memory units)
 
 
 class InstanceBase:
@@ -126,6 +128,10 @@ class InstanceBase:
     """
 
     cache: RadixCache
+    out_lead = 0
+    """Under ``admission="peak"``, a request that generated ``g`` of its ``o`` output tokens
+    holds ``ceil(min(g + out_lead, o) / unit)`` output units: the simulator counts the
+    tokens generated (0), the engine also the slot the next decode step writes (1)."""
 
     def __init__(self, idx: int, backend: Backend, policy: QueuePolicy, unit: int):
         self.idx = idx
@@ -151,6 +157,8 @@ class InstanceBase:
         self._decode_dt = 0.0  # measured seconds of the iteration's decode step (engine)
         self._budget = 0  # token budget left for admissions in the iteration being planned
         self._now = 0.0
+        self.peak_rule = self.cfg.admission == "peak"
+        self._plan: PeakPlan | None = None  # peak rule: the planned iteration's projection
 
     # ------------------------------------------------------------- from the cluster
     def routed_cached_tokens(self, req: Request) -> int:
@@ -185,31 +193,64 @@ class InstanceBase:
         m = self._match(req)
         if self.inflight.size and self.inflight.match(p) > m:
             return Admission.DEFERRED
-        bu = self.block_units
-        need = (len(p) - m) * bu + -(-req.output_len // self.unit)
+        bu, u, o = self.block_units, self.unit, req.output_len
+        cached = min(req.tokens_in(m), req.input_len - 1)  # the last token is always recomputed
+        new = req.input_len - cached
+        prompt = (len(p) - m) * bu
         cache.lock(p, m)
-        free = self.capacity - cache.size * bu - self.reserved
-        if need > free:
-            short = -(-(need - free) // bu)  # blocks to evict
+        if self.peak_rule:
+            out = -(-self.out_lead // u)
+            completes = new <= self._budget  # its first token comes with the next step's
+            if self._plan is None:
+                self._plan = PeakPlan(self.decoding, self.prefilling, u, bu)
+            if self._plan.need(len(p), o, completes) > self.capacity:
+                cache.unlock(p, m)
+                return Admission.FULL
+        else:
+            out = -(-o // u)
+        over = prompt + out - (self.capacity - cache.size * bu - self.reserved)
+        if over > 0:
+            short = -(-over // bu)  # blocks to evict
             if self._evict(short) < short:
                 cache.unlock(p, m)
                 return Admission.FULL
+        need = prompt + out
         now = self._now
         cache.touch(p, m, now)
-        cached = min(req.tokens_in(m), req.input_len - 1)  # the last token is always recomputed
-        s = self._new_seq(req, m, cached, need)
+        s = self._new_seq(req, m, cached, need, out)
         self.reserved += need
+        if self.peak_rule:
+            self._plan.add(len(p), o, completes)
         self._note_peak()
         if m < len(p):
             self.inflight.insert(p, now)
             self.inflight.lock(p, len(p))
-        new = req.input_len - cached
         self.pending_prefill += new - self.est_prefill.pop(req.rid, new)
         s.chunk = min(new, self._budget)
         self._budget -= s.chunk
         self.prefilling.append(s)
         self.backend._on_admit(self, s, now)
         return Admission.ADMITTED
+
+    def _grow_outputs(self, seqs: list[Seq]) -> None:
+        """Peak rule: ``seqs`` generated tokens; each now holds
+        ``ceil(min(generated + out_lead, o) / unit)`` output units (:meth:`_grow`)."""
+        u, lead = self.unit, self.out_lead
+        for s in seqs:
+            d = -(-min(s.generated + lead, s.req.output_len) // u) - s.out_units
+            if d > 0:
+                s.out_units += d
+                s.reserved += d
+                self.reserved += d
+                self._grow(s, d)
+        over = self.cache.size * self.block_units + self.reserved - self.capacity
+        if over > 0:  # make room: evict cache blocks no running request holds
+            short = -(-over // self.block_units)
+            self._evict(short)
+        self._note_peak()
+        if self.cache.size * self.block_units + self.reserved > self.capacity:
+            raise RuntimeError(f"instance {self.idx}: KV memory over capacity under admission='peak' "
+                               "(the projection assumes output lengths known at admission)")
 
     def _note_peak(self) -> None:
         """Raise ``peak_kv`` (tokens) to the KV memory in use now: cache + reservations."""
@@ -219,6 +260,7 @@ class InstanceBase:
     def start_step(self, now: float) -> None:
         """Plan one iteration at ``now`` and start it (or go idle if there is nothing to do)."""
         self._now = now
+        self._plan = None
         budget = self.cfg.token_budget - len(self.decoding)
         for s in self.prefilling:
             left = s.req.input_len - s.done
@@ -278,6 +320,8 @@ class InstanceBase:
             if s.req.output_len == 1:
                 finished.append(s)
         self.prefilling = still
+        if self.peak_rule:
+            self._grow_outputs(self.decoding + first)
         if first:
             backend._on_first_token(self, first, now)
             self.decoding.extend(s for s in first if s.req.output_len > 1)
@@ -337,9 +381,16 @@ class InstanceBase:
         """Evict up to ``n`` LRU unreferenced blocks from the cache; returns how many."""
         return self.cache.evict(n)
 
-    def _new_seq(self, req: Request, matched: int, cached: int, reserved: int) -> Seq:
-        """The running-batch entry of a request being admitted (``reserved`` in memory units)."""
-        return Seq(req, matched, cached, reserved)
+    def _new_seq(self, req: Request, matched: int, cached: int, reserved: int, out_units: int) -> Seq:
+        """The running-batch entry of a request being admitted (``reserved`` in memory
+        units, ``out_units`` of them for output tokens)."""
+        s = Seq(req, matched, cached, reserved)
+        s.out_units = out_units
+        return s
+
+    def _grow(self, s: Seq, units: int) -> None:
+        """Peak rule: ``s`` holds ``units`` more output memory units (already counted in
+        ``reserved``). Default: nothing physical to allocate."""
 
     def _insert_prompt(self, s: Seq, now: float) -> int:
         """Insert the completed prompt of ``s`` into the cache; returns the blocks added."""

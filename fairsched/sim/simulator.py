@@ -18,11 +18,15 @@ One instance iteration (vLLM-v1 / Sarathi style chunked prefill):
    a sequence whose prompt is complete emits its first token at the end of it (TTFT).
 
 KV memory (``kv_capacity_tokens``) is shared by the radix-tree prefix cache and the
-running requests. Admission reserves the request's uncached prompt blocks plus its output
-tokens (so no running request is ever preempted) and locks its cached prefix; LRU
-unreferenced cache blocks are evicted to make room. When the prefill completes, the
-prompt is inserted into the cache (its blocks move from the reservation into the cache);
-output tokens are released when the request finishes (they are not cached).
+running requests. With ``InstanceConfig.admission="reserve"`` (default) admission reserves
+the request's uncached prompt blocks plus its output tokens (so no running request is ever
+preempted); with ``"peak"`` it admits when the projected peak of the running batch fits
+and output memory grows one token per step (:mod:`fairsched.sim.admission`; output
+lengths are known in advance, so nothing is preempted either). Admission locks the cached
+prefix; LRU unreferenced cache blocks are evicted to make room. When the prefill
+completes, the prompt is inserted into the cache (its blocks move from the reservation
+into the cache); output tokens are released when the request finishes (they are not
+cached).
 A request whose uncached prompt overlaps a prompt still being prefilled on the instance
 is deferred one iteration (``Admission.DEFERRED``), so no prompt block is computed twice unless it was
 evicted in between. Same inputs, same result: nothing here is random.
