@@ -146,3 +146,21 @@ def test_chunked_prefill_counted_as_decoding_at_once_breaks_the_invariant(monkey
     monkeypatch.setattr(adm.PeakPlan, "add", lambda self, u, o, c: add(self, u, o, True))
     with pytest.raises((RuntimeError, AssertionError)):
         run_and_check(chunked_workload(), InstanceConfig(token_budget=2, kv_capacity_tokens=60, admission="peak"))
+
+
+def test_cli_admission_option(tmp_path):
+    """``--admission`` reaches the simulated instances (recorded in the JSON) and a bad
+    value is a one-line error naming the option."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from fairsched.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "o"
+    r = runner.invoke(app, ["check", "--limit", "40", "--policy", "vtc", "--admission", "peak", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "check.json").read_text())["config"]["instance"]["admission"] == "peak"
+    r = runner.invoke(app, ["analyze", "--limit", "10", "--admission", "bogus", "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "--admission" in r.output and "Traceback" not in r.output

@@ -72,6 +72,7 @@ def analyze(
     max_batch_size: opt.MaxBatchSize = None,
     token_budget: opt.TokenBudget = None,
     kv_capacity: opt.KVCapacity = None,
+    admission: opt.Admission = "reserve",
     seed: opt.Seed = 0,
 ) -> None:
     """Compare schedulers on a workload: fairness, cache locality, latency.
@@ -92,7 +93,7 @@ def analyze(
             raise UserError(f"--lam must be in [0, 1], got {lam}")
         combos = scheduler_combos(instances, router, policy)
         workload, _, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
-                                           token_budget, kv_capacity)
+                                           token_budget, kv_capacity, admission)
     weights = ServiceWeights()
     quantum = quantum if quantum is not None else default_quantum(workload, weights)
     quantum_w = quantum_w if quantum_w is not None else default_quantum(workload, weights)

@@ -113,6 +113,7 @@ def check(
     max_batch_size: opt.MaxBatchSize = None,
     token_budget: opt.TokenBudget = None,
     kv_capacity: opt.KVCapacity = None,
+    admission: opt.Admission = "reserve",
     out: opt.out_dir("check.json, check.html") = Path("fairsched-out"),
     limit: opt.Limit = None,
     seed: opt.Seed = 0,
@@ -145,7 +146,7 @@ def check(
         rts = router or (None if instances == 1 else list(CHECK_ROUTERS_N))
         combos = scheduler_combos(instances, rts, pols)
         workload, fmt, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
-                                           token_budget, kv_capacity)
+                                           token_budget, kv_capacity, admission)
     prepare_out(out)
     weights = ServiceWeights()
     q_u = quantum if quantum is not None else default_quantum(workload, weights)

@@ -79,24 +79,28 @@ def resolve_workload(trace: Path | None, fmt: str | None, limit: int | None, see
 
 
 def resolve_hardware(cost_model: Path | None, profile: str | None, trace_format: str | None,
-                     max_batch_size: int | None, token_budget: int | None, kv_capacity: int | None):
+                     max_batch_size: int | None, token_budget: int | None, kv_capacity: int | None,
+                     admission: str = "reserve"):
     """``(CostModel, InstanceConfig)`` of ``--profile`` (default: the VTC paper's A10G for
     the VTC trace, else the A100 profile; ``fairsched.sim.profiles``), with ``--cost-model
-    FILE`` replacing the cost model and ``--max-batch-size/--token-budget/--kv-capacity``
-    replacing instance resources.
+    FILE`` replacing the cost model, ``--max-batch-size/--token-budget/--kv-capacity``
+    replacing instance resources and ``--admission`` the KV admission rule.
 
     Raises:
         UserError: unknown profile; ValueError (naming the file and field) from a bad
         cost-model file.
     """
     from fairsched.sim import CostModel
+    from fairsched.sim.admission import ADMISSION_RULES
     from fairsched.sim.profiles import PROFILES, default_profile, hardware_profile
 
     name = profile or default_profile(trace_format)
     if name not in PROFILES:
         raise UserError(f"unknown --profile {name!r}; choose from {', '.join(PROFILES)}")
+    if admission not in ADMISSION_RULES:
+        raise UserError(f"unknown --admission {admission!r}; choose from {', '.join(ADMISSION_RULES)}")
     over = {k: v for k, v in (("max_batch_size", max_batch_size), ("token_budget", token_budget),
-                              ("kv_capacity_tokens", kv_capacity)) if v is not None}
+                              ("kv_capacity_tokens", kv_capacity), ("admission", admission)) if v is not None}
     cost, inst = hardware_profile(name, **over)
     if cost_model is not None:
         cost = CostModel.load(cost_model)  # ValueError names the file and the field
@@ -105,7 +109,7 @@ def resolve_hardware(cost_model: Path | None, profile: str | None, trace_format:
 
 def resolve_run(trace: Path | None, fmt: str | None, limit: int | None, seed: int, cost_model: Path | None,
                 profile: str | None, max_batch_size: int | None, token_budget: int | None,
-                kv_capacity: int | None):
+                kv_capacity: int | None, admission: str = "reserve"):
     """``(workload, format, CostModel, InstanceConfig)`` of the options every simulating
     command shares: :func:`resolve_workload`, then :func:`resolve_hardware` for the trace's
     format (given or sniffed from its first line; ``None`` for the built-in workload).
@@ -117,7 +121,7 @@ def resolve_run(trace: Path | None, fmt: str | None, limit: int | None, seed: in
 
     workload = resolve_workload(trace, fmt, limit, seed)
     fmt = fmt or (sniff_format(trace) if trace is not None else None)
-    cost, inst = resolve_hardware(cost_model, profile, fmt, max_batch_size, token_budget, kv_capacity)
+    cost, inst = resolve_hardware(cost_model, profile, fmt, max_batch_size, token_budget, kv_capacity, admission)
     if not len(workload):
         raise UserError("the workload has no requests")
     return workload, fmt, cost, inst

@@ -19,6 +19,9 @@ Profile = Annotated[str | None, typer.Option(
 MaxBatchSize = Annotated[int | None, typer.Option(help="Per-instance max batch size.")]
 TokenBudget = Annotated[int | None, typer.Option(help="Per-iteration token budget.")]
 KVCapacity = Annotated[int | None, typer.Option(help="Per-instance KV capacity in tokens.")]
+Admission = Annotated[str, typer.Option(
+    help="KV admission rule: reserve (prompt + whole output reserved at admission) or peak (the "
+         "running batch's projected peak must fit, VTC artifact / S-LoRA).")]
 Limit = Annotated[int | None, typer.Option(help="Only the first N requests.")]
 Seed = Annotated[int, typer.Option(help="Seed of the built-in workload.")]
 Quantum = Annotated[float | None, typer.Option(
