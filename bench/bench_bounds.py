@@ -1,15 +1,13 @@
-"""Speed of the streaming bound checker (fairsched.analysis.bounds.stream_max_gap).
+"""Speed of the service gap (fairsched.analysis.gap.stream_max_gap, its one implementation).
 
-    python bench/bench_bounds.py [--events 1000000] [--clients 64] [--small 3000] [--metrics]
+    python bench/bench_bounds.py [--events 1000000] [--clients 64] [--small 3000] [--sim]
 
 1. A random service log of ``--events`` events (``synthetic_log``: steps of 20 ms, ~16
    events a step, backlogs toggling every ~120 steps) is checked by the streaming
    checker; the wall time is printed (target: < 10 s for 1,000,000 events).
-2. A small log (``--small`` events, 5 clients, backlogs toggling every ~6 steps) is checked by the streaming checker, the
-   naive all-pairs reference and ``metrics.max_service_gap``, side by side: same gap, same
-   worst pair, window and interval.
-3. ``--metrics``: also time ``metrics.max_service_gap`` on the large log.
-4. ``--sim``: the checker on a real simulator log (Mooncake trace, 16 instances, VTC)
+2. A small log (``--small`` events, 5 clients, backlogs toggling every ~6 steps) is checked by the streaming checker and
+   the naive all-pairs reference side by side: same gap, same worst pair, window and interval.
+3. ``--sim``: the checker on a real simulator log (Mooncake trace, 16 instances, VTC)
    when the shared data directory exists.
 """
 
@@ -17,17 +15,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from types import SimpleNamespace
 
-import numpy as np
-
-from fairsched.analysis.bounds import naive_max_gap, stream_max_gap, synthetic_log
-from fairsched.analysis.metrics import max_service_gap
-
-
-def _fake(cols, n):
-    return SimpleNamespace(svc_t=cols[0], svc_client=cols[1], svc_amount=cols[2], bl_t=cols[3], bl_client=cols[4],
-                           bl_delta=cols[5], clients=[str(i) for i in range(n)])
+from fairsched.analysis.gap import max_service_gap, stream_max_gap
+from fairsched.analysis.gap_reference import naive_max_gap, synthetic_log
 
 
 def _row(name, secs, g):
@@ -43,7 +33,6 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--small", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--metrics", action="store_true", help="also time metrics.max_service_gap on the large log")
     ap.add_argument("--sim", action="store_true", help="also check a Mooncake simulator log")
     a = ap.parse_args()
 
@@ -55,28 +44,22 @@ def main() -> None:
     _row("streaming", dt, g)
     print(f"  -> {cols[0].size / dt:,.0f} events/s; {g.n_windows:,} pair windows closed; "
           f"{'OK' if dt < 10 else 'SLOWER THAN'} the 10 s target")
-    if a.metrics:
-        t = time.perf_counter()
-        m = max_service_gap(_fake(cols, a.clients), per_pair=False)
-        _row("metrics.max_service_gap", time.perf_counter() - t, m)
 
     small = synthetic_log(a.small, 5, seed=a.seed + 1, mean_toggle_steps=6.0)
     print(f"small log: {small[0].size:,} service events, {small[3].size} backlog changes, 5 clients")
     res = {}
     for name, fn in (("streaming", lambda: stream_max_gap(*small, per_pair=True)),
-                     ("naive all-pairs", lambda: naive_max_gap(*small)),
-                     ("metrics.max_service_gap", lambda: max_service_gap(_fake(small, 5)))):
+                     ("naive all-pairs", lambda: naive_max_gap(*small))):
         t = time.perf_counter()
         res[name] = fn()
         _row(name, time.perf_counter() - t, res[name])
-    s, v, m = res["streaming"], res["naive all-pairs"], res["metrics.max_service_gap"]
-    same = (s.gap == v.gap == m.gap and s.pair == v.pair == m.pair and s.window == v.window == m.window
-            and s.interval == v.interval == m.interval)
+    s, v = res["streaming"], res["naive all-pairs"]
+    same = s.gap == v.gap and s.pair == v.pair and s.window == v.window and s.interval == v.interval
     pp = max(abs(s.per_pair[k] - v.per_pair[k]) for k in v.per_pair) if v.per_pair else 0.0
     print(f"  -> same answers: {same}; per-pair gaps: {len(v.per_pair)} pairs, max difference {pp:g}")
 
     if a.sim:
-        from fairsched.analysis.bounds import gap_of_result, simulate_for_check
+        from fairsched.analysis.service_params import simulate_for_check
         from fairsched.workload import load_trace, shared_data_dir
 
         d = shared_data_dir()
@@ -88,12 +71,8 @@ def main() -> None:
         print(f"Mooncake, 16 instances, least-load/vtc: {len(r.svc_t):,} service events, "
               f"{len(r.bl_t):,} backlog changes, {len(r.clients):,} clients")
         t = time.perf_counter()
-        g = gap_of_result(r)
+        g = max_service_gap(r, per_pair=False)
         _row("streaming (cluster log)", time.perf_counter() - t, g)
-        t = time.perf_counter()
-        m = max_service_gap(r, per_pair=False)
-        _row("metrics.max_service_gap", time.perf_counter() - t, m)
-        print(f"  -> same gap: {np.isclose(g.gap, m.gap)}")
 
 
 if __name__ == "__main__":

@@ -218,7 +218,7 @@ def _verdicts_follow_values(o):
 
 def test_quick_fairness_claim():
     from fairsched.analysis import max_service_gap
-    from fairsched.reproduce.common import A100, hardware, measured_x, quantum_u, simulate
+    from fairsched.reproduce.common import A100, hardware, quantum_u, simulate, x_upper_bound
     from fairsched.theory.fairness import dlpm_gap_bound, evaluate
     from fairsched.workload import mixed
 
@@ -232,7 +232,7 @@ def test_quick_fairness_claim():
     assert v["jain_gain"] == pytest.approx(pol["dlpm"]["jain_index"] - pol["lpm"]["jain_index"])
     assert v["dlpm_gap_over_bound"] == pytest.approx(pol["dlpm"]["max_service_gap"] / d["proved_bound"])
     # the bound is 2(Q^u + X) of fairsched.theory, with X measured on the DLPM run
-    assert d["proved_bound"] == pytest.approx(evaluate(dlpm_gap_bound(), Q_u=d["quantum"], X=d["X_measured"],
+    assert d["proved_bound"] == pytest.approx(evaluate(dlpm_gap_bound(), Q_u=d["quantum"], X=d["X_upper_bound"],
                                                        w_p=1.0, w_q=2.0))
     # an independent DLPM run of the same workload measures the same gap and X
     w = mixed(seed=0, scale=1.0, duration=45.0)
@@ -240,7 +240,7 @@ def test_quick_fairness_claim():
     res = simulate(w, "dlpm", cost, inst)
     assert d["quantum"] == quantum_u(w) == w.max_cost(1.0, 2.0)
     assert max_service_gap(res).gap == pytest.approx(pol["dlpm"]["max_service_gap"])
-    assert measured_x(res) == pytest.approx(d["X_measured"])
+    assert x_upper_bound(res) == pytest.approx(d["X_upper_bound"])
     assert v["lpm_over_dlpm_gap"] > 1 and v["dlpm_gap_over_bound"] < 1  # LPM is unfair; DLPM within its bound
     assert o.verdict == REPRODUCED
 

@@ -132,7 +132,7 @@ def check(
         Verdict,
         check_run,
         fig_gap_vs_bound,
-        gap_of_result,
+        max_service_gap,
         simulate_for_check,
     )
     from fairsched.analysis.report import atomic_write_text, fig_latency_cdf
@@ -179,7 +179,7 @@ def check(
         sim_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         vs = check_run(res, p_name, params)
-        gap = gap_of_result(res)
+        gap = max_service_gap(res, per_pair=False)
         chk_s = time.perf_counter() - t0
         summary = _run_summary(res, gap)
         summary.update(sim_wall_s=round(sim_s, 3), check_wall_s=round(chk_s, 3), n_service_events=len(res.svc_t))

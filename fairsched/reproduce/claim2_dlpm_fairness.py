@@ -35,7 +35,7 @@ def run_dlpm_fairness(quick: bool, cost=None, out: Path | None = None) -> ClaimR
                                       "ttft_mean_s", "max_cost_U", "gap_pair")}
         stats[p]["low_sharing_ttft_mean_s"] = float(np.mean([ttft[p][c] for c in low]))
         if p == "dlpm":
-            x_dlpm = cm.measured_x(res, *cm.WEIGHTS)
+            x_dlpm = cm.x_upper_bound(res, *cm.WEIGHTS)
     u = stats["dlpm"]["max_cost_U"]
     qu = cm.quantum_u(w)
     bound = cm.proved_dlpm_bound(qu, x_dlpm, *cm.WEIGHTS)
@@ -80,7 +80,7 @@ def run_dlpm_fairness(quick: bool, cost=None, out: Path | None = None) -> ClaimR
     setup = (f"{w.name}: {len(w)} requests, {len(w.clients)} clients (heavy doc QA, chat, judge, ToT, 4 unique-prompt "
              f"users); 1 instance, {cm.hw_text(cost, inst)}; DLPM Q^u = U = {qu:,.0f}")
     return ClaimResult(values=values, summary=summary, setup=setup, notes=notes, figure=fig,
-                       data={"policies": stats, "ttft_per_client_s": ttft, "X_measured": x_dlpm,
+                       data={"policies": stats, "ttft_per_client_s": ttft, "X_upper_bound": x_dlpm,
                              "proved_bound": bound, "published_bound": published, "quantum": qu})
 
 

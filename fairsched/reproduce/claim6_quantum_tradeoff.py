@@ -26,9 +26,9 @@ def run_quantum_tradeoff(quick: bool, cost=None, out: Path | None = None) -> Cla
     rows, witness = {}, {}
     for q in qs:
         res = cm.simulate(w, "dlpm", cost, inst, quantum=q)
-        x = cm.measured_x(res, *cm.WEIGHTS)
+        x = cm.x_upper_bound(res, *cm.WEIGHTS)
         gap = max_service_gap(res)
-        rows[q] = {"proved_bound": cm.proved_dlpm_bound(q, x, *cm.WEIGHTS), "X_measured": x,
+        rows[q] = {"proved_bound": cm.proved_dlpm_bound(q, x, *cm.WEIGHTS), "X_upper_bound": x,
                    "max_gap": gap.gap, "hit_rate": cache_hit_rate(res),
                    "throughput_tok_s": throughput_tok_s(res)["throughput_tok_s"], "jain": jain_index(res)}
         if gap.gap > rows[q]["proved_bound"]:
@@ -74,7 +74,7 @@ def run_quantum_tradeoff(quick: bool, cost=None, out: Path | None = None) -> Cla
             + (", within the bound." if wt["open_gap"] <= rows[q]["proved_bound"] else ", still above the bound.")
             for q, wt in witness.items())
         + " The bound 2(Q^u + X) (fairsched.theory.fairness.dlpm_gap_bound) uses X measured on each run (an upper "
-        "bound, see fairsched.reproduce.common.measured_x); it grows linearly in Q^u while hit rate and throughput saturate at "
+        "bound, see fairsched.reproduce.common.x_upper_bound); it grows linearly in Q^u while hit rate and throughput saturate at "
         "LPM's once Q^u covers a client's whole backlog. The paper states this trade-off qualitatively; "
         "the published 2(U + Q^u) (U with M = the KV token capacity) also holds under reserve admission "
         "(proofs/admission.md) but is much looser here.")

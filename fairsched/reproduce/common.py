@@ -71,8 +71,10 @@ def ratio(a, b) -> float | None:
     return float(a) / float(b)
 
 
-def measured_x(result, w_p: float = 1.0, w_q: float = 2.0) -> float:
-    """An upper bound on the ``X`` of a run (``proofs/vtc_upper_bound.md``).
+def x_upper_bound(result, w_p: float = 1.0, w_q: float = 2.0) -> float:
+    """An upper bound on the ``X`` of a run (``proofs/vtc_upper_bound.md``), from the
+    requests' whole outputs (the measured ``X`` per instance is
+    :func:`fairsched.analysis.service_params.measured_x`).
 
     ``X`` = max over admissions of ``w_p * (uncached prompt of r) + w_q * (decode tokens
     still to come of r and of its client's other running requests)``. We do not log how
