@@ -18,7 +18,7 @@ available, else CPU, ``cpu-small``, float32):
 
 Every time is the fastest of ``repeats`` interleaved runs. On CPU each thread setting is
 measured separately; with one thread the clock is the process CPU time (robust to other
-processes on a shared machine, see ``fairsched.engine.engine.Timer``), with more it is
+processes on a shared machine, see ``fairsched.engine.timing.Timer``), with more it is
 wall time.
 """
 
@@ -34,9 +34,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fairsched.engine.engine import Timer, run_engine, set_threads, warm_up  # noqa: E402
+from fairsched.engine.cluster import run_engine  # noqa: E402
 from fairsched.engine.kv import PagedKVCache  # noqa: E402
 from fairsched.engine.model import build_model  # noqa: E402
+from fairsched.engine.timing import Timer, set_threads, warm_up  # noqa: E402
 from fairsched.workload.request import make_workload  # noqa: E402
 
 

@@ -6,15 +6,20 @@ with measured per-request cost.
   presets ``cpu-tiny``, ``cpu-small``, ``gpu-medium``.
 - :mod:`.kv`: :class:`PagedKVCache` (blocks, free list) and :class:`PrefixKV` (radix tree
   units -> blocks, reference counts and LRU eviction through the tree).
-- :mod:`.engine`: :class:`Engine` (an ``InstanceView``), :class:`EngineCluster` (a
-  ``ClusterView``), :func:`run_engine` -> :class:`~fairsched.sim.result.SimResult`.
+- :mod:`.instance`: :class:`Engine`, one instance (an ``InstanceView``) holding KV
+  blocks and running the model.
+- :mod:`.cluster`: :class:`EngineCluster` (a ``ClusterView``) and :func:`run_engine` ->
+  :class:`~fairsched.sim.result.SimResult` with the measurements.
+- :mod:`.timing`: :class:`Timer`, :func:`set_threads`, :func:`warm_up`.
 - :mod:`.calibrate`: :func:`run_calibration` (fits the simulator's cost model).
 - :mod:`.validate`: :func:`validate_bounds` (fairness bounds against measured service).
 """
 
-from fairsched.engine.engine import DEFAULT_INSTANCE, Engine, EngineCluster, Timer, run_engine
+from fairsched.engine.cluster import DEFAULT_INSTANCE, EngineCluster, run_engine
+from fairsched.engine.instance import Engine
 from fairsched.engine.kv import PagedKVCache, PrefixKV
 from fairsched.engine.model import PRESETS, ModelConfig, ToyLlama, build_model, get_config
+from fairsched.engine.timing import Timer
 
 
 def run_calibration(*args, **kwargs):

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fairsched.engine.engine import Timer, set_threads, warm_up
 from fairsched.engine.kv import PagedKVCache
 from fairsched.engine.model import ModelConfig, ToyLlama, build_model
+from fairsched.engine.timing import Timer, set_threads, warm_up
 
 __all__ = ["GRIDS", "fit_cost_model", "fit_decode", "fit_prefill", "measure_decode", "measure_prefill",
            "run_calibration"]
@@ -181,7 +181,7 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
     """Measure the engine, fit the cost model, and save it as JSON at ``out`` (if given).
 
     ``quick`` uses the small grid (under a minute on 2 CPU cores for ``cpu-small``).
-    ``threads`` and ``timer`` as for :func:`~fairsched.engine.engine.run_engine` (default
+    ``threads`` and ``timer`` as for :func:`~fairsched.engine.cluster.run_engine` (default
     on CPU: one thread, CPU time), so the model describes the engine's own clock.
     Returns ``{"coefficients", "r2", "residual_rel_p90", "fit", "prefill" (DataFrame),
     "decode" (DataFrame), "cost_model", "seconds", "preset", "device", "path"}``.

@@ -268,7 +268,7 @@ def validate_bounds(preset="cpu-small", policies: Sequence[str] = ("vtc", "dlpm"
     """Run ``policies`` on the engine and compare measured gaps with the bounds.
 
     Args:
-        preset, device, model, threads: engine model (see :func:`~fairsched.engine.engine.run_engine`).
+        preset, device, model, threads: engine model (see :func:`~fairsched.engine.cluster.run_engine`).
         quantum: DLPM's ``Q^u`` [service units].
         workload: default :func:`validation_workload` (``seed``).
         cost_model: for the seconds bound; default: fitted on the runs' own measurements.
@@ -280,7 +280,7 @@ def validate_bounds(preset="cpu-small", policies: Sequence[str] = ("vtc", "dlpm"
         (requests), "instance_misranking", "results": {policy: SimResult}, "workload"}``.
     """
     from fairsched.engine.calibrate import fit_cost_model
-    from fairsched.engine.engine import run_engine
+    from fairsched.engine.cluster import run_engine
     from fairsched.engine.model import build_model
 
     w = workload or validation_workload(seed)

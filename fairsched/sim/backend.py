@@ -8,7 +8,7 @@ records what happens into a :class:`~fairsched.sim.result.SimResult`, and runs t
 event loop (:meth:`ClusterBackend.run`: arrivals in order, interleaved with the ends of
 instance iterations). Subclasses supply the instances and time:
 :class:`~fairsched.sim.simulator.Simulator` from the cost model,
-:class:`~fairsched.engine.engine.EngineCluster` by running the model.
+:class:`~fairsched.engine.cluster.EngineCluster` by running the model.
 
 The contracts: an instance is a :class:`~fairsched.sim.instance.ServingInstance` and sees
 its cluster as a :class:`~fairsched.sim.instance.Backend`.

@@ -17,7 +17,7 @@ iteration loop (vLLM-v1 / Sarathi style chunked prefill) that both backends shar
   tokens (a completed prompt enters the prefix cache), finished requests.
 
 The subclasses (:class:`~fairsched.sim.simulator.Instance`,
-:class:`~fairsched.engine.engine.Engine`) supply time and physical memory through hooks:
+:class:`~fairsched.engine.instance.Engine`) supply time and physical memory through hooks:
 :meth:`~InstanceBase._start` (required), and, where the defaults (a KV cache that is
 bookkeeping only: the radix tree alone) do not fit, ``_match``, ``_evict``, ``_new_seq``,
 ``_insert_prompt``, ``_release``, ``_step_ends`` and ``interrupt``. Tokens and times are

@@ -5,7 +5,7 @@ scheduling decisions from a :class:`~fairsched.policies.base.Router` and one
 :class:`~fairsched.policies.base.QueuePolicy` per instance, and iteration times from a
 :class:`~fairsched.sim.cost.CostModel`. This module only moves time forward; the iteration
 loop and KV bookkeeping below are :class:`~fairsched.sim.instance.InstanceBase`'s, shared
-with the torch engine (:mod:`fairsched.engine.engine`).
+with the torch engine (:mod:`fairsched.engine.instance`).
 
 One instance iteration (vLLM-v1 / Sarathi style chunked prefill):
 

@@ -1,25 +1,14 @@
-"""The torch toy engine: a second backend for the scheduling code, with measured time.
+"""The torch toy engine's cluster: a second backend for the scheduling code, with measured time.
 
-:class:`Engine` is one serving instance and implements
-:class:`~fairsched.policies.base.InstanceView`; :class:`EngineCluster` holds one or more
-of them on one device and implements :class:`~fairsched.policies.base.ClusterView`, so
+:class:`EngineCluster` holds one or more :class:`~fairsched.engine.instance.Engine`
+instances on one device and implements :class:`~fairsched.policies.base.ClusterView`, so
 the *same* queue policies (FCFS, LPM, VTC, DLPM) and routers drive it as drive the
-simulator. It runs the simulator's own iteration loop and KV bookkeeping
-(:class:`~fairsched.sim.instance.InstanceBase`, shared with :mod:`fairsched.sim.simulator`):
-
-* one iteration = every decoding sequence's next token, then the next prefill chunk of
-  each running sequence still in prefill (admission order, from the token budget), then
-  ``policy.schedule(engine, now)`` admitting waiting requests, each with a first chunk;
-* admission: the same ``DEFERRED`` rule for prompts being prefilled, the same reservation
-  of the uncached prompt plus the output (here in KV *blocks*: ``units - matched`` prompt
-  blocks and ``ceil(output_len / block_size)`` private blocks), the cached prefix locked
-  in the radix tree, LRU eviction of unreferenced blocks to make room;
-* a sequence's prompt enters the prefix cache at the end of the iteration that completes
-  it, and its first token is emitted then (TTFT); output tokens are never cached;
-* service: the run's service measure (default ``w_p`` x uncached prompt tokens at
-  admission, ``w_q`` per output token at the end of the iteration that made it),
-  computed once by the backend, logged in :class:`~fairsched.sim.result.SimResult` and
-  charged to the policy.
+simulator; the event loop, routing and recording are the simulator's
+(:class:`~fairsched.sim.backend.ClusterBackend`), the iteration loop and KV bookkeeping too
+(:class:`~fairsched.sim.instance.InstanceBase`). Service: the run's service measure
+(default ``w_p`` x uncached prompt tokens at admission, ``w_q`` per output token at the end
+of the iteration that made it), computed once by the backend, logged in
+:class:`~fairsched.sim.result.SimResult` and charged to the policy.
 
 What differs is time. The iteration is *executed* when it starts: the model runs every
 prefill chunk (one forward per sequence and chunk) and one decode batch (linear layers
@@ -27,7 +16,7 @@ batched, attention over length-grouped padded sub-batches), and the iteration la
 measured time of those forwards (wall time, ``time.perf_counter`` after
 ``torch.cuda.synchronize``, on GPU; on CPU by default one intra-op thread and the
 process's CPU time, which equals the undisturbed wall time but ignores the time other
-processes hold the cores: see :class:`Timer`). Its effects (tokens, prompt insertion,
+processes hold the cores: see :class:`~fairsched.engine.timing.Timer`). Its effects (tokens, prompt insertion,
 charges) apply at its end. The engine keeps a virtual clock: an iteration that
 starts at ``t`` and measures ``d`` seconds ends at ``t + d``; arrivals are replayed on that
 clock (an arrival at ``a`` joins the queue at the first iteration boundary ``>= a``; an
@@ -69,24 +58,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fairsched.engine.kv import PagedKVCache, PrefixKV
-from fairsched.engine.model import (
-    ModelConfig,
-    ToyLlama,
-    build_model,
-    default_device,
-    prompt_tokens,
-)
-from fairsched.policies.base import QueuePolicy, Router, ServiceWeights
+from fairsched.engine.instance import Engine, _Seq
+from fairsched.engine.model import ModelConfig, ToyLlama, build_model, default_device
+from fairsched.engine.timing import Timer, set_threads, warm_up
+from fairsched.policies.base import Router, ServiceWeights
 from fairsched.policies.service import ServiceMeasure
 from fairsched.sim.backend import ClusterBackend, PolicySpec
+from fairsched.sim.config import InstanceConfig
 from fairsched.sim.cost import CostModel
-from fairsched.sim.instance import InstanceBase, Seq
 from fairsched.sim.result import SimResult
-from fairsched.sim.simulator import InstanceConfig
-from fairsched.workload.request import Request, Workload
+from fairsched.workload.request import Workload
 
-__all__ = ["DEFAULT_INSTANCE", "Engine", "EngineCluster", "Timer", "run_engine", "set_threads"]
+__all__ = ["DEFAULT_INSTANCE", "EngineCluster", "run_engine"]
 
 DEFAULT_INSTANCE: dict[str, InstanceConfig] = {
     "cpu-tiny": InstanceConfig(max_batch_size=32, token_budget=1024, kv_capacity_tokens=16384),
@@ -94,211 +77,6 @@ DEFAULT_INSTANCE: dict[str, InstanceConfig] = {
     "gpu-medium": InstanceConfig(max_batch_size=64, token_budget=8192, kv_capacity_tokens=131072),
 }
 """Default resources per model preset (``kv_capacity_tokens`` sized for the KV bytes)."""
-
-
-class Timer:
-    """Seconds of device work.
-
-    ``mode="wall"``: ``time.perf_counter`` (after ``torch.cuda.synchronize`` on CUDA).
-    ``mode="cpu"``: ``time.process_time``, the CPU seconds of this process (CPU device
-    only). With one intra-op thread it equals the wall time of an undisturbed run but
-    leaves out the time the process waits while other processes hold the cores, so
-    measurements stay reproducible on a shared machine (with two threads a descheduled
-    worker stalls the other at every barrier, and both clocks become noise).
-    ``mode="auto"``: ``"wall"`` on CUDA or with more than one thread, else ``"cpu"``.
-    """
-
-    def __init__(self, device: torch.device, mode: str = "auto"):
-        if mode == "auto":
-            mode = "wall" if device.type == "cuda" or torch.get_num_threads() > 1 else "cpu"
-        if mode not in ("wall", "cpu"):
-            raise ValueError(f"timer mode must be 'auto', 'wall' or 'cpu', got {mode!r}")
-        if mode == "cpu" and device.type != "cpu":
-            raise ValueError("timer mode 'cpu' measures CPU time: use it on the CPU device only")
-        self.mode = mode
-        self.cuda = device.type == "cuda"
-        self._clock = time.perf_counter if mode == "wall" else time.process_time
-
-    def now(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-        return self._clock()
-
-
-def set_threads(threads: int | None, device: torch.device) -> int:
-    """Set torch's intra-op threads for a measured run and return the previous value.
-
-    ``None``: one thread on CPU (reproducible timings with ``Timer("auto")``, see
-    :class:`Timer`), unchanged on CUDA.
-    """
-    old = torch.get_num_threads()
-    if threads is None and device.type == "cpu":
-        threads = 1
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return old
-
-
-class _Seq(Seq):
-    """A request in an engine's running batch (``reserved``: KV blocks)."""
-
-    __slots__ = ("client", "tokens", "slots", "new_blocks", "owned", "last", "pending", "out", "prefill_s",
-                 "decode_s", "n_chunks", "svc_idx", "logits")
-
-    def __init__(self, req: Request, matched: int, cached: int, reserved: int, client: int):
-        super().__init__(req, matched, cached, reserved)
-        self.client = client
-        self.tokens: torch.Tensor | None = None  # prompt token ids
-        self.slots: torch.Tensor | None = None  # KV slot of every position (prompt + output)
-        self.new_blocks: list[int] = []  # blocks of prompt units matched .. units-1
-        self.owned: list[int] = []  # private blocks (output, and prompt blocks not cached)
-        self.last = -1  # last generated token id (fed to the next decode step)
-        self.pending = -1  # token made by the running iteration, applied at its end (_on_decode)
-        self.out: list[int] = []
-        self.prefill_s = 0.0
-        self.decode_s = 0.0
-        self.n_chunks = 0
-        self.svc_idx = -1  # index of the admission charge in the service log
-        self.logits: list[torch.Tensor] | None = None  # per output token (record_logits)
-
-
-class Engine(InstanceBase):
-    """One serving instance on the shared model; implements
-    :class:`~fairsched.policies.base.InstanceView` (``cache``, ``cached_tokens``,
-    ``try_admit``). Built by :class:`EngineCluster`.
-
-    The iteration loop and the KV bookkeeping are :class:`~fairsched.sim.instance.InstanceBase`'s,
-    counting memory in whole KV blocks (``unit = block_size``); this class adds the
-    physical blocks (allocated at admission, adopted by the tree when the prompt completes,
-    freed at the end) and runs the model to time each iteration."""
-
-    def __init__(self, idx: int, cluster: EngineCluster, policy: QueuePolicy):
-        super().__init__(idx, cluster, policy, unit=cluster.workload.block_size)
-        self.cluster = cluster
-        self.model = cluster.model
-        self.pool = PagedKVCache.for_model(self.model, self.capacity, self.bs)  # capacity: blocks
-        self.kv = PrefixKV(self.pool, self.bs)
-        self.cache = self.kv.cache
-
-    # ------------------------------------------------------------- admission and KV blocks
-    def _match(self, req: Request) -> int:
-        """Cached units of ``req`` whose KV blocks it can use (``cache.match`` for any
-        well-formed workload, see :meth:`PrefixKV.usable`)."""
-        m = self.cache.match(req.prompt)
-        return len(self.kv.usable(req.prompt, m, req.input_len)) if m else 0
-
-    def _evict(self, n: int) -> int:
-        """Evict up to ``n`` LRU unreferenced blocks and return them to the pool."""
-        return self.kv.evict(n)
-
-    def _new_seq(self, req: Request, matched: int, cached: int, reserved: int, out_units: int) -> _Seq:
-        """The running-batch entry, with its blocks allocated (``reserved``: blocks)."""
-        s = _Seq(req, matched, cached, reserved, self.cluster.client_idx[req.client])
-        s.out_units = out_units
-        self._setup(s)
-        return s
-
-    def _setup(self, s: _Seq) -> None:
-        """Allocate the sequence's blocks and build its slot list."""
-        req, bs, pool, dev = s.req, self.bs, self.pool, self.cluster.device
-        shared = self.kv.blocks(req.prompt, s.matched)
-        s.new_blocks = pool.alloc(s.units - s.matched)
-        priv = pool.alloc(-(-req.output_len // bs))
-        s.owned = list(priv)
-        off = np.arange(bs)
-        prompt_slots = (np.asarray(shared + s.new_blocks, dtype=np.int64)[:, None] * bs + off).ravel()
-        priv_slots = (np.asarray(priv, dtype=np.int64)[:, None] * bs + off).ravel()
-        L = req.input_len
-        slots = np.empty(L + req.output_len - 1, dtype=np.int64)
-        slots[:L] = prompt_slots[:L]
-        if s.cached < s.matched * bs and s.cached < L:
-            # fully cached prompt: the recomputed last token must not overwrite a shared block
-            slots[L - 1] = priv_slots[0]
-        slots[L:] = priv_slots[1:req.output_len]
-        s.slots = torch.from_numpy(slots).to(dev)
-        s.tokens = torch.from_numpy(prompt_tokens(req, self.model.config.vocab_size)).to(dev)
-
-    # ------------------------------------------------------------- iteration
-    def _start(self, now: float) -> float | None:
-        """Execute the planned iteration now (:meth:`_execute`) and return its end on the
-        engine clock; its chunk and decode rows end then."""
-        if not self.decoding and not any(s.chunk for s in self.prefilling):
-            return None
-        cl = self.cluster
-        k0, j0 = len(cl._chunk_rows), len(cl._decode_rows)
-        end = now + self._execute(now)
-        for row in cl._chunk_rows[k0:]:
-            row[-1] = end
-        for row in cl._decode_rows[j0:]:
-            row[-1] = end
-        return end
-
-    def _execute(self, now: float) -> float:
-        """Run the iteration's forwards; returns its duration on the engine clock."""
-        cl = self.cluster
-        model, pool, timer = self.model, self.pool, cl.timer
-        measured = 0.0
-        if self.decoding:
-            B = len(self.decoding)
-            ctx = self._ctx()
-            t0 = timer.now()
-            lens = [s.req.input_len + s.generated for s in self.decoding]
-            toks = torch.tensor([s.last for s in self.decoding], device=cl.device)
-            logits = model.decode(toks, pool, [s.slots for s in self.decoding], lens)
-            nxt = logits.argmax(-1).tolist()
-            dt = timer.now() - t0
-            for b, (s, tok) in enumerate(zip(self.decoding, nxt, strict=True)):
-                s.pending = tok
-                s.decode_s += dt / B
-                if cl.record_logits:
-                    s.logits.append(logits[b].cpu())
-            measured += dt
-            cl._decode_rows.append([self.idx, now, B, ctx, dt, now])
-            self._decode_dt = dt
-        for s in self.prefilling:
-            if not s.chunk:
-                continue
-            a, b = s.done, s.done + s.chunk
-            t0 = timer.now()
-            logits = model.prefill(s.tokens[a:b], pool, s.slots, a)
-            if b == s.req.input_len:
-                s.pending = int(logits[-1].argmax())
-            dt = timer.now() - t0
-            if cl.record_logits and b == s.req.input_len:
-                s.logits = [logits[-1].cpu()]
-            s.prefill_s += dt
-            s.n_chunks += 1
-            measured += dt
-            cl._svc_s[s.svc_idx] += dt
-            cl._chunk_rows.append([s.req.rid, s.client, self.idx, now, s.chunk, a, dt, now])
-        return measured if cl.cost is None else self._model_time(cl.cost)
-
-    def _insert_prompt(self, s: _Seq, now: float) -> int:
-        """Insert the prompt into the tree, which adopts the blocks of the units it adds; a
-        block it does not adopt (its unit was computed twice) stays private to ``s``."""
-        adopted = self.kv.insert(s.req.prompt, [None] * s.matched + s.new_blocks, now, s.req.input_len)
-        keep = set(adopted)
-        s.owned.extend(b for b in s.new_blocks if b not in keep)
-        s.new_blocks = []
-        return len(adopted)
-
-    def _release(self, s: _Seq) -> None:
-        """Return the sequence's private blocks (one per reserved unit) to the pool."""
-        if s.reserved != len(s.owned):
-            raise RuntimeError(f"request {s.req.rid}: {s.reserved} blocks reserved, {len(s.owned)} owned")
-        self.pool.free(s.owned)
-        s.owned = []
-
-    def end_step(self, now: float) -> None:
-        super().end_step(now)
-        if self.cluster.check:
-            self.check()
-
-    def check(self) -> None:
-        """Assert the KV bookkeeping invariants (tests)."""
-        private = sum(len(s.owned) + len(s.new_blocks) for s in self.prefilling + self.decoding)
-        assert private == self.reserved, (private, self.reserved)
-        self.kv.check(private)
 
 
 class EngineCluster(ClusterBackend):
@@ -448,23 +226,6 @@ class EngineCluster(ClusterBackend):
             meta["logits"] = {rid: torch.stack(s.logits) for rid, s in self._seqs.items()}
         meta["wall_s"] = wall_s
         meta["compute_s"] = float(chunks["seconds"].sum() + steps["seconds"].sum())
-
-
-def warm_up(model: ToyLlama) -> None:
-    """A few untimed forwards (prefill with and without a cached prefix, a decode batch)
-    so that first-call costs (allocator, kernel selection) stay out of the measurements."""
-    dev = next(model.parameters()).device
-    bs = 16
-    pool = PagedKVCache.for_model(model, 24, bs)
-    slots = torch.arange(24 * bs, device=dev)
-    g = torch.Generator().manual_seed(0)
-    toks = torch.randint(0, model.config.vocab_size, (256,), generator=g).to(dev)
-    for _ in range(2):
-        model.prefill(toks[:160], pool, slots, 0)
-        model.prefill(toks[160:], pool, slots, 160)
-        model.decode(toks[:3], pool, [slots[:200], slots[:200], slots[:40]], [200, 150, 40])
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def run_engine(workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,

@@ -1,0 +1,72 @@
+"""Measuring the toy engine's device work: :class:`Timer` (wall or process CPU time),
+:func:`set_threads` (torch intra-op threads for a measured run) and :func:`warm_up`
+(untimed first forwards)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from fairsched.engine.kv import PagedKVCache
+from fairsched.engine.model import ToyLlama
+
+
+class Timer:
+    """Seconds of device work.
+
+    ``mode="wall"``: ``time.perf_counter`` (after ``torch.cuda.synchronize`` on CUDA).
+    ``mode="cpu"``: ``time.process_time``, the CPU seconds of this process (CPU device
+    only). With one intra-op thread it equals the wall time of an undisturbed run but
+    leaves out the time the process waits while other processes hold the cores, so
+    measurements stay reproducible on a shared machine (with two threads a descheduled
+    worker stalls the other at every barrier, and both clocks become noise).
+    ``mode="auto"``: ``"wall"`` on CUDA or with more than one thread, else ``"cpu"``.
+    """
+
+    def __init__(self, device: torch.device, mode: str = "auto"):
+        if mode == "auto":
+            mode = "wall" if device.type == "cuda" or torch.get_num_threads() > 1 else "cpu"
+        if mode not in ("wall", "cpu"):
+            raise ValueError(f"timer mode must be 'auto', 'wall' or 'cpu', got {mode!r}")
+        if mode == "cpu" and device.type != "cpu":
+            raise ValueError("timer mode 'cpu' measures CPU time: use it on the CPU device only")
+        self.mode = mode
+        self.cuda = device.type == "cuda"
+        self._clock = time.perf_counter if mode == "wall" else time.process_time
+
+    def now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return self._clock()
+
+
+def set_threads(threads: int | None, device: torch.device) -> int:
+    """Set torch's intra-op threads for a measured run and return the previous value.
+
+    ``None``: one thread on CPU (reproducible timings with ``Timer("auto")``, see
+    :class:`Timer`), unchanged on CUDA.
+    """
+    old = torch.get_num_threads()
+    if threads is None and device.type == "cpu":
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return old
+
+
+def warm_up(model: ToyLlama) -> None:
+    """A few untimed forwards (prefill with and without a cached prefix, a decode batch)
+    so that first-call costs (allocator, kernel selection) stay out of the measurements."""
+    dev = next(model.parameters()).device
+    bs = 16
+    pool = PagedKVCache.for_model(model, 24, bs)
+    slots = torch.arange(24 * bs, device=dev)
+    g = torch.Generator().manual_seed(0)
+    toks = torch.randint(0, model.config.vocab_size, (256,), generator=g).to(dev)
+    for _ in range(2):
+        model.prefill(toks[:160], pool, slots, 0)
+        model.prefill(toks[160:], pool, slots, 160)
+        model.decode(toks[:3], pool, [slots[:200], slots[:200], slots[:40]], [200, 150, 40])
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
