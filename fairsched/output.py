@@ -117,11 +117,12 @@ class OutputDir:
     """All-or-nothing outputs of one command in directory ``path``.
 
     Use as a context manager: :meth:`write_text` (and :meth:`write_json`,
-    :meth:`write_csv`) write into a hidden staging directory next to ``path``; on a clean
-    exit every file is moved into ``path`` (one rename each, after all were written),
-    files of the previous run of the same command that this run did not write are
-    removed, and the manifest is updated. On an exception nothing in ``path`` changes
-    and the staging directory is deleted.
+    :meth:`write_csv`), or any writer given :attr:`staging` as its directory, write into a
+    hidden staging directory next to ``path``; on a clean exit every entry of the staging
+    directory is moved into ``path`` (one rename each, after all were written), entries
+    of the previous run of the same command that this run did not write are removed, and
+    the manifest is updated. On an exception nothing in ``path`` changes and the staging
+    directory is deleted.
 
     Args:
         path: the output directory (created if missing).
@@ -140,6 +141,13 @@ class OutputDir:
         self.path, self.command, self.force = Path(path), command, force
         self.files: list[str] = []
         self._stage: Path | None = None
+
+    @property
+    def staging(self) -> Path:
+        """The staging directory (inside ``with`` only): write files here."""
+        if self._stage is None:
+            raise RuntimeError("OutputDir.staging outside `with`")
+        return self._stage
 
     def check(self) -> None:
         """Validate ``path`` without writing anything into it (see the class)."""
@@ -170,11 +178,7 @@ class OutputDir:
 
     def write_text(self, name: str, text: str) -> Path:
         """Stage ``text`` as file ``name``; returns the path it will have in ``path``."""
-        if self._stage is None:
-            raise RuntimeError("OutputDir.write_text outside `with`")
-        (self._stage / name).write_text(text, encoding="utf-8")
-        if name not in self.files:
-            self.files.append(name)
+        (self.staging / name).write_text(text, encoding="utf-8")
         return self.path / name
 
     def write_json(self, name: str, doc) -> Path:
@@ -195,15 +199,21 @@ class OutputDir:
 
     def _commit(self, stage: Path) -> None:
         p = self.path
+        self.files = sorted(f.name for f in stage.iterdir())
         try:
             p.mkdir(parents=True, exist_ok=True)
             old = _manifest(p) or {}
+            stale = [n for n in old.get("files") or [] if old.get("command") == self.command
+                     and isinstance(n, str) and n not in self.files and "/" not in n and n not in ("", ".", "..")]
             for name in self.files:
+                if (stage / name).is_dir() and (p / name).is_dir() and name in (old.get("files") or []):
+                    shutil.rmtree(p / name)
                 os.replace(stage / name, p / name)
-            if old.get("command") == self.command:
-                for name in old.get("files") or []:
-                    if isinstance(name, str) and name not in self.files and "/" not in name:
-                        (p / name).unlink(missing_ok=True)
+            for name in stale:
+                if (p / name).is_dir():
+                    shutil.rmtree(p / name, ignore_errors=True)
+                else:
+                    (p / name).unlink(missing_ok=True)
             atomic_write_text(p / MANIFEST, json.dumps({"command": self.command, "files": self.files},
                                                        indent=2) + "\n")
         except OSError as e:

@@ -38,7 +38,8 @@ def test_analyze_default_workload(tmp_path):
     assert html.count("plotly.js v") == 1 and "<script src" not in html  # embedded once, no CDN
     assert html.count("Plotly.newPlot") >= 5
     assert "TTFT" in res.output and "dlpm" in res.output
-    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+    assert not list(out.glob("*.tmp")) and [p.name for p in out.glob(".*")] == [".fairsched.json"]
+    assert not list(out.parent.glob(".*.tmp"))  # no staging directory left behind
 
 
 def test_analyze_cluster_trace_and_options(tmp_path):
@@ -92,8 +93,8 @@ def _bad_cases(tmp_path):
         (["--limit", 0], "--limit"),
         (["--quantum", -1], "--quantum"),
         (["--lam", 2], "--lam"),
-        (["--kv-capacity", 0], "kv_capacity_tokens"),
-        (["--kv-capacity", 100], "kv_capacity_tokens"),  # a request cannot fit
+        (["--kv-capacity", 0], "--kv-capacity"),
+        (["--kv-capacity", 100], "--kv-capacity"),  # a request cannot fit
         (["--out", afile], "afile"),
     ]
 

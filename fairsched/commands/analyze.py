@@ -4,10 +4,8 @@ trace) under several scheduler combinations and writes ``summary.json`` and ``re
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,25 +13,26 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from fairsched.analysis.report import atomic_write_text
 from fairsched.commands import options as opt
 from fairsched.commands.common import (
-    UserError,
+    CLUSTER_POLICY,
+    CLUSTER_ROUTERS,
+    SINGLE_INSTANCE_POLICIES,
     check_quanta,
     console,
     err_console,
     fail,
-    prepare_out,
     resolve_run,
     scheduler_combos,
     user_errors,
     workload_doc,
 )
+from fairsched.commands.limits import check_options, open_out, require_finished
 
 __all__ = ["analyze"]
 
 
-def _table(summaries: list[dict], title: str) -> Table:
+def _table(summaries: list[dict], title: str, wall: dict[str, float]) -> Table:
     """The comparison table printed by ``analyze`` (one row per run)."""
     def f(v, spec):
         return "n/a" if v is None else format(v, spec)
@@ -50,7 +49,7 @@ def _table(summaries: list[dict], title: str) -> Table:
                   f(s["ttft_mean_s"], ".3f"), f(s["ttft_p50_s"], ".3f"), f(s["ttft_p99_s"], ".3f"),
                   f(s["tpot_p50_s"], ".4f"), f(s["throughput_tok_s"], ",.0f"), f(s["cache_hit_rate"], ".1%"),
                   f(s["max_service_gap"], ",.0f"), f(s.get("gap_over_U"), ".2f"), f(s["jain_index"], ".3f"),
-                  f(s.get("sim_wall_s"), ".1f"))
+                  f(wall.get(s["label"]), ".1f"))
     return t
 
 
@@ -59,12 +58,18 @@ def analyze(
     format: opt.Format = None,
     instances: Annotated[int, typer.Option(help="Number of serving instances.")] = 1,
     router: Annotated[list[str] | None, typer.Option(
-        help="Router (repeatable): rr, least-load, vllm-v1, sglang-cache-aware, linear, lmetric, d2lpm.")] = None,
+        metavar=opt.ROUTER_METAVAR, show_default=False,
+        help=f"Router (repeatable; needs --instances > 1). Default: {' '.join(CLUSTER_ROUTERS)} "
+             "(d2lpm always with dlpm).")] = None,
     policy: Annotated[list[str] | None, typer.Option(
-        help="Queue policy (repeatable): fcfs, lpm, vtc, lcf, dlpm.")] = None,
+        metavar=opt.POLICY_METAVAR, show_default=False,
+        help=f"Queue policy (repeatable). Default: {' '.join(SINGLE_INSTANCE_POLICIES)} with one instance, "
+             f"{CLUSTER_POLICY} with several.")] = None,
     cost_model: opt.CostModelFile = None,
     profile: opt.Profile = None,
-    out: opt.out_dir("summary.json, report.html") = Path("fairsched-out"),
+    out: opt.out_dir("summary.json/.csv, report.html, timing.json",
+                     "fairsched-out/analyze-<trace>") = None,
+    force: opt.Force = False,
     limit: opt.Limit = None,
     quantum: opt.Quantum = None,
     quantum_w: opt.QuantumW = None,
@@ -77,7 +82,9 @@ def analyze(
 ) -> None:
     """Compare schedulers on a workload: fairness, cache locality, latency.
 
-    Writes OUT/summary.json and OUT/report.html.
+    Writes OUT/summary.json (and summary.csv, one row per run), OUT/report.html and
+    OUT/timing.json (wall-clock seconds, kept apart so that summary.json is the same bytes
+    for the same inputs).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -89,9 +96,9 @@ def analyze(
     # ---- validate everything before simulating anything
     with user_errors():
         check_quanta(quantum, quantum_w)
-        if lam is not None and not 0 <= lam <= 1:
-            raise UserError(f"--lam must be in [0, 1], got {lam}")
+        check_options(lam=lam)
         combos = scheduler_combos(instances, router, policy)
+        od = open_out(out, "analyze", force, trace)
         workload, _, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
                                            token_budget, kv_capacity, admission)
     weights = ServiceWeights()
@@ -108,7 +115,6 @@ def analyze(
                 rparams["quantum_w"] = quantum_w
             rt = make_router(r_name, weights, **rparams) if r_name != "none" else None
             sims.append(Simulator(workload, pf, rt, instances, inst, cost, weights))
-    prepare_out(out)
 
     n_clients = len(workload.clients)
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
@@ -117,7 +123,7 @@ def analyze(
                   f"{len(combos)} scheduler combination(s); Q^u {quantum:,.0f}, Q^w {quantum_w:,.0f}")
 
     # ---- run
-    results, summaries = [], []
+    results, summaries, wall_s = [], [], {}
     t_all = time.perf_counter()
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -128,10 +134,11 @@ def analyze(
                 arr = prog.add_task(f"  {label}: arrivals", total=len(workload))
                 t0 = time.perf_counter()
                 res = sim.run(progress=lambda k, arr=arr: prog.update(arr, completed=k))
-                wall = time.perf_counter() - t0
+                wall_s[label] = round(time.perf_counter() - t0, 3)
+                with user_errors():
+                    require_finished(res, label)
                 s = summarize(res, label=label, weights=weights)
                 s["router"], s["policy"] = r_name, p_name
-                s["sim_wall_s"] = round(wall, 3)
                 results.append(res)
                 summaries.append(s)
                 prog.update(arr, visible=False)
@@ -140,9 +147,10 @@ def analyze(
         fail("interrupted; nothing written", code=130)
     elapsed = time.perf_counter() - t_all
 
-    console.print(_table(summaries, f"{workload.name}: {instances} instance(s)"))
+    console.print(_table(summaries, f"{workload.name}: {instances} instance(s)", wall_s))
+    console.print(f"[dim]{escape(opt.LEGEND)}[/dim]")
 
-    # ---- write (each file atomically; the report first, the summary last)
+    # ---- write (all or nothing: staged, then moved into OUT)
     doc = {
         "workload": workload_doc(workload, weights, inst.kv_capacity_tokens),
         "config": {"instances": instances, "combos": [list(c) for c in combos],
@@ -153,11 +161,13 @@ def analyze(
                    "weights": {"w_p": weights.w_p, "w_q": weights.w_q}},
         "runs": summaries,
     }
-    with user_errors(f"cannot write to {out}: "):
-        text = json.dumps(doc, indent=2, allow_nan=False)
+    with user_errors(), od:
         intro = (f"workload {workload.name}: {len(workload):,} requests from {n_clients} clients over "
                  f"{workload.duration:.0f} s ({workload.source or 'generated'}); {instances} instance(s); "
                  f"cost model {cost.name}; service weights w_p={weights.w_p:g}, w_q={weights.w_q:g}.")
-        report = write_report(results, summaries, out, title=f"fairsched analyze: {workload.name}", intro=intro)
-        summary = atomic_write_text(out / "summary.json", text)
+        write_report(results, summaries, od.staging, title=f"fairsched analyze: {workload.name}", intro=intro)
+        report = od.path / "report.html"
+        summary = od.write_json("summary.json", doc)
+        od.write_csv("summary.csv", summaries)
+        od.write_json("timing.json", {"sim_wall_s": wall_s, "total_s": round(elapsed, 3)})
     console.print(f"wrote {escape(str(summary))} and {escape(str(report))} ({elapsed:.1f} s of simulation)")

@@ -11,17 +11,28 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fairsched.commands.common import console, fail, user_errors
+from fairsched.commands import options as opt
+from fairsched.commands.common import UserError, console, fail, user_errors
+from fairsched.commands.limits import OUT_ROOT
 
 __all__ = ["calibrate"]
 
 
 def calibrate(
-    out: Annotated[Path, typer.Option(help="Where to write the cost-model JSON.")] = Path("cost.json"),
-    preset: Annotated[str, typer.Option(help="Toy-engine model preset.")] = "cpu-small",
-    quick: Annotated[bool, typer.Option(help="Fewer measurements (a smoke run).")] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="Where to write the cost-model JSON (and its CSV twin next to it, .csv). "
+             "Default: fairsched-out/calibrate-<preset>/cost.json.", show_default=False)] = None,
+    preset: Annotated[str, typer.Option(metavar=opt.choices(opt.PRESETS), help="Toy-engine model preset.")] = "cpu-small",
+    quick: Annotated[bool, typer.Option("--quick", help="Fewer measurements (a smoke run).")] = False,
 ) -> None:
     """Fit the simulator's cost model on the torch toy engine; write it to OUT."""
+    with user_errors():
+        if preset not in opt.PRESETS:
+            raise UserError(f"unknown --preset {preset!r}; choose from {', '.join(opt.PRESETS)}")
+        out = out if out is not None else OUT_ROOT / f"calibrate-{preset}" / "cost.json"
+        if out.is_dir():
+            raise UserError(f"--out {out} is a directory; give the cost-model file's path (e.g. {out / 'cost.json'})")
+        out.parent.mkdir(parents=True, exist_ok=True)
     try:
         from fairsched.engine.calibrate import run_calibration
     except ImportError as e:
@@ -45,6 +56,12 @@ def calibrate(
     for k, v in coef.items():
         t.add_row(k, f"{v:.4g}" if isinstance(v, int | float) else str(v), str(units.get(k, "")))
     console.print(t)
+    if coef:
+        from fairsched.output import atomic_write_text, records_csv
+
+        with user_errors():
+            atomic_write_text(out.with_suffix(".csv"), records_csv(
+                [{"coefficient": k, "value": v, "unit": units.get(k, "")} for k, v in coef.items()]))
     for key, label, spec in (("r2", "R²", ".4f"), ("residual_rel_p90", "p90 relative residual", ".1%")):
         v = doc.get(key)
         if isinstance(v, dict):

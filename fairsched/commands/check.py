@@ -7,10 +7,8 @@ atomically. The analysis lives in :mod:`fairsched.analysis.bounds`.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,17 +16,16 @@ import typer
 from fairsched.analysis.page import html_page, html_table
 from fairsched.commands import options as opt
 from fairsched.commands.common import (
-    UserError,
     check_quanta,
     console,
     fmt_num,
     fmt_span,
-    prepare_out,
     resolve_run,
     scheduler_combos,
     user_errors,
     workload_doc,
 )
+from fairsched.commands.limits import open_out, require_finished
 
 __all__ = ["check"]
 
@@ -102,10 +99,11 @@ def check(
     format: opt.Format = None,
     instances: Annotated[int, typer.Option(help="Number of serving instances.")] = 1,
     policy: Annotated[list[str] | None, typer.Option(
-        help="Queue policy (repeatable): vtc, dlpm, lcf, fcfs, lpm. Default: vtc dlpm fcfs lpm "
-             "(one instance), vtc dlpm fcfs (several).")] = None,
+        metavar=opt.POLICY_METAVAR, show_default=False,
+        help="Queue policy (repeatable). Default: vtc dlpm fcfs lpm (one instance), vtc dlpm fcfs (several).")] = None,
     router: Annotated[list[str] | None, typer.Option(
-        help="Router (repeatable, several instances): default least-load and d2lpm (with dlpm).")] = None,
+        metavar=opt.ROUTER_METAVAR, show_default=False,
+        help="Router (repeatable, several instances). Default: least-load d2lpm (d2lpm with dlpm).")] = None,
     quantum: opt.Quantum = None,
     quantum_w: opt.QuantumW = None,
     cost_model: opt.CostModelFile = None,
@@ -114,7 +112,8 @@ def check(
     token_budget: opt.TokenBudget = None,
     kv_capacity: opt.KVCapacity = None,
     admission: opt.Admission = "reserve",
-    out: opt.out_dir("check.json, check.html") = Path("fairsched-out"),
+    out: opt.out_dir("check.json, check.csv, check.html, timing.json", "fairsched-out/check-<trace>") = None,
+    force: opt.Force = False,
     limit: opt.Limit = None,
     seed: opt.Seed = 0,
 ) -> None:
@@ -135,26 +134,24 @@ def check(
         max_service_gap,
         simulate_for_check,
     )
-    from fairsched.analysis.report import atomic_write_text, fig_latency_cdf
+    from fairsched.analysis.report import fig_latency_cdf
     from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
 
     with user_errors():
         check_quanta(quantum, quantum_w)
-        if instances < 1:
-            raise UserError(f"--instances must be >= 1, got {instances}")
         pols = policy or list(CHECK_POLICIES_1 if instances == 1 else CHECK_POLICIES_N)
         rts = router or (None if instances == 1 else list(CHECK_ROUTERS_N))
         combos = scheduler_combos(instances, rts, pols)
+        od = open_out(out, "check", force, trace)
         workload, fmt, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
                                            token_budget, kv_capacity, admission)
-    prepare_out(out)
     weights = ServiceWeights()
     q_u = quantum if quantum is not None else default_quantum(workload, weights)
     n_clients = len(workload.clients)
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
                   f"{workload.duration:.0f} s; {instances} instance(s), cost model {escape(cost.name)}; "
                   f"{len(combos)} run(s); Q^u {q_u:,.0f}")
-    runs, verdicts, results, labels = [], [], [], []
+    runs, verdicts, results, labels, timing = [], [], [], [], {}
     t_all = time.perf_counter()
     for r_name, p_name in combos:
         label = p_name if r_name == "none" else f"{r_name}/{p_name}"
@@ -176,13 +173,15 @@ def check(
             if r_name != "none":
                 rt = make_router(r_name, weights, **({"quantum_w": params["quantum_w"]} if r_name == "d2lpm" else {}))
             res = simulate_for_check(workload, pf, rt, instances, inst, cost, weights)
+            require_finished(res, label)
         sim_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         vs = check_run(res, p_name, params)
         gap = max_service_gap(res, per_pair=False)
         chk_s = time.perf_counter() - t0
         summary = _run_summary(res, gap)
-        summary.update(sim_wall_s=round(sim_s, 3), check_wall_s=round(chk_s, 3), n_service_events=len(res.svc_t))
+        summary["n_service_events"] = len(res.svc_t)
+        timing[label] = {"sim_wall_s": round(sim_s, 3), "check_wall_s": round(chk_s, 3)}
         runs.append({"label": label, "router": r_name, "policy": p_name, "summary": summary,
                      "verdicts": [v.to_dict() for v in vs]})
         verdicts += vs
@@ -202,13 +201,14 @@ def check(
                      "fairsched's charging model (proofs/README.md)")
     for n in notes:
         console.print(f"[bold]note:[/bold] {escape(n)}")
+    console.print(f"[dim]{escape(opt.LEGEND)}[/dim]")
     doc = {"workload": workload_doc(workload, weights, inst.kv_capacity_tokens),
            "config": {"instances": instances, "combos": [list(c) for c in combos], "trace": str(trace) if trace else None,
                       "format": fmt, "limit": limit, "seed": seed, "quantum": q_u, "quantum_w": quantum_w,
                       "instance": asdict(inst), "cost_model": asdict(cost),
                       "weights": {"w_p": weights.w_p, "w_q": weights.w_q}},
-           "runs": runs, "verdicts": [v.to_dict() for v in verdicts], "notes": notes, "wall_s": round(elapsed, 3)}
-    with user_errors(f"cannot write to {out}: "):
+           "runs": runs, "verdicts": [v.to_dict() for v in verdicts], "notes": notes}
+    with user_errors(), od:
         head = ["run", "check", "scope", "bound", "bound formula", "measured gap", "ratio", "verdict", "worst pair",
                 "window", "gap interval", "note"]
         rows = [[v.run, v.check, v.scope, fmt_num(v.bound, ",.0f"), v.bound_expr, fmt_num(v.measured, ",.0f"),
@@ -233,7 +233,9 @@ def check(
         intro = (f"{len(workload):,} requests from {n_clients} clients over {workload.duration:.0f} s; "
                  f"{instances} instance(s); cost model {cost.name}; w_p={weights.w_p:g}, w_q={weights.w_q:g}; "
                  f"DLPM Q^u={q_u:g}.")
-        page = atomic_write_text(out / "check.html", html_page(f"fairsched check: {workload.name}", sections,
-                                                               intro=intro, css=_CSS))
-        js = atomic_write_text(out / "check.json", json.dumps(doc, indent=2, allow_nan=False))
+        page = od.write_text("check.html", html_page(f"fairsched check: {workload.name}", sections,
+                                                     intro=intro, css=_CSS))
+        js = od.write_json("check.json", doc)
+        od.write_csv("check.csv", doc["verdicts"])
+        od.write_json("timing.json", {"runs": timing, "total_s": round(elapsed, 3)})
     console.print(f"wrote {escape(str(js))} and {escape(str(page))} ({elapsed:.1f} s)")

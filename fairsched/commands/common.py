@@ -1,7 +1,7 @@
 """Helpers every ``fairsched`` command shares: user-error reporting (:class:`UserError`,
 :func:`fail`, :func:`user_errors`), the consoles, option resolution (:func:`resolve_run`,
 which calls :func:`resolve_workload` and :func:`resolve_hardware`; :func:`check_quanta`,
-:func:`scheduler_combos`), the output directory probe and number formatting.
+:func:`scheduler_combos`), and number formatting (output directories: :mod:`fairsched.commands.limits`).
 
 Commands (:mod:`fairsched.commands.analyze`, ``.check``, ``.detect`` ...) import this
 module; :mod:`fairsched.cli` imports the commands. Nothing here imports :mod:`fairsched.cli`,
@@ -58,24 +58,38 @@ def user_errors(context: str = "") -> Iterator[None]:
         fail(f"{context}{msg}" if context else msg)
 
 
-def resolve_workload(trace: Path | None, fmt: str | None, limit: int | None, seed: int):
-    """The workload of ``--trace/--format/--limit/--seed`` (default workload if no trace).
+def resolve_workload(trace: Path | None, fmt: str | None, limit: int | None, seed: int,
+                     kv_capacity_tokens: int | None = None):
+    """The workload of ``--trace/--format/--limit/--seed`` (default workload if no trace);
+    with ``kv_capacity_tokens``, a request no instance could hold is an error naming its
+    trace line (or, for the built-in workload, the request and ``--kv-capacity``).
+    Trace warnings (implausible timestamp units) are printed as ``warning:`` lines.
 
     Raises:
-        UserError: unknown format, bad limit; TraceError (a ValueError) from the loader.
+        UserError: unknown format, option out of range; TraceError (a ValueError) from the loader.
     """
+    from fairsched.commands.limits import check_options, trace_warnings
     from fairsched.workload import FORMATS, default_workload, load_trace
 
-    if limit is not None and limit < 1:
-        raise UserError(f"--limit must be >= 1, got {limit}")
+    check_options(limit=limit, seed=seed)
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}; choose from {', '.join(FORMATS)}")
     if trace is None:
         if fmt is not None:
             raise UserError("--format needs --trace")
         w = default_workload(seed)
-        return w.head(limit) if limit is not None else w
-    return load_trace(trace, fmt, **({"limit": limit} if limit is not None else {}))
+        w = w.head(limit) if limit is not None else w
+        for r in w if kv_capacity_tokens is not None else ():
+            need = len(r.prompt) * w.block_size + r.output_len
+            if need > kv_capacity_tokens:
+                raise UserError(f"request {r.rid} of the built-in workload needs {need:,} KV tokens, more than "
+                                f"--kv-capacity {kv_capacity_tokens:,}")
+        return w
+    opts = {"limit": limit} if limit is not None else {}
+    if kv_capacity_tokens is not None:
+        opts["kv_capacity_tokens"] = kv_capacity_tokens
+    with trace_warnings():
+        return load_trace(trace, fmt, **opts)
 
 
 def resolve_hardware(cost_model: Path | None, profile: str | None, trace_format: str | None,
@@ -90,10 +104,12 @@ def resolve_hardware(cost_model: Path | None, profile: str | None, trace_format:
         UserError: unknown profile; ValueError (naming the file and field) from a bad
         cost-model file.
     """
+    from fairsched.commands.limits import check_options
     from fairsched.sim import CostModel
     from fairsched.sim.admission import ADMISSION_RULES
     from fairsched.sim.profiles import PROFILES, default_profile, hardware_profile
 
+    check_options(max_batch_size=max_batch_size, token_budget=token_budget, kv_capacity=kv_capacity)
     name = profile or default_profile(trace_format)
     if name not in PROFILES:
         raise UserError(f"unknown --profile {name!r}; choose from {', '.join(PROFILES)}")
@@ -114,29 +130,35 @@ def resolve_run(trace: Path | None, fmt: str | None, limit: int | None, seed: in
     command shares: :func:`resolve_workload`, then :func:`resolve_hardware` for the trace's
     format (given or sniffed from its first line; ``None`` for the built-in workload).
 
+    The hardware comes first, so that the loader rejects a request larger than an
+    instance's KV capacity at its line, before building the workload.
+
     Raises:
         UserError: as those two, or when the workload has no requests.
     """
-    from fairsched.workload import sniff_format
+    from fairsched.workload import FORMATS, sniff_format
 
-    workload = resolve_workload(trace, fmt, limit, seed)
-    fmt = fmt or (sniff_format(trace) if trace is not None else None)
-    cost, inst = resolve_hardware(cost_model, profile, fmt, max_batch_size, token_budget, kv_capacity, admission)
+    if fmt is not None and fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; choose from {', '.join(FORMATS)}")
+    sniffed = fmt or (sniff_format(trace) if trace is not None else None)
+    cost, inst = resolve_hardware(cost_model, profile, sniffed, max_batch_size, token_budget, kv_capacity, admission)
+    workload = resolve_workload(trace, fmt, limit, seed, inst.kv_capacity_tokens)
+    fmt = sniffed
     if not len(workload):
         raise UserError("the workload has no requests")
     return workload, fmt, cost, inst
 
 
 def check_quanta(quantum: float | None, quantum_w: float | None) -> None:
-    """Validate ``--quantum`` / ``--quantum-w`` (positive when given).
+    """Validate ``--quantum`` / ``--quantum-w`` (finite, in the range of
+    ``fairsched.commands.limits.LIMITS``, when given).
 
     Raises:
         UserError: naming the option.
     """
-    if quantum is not None and not quantum > 0:
-        raise UserError(f"--quantum must be > 0, got {quantum}")
-    if quantum_w is not None and not quantum_w > 0:
-        raise UserError(f"--quantum-w must be > 0, got {quantum_w}")
+    from fairsched.commands.limits import check_options
+
+    check_options(quantum=quantum, quantum_w=quantum_w)
 
 
 def scheduler_combos(instances: int, routers: list[str] | None, policies: list[str] | None) -> list[tuple[str, str]]:
@@ -156,8 +178,9 @@ def scheduler_combos(instances: int, routers: list[str] | None, policies: list[s
     for r in routers or ():
         if r not in ROUTER_NAMES:
             raise UserError(f"unknown router {r!r}; choose from {', '.join(ROUTER_NAMES)}")
-    if instances < 1:
-        raise UserError(f"--instances must be >= 1, got {instances}")
+    from fairsched.commands.limits import check_options
+
+    check_options(instances=instances)
     if instances == 1:
         if routers:
             raise UserError("--router needs --instances > 1 (one instance has nothing to route)")
@@ -183,18 +206,6 @@ def fmt_num(v, spec: str = ",.1f") -> str:
 def fmt_span(w, digits: int = 2) -> str:
     """A time window ``(t0, t1)`` [s] as ``"t0-t1 s"``; ``"n/a"`` when there is none."""
     return "n/a" if not w else f"{w[0]:.{digits}f}-{w[1]:.{digits}f} s"
-
-
-def prepare_out(out: Path) -> None:
-    """Create the output directory ``out`` and check that files can be written there, before
-    anything is computed (a user error, exit code 2, when not)."""
-    from fairsched.analysis.report import atomic_write_text
-
-    with user_errors(f"cannot write to {out}: "):
-        if out.exists() and not out.is_dir():
-            raise UserError("it exists and is not a directory")
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / ".fairsched-write-test", "").unlink()
 
 
 def workload_doc(workload, weights=None, kv_capacity_tokens=None) -> dict:

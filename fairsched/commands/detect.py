@@ -7,10 +7,8 @@ atomically. The detector lives in :mod:`fairsched.analysis.detect`.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,11 +19,11 @@ from fairsched.commands.common import (
     UserError,
     console,
     fmt_num,
-    prepare_out,
     resolve_run,
     user_errors,
     workload_doc,
 )
+from fairsched.commands.limits import check_options, check_windows, open_out, require_finished
 
 __all__ = ["detect"]
 
@@ -69,17 +67,21 @@ def detect(
     trace: opt.Trace = None,
     format: opt.Format = None,
     instances: Annotated[int, typer.Option(help="Number of serving instances (>= 2).")] = 16,
-    window: Annotated[float, typer.Option(help="Phase-1 window (s).")] = 60.0,
+    window: Annotated[float, typer.Option(
+        help="Phase-1 window (s); at most 100,000 windows over the trace.")] = 60.0,
     top_k: Annotated[int, typer.Option(help="Classes checked per window.")] = 5,
     min_class_requests: Annotated[int, typer.Option(help="Arrivals a class needs in a window to be checked.")] = 10,
-    baseline: Annotated[str, typer.Option(help="Router to compare with (load-only routing).")] = "least-load",
-    policy: Annotated[str, typer.Option(help="Queue policy of every instance.")] = "fcfs",
+    baseline: Annotated[str, typer.Option(metavar=opt.ROUTER_METAVAR,
+                                          help="Router to compare with (load-only routing).")] = "least-load",
+    policy: Annotated[str, typer.Option(metavar=opt.POLICY_METAVAR, help="Queue policy of every instance.")] = "fcfs",
     cost_model: opt.CostModelFile = None,
     profile: opt.Profile = None,
     max_batch_size: opt.MaxBatchSize = None,
     token_budget: opt.TokenBudget = None,
     kv_capacity: opt.KVCapacity = None,
-    out: opt.out_dir("detect.json, detect.html") = Path("fairsched-out"),
+    out: opt.out_dir("detect.json, detect_flagged.csv, detect_latency.csv, detect.html, timing.json",
+                     "fairsched-out/detect-<trace>") = None,
+    force: opt.Force = False,
     limit: opt.Limit = None,
     seed: opt.Seed = 0,
 ) -> None:
@@ -94,7 +96,7 @@ def detect(
     from rich.markup import escape
 
     from fairsched.analysis.detect import DetectorConfig, detect_and_compare, fig_detection_timeline
-    from fairsched.analysis.report import atomic_write_text, fig_latency_cdf
+    from fairsched.analysis.report import fig_latency_cdf
     from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
 
     with user_errors():
@@ -104,12 +106,12 @@ def detect(
             raise UserError(f"unknown --baseline {baseline!r}; choose from {', '.join(ROUTER_NAMES)}")
         if policy not in POLICY_NAMES:
             raise UserError(f"unknown --policy {policy!r}; choose from {', '.join(POLICY_NAMES)}")
-        if top_k < 1 or min_class_requests < 1:
-            raise UserError("--top-k and --min-class-requests must be >= 1")
+        check_options(instances=instances, window=window, top_k=top_k, min_class_requests=min_class_requests)
         cfg = DetectorConfig(window_s=window, top_k=top_k, min_class_requests=min_class_requests)
+        od = open_out(out, "detect", force, trace)
         workload, fmt, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
                                            token_budget, kv_capacity)
-    prepare_out(out)
+        check_windows(window, workload.duration)
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, "
                   f"{len(workload.clients)} clients, {workload.duration:.0f} s; {instances} instances, "
                   f"cost model {escape(cost.name)}; window {window:g} s")
@@ -117,6 +119,8 @@ def detect(
     with user_errors():
         oc = detect_and_compare(workload, instances, config=cfg, baseline=baseline, policy=policy,
                                 instance=inst, cost=cost)
+        for name, res in oc.results.items():
+            require_finished(res, name)
     elapsed = time.perf_counter() - t0
     rep = oc.report
     cs = oc.classes.summary()
@@ -139,10 +143,10 @@ def detect(
                                                           "policy": policy, "trace": str(trace) if trace else None,
                                                           "format": fmt, "limit": limit, "seed": seed,
                                                           "instance": asdict(inst), "cost_model": asdict(cost)},
-           **oc.to_dict(), "wall_s": round(elapsed, 3)}
+           **oc.to_dict()}
     for f in doc["flagged_classes"]:
         f["M"] = f["holders"]
-    with user_errors(f"cannot write to {out}: "):
+    with user_errors(), od:
         sections: list[tuple[str, object]] = []
         head = ["class", "windows", "x", "|M|", "|M|/N", "phase 2", "confirmed at [s]", "max run", "regime",
                 "t* [s]", "t_harm [s]", "first diversion after [s]"]
@@ -168,7 +172,9 @@ def detect(
         intro = (f"{len(workload):,} requests, {instances} instances, cost model {cost.name}; prefix classes: "
                  f"{oc.classes.rule}; phase-1 window {window:g} s, top {top_k} classes, at least "
                  f"{min_class_requests} arrivals.")
-        page = atomic_write_text(out / "detect.html", html_page(f"fairsched detect: {workload.name}", sections,
-                                                                intro=intro))
-        js = atomic_write_text(out / "detect.json", json.dumps(doc, indent=2, allow_nan=False))
+        page = od.write_text("detect.html", html_page(f"fairsched detect: {workload.name}", sections, intro=intro))
+        js = od.write_json("detect.json", doc)
+        od.write_csv("detect_flagged.csv", doc["flagged_classes"])
+        od.write_csv("detect_latency.csv", oc.latency)
+        od.write_json("timing.json", {"total_s": round(elapsed, 3)})
     console.print(f"wrote {escape(str(js))} and {escape(str(page))} ({elapsed:.1f} s)")

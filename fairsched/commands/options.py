@@ -1,5 +1,11 @@
-"""Command-line options shared by ``analyze``, ``check`` and ``detect`` (typer types), so
-that every command spells, documents and defaults them the same way."""
+"""Command-line options shared by the commands (typer types), so that every command spells,
+documents and defaults them the same way.
+
+Choice options show their choices as the metavar (``--format [mooncake|vtc|jsonl]``) and
+are validated by the command (one ``error:`` line naming the option); numeric options are
+range-checked by :mod:`fairsched.commands.limits`; flags are plain flags (``--quick``, no
+``--no-quick``).
+"""
 
 from __future__ import annotations
 
@@ -8,28 +14,57 @@ from typing import Annotated
 
 import typer
 
+from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
+from fairsched.sim.profiles import PROFILES
+from fairsched.workload.loaders import FORMATS
+
+PRESETS = ("cpu-tiny", "cpu-small", "gpu-medium")
+"""Toy-engine presets (``fairsched.engine.model.PRESETS``; listed here so that ``--help``
+does not import torch; a test keeps the two equal)."""
+
+
+def choices(names) -> str:
+    """``[a|b|c]``: the metavar of a choice option."""
+    return "[" + "|".join(names) + "]"
+
+
 Trace = Annotated[Path | None, typer.Option(help="Trace file (default: the built-in workload).")]
 Format = Annotated[str | None, typer.Option(
-    "--format", help="Trace format: mooncake, vtc or jsonl (default: guessed from the first line).")]
+    "--format", metavar=choices(FORMATS), help="Trace format (default: guessed from the first line).")]
 CostModelFile = Annotated[Path | None, typer.Option(help="Cost-model JSON (from `fairsched calibrate`).")]
 Profile = Annotated[str | None, typer.Option(
-    "--profile", "--cost-profile",
-    help="Hardware profile (cost model + KV capacity): a100-llama3-8b or a10g-llama2-7b. "
+    "--profile", "--cost-profile", metavar=choices(PROFILES),
+    help="Hardware profile (cost model + KV capacity). "
          "Default: a10g-llama2-7b for the VTC trace (the VTC paper's hardware), else a100-llama3-8b.")]
-MaxBatchSize = Annotated[int | None, typer.Option(help="Per-instance max batch size.")]
-TokenBudget = Annotated[int | None, typer.Option(help="Per-iteration token budget.")]
-KVCapacity = Annotated[int | None, typer.Option(help="Per-instance KV capacity in tokens.")]
+MaxBatchSize = Annotated[int | None, typer.Option(help="Per-instance max batch size (sequences).")]
+TokenBudget = Annotated[int | None, typer.Option(help="Per-iteration token budget (tokens).")]
+KVCapacity = Annotated[int | None, typer.Option(help="Per-instance KV capacity (tokens).")]
 Admission = Annotated[str, typer.Option(
+    metavar="[reserve|peak]",
     help="KV admission rule: reserve (prompt + whole output reserved at admission) or peak (the "
          "running batch's projected peak must fit, VTC artifact / S-LoRA).")]
 Limit = Annotated[int | None, typer.Option(help="Only the first N requests.")]
 Seed = Annotated[int, typer.Option(help="Seed of the built-in workload.")]
 Quantum = Annotated[float | None, typer.Option(
-    help="DLPM quantum Q^u in service units (default: U of the workload).")]
+    help="DLPM quantum Q^u in service units, the credit each backlogged client gets per round "
+         "(default: U of the workload).")]
 QuantumW = Annotated[float | None, typer.Option(
-    help="D2LPM worker quantum Q^w in service units (default: U of the workload).")]
+    help="D2LPM worker quantum Q^w in service units, the credit per client per instance "
+         "(default: U of the workload).")]
+Force = Annotated[bool, typer.Option(
+    "--force", help="Write into --out even if it holds another command's results or other files.")]
+
+POLICY_METAVAR = choices(POLICY_NAMES)
+ROUTER_METAVAR = choices(ROUTER_NAMES)
 
 
-def out_dir(files: str) -> type:
-    """The ``--out`` option, naming the files a command writes there."""
-    return Annotated[Path, typer.Option(help=f"Output directory ({files}).")]
+def out_dir(files: str, default: str = "fairsched-out/<command>-<trace>") -> type:
+    """The ``--out`` option, naming the files a command writes there and its default."""
+    return Annotated[Path | None, typer.Option(
+        help=f"Output directory ({files}). Default: {default}. Written all or nothing; a directory "
+             f"holding another command's results needs --force.", show_default=False)]
+
+
+LEGEND = ("Q^u/Q^w: DLPM/D2LPM quantum per client (per instance); gap: most service one backlogged client "
+          "got over another; gap/U: gap over VTC's U")
+"""One line explaining the symbols the terminal output uses."""

@@ -12,7 +12,9 @@ from typing import Annotated
 
 import typer
 
+from fairsched.commands import options as opt
 from fairsched.commands.common import UserError, console, err_console, fail, user_errors
+from fairsched.commands.limits import open_out
 
 
 def reproduce(
@@ -20,8 +22,9 @@ def reproduce(
         help="Claims to run, by id or number (default: all). See --list.", show_default=False)] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Smaller workloads and sweeps: each claim in under a "
                                         "minute.")] = False,
-    out: Annotated[Path, typer.Option(help="Output directory (reproduce.json, reproduce.html).")] = Path(
-        "fairsched-out"),
+    out: opt.out_dir("reproduce.json, reproduce.csv, reproduce.html", "fairsched-out/reproduce-all "
+                     "(or -<claims>)") = None,
+    force: opt.Force = False,
     cost_model: Annotated[Path | None, typer.Option(
         help="Cost-model JSON (from `fairsched calibrate`) used by every claim instead of its default hardware "
              "profile.")] = None,
@@ -38,6 +41,7 @@ def reproduce(
 
     from fairsched.reproduce import (
         REGISTRY,
+        entries,
         get_claims,
         missing_data,
         run_claim,
@@ -68,26 +72,25 @@ def reproduce(
         if missing:
             raise UserError(f"trace file(s) {', '.join(missing)} not found; set FAIRSCHED_SHARED_DATA to the "
                             "directory that holds them, or leave out the claims that need them")
-    with user_errors(f"cannot write to {out}: "):
-        if out.exists() and not out.is_dir():
-            raise UserError("it exists and is not a directory")
-        out.mkdir(parents=True, exist_ok=True)
+        od = open_out(out, "reproduce", force, suffix="-".join(c.id for c in chosen) if claims else "all")
 
     mode = "quick" if quick else "full"
     console.print(f"[bold]reproduce[/bold]: {len(chosen)} claim(s), {mode} mode, "
                   f"cost model {escape(cost.name) if cost is not None else 'of each claim (documented defaults)'}")
     outcomes = []
     t_all = time.perf_counter()
-    try:
-        for k, c in enumerate(chosen, 1):
-            with err_console.status(f"[{k}/{len(chosen)}] {c.id}: {c.title}"):
-                o = run_claim(c, quick=quick, cost=cost, out=out)
-            outcomes.append(o)
-            err_console.print(f"[{k}/{len(chosen)}] {c.id}: {o.verdict} ({o.elapsed_s:.1f} s)")
-    except KeyboardInterrupt:
-        fail("interrupted; nothing written", code=130)
-    elapsed = time.perf_counter() - t_all
-    console.print(table(outcomes, title=f"fairsched reproduce ({mode})"))
-    with user_errors(f"cannot write to {out}: "):
-        doc, page = write_outputs(outcomes, out)
+    with user_errors(), od:  # all or nothing: claims and outputs write into the staging directory
+        try:
+            for k, c in enumerate(chosen, 1):
+                with err_console.status(f"[{k}/{len(chosen)}] {c.id}: {c.title}"):
+                    o = run_claim(c, quick=quick, cost=cost, out=od.staging)
+                outcomes.append(o)
+                err_console.print(f"[{k}/{len(chosen)}] {c.id}: {o.verdict} ({o.elapsed_s:.1f} s)")
+        except KeyboardInterrupt:
+            fail("interrupted; nothing written", code=130)
+        elapsed = time.perf_counter() - t_all
+        console.print(table(outcomes, title=f"fairsched reproduce ({mode})"))
+        write_outputs(outcomes, od.staging)
+        od.write_csv("reproduce.csv", entries(outcomes))
+        doc, page = od.path / "reproduce.json", od.path / "reproduce.html"
     console.print(f"wrote {escape(str(doc))} and {escape(str(page))} ({elapsed:.1f} s)")
