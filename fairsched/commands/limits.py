@@ -24,9 +24,18 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from fairsched.commands.common import UserError, err_console
+from rich.console import Console
 
-__all__ = ["LIMITS", "MAX_INSTANCES", "MAX_WINDOWS", "OUT_ROOT", "check_options", "check_range",
+err_console = Console(stderr=True)
+
+
+class UserError(ValueError):
+    """An option or output directory the CLI refuses (``user_errors`` in
+    :mod:`fairsched.commands.common` prints it as one ``error:`` line, exit code 2). This
+    module imports nothing from the commands, so ``common`` can import it."""
+
+
+__all__ = ["LIMITS", "UserError", "MAX_INSTANCES", "MAX_WINDOWS", "OUT_ROOT", "check_options", "check_range",
            "check_windows", "default_out", "open_out", "require_finished", "trace_warnings"]
 
 MAX_INSTANCES = 4096
