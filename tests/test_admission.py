@@ -4,6 +4,7 @@ memory never exceeds the capacity; the tests below must fail if the peak check g
 
 import itertools
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -164,3 +165,59 @@ def test_cli_admission_option(tmp_path):
     assert json.loads((out / "check.json").read_text())["config"]["instance"]["admission"] == "peak"
     r = runner.invoke(app, ["analyze", "--limit", "10", "--admission", "bogus", "--out", str(tmp_path / "x")])
     assert r.exit_code != 0 and "--admission" in r.output and "Traceback" not in r.output
+
+
+# ---------------------------------------------------------------------------- torch engine
+@pytest.fixture(scope="module")
+def model():
+    from fairsched.engine import build_model
+
+    return build_model("cpu-tiny")
+
+
+def engine_workload(bs, n=24):
+    rows = [(0.01 * i, "abc"[i % 3], tuple(range(100 * i, 100 * i + 3 + i % 4)), (3 + i % 4) * bs,
+             5 + (7 * i) % 40) for i in range(n)]
+    return make_workload(rows, block_size=bs)
+
+
+def test_engine_peak_admission_reproduces_the_simulator(model):
+    """Block size 1 (the engine's memory unit is then a token, as the simulator's): with
+    the cost model as clock the engine under ``peak`` admits and finishes every request
+    exactly when the simulator does, and its physical blocks never run out."""
+    from fairsched.engine import run_engine
+    from fairsched.sim import CostModel
+
+    w, cm = engine_workload(1), CostModel()
+    cfg = InstanceConfig(max_batch_size=16, token_budget=64, kv_capacity_tokens=200, admission="peak")
+    a = run_engine(w, "vtc", model=model, clock=cm, instance=cfg, check=True)
+    b = simulate(w, "vtc", instance=cfg, cost=cm, decode_runs=False)
+    for f in ("admit_t", "first_token_t", "finish_t", "cached_tokens"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    assert max(a.meta["peak_kv_tokens"]) <= 200
+    reserve = simulate(w, "vtc", instance=InstanceConfig(max_batch_size=16, token_budget=64, kv_capacity_tokens=200),
+                       cost=cm)
+    assert a.finish_t.max() < reserve.finish_t.max()  # peak packs the batch tighter
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "dlpm"])
+def test_engine_peak_admission_keeps_blocks_within_capacity(model, policy):
+    """Block size 4, a tight pool: KV blocks grow as outputs do and never exceed the pool
+    (``check=True`` asserts the block accounting after every iteration)."""
+    from fairsched.engine import run_engine
+
+    w = engine_workload(4, 30)
+    cfg = InstanceConfig(max_batch_size=16, token_budget=48, kv_capacity_tokens=160, admission="peak")
+    res = run_engine(w, policy, model=model, instance=cfg, check=True,
+                     policy_params={"quantum": 16.0} if policy == "dlpm" else None)
+    assert res.n_finished == len(w) and max(res.meta["peak_kv_tokens"]) <= 160
+    assert [len(res.meta["outputs"][r.rid]) for r in w] == [r.output_len for r in w]
+
+
+def test_engine_without_the_peak_check_runs_out_of_blocks(model, monkeypatch):
+    from fairsched.engine import run_engine
+
+    monkeypatch.setattr(adm.PeakPlan, "need", lambda self, *a: 0)
+    cfg = InstanceConfig(max_batch_size=16, token_budget=48, kv_capacity_tokens=160, admission="peak")
+    with pytest.raises((RuntimeError, MemoryError)):
+        run_engine(engine_workload(4, 30), "fcfs", model=model, instance=cfg)

@@ -129,8 +129,6 @@ class EngineCluster(ClusterBackend):
         self.workload = workload
         name = self.config.name
         self.instance_cfg = instance or DEFAULT_INSTANCE.get(name, DEFAULT_INSTANCE["cpu-small"])
-        if self.instance_cfg.admission != "reserve":
-            raise NotImplementedError("the engine supports admission='reserve' only so far")
         self.service = weights or ServiceWeights()
         bs = workload.block_size
         n_blocks = self.instance_cfg.kv_capacity_tokens // bs

@@ -59,8 +59,8 @@ class EngineBackend(Backend, Protocol):
 class _Seq(Seq):
     """A request in an engine's running batch (``reserved``: KV blocks)."""
 
-    __slots__ = ("client", "tokens", "slots", "new_blocks", "owned", "last", "pending", "out", "prefill_s",
-                 "decode_s", "n_chunks", "svc_idx", "logits")
+    __slots__ = ("client", "tokens", "slots", "new_blocks", "owned", "priv", "last", "pending", "out",
+                 "prefill_s", "decode_s", "n_chunks", "svc_idx", "logits")
 
     def __init__(self, req: Request, matched: int, cached: int, reserved: int, client: int):
         super().__init__(req, matched, cached, reserved)
@@ -69,6 +69,7 @@ class _Seq(Seq):
         self.slots: torch.Tensor | None = None  # KV slot of every position (prompt + output)
         self.new_blocks: list[int] = []  # blocks of prompt units matched .. units-1
         self.owned: list[int] = []  # private blocks (output, and prompt blocks not cached)
+        self.priv: list[int] = []  # the output blocks, in order (grown under admission="peak")
         self.last = -1  # last generated token id (fed to the next decode step)
         self.pending = -1  # token made by the running iteration, applied at its end (_on_decode)
         self.out: list[int] = []
@@ -86,8 +87,11 @@ class Engine(InstanceBase):
 
     The iteration loop and the KV bookkeeping are :class:`~fairsched.sim.instance.InstanceBase`'s,
     counting memory in whole KV blocks (``unit = block_size``); this class adds the
-    physical blocks (allocated at admission, adopted by the tree when the prompt completes,
-    freed at the end) and runs the model to time each iteration."""
+    physical blocks (allocated at admission, and under ``admission="peak"`` as outputs
+    grow; adopted by the tree when the prompt completes; freed at the end) and runs the
+    model to time each iteration."""
+
+    out_lead = 1  # a request holds the slot its next decode step writes (see InstanceBase)
 
     def __init__(self, idx: int, cluster: EngineBackend, policy: QueuePolicy):
         super().__init__(idx, cluster, policy, unit=cluster.workload.block_size)
@@ -116,24 +120,40 @@ class Engine(InstanceBase):
         return s
 
     def _setup(self, s: _Seq) -> None:
-        """Allocate the sequence's blocks and build its slot list."""
+        """Allocate the sequence's prompt blocks and first ``out_units`` output blocks and
+        build its slot list (positions in output blocks not allocated yet point at the first
+        prompt slot: a valid index for the masked padding of a decode batch, never written)."""
         req, bs, pool, dev = s.req, self.bs, self.pool, self.cluster.device
         shared = self.kv.blocks(req.prompt, s.matched)
         s.new_blocks = pool.alloc(s.units - s.matched)
-        priv = pool.alloc(-(-req.output_len // bs))
-        s.owned = list(priv)
         off = np.arange(bs)
         prompt_slots = (np.asarray(shared + s.new_blocks, dtype=np.int64)[:, None] * bs + off).ravel()
-        priv_slots = (np.asarray(priv, dtype=np.int64)[:, None] * bs + off).ravel()
         L = req.input_len
-        slots = np.empty(L + req.output_len - 1, dtype=np.int64)
+        slots = np.full(L + req.output_len - 1, prompt_slots[0], dtype=np.int64)
         slots[:L] = prompt_slots[:L]
-        if s.cached < s.matched * bs and s.cached < L:
-            # fully cached prompt: the recomputed last token must not overwrite a shared block
-            slots[L - 1] = priv_slots[0]
-        slots[L:] = priv_slots[1:req.output_len]
         s.slots = torch.from_numpy(slots).to(dev)
         s.tokens = torch.from_numpy(prompt_tokens(req, self.model.config.vocab_size)).to(dev)
+        self._grow(s, s.out_units)
+
+    def _grow(self, s: _Seq, units: int) -> None:
+        """Allocate ``units`` more output blocks for ``s`` and point their positions at them:
+        output slot ``j`` holds position ``L + j - 1`` (the ``j``-th token fed back); slot 0
+        holds the recomputed last prompt token of a fully cached prompt (so it does not
+        overwrite a shared block)."""
+        bs, req = self.bs, s.req
+        first = len(s.priv) * bs
+        blocks = self.pool.alloc(units)
+        s.priv.extend(blocks)
+        s.owned.extend(blocks)
+        new = (np.asarray(blocks, dtype=np.int64)[:, None] * bs + np.arange(bs)).ravel()
+        L, n = req.input_len, len(s.slots)
+        if first == 0:
+            if s.cached < s.matched * bs and s.cached < L:
+                s.slots[L - 1] = int(new[0])
+            new, first = new[1:], 1
+        a, b = L + first - 1, min(L + first - 1 + len(new), n)
+        if a < b:
+            s.slots[a:b] = torch.from_numpy(new[: b - a]).to(s.slots.device)
 
     # ------------------------------------------------------------- iteration
     def _start(self, now: float) -> float | None:

@@ -233,24 +233,25 @@ class InstanceBase:
         return Admission.ADMITTED
 
     def _grow_outputs(self, seqs: list[Seq]) -> None:
-        """Peak rule: ``seqs`` generated tokens; each now holds
-        ``ceil(min(generated + out_lead, o) / unit)`` output units (:meth:`_grow`)."""
+        """Peak rule: ``seqs`` (still running) generated tokens; each now holds
+        ``ceil(min(generated + out_lead, o) / unit)`` output units. Cache blocks no running
+        request holds are evicted first if the memory is needed (:meth:`_grow` then
+        allocates)."""
         u, lead = self.unit, self.out_lead
-        for s in seqs:
-            d = -(-min(s.generated + lead, s.req.output_len) // u) - s.out_units
-            if d > 0:
-                s.out_units += d
-                s.reserved += d
-                self.reserved += d
-                self._grow(s, d)
-        over = self.cache.size * self.block_units + self.reserved - self.capacity
-        if over > 0:  # make room: evict cache blocks no running request holds
-            short = -(-over // self.block_units)
-            self._evict(short)
-        self._note_peak()
-        if self.cache.size * self.block_units + self.reserved > self.capacity:
+        grow = [(s, d) for s in seqs if (d := -(-min(s.generated + lead, s.req.output_len) // u) - s.out_units) > 0]
+        total = sum(d for _, d in grow)
+        over = self.cache.size * self.block_units + self.reserved + total - self.capacity
+        if over > 0:
+            self._evict(-(-over // self.block_units))
+        if self.cache.size * self.block_units + self.reserved + total > self.capacity:
             raise RuntimeError(f"instance {self.idx}: KV memory over capacity under admission='peak' "
                                "(the projection assumes output lengths known at admission)")
+        for s, d in grow:
+            s.out_units += d
+            s.reserved += d
+            self.reserved += d
+            self._grow(s, d)
+        self._note_peak()
 
     def _note_peak(self) -> None:
         """Raise ``peak_kv`` (tokens) to the KV memory in use now: cache + reservations."""
@@ -320,8 +321,6 @@ class InstanceBase:
             if s.req.output_len == 1:
                 finished.append(s)
         self.prefilling = still
-        if self.peak_rule:
-            self._grow_outputs(self.decoding + first)
         if first:
             backend._on_first_token(self, first, now)
             self.decoding.extend(s for s in first if s.req.output_len > 1)
@@ -330,6 +329,8 @@ class InstanceBase:
             self.decoding = [s for s in self.decoding if id(s) not in done]
             for s in finished:
                 self._finish(s, now)
+        if self.peak_rule:  # after the releases: a finished request's last token needs no KV
+            self._grow_outputs(self.decoding)
         self.start_step(now)
 
     def _prefill_complete(self, s: Seq, now: float) -> None:
