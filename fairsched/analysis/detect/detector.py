@@ -52,6 +52,12 @@ class DetectorConfig:
         phase2_factor: phase 2 confirms after more than ``phase2_factor * |M|``
             consecutive load-worse class-c decisions (the paper's 2).
         mitigate: route confirmed classes by load only until their window clears.
+        mitigate_only_harmful: mitigate only a class whose flagged window the model
+            (the detector's ``assess`` hook) calls ``harmful``; a ``hotspot`` or
+            ``benign`` class keeps LMetric (mitigation costs a prefix miss per new holder,
+            ``proofs/lmetric_harm_validation.md`` §5).
+        min_window_coverage: a window is checked only if the trace covers at least this
+            share of it (the last, partial window of a trace is otherwise skipped).
     """
 
     window_s: float = 60.0
@@ -59,6 +65,8 @@ class DetectorConfig:
     min_class_requests: int = 10
     phase2_factor: float = 2.0
     mitigate: bool = False
+    mitigate_only_harmful: bool = True
+    min_window_coverage: float = 0.5
 
     def __post_init__(self):
         if not self.window_s > 0:
@@ -67,6 +75,8 @@ class DetectorConfig:
             raise ValueError("top_k and min_class_requests must be >= 1")
         if not self.phase2_factor >= 0:
             raise ValueError(f"phase2_factor must be >= 0, got {self.phase2_factor}")
+        if not 0.0 < self.min_window_coverage <= 1.0:
+            raise ValueError(f"min_window_coverage must be in (0, 1], got {self.min_window_coverage}")
 
 
 def violates(x: float, holders: float, n: int) -> bool:
@@ -85,9 +95,22 @@ class HotspotDetector:
         classes: prefix classes of the workload (``class_of`` indexed by request id).
         n_instances: N.
         config: :class:`DetectorConfig`.
+        assess: optional ``assess(row) -> dict`` called on each violating (window, class) row
+            (its keys, plus ``in_other``/``out_other``: mean prompt/output tokens of the
+            window's other arrivals and ``n_class_cum``: the class's arrivals so far); must
+            return ``{"regime": ...}`` and may add more (kept in ``row["theory"]``). The
+            runner passes the corrected model (:func:`~fairsched.theory.lmetric.steady_state_hotspot`).
+
+    Edge windows: a (window, class) is checked, and can be "closest to violating", only
+    with at least ``min_class_requests`` arrivals of the class and when the trace covers
+    at least ``min_window_coverage`` of the window (the window's rate is then counted over
+    the covered part).
     """
 
-    def __init__(self, classes: PrefixClasses, n_instances: int, config: DetectorConfig | None = None):
+    def __init__(self, classes: PrefixClasses, n_instances: int, config: DetectorConfig | None = None,
+                 assess=None):
+        self.assess = assess
+        self.cum: Counter = Counter()
         self.pc = classes
         self.class_of = classes.class_of
         self.N = int(n_instances)
@@ -111,6 +134,9 @@ class HotspotDetector:
         self.w_hold_max: Counter = Counter()
         self.w_load0: float | None = None
         self.w_first_divert: dict[str, float] = {}
+        self.w_other_in = 0.0
+        self.w_other_out = 0.0
+        self.w_cls_tok: defaultdict = defaultdict(lambda: (0, 0))
 
     # ------------------------------------------------------------------ windows
     def advance(self, now: float) -> None:
@@ -119,17 +145,25 @@ class HotspotDetector:
             self._close_window()
 
     def finish(self, now: float | None = None) -> None:
-        """Close the current window (end of the trace)."""
+        """Close the current window at the end of the trace (``now``: the trace's end, e.g.
+        its last arrival; the window is checked only if the trace covers enough of it)."""
         if now is not None:
             self.advance(now)
         if self.w_total:
-            self._close_window()
+            end = now if now is not None else (self.k + 1) * self.cfg.window_s
+            self._close_window(end)
 
-    def _close_window(self) -> None:
+    def _close_window(self, end: float | None = None) -> None:
         W, N, k = self.cfg.window_s, self.N, self.k
         t0, t1 = k * W, (k + 1) * W
+        span = W if end is None else min(W, max(0.0, end - t0))
+        if span < self.cfg.min_window_coverage * W:  # past the end of the trace: no verdict
+            self.k += 1
+            self._reset_window()
+            return
         best = None
-        for c, n in self.w_count.items():
+        big = [(c, n) for c, n in self.w_count.items() if n >= self.cfg.min_class_requests]
+        for c, n in big:
             M = self.w_hold[c] / n
             margin = (n / self.w_total) / (M / N) if M > 0 else 0.0
             if best is None or margin > best["margin"]:
@@ -149,11 +183,22 @@ class HotspotDetector:
             self.rows.append({"window": k, "t0": t0, "t1": t1, "klass": c, "rank": rank, "n_class": n,
                               "n_total": self.w_total, "x": x, "holders_mean": M, "holders_max": self.w_hold_max[c],
                               "holders_eval": M_eval, "threshold_x": M_eval / N, "violates": bad,
-                              "mitigated": c in self.mitigated, "qps": self.w_total / W,
+                              "mitigated": c in self.mitigated, "qps": self.w_total / span,
                               "load0": self.w_load0, "first_diversion_t": self.w_first_divert.get(c)})
+            row = self.rows[-1]
+            n_other = self.w_total - n
+            ci, co = self.w_cls_tok[c]
+            row.update(in_other=(self.w_other_in - ci) / n_other if n_other else 0.0,
+                       out_other=(self.w_other_out - co) / n_other if n_other else 0.0, n_class_cum=self.cum[c])
+            if bad and self.assess is not None:
+                row["theory"] = self.assess(row)
+            regime = row.get("theory", {}).get("regime", "harmful")
             if bad and c not in self.flagged:
-                self.flagged[c] = {"since": k, "M": M}
-                self.events.append({"t": t1, "window": k, "klass": c, "event": "flag", "x": x, "holders": M})
+                self.flagged[c] = {"since": k, "M": M, "regime": regime}
+                self.events.append({"t": t1, "window": k, "klass": c, "event": "flag", "x": x, "holders": M,
+                                    "regime": regime})
+            elif bad and c not in self.mitigated:
+                self.flagged[c]["regime"] = regime
         for c in list(self.flagged):
             if bad_now.get(c, False):
                 continue
@@ -167,15 +212,20 @@ class HotspotDetector:
 
     # ------------------------------------------------------------------ decisions
     def observe(self, now: float, rid: int, holders: list[int], chosen: int, loads: list[int],
-                product_choice: int, load_choice: int, mean_load: float) -> None:
-        """One routing decision (``holders`` computed before it)."""
+                product_choice: int, load_choice: int, mean_load: float, tokens: tuple[int, int] = (0, 0)) -> None:
+        """One routing decision (``holders`` computed before it; ``tokens``: the request's
+        prompt and output lengths)."""
         self.advance(now)
         if self.w_total == 0:
             self.w_load0 = mean_load
         self.w_total += 1
         c = self.class_of[rid]
+        self.w_other_in += tokens[0]
+        self.w_other_out += tokens[1]
         if c is None:
             return
+        self.w_cls_tok[c] = (self.w_cls_tok[c][0] + tokens[0], self.w_cls_tok[c][1] + tokens[1])
+        self.cum[c] += 1
         nh = len(holders)
         self.w_count[c] += 1
         self.w_hold[c] += nh
@@ -190,7 +240,8 @@ class HotspotDetector:
             self.episode_confirmed.add(c)
             self.events.append({"t": now, "window": self.k, "klass": c, "event": "confirm", "run": self.run[c],
                                 "holders": nh})
-            if self.cfg.mitigate:
+            harmful = self.flagged[c].get("regime", "harmful") == "harmful"
+            if self.cfg.mitigate and (harmful or not self.cfg.mitigate_only_harmful):
                 self.mitigated.add(c)
                 self.events.append({"t": now, "window": self.k, "klass": c, "event": "mitigate"})
 

@@ -49,7 +49,8 @@ class DetectingLMetric(LMetric):
         holders = [i for i in range(n) if cluster.cached_tokens(i, req) > base] if c is not None else []
         chosen = load_choice if c in self.det.mitigated else product
         mean_load = sum(loads) / n
-        self.det.observe(now, req.rid, holders, chosen, loads, product, load_choice, mean_load)
+        self.det.observe(now, req.rid, holders, chosen, loads, product, load_choice, mean_load,
+                         (req.input_len, req.output_len))
         if self.record:
             hold = set(holders)
             lh = [loads[i] for i in holders]
@@ -110,7 +111,8 @@ _clean = jsonable  # the one JSON cleaner (fairsched.output)
 
 
 def _coeffs(cost) -> dict:
-    return {"prefill_b_s_per_tok": cost.prefill_b, "prefill_c_s_per_tok2": cost.prefill_c,
+    return {"prefill_a_s": cost.prefill_a, "prefill_b_s_per_tok": cost.prefill_b,
+            "prefill_c_s_per_tok2": cost.prefill_c, "decode_a_s": cost.decode_a,
             "decode_b_s_per_seq": cost.decode_b, "decode_c_s_per_ctx_tok": cost.decode_c}
 
 
@@ -120,9 +122,15 @@ def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
     ``L`` = the class's mean prompt, ``u = L - shared_tokens`` (uncached on a holder, >= 1),
     ``O`` = mean output, mean context ``L + O/2``, ``B_0`` = mean instance load at the
     window's first arrival, QPS = the window's arrival rate, cost coefficients of the
-    simulator's cost model. ``t_star`` and ``t_harm`` count from the onset of the hotspot.
+    simulator's cost model. ``t_star`` and ``t_harm`` count from the onset of the hotspot
+    (the arrival-only fluid model; its regime is kept as ``regime_fluid``).
+
+    ``regime`` comes from the corrected steady-state model
+    (:func:`fairsched.theory.lmetric.steady_state_hotspot`, ``proofs/lmetric_harm_validation.md``),
+    which also needs the window's other traffic (``in_other``, ``out_other``) and the class's
+    arrivals so far (``n_class_cum``); its predictions are ``steady_*``.
     """
-    from fairsched.theory.lmetric import classify_regime, hotspot_numbers
+    from fairsched.theory.lmetric import classify_regime, hotspot_numbers, steady_state_hotspot
 
     M = float(row["holders_eval"])
     L = float(cls["mean_input"])
@@ -131,10 +139,14 @@ def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
     b0 = float(row["load0"] or 0.0)
     kw = dict(n_out=n_out, ctx_mean=L + n_out / 2, coeffs=_coeffs(cost))
     d = hotspot_numbers(row["x"], M, n - M, row["qps"], b0, L, u, **kw)
-    regime = classify_regime(row["x"], M / n, n, row["qps"], b0, L, u, **kw)
+    fluid = classify_regime(row["x"], M / n, n, row["qps"], b0, L, u, **kw)
+    st = steady_state_hotspot(row["x"], max(1.0, M), n, row["qps"], L, u, n_out, float(row.get("in_other") or 1.0),
+                              float(row.get("out_other") or 1.0), float(row.get("n_class_cum") or row["n_class"]),
+                              coeffs=_coeffs(cost))
     return _clean({"a_req_s": d["a"], "b_req_s": d["b"], "kappa": d["kappa"], "limit_ratio": d["limit_ratio"],
                    "t_star_s": d["t_star"], "t_harm_s": d["t_harm"], "prefill_saved_s": d["S"],
-                   "regime": regime, "steady_ratio": min(d["limit_ratio"], d["kappa"]),
+                   "regime": st["regime"], "regime_fluid": fluid, "steady_ratio": min(d["limit_ratio"], d["kappa"]),
+                   **{f"steady_{k}": v for k, v in st.items() if k != "regime"},
                    "B0": b0, "L": L, "u": u, "O": n_out})
 
 
@@ -156,7 +168,8 @@ def _report(det: HotspotDetector, router: DetectingLMetric, cost) -> DetectionRe
                                 "qps": r["qps"], "mitigated": r["mitigated"], "observed_ratio": r["observed_ratio"],
                                 "first_diversion_after_s": (r["first_diversion_t"] - r["t0"])
                                 if r["first_diversion_t"] is not None and not pd.isna(r["first_diversion_t"]) else None,
-                                "theory": theory_for_window(r, det.pc.classes[c], det.N, cost)}))
+                                "theory": r["theory"] if isinstance(r.get("theory"), dict)
+                                else theory_for_window(r, det.pc.classes[c], det.N, cost)}))
         worst = max(wins, key=lambda w: w["x"] - w["threshold_x"]) if wins else {}
         flagged.append(_clean({"klass": c, "windows": wins, "x": worst.get("x"), "holders": worst.get("holders"),
                                "n_instances": det.N, "phase2_confirmed": c in det.confirmed,
@@ -182,7 +195,8 @@ def run_detection(workload, n_instances: int = 16, *, config: DetectorConfig | N
         raise ValueError("routing needs n_instances >= 2")
     cost = cost or CostModel()
     pc = classes or prefix_classes(workload)
-    det = HotspotDetector(pc, n_instances, config)
+    det = HotspotDetector(pc, n_instances, config,
+                          assess=lambda row: theory_for_window(row, pc.classes[row["klass"]], n_instances, cost))
     router = DetectingLMetric(det)
     sim = Simulator(workload, policy, router, n_instances, instance, cost)
     for name, insts in (preload or {}).items():
