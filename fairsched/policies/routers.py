@@ -188,5 +188,102 @@ class D2LPM(Router):
         return i
 
 
+class Preble(Router):
+    """Preble's global scheduler (Srivatsa et al., arXiv 2407.00023, Sec. 4; repository
+    WukLab/preble, ``multi_node/global_scheduler*.py``), re-derived here.
+
+    **E2 (exploit / explore).** Let ``h_i`` be the request's prompt tokens cached on
+    instance i. *Exploit*: if the longest cached prefix is longer than what is left to
+    compute (``max_i h_i > L - max_i h_i``), the request goes to an instance holding that
+    prefix (among several, the one with the smallest load ``W_i``). *Explore* otherwise:
+    argmin of ``W_i + P_i``, ``P_i`` = the seconds to prefill the request's uncached
+    tokens on i (``cost.prefill_time(L - h_i, h_i)``).
+
+    **Load accounting.** ``W_i`` = prefill seconds of the requests routed to i in the last
+    ``window_s`` (the paper's 3-minute window; each counted with its uncached tokens at
+    routing time) + decode seconds of the requests still running there (output tokens x a
+    per-token step time from the cost model).
+
+    **Rebalancing (post-assignment load adjustment).** If exploiting would put the request
+    on an instance whose load exceeds ``th_bal`` times the lightest instance's, and moving
+    pays (the explore choice's ``W + P`` is lower, so the shift covers recomputing the
+    prefix), the prefix is shifted: the request is explored instead (it then seeds the
+    prefix on a lighter instance, as Preble's load shifting does for a prefix subtree).
+
+    Not modelled: the eviction cost ``M_i`` (its cache-full term; our instances evict
+    through their own LRU), the per-prefix TTFT-doubling autoscaler, the local scheduler
+    (use the queue policy, e.g. ``lpm``). Ties go to the lowest index.
+
+    Args:
+        cost: :class:`~fairsched.sim.cost.CostModel` used for the time estimates.
+        window_s: load window [s] (> 0). th_bal: rebalancing ratio (> 1).
+
+    Raises:
+        ValueError: ``window_s <= 0`` or ``th_bal <= 1``.
+    """
+
+    name = "preble"
+
+    def __init__(self, cost=None, window_s: float = 180.0, th_bal: float = 2.0):
+        from collections import deque
+
+        from fairsched.sim.cost import CostModel
+
+        if not window_s > 0 or not th_bal > 1:
+            raise ValueError(f"need window_s > 0 and th_bal > 1, got {window_s}, {th_bal}")
+        self.cost = cost or CostModel()
+        self.window_s, self.th_bal = float(window_s), float(th_bal)
+        self._deque = deque
+        self.recent: list = []  # per instance: deque of (t, prefill seconds)
+        self.prefill_sum: list[float] = []
+        self.decode: list[dict] = []  # per instance: rid -> decode seconds (running)
+        self.exploits = self.explores = self.rebalances = 0
+
+    def _init(self, n: int) -> None:
+        self.recent = [self._deque() for _ in range(n)]
+        self.prefill_sum = [0.0] * n
+        self.decode = [{} for _ in range(n)]
+
+    def load(self, i: int, now: float) -> float:
+        """``W_i`` [s] at ``now`` (window of prefill seconds + running decode seconds)."""
+        q = self.recent[i]
+        while q and q[0][0] < now - self.window_s:
+            self.prefill_sum[i] -= q.popleft()[1]
+        return max(0.0, self.prefill_sum[i]) + sum(self.decode[i].values())
+
+    def route(self, req, cluster, now):
+        n = cluster.n_instances
+        if len(self.recent) != n:
+            self._init(n)
+        L = req.input_len
+        hits = [cluster.cached_tokens(i, req) for i in range(n)]
+        W = [self.load(i, now) for i in range(n)]
+        P = [self.cost.prefill_time(L - h, h) for h in hits]
+        best = max(hits)
+        choice = None
+        if best > L - best:
+            holders = [i for i in range(n) if hits[i] == best]
+            choice = min(holders, key=lambda i: (W[i], i))
+            alt = _argmin(n, lambda i: W[i] + P[i])
+            if W[choice] > self.th_bal * min(W) and W[choice] + P[choice] > W[alt] + P[alt]:
+                choice = None
+                self.rebalances += 1
+            else:
+                self.exploits += 1
+        if choice is None:
+            choice = _argmin(n, lambda i: W[i] + P[i])
+            self.explores += 1
+        self.recent[choice].append((now, P[choice]))
+        self.prefill_sum[choice] += P[choice]
+        ctx = L + req.output_len / 2  # the batch shares the step's fixed cost: per sequence b_d + c_d ctx
+        self.decode[choice][req.rid] = req.output_len * (self.cost.decode_b + self.cost.decode_c * ctx)
+        return choice
+
+    def on_finish(self, req, instance, now):
+        if instance < len(self.decode):
+            self.decode[instance].pop(req.rid, None)
+
+
 ROUTERS = {"rr": RoundRobin, "least-load": LeastLoad, "vllm-v1": VLLMv1,
-           "sglang-cache-aware": SGLangCacheAware, "linear": Linear, "lmetric": LMetric, "d2lpm": D2LPM}
+           "sglang-cache-aware": SGLangCacheAware, "linear": Linear, "lmetric": LMetric, "d2lpm": D2LPM,
+           "preble": Preble}

@@ -326,7 +326,9 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
 
     Returns a dict: ``holders`` m* (after LMetric's own replication), ``rho_M``,
     ``rho_Mbar``, ``rho_all``, ``ratio`` (predicted ``(B_M + 1)/(B_Mbar + 1)``),
-    ``ttft_lmetric``, ``ttft_leastload`` (predicted class mean TTFT [s]), ``regime``.
+    ``ttft_lmetric``, ``ttft_leastload`` (predicted class mean TTFT [s]), ``regime``, and
+    ``target_holders``: the fewest holders at which they are no busier than the cluster
+    (``x QPS w_hit / m <= rho_all``), the mitigation's target.
     """
     k = coeffs or default_cost_coefficients()
     xb = 1 - x_val
@@ -366,7 +368,9 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         regime = "harmful"
     else:
         regime = "hotspot" if ratio > HOTSPOT_RATIO else "benign"
-    return {"holders": m, "rho_M": rho_m, "rho_Mbar": rho_o, "rho_all": rho_all, "ratio": ratio,
+    # fewest holders no busier than the cluster: x QPS w_hit / m <= rho_all (the mitigation's target)
+    target = n if rho_all <= 0 else min(n, max(int(m0), math.ceil(x_val * qps * w_hit / rho_all - 1e-9)))
+    return {"holders": m, "target_holders": target, "rho_M": rho_m, "rho_Mbar": rho_o, "rho_all": rho_all, "ratio": ratio,
             "ttft_lmetric": ttft_lm, "ttft_leastload": ttft_ll, "regime": regime}
 
 

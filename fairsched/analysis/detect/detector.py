@@ -194,7 +194,8 @@ class HotspotDetector:
                 row["theory"] = self.assess(row)
             regime = row.get("theory", {}).get("regime", "harmful")
             if bad and c not in self.flagged:
-                self.flagged[c] = {"since": k, "M": M, "regime": regime}
+                self.flagged[c] = {"since": k, "M": M, "regime": regime,
+                                   "target": row.get("theory", {}).get("steady_target_holders")}
                 self.events.append({"t": t1, "window": k, "klass": c, "event": "flag", "x": x, "holders": M,
                                     "regime": regime})
             elif bad and c not in self.mitigated:
