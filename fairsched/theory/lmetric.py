@@ -344,27 +344,39 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         return instances * (f_L - f_u) * (1 + lam_hot_inst * f_L / 2)
 
     ttft_ll = 1.5 * tau_all + f_u + miss_cost(n - m0) / max(1.0, n_hot)
+
+    def filled_ratio(m):  # other traffic fills up to equal scores: (Q_M + L_o)(B_M + 1) = (Q_o + L_o)(B_o + 1)
+        h = min(1.0, x_val * n / m)  # class share of a holder's arrivals
+        lam_tau = (qps / n) * tau_all if math.isfinite(tau_all) else math.inf
+        if not math.isfinite(lam_tau):
+            return L_cold / (h * u + (1 - h) * L_cold)  # queues dominate: the limit of the ratio
+        return (lam_tau * L_cold + L_cold) / (lam_tau * (h * u + (1 - h) * L_cold) + L_cold)
+
     m = max(1, int(m0))
     while True:
-        if x_val * n <= m or m >= n:  # benign: other traffic fills the holders up to the mean
-            ratio, ttft_lm, rho_m, rho_o = 1.0, 1.5 * tau_all + f_u, rho_all, rho_all
+        r_fill = filled_ratio(m)
+        if x_val * n <= m or m >= n:  # benign: other traffic fills the holders
+            ratio, ttft_lm, rho_m, rho_o = r_fill, 1.5 * tau_all + f_u, rho_all, rho_all
             break
         a, b = x_val * qps / m, xb * qps / (n - m)
         rho_m, tau_m = _station(a, w_hit, k)
         rho_o, tau_o = _station(b, w_cold, k)
-        if tau_o is None:
-            tau_o = math.inf
+        if tau_m is not None and tau_o is None:  # the others saturate: their traffic spills onto M
+            ratio, ttft_lm, rho_o = r_fill, 1.5 * tau_all + f_u, rho_all
+            break
         if tau_m is not None:
             ttft_m = 1.5 * tau_m + f_u
             B_m = a * (ttft_m + out * tau_m)  # Little: arrival rate x sojourn
             B_o = b * (1.5 * tau_o + _prefill(L_cold, 0, k) + out_cold * tau_o)
             Q_m, Q_o = u * a * tau_m, L_cold * b * tau_o  # prefill queued within one iteration
             if (Q_m + u) * (B_m + 1) <= (Q_o + L) * (B_o + 1):  # the product keeps the class on M
-                ratio, ttft_lm = (B_m + 1) / (B_o + 1), ttft_m
+                r_conc = (B_m + 1) / (B_o + 1)
+                # if the class alone leaves M below the filled ratio, other traffic joins it there
+                ratio, ttft_lm = (r_conc, ttft_m) if r_conc >= r_fill else (r_fill, 1.5 * tau_all + f_u)
                 break
         m += 1  # saturated, or the score diverts: the class replicates to one more holder
     ttft_lm += miss_cost(m - m0) / max(1.0, n_hot)
-    if ttft_lm > ttft_ll * (1 + HARM_REL) and ttft_lm - ttft_ll > HARM_ABS_S:
+    if math.isfinite(ttft_ll) and ttft_lm > ttft_ll * (1 + HARM_REL) and ttft_lm - ttft_ll > HARM_ABS_S:
         regime = "harmful"
     else:
         regime = "hotspot" if ratio > HOTSPOT_RATIO else "benign"

@@ -95,7 +95,7 @@ class HotspotDetector:
         classes: prefix classes of the workload (``class_of`` indexed by request id).
         n_instances: N.
         config: :class:`DetectorConfig`.
-        assess: optional ``assess(row) -> dict`` called on each violating (window, class) row
+        assess: optional ``assess(row) -> dict`` called on each checked (window, class) row
             (its keys, plus ``in_other``/``out_other``: mean prompt/output tokens of the
             window's other arrivals and ``n_class_cum``: the class's arrivals so far); must
             return ``{"regime": ...}`` and may add more (kept in ``row["theory"]``). The
@@ -190,7 +190,7 @@ class HotspotDetector:
             ci, co = self.w_cls_tok[c]
             row.update(in_other=(self.w_other_in - ci) / n_other if n_other else 0.0,
                        out_other=(self.w_other_out - co) / n_other if n_other else 0.0, n_class_cum=self.cum[c])
-            if bad and self.assess is not None:
+            if self.assess is not None:  # every checked class: the corrected model's regime
                 row["theory"] = self.assess(row)
             regime = row.get("theory", {}).get("regime", "harmful")
             if bad and c not in self.flagged:

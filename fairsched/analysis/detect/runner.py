@@ -177,7 +177,7 @@ def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
                               coeffs=_coeffs(cost))
     return _clean({"a_req_s": d["a"], "b_req_s": d["b"], "kappa": d["kappa"], "limit_ratio": d["limit_ratio"],
                    "t_star_s": d["t_star"], "t_harm_s": d["t_harm"], "prefill_saved_s": d["S"],
-                   "regime": st["regime"], "regime_fluid": fluid, "steady_ratio": min(d["limit_ratio"], d["kappa"]),
+                   "regime": st["regime"], "regime_fluid": fluid, "fluid_steady_ratio": min(d["limit_ratio"], d["kappa"]),
                    **{f"steady_{k}": v for k, v in st.items() if k != "regime"},
                    "B0": b0, "L": L, "u": u, "O": n_out})
 

@@ -7,9 +7,10 @@ shared prefix 1k-32k tokens, N = 4-64 instances, steady or bursty arrivals (the 
 jumps from below ``1/N`` to ``x`` for the middle half of the run). For each workload
 (:func:`evaluate`):
 
-- **verdict** of the detector (run online on LMetric): ``benign`` if the hot class is not
-  flagged, else the worst regime of its flagged windows (``hotspot`` < ``harmful``) under
-  the model of :func:`fairsched.theory.lmetric.classify_regime`;
+- **verdict** of the detector (run online on LMetric): the worst regime (``benign`` <
+  ``hotspot`` < ``harmful``) that the corrected model
+  (:func:`fairsched.theory.lmetric.steady_state_hotspot`) gives over the hot class's
+  checked windows; ``benign`` if no window had enough class arrivals to check;
 - **outcome** measured in the same simulator, defined in ``proofs/lmetric_harm_validation.md``
   *before* any agreement was looked at: ``harmful`` if LMetric's hot-class mean TTFT exceeds
   least-load's by more than :data:`HARM_REL` and :data:`HARM_ABS_S`; else ``hotspot`` if the
@@ -105,12 +106,16 @@ def outcome_label(lm_hot: float | None, ll_hot: float | None, load_ratio: float)
 
 
 def _verdict(rep) -> tuple[str, dict]:
+    """The worst regime the model gives over the hot class's checked windows (benign if none)."""
     f = next((f for f in rep.flagged_classes if f["klass"] == "hot"), None)
-    if f is None:
-        return "benign", {}
-    regimes = [w["theory"].get("regime", "hotspot") for w in f["windows"]]
-    worst = max(regimes, key=LABELS.index) if regimes else "hotspot"
-    return worst, {"confirmed": f["phase2_confirmed"], "flag_x": f["x"], "flag_holders": f["holders"]}
+    w = rep.windows
+    th = w.loc[w.klass == "hot", "theory"].tolist() if len(w) and "theory" in w else []
+    regimes = [t.get("regime", "benign") for t in th if isinstance(t, dict)]
+    worst = max(regimes, key=LABELS.index) if regimes else "benign"
+    ratios = [t.get("steady_ratio") for t in th if isinstance(t, dict) and t.get("steady_ratio") is not None]
+    extra = {"flagged": f is not None, "confirmed": bool(f and f["phase2_confirmed"]),
+             "predicted_ratio": max(ratios) if ratios else None}
+    return worst, extra
 
 
 def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS) -> dict:
