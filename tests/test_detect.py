@@ -67,6 +67,13 @@ def test_hotspot_hurts_and_mitigation_recovers_ttft(hot_outcome):
     assert lm["ttft_mean_s"] > 2 * base["ttft_mean_s"]  # the hotspot degrades TTFT vs load-only routing
     assert lm["tpot_mean_s"] > 2 * base["tpot_mean_s"]
     assert mit["ttft_mean_s"] < 0.75 * lm["ttft_mean_s"]  # mitigation recovers most of it
+    # ... without hurting the tail (paced replication, not load-only routing)
+    assert _lat(hot_outcome, "lmetric+mitigation", "flagged classes")["ttft_p99_s"] <= 1.10 * _lat(
+        hot_outcome, "lmetric", "flagged classes")["ttft_p99_s"]
+    assert _lat(hot_outcome, "lmetric+mitigation", "all requests")["ttft_mean_s"] <= _lat(
+        hot_outcome, "lmetric", "all requests")["ttft_mean_s"]
+    f = hot_outcome.report.flagged_classes[0]
+    assert all(w["theory"]["regime"] == "harmful" for w in f["windows"])  # the model predicts the harm
     assert mit["ttft_p50_s"] < 1.5 * base["ttft_p50_s"]
     assert mit["tpot_mean_s"] < 1.5 * base["tpot_mean_s"]
     ev = [(e["event"], e["klass"]) for e in hot_outcome.mitigated_report.events]
