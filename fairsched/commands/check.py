@@ -121,7 +121,8 @@ def check(
 
     Simulates each policy, measures the largest service gap between two clients while
     both are backlogged, and compares it with the proved bound (2X, 2(Q^u+X), per worker)
-    and the published one (2U, 2(U+Q^u), refuted in this model). Writes OUT/check.json
+    and the published one (2U, 2(U+Q^u), U = max(w_p L_in, w_q M) with M the KV token capacity:
+    proved for reserve admission with w_p <= w_q, refuted for peak admission). Writes OUT/check.json
     and OUT/check.html.
     """
     from rich.markup import escape
@@ -197,8 +198,8 @@ def check(
         notes.append(f"{len(bad)} proved bound(s) VIOLATED: the simulator breaks an assumption of the proof "
                      "(or there is a bug); see the pair and window")
     if pub:
-        notes.append(f"{len(pub)} published claim(s) violated: expected, the published bounds are refuted in "
-                     "fairsched's charging model (proofs/README.md)")
+        notes.append(f"{len(pub)} published claim(s) exceeded: possible only where the checker does not prove "
+                     "them (peak admission, or w_p > w_q with L_in < M; proofs/admission.md)")
     for n in notes:
         console.print(f"[bold]note:[/bold] {escape(n)}")
     console.print(f"[dim]{escape(opt.LEGEND)}[/dim]")
@@ -220,8 +221,10 @@ def check(
         sections.append(("", "<p class='note'>gap: largest difference in service (w_p x uncached prefill + w_q x "
                              "decode tokens) received by two clients over an interval in which both were backlogged "
                              "(waiting). Proved bounds use X (largest prefill charge + outstanding decode charge of a "
-                             "client at an admission; measured, and bounded by w_p L_in + k w_q M); published bounds "
-                             "use U = max(w_p L_in, w_q M) and are refuted in this model (proofs/README.md).</p>"))
+                             "client at an admission; measured, and bounded by w_p L_in + k w_q O_max, O_max the "
+                             "longest output); published bounds use VTC's U = max(w_p L_in, w_q M), M the instance's "
+                             "KV token capacity: proved for reserve admission with w_p <= w_q or L_in >= M, refuted "
+                             "for peak admission (proofs/admission.md).</p>"))
         if any(v.bound is not None for v in verdicts):
             sections.append(("Gap vs. bound", fig_gap_vs_bound(verdicts)))
         for res, label in zip(results, labels, strict=True):

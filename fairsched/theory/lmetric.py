@@ -186,11 +186,14 @@ def harm_time(symbolic_rates: bool = False) -> sp.Expr:
     return S_sym / (O_out * beta_d * (a - b))
 
 
-def harm_load_threshold() -> sp.Expr:
-    """At the diversion point (ratio kappa) the hit is harmful iff
-    ``B_Mbar > S / (O beta_d (kappa - 1))``: the product caps the *ratio*, harm depends on the
-    *difference* B_M - B_Mbar = (kappa - 1) B_Mbar."""
-    return S_sym / (O_out * beta_d * (kappa - 1))
+def harm_load_threshold(plus_one: bool = False) -> sp.Expr:
+    """At the diversion point the hit is harmful iff ``B_Mbar >`` this [requests]: the product
+    caps the *ratio*, harm depends on the *difference*. Paper's ``P B`` score: diversion at
+    ``B_M = kappa B_Mbar``, difference ``(kappa - 1) B_Mbar``, threshold ``S / (O beta_d
+    (kappa - 1))``. fairsched's ``P (B + 1)`` (``plus_one``): diversion at ``B_M + 1 = kappa
+    (B_Mbar + 1)``, difference ``(kappa - 1)(B_Mbar + 1)``, threshold one request lower.
+    ``tests/test_theory_mutations.py::test_harm_load_threshold_derived_from_diversion_point``."""
+    return S_sym / (O_out * beta_d * (kappa - 1)) - (1 if plus_one else 0)
 
 
 def hotspot_numbers(x_val, n_hot_val, n_cold_val, qps, B0_val, L, u, n_out=256, ctx_mean=2048.0,
@@ -216,7 +219,8 @@ def hotspot_numbers(x_val, n_hot_val, n_cold_val, qps, B0_val, L, u, n_out=256, 
         dict: ``a``, ``b`` [requests/s per instance], ``kappa`` = L/u, ``limit_ratio`` a/b,
         ``benign`` (a <= b), ``t_star`` [s] (None when a <= kappa b), ``t_harm`` [s] (None when
         a <= b), ``S`` prefill saved by the hit [s], ``beta_d`` [s per step per sequence],
-        ``harm_load_threshold`` [requests/s] (inf when kappa <= 1).
+        ``harm_load_threshold`` [requests] (:func:`harm_load_threshold`, with ``plus_one``;
+        inf when kappa <= 1).
 
     Raises:
         ZeroDivisionError: ``n_hot_val``, ``n_cold_val`` or ``u`` is 0.
@@ -233,7 +237,7 @@ def hotspot_numbers(x_val, n_hot_val, n_cold_val, qps, B0_val, L, u, n_out=256, 
     th = S / (n_out * bd * (a - b)) if a > b else None
     return {"a": a, "b": b, "kappa": kap, "limit_ratio": (a / b) if b > 0 else math.inf,
             "benign": a <= b, "t_star": ts, "t_harm": th, "S": S, "beta_d": bd,
-            "harm_load_threshold": S / (n_out * bd * (kap - 1)) if kap > 1 else math.inf}
+            "harm_load_threshold": (S / (n_out * bd * (kap - 1)) - (1 if plus_one else 0)) if kap > 1 else math.inf}
 
 
 def classify_regime(x_val, frac_hot, n_inst, qps, B0_val, L, u, **kw) -> str:
