@@ -152,6 +152,11 @@ class D2LPM(Router):
     ``w_p * uncached + w_q * output_len``. Each worker runs :class:`~fairsched.policies.queue.DLPM`
     locally (with ``Q^u``). Bound: ``proofs/d2lpm_bound.md``.
 
+    ``charge="full"`` charges the whole prompt, ``w_p * input_len + w_q * output_len``, cached
+    or not: the variant without the "cached work is free at routing" hole that lets a client's
+    backlog pile up on the worker holding its prefix (``proofs/d2lpm_bound.md``; costs hit
+    rate, measured there).
+
     ``quantum_w`` should be at least the cost of one request, or a client's next request
     is pushed off the worker that holds its prefix; the CLI uses ``U`` of the workload
     (:func:`fairsched.policies.default_quantum`), the class default 8192 suits prompts of a
@@ -160,9 +165,12 @@ class D2LPM(Router):
 
     name = "d2lpm"
 
-    def __init__(self, quantum_w: float = 8192.0, weights: ServiceWeights | None = None):
+    def __init__(self, quantum_w: float = 8192.0, weights: ServiceWeights | None = None, charge: str = "uncached"):
         if quantum_w <= 0:
             raise ValueError(f"quantum_w must be > 0, got {quantum_w}")
+        if charge not in ("uncached", "full"):
+            raise ValueError(f"charge must be 'uncached' or 'full', got {charge!r}")
+        self.charge = charge
         self.quantum_w = float(quantum_w)
         self.weights = weights or ServiceWeights()
         self.deficit: dict[str, list[float]] = {}
@@ -183,7 +191,7 @@ class D2LPM(Router):
             for j in range(n):
                 q[j] += rounds * self.quantum_w
             self.refills += rounds
-        uncached = req.input_len - cluster.cached_tokens(i, req)
+        uncached = req.input_len if self.charge == "full" else req.input_len - cluster.cached_tokens(i, req)
         q[i] -= self.weights.prefill(uncached) + self.weights.decode(req.output_len)
         return i
 

@@ -182,7 +182,7 @@ def max_backlogged_gap(res: RefResult, f=None, g=None) -> float:
 
 
 def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1,
-                   max_steps=100000):
+                   max_steps=100000, charge="uncached", on_step=None):
     """D2LPM on abstract requests ``(arrival, client, input_tokens, output, prefix_id)``.
 
     Router: global map prefix_id -> workers that served it (cached there; cached prompt costs
@@ -192,6 +192,13 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
     eligible (here: cached or not), ties and no eligible -> shortest queue (waiting+running);
     refill ``q_w`` on all workers of a client when none of its deficits is positive. Each
     worker runs DLPM (quantum ``q_u``, refill to backlogged, keep on return).
+
+    ``charge``: what routing charges the (client, worker) deficit: ``"uncached"`` (D2LPM as
+    described: uncached prefill at routing, ``w_q`` per decode token as produced) or ``"full"``
+    (the variant without the hole, ``proofs/d2lpm_bound.md``: the whole prompt ``w_p * input``
+    whether cached or not, plus ``w_q`` per decode token as produced).
+    ``on_step(step, state)``: called after every step with a dict (``S`` services, ``dw``
+    router deficits, ``q`` worker deficits, ``waiting`` / ``running`` per worker, ``holders``).
 
     Returns ``(clients, service_trace, local_backlog_trace, global_backlog_trace)``.
     """
@@ -228,7 +235,7 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
                 k = min(range(n_workers), key=lambda k: (load[k], k))
             u = 0 if k in holders.get(pid, ()) else inp
             holders.setdefault(pid, set()).add(k)
-            dw[c, k] -= w_p * u
+            dw[c, k] -= w_p * (inp if charge == "full" else u)
             waiting[k].append((idx, r, u))
             pos += 1
             snap()
@@ -252,6 +259,9 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
                 rr[1] -= 1
                 snap()
             running[k] = [rr for rr in running[k] if rr[1] > 0]
+        if on_step is not None:
+            on_step(step, {"S": S, "dw": dw, "q": q, "waiting": waiting, "running": running, "holders": holders,
+                           "n_events": len(tr_s)})
         step += 1
     return clients, tr_s, tr_loc, tr_glob
 

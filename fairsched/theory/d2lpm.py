@@ -1,0 +1,112 @@
+"""D2LPM for clients backlogged *somewhere*: the hole, its periodic regime, and the variant.
+
+``proofs/d2lpm_bound.md``. All runs use the stand-alone reference model
+:func:`fairsched.theory._reference.simulate_d2lpm` (abstract requests, steps).
+
+- :func:`d2lpm_hole_requests`: the finite construction of issue 10 (2 workers, one running
+  request each, prompts L = 20, outputs 10, Q^u = 40, Q^w = 400; f: 5 requests at step 0 then
+  one every 5 steps, one prefix; g: ``2H/10 + 50`` requests at step 0 over two prefixes).
+- :func:`periodic_certificate`: a computer-assisted proof that the gap is unbounded: it finds
+  steps ``t1 < t2`` at which the simulator's whole state, up to the number of g's queued
+  requests, is the same, with both clients backlogged somewhere throughout and g ahead by
+  ``delta > 0`` more at t2 than at t1. The model is deterministic and depends on g's queues
+  only through which are non-empty and on the queue-length difference of the two workers
+  (shortest-queue ties), both part of the compared state, so the period repeats while g's
+  queues last: the gap grows by ``delta`` per ``period`` steps, i.e. linearly in H.
+"""
+
+from __future__ import annotations
+
+from ._reference import max_gap_under, simulate_d2lpm
+
+__all__ = ["d2lpm_hole_requests", "d2lpm_hole_gap", "periodic_certificate"]
+
+
+def d2lpm_hole_requests(H: int, L: int = 20, O: int = 10, every: int = 5, burst: int = 5):  # noqa: E741
+    """Abstract requests ``(arrival_step, client, input_tokens, output_tokens, prefix_id)`` of the
+    construction with horizon ``H`` steps (see the module docstring)."""
+    reqs = [(0, "f", L, O, "pf") for _ in range(burst)]
+    reqs += [(every * j, "f", L, O, "pf") for j in range(1, H // every)]
+    reqs += [(0, "g", L, O, f"pg{i % 2}") for i in range(2 * H // O + 50)]
+    return reqs
+
+
+def _run(H: int, charge: str, on_step=None):
+    return simulate_d2lpm(d2lpm_hole_requests(H), n_workers=2, q_u=40, q_w=400, max_running=1,
+                          charge=charge, on_step=on_step)
+
+
+def d2lpm_hole_gap(H: int, charge: str = "uncached") -> float:
+    """Largest ``|W_f - W_g|`` [service units, w_p = 1, w_q = 2] over intervals in which f and
+    g are both backlogged at some worker, on the construction with horizon ``H``."""
+    cl, tr, _, glob = _run(H, charge)
+    return max_gap_under(cl, tr, lambda k, c: c in glob[k], "f", "g")
+
+
+SAT = 100  # queue-length differences beyond this are compared by sign only (see the proof)
+
+
+def _key(step: int, st: dict, every: int, routing: set) -> tuple:
+    """The state up to queue lengths: per worker and client, whether it has waiting requests
+    and which kinds (prefix, uncached tokens); the clients in order of their oldest waiting
+    request (the DLPM scan order); running requests; worker deficits; router deficits of
+    clients still routing; the queue-length difference, saturated at +-SAT; cache holders."""
+    waiting, running = st["waiting"], st["running"]
+    per_worker = []
+    for k in range(len(waiting)):
+        kinds: dict = {}
+        order: list = []
+        for _, r, u in waiting[k]:
+            kinds.setdefault(r[1], set()).add((r[4], u))
+            if r[1] not in order:
+                order.append(r[1])
+        per_worker.append((tuple(order), tuple(sorted((c, frozenset(v)) for c, v in kinds.items())),
+                           tuple((c, rem) for c, rem in running[k]), tuple(sorted(st["q"][k].items()))))
+    load = [len(waiting[k]) + len(running[k]) for k in range(len(waiting))]
+    dw = tuple(sorted((ck, v) for ck, v in st["dw"].items() if ck[0] in routing))
+    return (step % every, tuple(per_worker), dw, max(-SAT, min(SAT, load[0] - load[1])),
+            tuple(sorted((p, tuple(sorted(w))) for p, w in st["holders"].items())))
+
+
+def periodic_certificate(H: int = 2000, charge: str = "uncached", every: int = 5) -> dict | None:
+    """Find a repeated state of the construction (see the module docstring).
+
+    Returns:
+        None if no state repeats before the horizon, else a dict: ``t1``, ``period`` [steps],
+        ``delta`` (increase of ``W_g - W_f`` over one period [service units]),
+        ``backlogged`` (both clients backlogged somewhere at every event of the period),
+        ``g_drop`` (g's queued requests consumed per period, per worker).
+    """
+    seen: dict = {}
+    marks: dict = {}
+    found: list = []
+    last = {}
+    for arr, c, *_ in d2lpm_hole_requests(H):
+        last[c] = max(last.get(c, 0), arr)
+
+    def on_step(step, st):
+        if found or step >= H - 10:
+            return
+        # a router deficit matters only for requests still to be routed
+        k = _key(step, st, every, {c for c, t in last.items() if t > step})
+        load = [len(w) + len(r) for w, r in zip(st["waiting"], st["running"], strict=True)]
+        marks[step] = (st["n_events"], st["S"]["g"] - st["S"]["f"],
+                       [sum(1 for _, r, _u in w if r[1] == "g") for w in st["waiting"]], load[0] - load[1])
+        if k in seen:
+            found.append((seen[k], step))
+        else:
+            seen[k] = step
+
+    cl, tr, _, glob = _run(H, charge, on_step)
+    if not found:
+        return None
+    t1, t2 = found[0]
+    (e1, d1, g1, _), (e2, d2, g2, _) = marks[t1], marks[t2]
+    backlogged = all({"f", "g"} <= glob[i] for i in range(e1, e2))
+    diffs = [marks[t][3] for t in range(t1, t2 + 1)]
+    # saturated difference: every comparison inside the period must have the same outcome
+    # again, so |diff| must stay >= 1 with one sign (or the diff must be exact, below SAT)
+    sat_ok = all(abs(x) < SAT for x in diffs) or all(x > 0 for x in diffs) or all(x < 0 for x in diffs)
+    return {"t1": t1, "period": t2 - t1, "delta": d2 - d1, "backlogged": backlogged, "sign_stable": sat_ok,
+            "g_drop": [a - b for a, b in zip(g1, g2, strict=True)],
+            "queue_diff_change": diffs[-1] - diffs[0]}
