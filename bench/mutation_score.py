@@ -30,8 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = {
-    "fairsched/theory/fairness.py": ["tests/test_theory_fairness.py", "tests/test_theory_mutations.py"],
-    "fairsched/theory/lmetric.py": ["tests/test_theory_lmetric.py", "tests/test_theory_mutations.py"],
+    "fairsched/theory/fairness.py": ["tests/test_theory_mutations.py", "tests/test_theory_fairness.py"],
+    "fairsched/theory/lmetric.py": ["tests/test_theory_mutations.py", "tests/test_theory_lmetric.py"],
     "fairsched/analysis/bounds.py": ["tests/test_theory_mutations.py", "tests/test_bounds.py"],
 }
 BOUND_FUNCS = {"measured_X", "concurrency_k", "_status", "check_run"}
@@ -115,6 +115,7 @@ def main() -> None:
         scratch.mkdir()
         for name in ("fairsched", "tests"):
             shutil.copytree(ROOT / name, scratch / name)
+        shutil.copy(ROOT / "pyproject.toml", scratch / "pyproject.toml")
         shared = ROOT.parent / "shared"
         if shared.exists():
             (Path(d) / "shared").symlink_to(shared)
