@@ -4,8 +4,8 @@ A small home-made AST mutation runner (mutmut runs the whole suite per mutant, w
 fit 2 shared cores), limited to the files of issue 10 item 6:
 
 - ``fairsched/theory/fairness.py`` and ``fairsched/theory/lmetric.py``: every function;
-- ``fairsched/analysis/bounds.py``: the bound code (``measured_X``, ``concurrency_k``,
-  ``_status``, ``check_run``).
+- the bound code of ``fairsched/analysis``: ``service_params.py`` (``measured_X``,
+  ``concurrency_k``) and ``verdicts.py`` (``_status``, ``check_run``).
 
 Mutation operators (one change per mutant): ``+`` <-> ``-``, ``*`` <-> ``/``, ``Min`` <-> ``Max``
 (names and attributes), comparison flips (``<`` <-> ``>=``, ``<=`` <-> ``>``), integer
@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = {
     "fairsched/theory/fairness.py": ["tests/test_theory_mutations.py", "tests/test_theory_fairness.py"],
     "fairsched/theory/lmetric.py": ["tests/test_theory_mutations.py", "tests/test_theory_lmetric.py"],
-    "fairsched/analysis/bounds.py": ["tests/test_theory_mutations.py", "tests/test_bounds.py"],
+    "fairsched/analysis/service_params.py": ["tests/test_theory_mutations.py", "tests/test_bounds.py"],
+    "fairsched/analysis/verdicts.py": ["tests/test_theory_mutations.py", "tests/test_bounds.py"],
 }
 BOUND_FUNCS = {"measured_X", "concurrency_k", "_status", "check_run"}
 NAMED = [  # (file, old, new, what)
@@ -46,7 +47,7 @@ NAMED = [  # (file, old, new, what)
      "return S_sym / (O_out * beta_d * kappa) - (1 if plus_one else 0)", "harm_load_threshold (kappa-1) -> kappa"),
     ("fairsched/theory/lmetric.py", 'if d["t_star"] is not None and d["t_star"] <= d["t_harm"]:',
      'if d["t_star"] is not None and d["t_star"] >= d["t_harm"]:', "classify_regime t*/t_h flipped"),
-    ("fairsched/analysis/bounds.py", "outstanding = np.maximum(adm_out - dec, 0.0)",
+    ("fairsched/analysis/service_params.py", "outstanding = np.maximum(adm_out - dec, 0.0)",
      "outstanding = np.maximum(out[rr][last] - 0 * dec, 0.0)", "measured X ignores co-running requests"),
 ]
 BIN = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
@@ -123,7 +124,7 @@ def main() -> None:
         if not a.only_named:
             for f in TESTS:
                 src = (ROOT / f).read_text()
-                only = BOUND_FUNCS if f.endswith("bounds.py") else None
+                only = BOUND_FUNCS if "/analysis/" in f else None
                 n = len(list(_sites(ast.parse(src), only)))
                 for i in sorted(rng.sample(range(n), min(a.max_per_file, n))):
                     jobs.append((f, i, only, None))

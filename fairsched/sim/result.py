@@ -130,6 +130,7 @@ class SimResult:
         self.n_instances = backend.n_instances
         self.meta["peak_kv_tokens"] = [getattr(i, "peak_kv", None) for i in getattr(backend, "instances", [])]
         self.meta["kv_capacity_tokens"] = getattr(getattr(backend, "instance_cfg", None), "kv_capacity_tokens", None)
+        self.meta["admission"] = getattr(getattr(backend, "instance_cfg", None), "admission", "reserve")
         return self
 
     # views --------------------------------------------------------------------------
