@@ -4,7 +4,7 @@ A small home-made AST mutation runner (mutmut runs the whole suite per mutant, w
 fit 2 shared cores), limited to the files of issue 10 item 6:
 
 - ``fairsched/theory/fairness.py`` and ``fairsched/theory/lmetric.py``: every function;
-- the bound code of ``fairsched/analysis``: ``service_params.py`` (``measured_X``,
+- the bound code of ``fairsched/analysis``: ``service_params.py`` (``measured_x``,
   ``concurrency_k``) and ``verdicts.py`` (``_status``, ``check_run``).
 
 Mutation operators (one change per mutant): ``+`` <-> ``-``, ``*`` <-> ``/``, ``Min`` <-> ``Max``
@@ -35,7 +35,7 @@ TESTS = {
     "fairsched/analysis/service_params.py": ["tests/test_theory_mutations.py", "tests/test_bounds.py"],
     "fairsched/analysis/verdicts.py": ["tests/test_theory_mutations.py", "tests/test_bounds.py"],
 }
-BOUND_FUNCS = {"measured_X", "concurrency_k", "_status", "check_run"}
+BOUND_FUNCS = {"measured_x", "concurrency_k", "_status", "check_run"}
 NAMED = [  # (file, old, new, what)
     ("fairsched/theory/fairness.py", "return w_p * L_in + k * w_q * O_max", "return w_p * L_in + w_q * O_max",
      "X_expr without k"),

@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 from test_theory_lmetric import _route
 
-from fairsched.analysis.bounds import check_run, concurrency_k, measured_X, simulate_for_check
+from fairsched.analysis.bounds import check_run, concurrency_k, measured_x, simulate_for_check
 from fairsched.sim import InstanceConfig
 from fairsched.theory import lmetric as LM
 from fairsched.theory import symbols as S
@@ -53,7 +53,7 @@ def test_harm_load_threshold_derived_from_diversion_point(plus_one):
     """Kills ``(kappa - 1) -> kappa``; answers the +1 question: with the P (B + 1) score the
     difference at diversion is (kappa - 1)(B_Mbar + 1), so the threshold is one lower."""
     Bm, Bmb = sp.symbols("B_M B_Mbar", positive=True)
-    k, O, bd, Ssym = S.kappa, S.O_out, LM.beta_d, LM.S_sym
+    k, O, bd, Ssym = S.kappa, S.O_out, LM.beta_d, LM.S_sym  # noqa: E741
     div = sp.Eq(Bm + 1, k * (Bmb + 1)) if plus_one else sp.Eq(Bm, k * Bmb)
     diff = sp.solve(div, Bm)[0] - Bmb
     thr = sp.solve(sp.Eq(O * bd * diff, Ssym), Bmb)[0]
@@ -88,12 +88,12 @@ def _co_running_workload():
     return make_workload(rows)
 
 
-def test_measured_X_counts_a_clients_co_running_requests():
+def test_measured_x_counts_a_clients_co_running_requests():
     """Kills "measured X ignoring a client's co-running requests": f's three requests run
     together, so right after they are admitted f owes 3 x 10 decode tokens: X = 16 + 2 * 30."""
     res = simulate_for_check(_co_running_workload(), "vtc", instance=InstanceConfig(kv_capacity_tokens=4096))
     assert concurrency_k(res)[0] == 3
-    assert measured_X(res)[0] == pytest.approx(16 + 2 * 30)
+    assert measured_x(res)[0] == pytest.approx(16 + 2 * 30)
 
 
 def test_checker_k_bound_needs_k():
