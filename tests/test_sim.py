@@ -150,3 +150,43 @@ def test_service_log_is_time_ordered_after_decode_runs():
     res = simulate(default_workload(0).head(300), "fcfs", "lmetric", n_instances=4)
     t = np.frombuffer(res.svc_t)
     assert t.size and (np.diff(t) >= 0).all()
+
+
+def test_simulate_takes_policy_params():
+    """``simulate(policy_params=...)`` as the engine's cluster: the same run as a factory."""
+    from fairsched.policies import make_policy_factory
+    from fairsched.workload import default_workload
+
+    w = default_workload(0).head(200)
+    a = simulate(w, "dlpm", policy_params={"quantum": 64.0})
+    b = simulate(w, make_policy_factory("dlpm", quantum=64.0))
+    c = simulate(w, "dlpm")
+    assert list(a.svc_amount) == list(b.svc_amount)
+    np.testing.assert_array_equal(a.admit_t, b.admit_t)
+    assert not np.array_equal(a.admit_t, c.admit_t)  # the quantum reached the policy
+
+
+def _members(proto) -> set[str]:
+    names = set(getattr(proto, "__annotations__", {}))
+    names |= {k for k, v in vars(proto).items() if callable(v) and not k.startswith("__")}
+    return names
+
+
+def test_backends_and_instances_implement_the_contracts():
+    """The two protocols are what the code uses: every member exists on both backends'
+    instances (``ServingInstance``) and clusters (``Backend``)."""
+    from fairsched.engine.cluster import EngineCluster
+    from fairsched.engine.instance import Engine
+    from fairsched.sim.instance import Backend, ServingInstance
+    from fairsched.sim.simulator import Instance, Simulator
+
+    w = make_workload([(0.0, "a", (1, 2), 2, 3)], block_size=1)
+    sim = Simulator(w)
+    assert _members(ServingInstance) and _members(Backend)
+    for inst in (sim.instances[0],):
+        missing = {m for m in _members(ServingInstance) if not hasattr(inst, m)}
+        assert not missing, missing
+    assert not {m for m in _members(Backend) if not hasattr(sim, m)}
+    for cls in (Instance, Engine):
+        assert all(hasattr(cls, m) for m in ("enqueue", "end_step", "routed_cached_tokens", "try_admit"))
+    assert all(hasattr(EngineCluster, m) for m in _members(Backend) if callable(getattr(Backend, m, None)))
