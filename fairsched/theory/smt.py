@@ -5,7 +5,7 @@ to a z3 term: symbols become z3 ``Real`` (or ``Int`` for integer symbols) consta
 after them; ``Add``, ``Mul``, integer ``Pow``, ``Max``, ``Min``, ``Abs``, rationals,
 relations, ``And`` / ``Or`` / ``Not`` / ``Implies`` are supported; ``harmonic(n)`` only with a
 concrete n. Editing a formula in ``fairsched.theory`` therefore changes the obligation the
-z3 tests discharge (``tests/test_theory_fairness.py``, ``tests/test_theory_smt.py``).
+z3 tests discharge (``tests/test_theory_fairness.py``, ``tests/test_theory_vtc_claims.py``).
 """
 
 from __future__ import annotations
