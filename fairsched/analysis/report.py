@@ -214,7 +214,8 @@ def write_report(results: Sequence, summaries: Sequence[dict], out_dir: str | os
                                         gap=_gap_from_summary(summaries[k]) if labels else None)))
     note = ("<p class='note'>max gap: largest difference in service received by two clients "
             "over an interval in which both were backlogged (service units w_p*uncached prefill + "
-            "w_q*decode tokens); U = max(w_p*longest prompt, w_q*longest output). Jain: Jain's index "
+            "w_q*decode tokens); U = max(w_p*longest prompt, w_q*M), M the instance's KV token capacity "
+            "(VTC's definition). Jain: Jain's index "
             "of the clients' service rates while backlogged.</p>")
     sections = [("Summary", _table_html(summaries)), ("", note), *figs]
     return atomic_write_text(out_dir / "report.html", html_page(title, sections, intro=intro))

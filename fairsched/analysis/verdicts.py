@@ -64,8 +64,9 @@ class Verdict:
         measured: measured worst gap [service units] in that scope.
         ratio: measured / bound (None without a bound).
         status: ``holds``, ``VIOLATED`` (a proved bound failed: a bug or an unmet
-            assumption), ``published claim violated`` (a refuted published bound is
-            exceeded: a finding, not an error), ``refuted candidate exceeded``,
+            assumption), ``published claim violated`` (a published bound the kit
+            does not prove for this run, e.g. under peak admission, is exceeded: a finding, not
+            an error), ``refuted candidate exceeded``,
             ``no bound``, ``not applicable``, ``holds (vacuous)``.
         pair, window, interval: where the measured gap is attained (see
             :class:`~fairsched.analysis.gap.GapReport`).
@@ -257,8 +258,8 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
             b = F.evaluate(F.d2lpm_candidate_global_bound(), K=K, Q_u=Q, Q_w=Qw, X=X)
             out.append(_verdict(label, "D2LPM candidate 2K(Qu+Qw+X)", "backlogged anywhere", "candidate",
                                 b, f"2*{K}({Q:g} + {Qw:g} + {X:g})", cluster,
-                                "refuted candidate (proofs/d2lpm_bound.md): no bound is known for clients "
-                                "backlogged somewhere; shown for scale", {**base, "K": K, "Q_u": Q, "Q_w": Qw, "X": X}))
+                                "refuted candidate (proofs/d2lpm_bound.md): no bound exists for clients "
+                                "backlogged somewhere (Theorem C); shown for scale", {**base, "K": K, "Q_u": Q, "Q_w": Qw, "X": X}))
         else:
             out.append(_verdict(label, "service gap", "backlogged anywhere", "none", None, "", cluster,
                                 "no bound for clients backlogged at some instance (routing decides where work "
