@@ -91,3 +91,15 @@ def test_mitigation_only_where_the_model_predicts_harm():
     rep0, res0 = run_detection(wl, 8, config=DetectorConfig(window_s=10.0, min_class_requests=3, phase2_factor=0.0))
     assert not any(e["event"] == "mitigate" for e in rep.events)
     assert res.requests_frame().ttft_s.tolist() == res0.requests_frame().ttft_s.tolist()
+
+
+def test_theory_for_window_without_holders_or_non_holders():
+    from fairsched.analysis.detect.runner import theory_for_window
+    from fairsched.sim import CostModel
+
+    cls = {"mean_input": 5000.0, "shared_tokens": 4960, "mean_output": 64.0}
+    for M in (0.0, 8.0):  # nobody / everybody holds the class: no division by zero, never harmful
+        row = {"holders_eval": M, "x": 0.3, "qps": 10.0, "load0": 1.0, "n_class": 10, "in_other": 1500.0,
+               "out_other": 64.0, "n_class_cum": 10}
+        th = theory_for_window(row, cls, 8, CostModel())
+        assert th["regime"] in ("benign", "hotspot") and th["regime_fluid"] == "benign"

@@ -170,8 +170,12 @@ def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
     n_out = float(cls["mean_output"])
     b0 = float(row["load0"] or 0.0)
     kw = dict(n_out=n_out, ctx_mean=L + n_out / 2, coeffs=_coeffs(cost))
-    d = hotspot_numbers(row["x"], M, n - M, row["qps"], b0, L, u, **kw)
-    fluid = classify_regime(row["x"], M / n, n, row["qps"], b0, L, u, **kw)
+    if 0 < M < n:  # the fluid model needs holders and non-holders
+        d = hotspot_numbers(row["x"], M, n - M, row["qps"], b0, L, u, **kw)
+        fluid = classify_regime(row["x"], M / n, n, row["qps"], b0, L, u, **kw)
+    else:
+        d = dict.fromkeys(("a", "b", "kappa", "limit_ratio", "t_star", "t_harm", "S"))
+        d["limit_ratio"], d["kappa"], fluid = 1.0, L / u, "benign"
     st = steady_state_hotspot(row["x"], max(1.0, M), n, row["qps"], L, u, n_out, float(row.get("in_other") or 1.0),
                               float(row.get("out_other") or 1.0), float(row.get("n_class_cum") or row["n_class"]),
                               coeffs=_coeffs(cost))
