@@ -4,11 +4,16 @@
   :class:`DetectorConfig`, :func:`violates`); no simulator, no figures.
 - :mod:`.runner`: feeding it from a simulation (:class:`DetectingLMetric`,
   :func:`run_detection`, :func:`detect_and_compare`, :class:`DetectionReport`).
-- :mod:`.phase`: the empirical phase diagram; :mod:`.figures`: plotly figures.
+- :mod:`.phase`: the empirical phase diagram; :mod:`.figures`: plotly figures;
+  :mod:`.validation`: the validation study (verdicts vs simulated harm).
 """
 
 from fairsched.analysis.detect.detector import DetectorConfig, HotspotDetector, violates
-from fairsched.analysis.detect.figures import fig_detection_timeline, fig_phase_diagram
+from fairsched.analysis.detect.figures import (
+    fig_confusion,
+    fig_detection_timeline,
+    fig_phase_diagram,
+)
 from fairsched.analysis.detect.phase import phase_diagram
 from fairsched.analysis.detect.runner import (
     DECISION_COLUMNS,
@@ -23,5 +28,5 @@ from fairsched.analysis.detect.runner import (
 )
 
 __all__ = ["DECISION_COLUMNS", "DetectOutcome", "DetectingLMetric", "DetectionReport", "DetectorConfig",
-           "HotspotDetector", "detect", "detect_and_compare", "fig_detection_timeline", "fig_phase_diagram",
+           "HotspotDetector", "detect", "detect_and_compare", "fig_confusion", "fig_detection_timeline", "fig_phase_diagram",
            "phase_diagram", "run_detection", "theory_for_window", "ttft_stats", "violates"]

@@ -7,7 +7,7 @@ import pandas as pd
 
 from fairsched.analysis.detect.runner import DetectionReport
 
-__all__ = ["fig_detection_timeline", "fig_phase_diagram"]
+__all__ = ["fig_confusion", "fig_detection_timeline", "fig_phase_diagram"]
 
 
 
@@ -67,4 +67,39 @@ def fig_detection_timeline(report: DetectionReport, classes: list[str] | None = 
     fig.update_layout(title="phase 1: class share x vs. holders' share |M|/N per window "
                             "(orange dashed: flagged; red: phase 2 confirmed)",
                       xaxis_title="time [s]", yaxis_title="share", template="plotly_white")
+    return fig
+
+
+def fig_confusion(validation, title: str | None = None):
+    """The validation study's confusion matrix (rows: detector verdict, columns: measured
+    outcome; counts) next to where the verdicts agree over the family (class share over
+    the one-holder threshold vs load; crosses: disagreements).
+
+    Args:
+        validation: a :class:`~fairsched.analysis.detect.validation.Validation`.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    cm = validation.confusion()
+    f = validation.frame
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("verdict vs simulated outcome (counts)",
+                                                        "where they agree: x / (|M|/N) vs load"))
+    fig.add_trace(go.Heatmap(z=cm.to_numpy(), x=[f"outcome: {c}" for c in cm.columns],
+                             y=[f"verdict: {r}" for r in cm.index], text=cm.to_numpy(), texttemplate="%{text}",
+                             colorscale="Blues", showscale=False), row=1, col=1)
+    ok = f.verdict == f.outcome
+    for mask, name, sym in ((ok, "agree", "circle"), (~ok, "disagree", "x")):
+        d = f[mask]
+        fig.add_trace(go.Scatter(x=d.x_over_threshold, y=d.load, mode="markers", name=name,
+                                 marker={"symbol": sym, "size": 9 if sym == "x" else 6},
+                                 text=[f"id {i}: N={n}, D={dt}, {m}; {v} vs {o}" for i, n, dt, m, v, o in
+                                       zip(d.id, d.n, d.doc_tokens, d["mode"], d.verdict, d.outcome, strict=True)]),
+                      row=1, col=2)
+    fig.add_vline(x=1.0, line_dash="dash", row=1, col=2)
+    fig.update_xaxes(type="log", title_text="x / (|M|/N) (1 = benign boundary)", row=1, col=2)
+    fig.update_yaxes(title_text="load (share of capacity)", row=1, col=2)
+    fig.update_layout(title=title or f"Detector validation: {validation.agreement:.0%} agreement over {len(f)} "
+                                     f"workloads (harmful-or-not: {validation.harm_agreement:.0%})",
+                      template="plotly_white")
     return fig

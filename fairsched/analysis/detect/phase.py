@@ -34,7 +34,16 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
     ``theory_benign`` = ``x <= |M|/N`` (the benign condition) and the predicted steady
     ratio ``min(a/b, kappa)`` (1 when benign). ``empirical_hotspot`` = ``load_ratio >
     ratio_threshold``; ``agree`` = the two classifications match.
+
+    Corrected model (:func:`~fairsched.theory.lmetric.steady_state_hotspot`,
+    ``proofs/lmetric_harm_validation.md``): ``model_ratio`` (its predicted
+    ``(B_M + 1)/(B_Mbar + 1)``, with completions, queued prefill and replication),
+    ``model_regime``, ``model_hotspot`` = ``model_ratio > ratio_threshold`` and
+    ``agree_model`` = it matches ``empirical_hotspot``.
     """
+    from fairsched.analysis.detect.runner import _coeffs
+    from fairsched.sim import CostModel
+    from fairsched.theory.lmetric import steady_state_hotspot
     from fairsched.workload.hotspot import hotspot_workload
 
     N = n_instances
@@ -45,6 +54,12 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
         pc = prefix_classes(wl)
         if "hot" not in pc.classes:
             continue
+        cold = [r for r, c in zip(wl.requests, pc.class_of, strict=True) if c != "hot"]
+        l_o = float(np.mean([r.input_len for r in cold])) if cold else 1.0
+        o_o = float(np.mean([r.output_len for r in cold])) if cold else 1.0
+        hc = pc.classes["hot"]
+        u_hot = max(1.0, hc["mean_input"] - hc["shared_tokens"])
+        q_eff = len(wl) / duration_s
         for m in holders:
             if not 1 <= m < N:
                 continue
@@ -60,15 +75,20 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
             a, b = x * qps / m, (1 - x) * qps / (N - m)
             bad = violates(x, m, N)
             flag = next((f for f in rep.flagged_classes if f["klass"] == "hot"), None)
+            st = steady_state_hotspot(x, m, N, q_eff, hc["mean_input"], u_hot, hc["mean_output"], l_o, o_o,
+                                      hc["n_requests"], coeffs=_coeffs(cost or CostModel()))
             rows.append({"x": x, "holders": m, "holder_frac": m / N, "theory_benign": not bad,
                          "predicted_ratio": min(a / b, kap) if bad else 1.0, "load_ratio": ratio,
                          "hot_on_initial_holders": float((hot.chosen < m).mean()) if len(hot) else math.nan,
                          "final_holders": int(hot.n_holders.iloc[-1]) if len(hot) else 0,
                          "empirical_hotspot": bool(ratio > ratio_threshold),
+                         "model_ratio": st["ratio"], "model_regime": st["regime"],
+                         "model_hotspot": bool(st["ratio"] > ratio_threshold),
                          "flagged": flag is not None, "confirmed": bool(flag and flag["phase2_confirmed"]),
                          "hot_ttft_mean_s": ttft_stats(res, np.array([c == "hot" for c in pc.class_of]))["ttft_mean_s"]})
     df = pd.DataFrame(rows)
     if len(df):
         df["agree"] = df.theory_benign != df.empirical_hotspot
+        df["agree_model"] = df.model_hotspot == df.empirical_hotspot
     return df
 
