@@ -197,7 +197,11 @@ def service_curves(result, clients: list[str] | None = None, max_points: int | N
         clients: only these client ids (default: all clients that received service).
         max_points: at most this many points per client (evenly spaced over its events;
             the first and the last point are kept).
+    Raises:
+        ValueError: on a result without the full service log (``service_log != "full"``).
     """
+    if getattr(result, "service_log", "full") != "full":
+        raise ValueError("service curves need the full service log: simulate with service_log='full'")
     t, c, a = _svc_arrays(result)
     names = list(result.clients)
     t0 = result.workload[0].arrival if len(result.workload) else 0.0
@@ -373,7 +377,8 @@ def summarize(result, label: str | None = None, weights=None) -> dict:
     out.update(latency_stats(result))
     out.update(throughput_tok_s(result))
     out["cache_hit_rate"] = _none_if_nan(cache_hit_rate(result))
-    out["total_service"] = float(np.asarray(result.svc_amount, dtype=float).sum())
+    out["total_service"] = (float(result.total_service) if hasattr(result, "total_service")
+                            else float(np.asarray(result.svc_amount, dtype=float).sum()))
     out["max_service_gap"] = float(gap.gap)
     out["gap_pair"] = list(gap.pair) if gap.pair else None
     out["gap_interval"] = [_none_if_nan(x) for x in gap.interval] if gap.interval else None

@@ -22,15 +22,17 @@ __all__ = ["concurrency_k", "everywhere_backlog_log", "has_instance_logs", "inst
 
 
 def simulate_for_check(workload, policy="fcfs", router=None, n_instances: int = 1, instance=None, cost=None,
-                       weights=None, progress=None):
+                       weights=None, progress=None, *, service_log: str = "full", policy_params=None):
     """:func:`fairsched.sim.simulate` with an :class:`~fairsched.sim.recorder.InstanceRecorder`:
-    the result also has the instance of every service event (``result.svc_instance``) and
-    each instance's own backlog log, so each worker's service can be checked on its own."""
+    the result also has the instance of every service event (``result.svc_instance``),
+    each instance's own backlog log and the measured ``X`` per instance, so each worker's
+    service can be checked on its own. ``service_log="backlogged"`` keeps only the service
+    entries the check reads (millions of requests)."""
     from fairsched.sim import simulate
     from fairsched.sim.recorder import InstanceRecorder
 
     return simulate(workload, policy, router, n_instances, instance, cost, weights, progress=progress,
-                    recorders=(InstanceRecorder(),))
+                    recorders=(InstanceRecorder(weights),), service_log=service_log, policy_params=policy_params)
 
 
 def _request_arrays(result):
@@ -137,14 +139,26 @@ def measured_x(result, w_p: float = 1.0, w_q: float = 2.0) -> dict[int, float]:
     ``result.svc_instance`` exists or there is one instance). Several admissions of one
     client at one instant are counted after all of them (an upper estimate). Without a
     per-instance service log (several instances), the outstanding decode is bounded by the
-    full outputs of the client's requests running there.
+    full outputs of the client's requests running there. A result of
+    :func:`simulate_for_check` carries the value measured during the run
+    (``result.inst_x``, by :class:`~fairsched.sim.recorder.InstanceRecorder`); it is used
+    when the weights are the run's, and is the only source for a run without the full
+    service log.
+
+    Raises:
+        ValueError: for a run without the full service log (``service_log="backlogged"``)
+            and without ``inst_x`` for these weights.
     """
+    K = int(result.n_instances)
+    if getattr(result, "inst_x", None) is not None and tuple(result.inst_x_weights) == (float(w_p), float(w_q)):
+        return {j: float(result.inst_x.get(j, 0.0)) for j in range(K)}
+    if getattr(result, "service_log", "full") != "full":
+        raise ValueError("measured X needs the full service log or the run's InstanceRecorder with the same weights")
     arr, cl, inp, out = _request_arrays(result)
     adm = np.asarray(result.admit_t, dtype=float)
     fin = np.asarray(result.finish_t, dtype=float)
     cached = np.asarray(result.cached_tokens, dtype=float)
     inst = np.asarray(result.instance, dtype=np.int64)
-    K = int(result.n_instances)
     exact = K == 1 or getattr(result, "svc_instance", None) is not None
     ok = np.isfinite(adm)
     res: dict[int, float] = {j: 0.0 for j in range(K)}

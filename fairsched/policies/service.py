@@ -31,6 +31,9 @@ class ServiceMeasure(ABC):
 
     name = "service"
     unit = "service units"
+    context_free = False
+    """True if :meth:`decode` ignores ``context_tokens`` (the backend then asks once per
+    client for a whole run of decode steps)."""
 
     @abstractmethod
     def prefill(self, uncached_tokens: int, cached_tokens: int = 0) -> float:
@@ -58,6 +61,7 @@ class ServiceWeights(ServiceMeasure):
     w_q: float = 2.0
     name = "tokens"
     unit = "tokens (w_p-weighted)"
+    context_free = True
 
     def __post_init__(self):
         for k in ("w_p", "w_q"):

@@ -24,6 +24,7 @@ per-instance logs of the bound checker) get the same events with the instance.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -52,8 +53,11 @@ class ClusterBackend:
         """Build the policies (one per instance), the instances and the router.
 
         ``recorders``: objects with ``routed(t, c, i)``, ``served(i, n)``,
-        ``admitted(t, c, i)`` and ``finalize(result, svc_t, order)`` that see every
-        event with its instance (see :mod:`fairsched.sim.recorder`).
+        ``admitted(t, c, i, amount, output_tokens)``, ``decoded(c, i, amount)`` and
+        ``finalize(result, svc_t, order)`` that see every event with its instance (see
+        :mod:`fairsched.sim.recorder`). ``self.full_log`` (default True) keeps every
+        service entry; False keeps only those of clients backlogged then (see
+        :class:`~fairsched.sim.result.SimResult`).
 
         Raises:
             ValueError: on ``n_instances < 1``, a policy object with several instances, a
@@ -80,7 +84,10 @@ class ClusterBackend:
         self.client_idx = {c: i for i, c in enumerate(clients)}
         self.res = SimResult.empty(workload, clients, len(workload))
         self.recorders = list(recorders)
-        self._waiting_per_client = np.zeros(len(clients), dtype=np.int64)
+        self._waiting_per_client = [0] * len(clients)
+        self._backlog_end = [-math.inf] * len(clients)  # when each client's last backlog ended
+        self.full_log = getattr(self, "full_log", True)
+        self._context_free = bool(getattr(self.service, "context_free", False))
         self._heap: list[tuple[float, int, int, int]] = []  # (t, seq, instance, gen)
         self._seq = 0
         self.instances: list[ServingInstance] = [make_instance(i, p) for i, p in enumerate(policies)]
@@ -178,23 +185,25 @@ class ClusterBackend:
         inst.policy.charge(req.client, amount, now)
         for r in self.recorders:
             r.served(i, 1)
-            r.admitted(now, c, i)
+            r.admitted(now, c, i, amount, req.output_len)
         self._waiting_per_client[c] -= 1
         if self._waiting_per_client[c] == 0:
             self.res.backlog(now, c, -1)
+            self._backlog_end[c] = now
 
     def _on_first_token(self, inst, seqs: list, now: float) -> None:
         for s in seqs:
             self.res.first_token(s.req.rid, now)
         self._on_decode(inst, seqs, [now])
 
-    def _on_decode(self, inst, seqs: list, times: list[float], seconds: float = 0.0) -> None:
-        """One output token per sequence at each of ``times`` (iteration ends; more than
-        one for a run of decode-only iterations). Per client and iteration, the service
-        measure is asked once (the client's tokens and their total context); the amounts
-        are logged and their sum is charged to the policy (``seconds``: the measured step
-        time, engine)."""
-        ci, k, now = self.client_idx, len(times), times[-1]
+    def _on_decode(self, inst, seqs: list, times, seconds: float = 0.0) -> None:
+        """One output token per sequence at each of ``times`` (iteration ends, ascending;
+        more than one for a run of decode-only iterations). Per client and iteration, the
+        service measure is asked once (the client's tokens and their total context); the
+        amounts are logged and their sum is charged to the policy (``seconds``: the
+        measured step time, engine). Without ``full_log``, the entries of a client that was
+        not backlogged at any of ``times`` are not logged, only added to its total."""
+        ci, k, now = self.client_idx, len(times), float(times[-1])
         per: dict[int, list] = {}  # client index -> [sequences, context tokens, client id]
         for s in seqs:
             r = s.req
@@ -206,21 +215,33 @@ class ClusterBackend:
             else:
                 e[0] += 1
                 e[1] += ctx
-        measure, policy, i = self.service, inst.policy, inst.idx
+        measure, policy, i, res, recs = self.service, inst.policy, inst.idx, self.res, self.recorders
         share = seconds / len(seqs) if seqs else 0.0
+        full, waiting, ended, t_first = self.full_log, self._waiting_per_client, self._backlog_end, times[0]
         for c, (n, ctx, client) in per.items():
+            log = full or waiting[c] > 0 or ended[c] >= t_first
             if k == 1:
-                amount = measure.decode(n, ctx)
-                self._service(now, c, amount, share * n)
-                total = amount
+                total = measure.decode(n, ctx)
+                if log:
+                    self._service(now, c, total, share * n)
+            elif self._context_free:
+                step = measure.decode(n, ctx)
+                total = step * k
+                if log:
+                    res.service_steps(times, c, step)
             else:
-                steps = measure.decode(n, ctx + n * np.arange(k))  # the context grows by n per step
-                self.res.service_steps(times, c, steps)
-                total = float(np.sum(np.broadcast_to(steps, (k,))))
+                steps = np.asarray(measure.decode(n, ctx + n * np.arange(k)), dtype=float)  # context grows
+                total = float(steps.sum())
+                if log:
+                    res.service_steps(times, c, steps)
+            if not log:
+                res.unlogged[c] += total
             policy.charge(client, total, now)
-            for r in self.recorders:
-                r.served(i, k)
-        self.res.decode_tokens += len(seqs) * k
+            for rec in recs:
+                if log:
+                    rec.served(i, k)
+                rec.decoded(c, i, total)
+        res.decode_tokens += len(seqs) * k
 
     def _on_prefill_done(self, inst, s, new_units: int, now: float) -> None:
         self.res.prefill_done(s.req.rid, now)

@@ -3,9 +3,11 @@
 The backend (:class:`~fairsched.sim.backend.ClusterBackend`) calls every recorder with
 each event and the instance it happened on: ``routed(t, c, i)`` (a request of client
 index ``c`` was routed to instance ``i``), ``served(i, n)`` (``n`` service-log entries were
-just appended for instance ``i``), ``admitted(t, c, i)`` (a request of ``c`` was admitted
-on ``i``, right after its charge was logged), and at the end ``finalize(result, svc_t,
-order)`` with the unsorted service times and the permutation that sorted them (or None).
+just appended for instance ``i``), ``admitted(t, c, i, amount, output_tokens)`` (a request
+of ``c`` was admitted on ``i`` and charged ``amount``, right after its charge was logged),
+``decoded(c, i, amount)`` (``c`` got ``amount`` of decode service on ``i``, logged or not),
+and at the end ``finalize(result, svc_t, order)`` with the unsorted service times and the
+permutation that sorted them (or None).
 """
 
 from __future__ import annotations
@@ -30,10 +32,26 @@ class InstanceRecorder:
     request in that instance's queue, -1 right after the admission that empties it), and
     ``inst_seq_t`` (time of each position of that axis). Positions order events by (time,
     order of logging), so events at one instant keep the order in which they happened.
+
+    It also measures ``X`` per instance on the fly (``inst_x``, instance -> X, with
+    ``inst_x_weights = (w_p, w_q)``): the max over admissions of the prefill charge plus
+    the client's outstanding decode service on that instance right after it (several
+    admissions of one client at one instant counted after all of them), the quantity of
+    :func:`fairsched.analysis.service_params.measured_x`, without needing the full log.
+
+    Args:
+        weights: the run's :class:`~fairsched.policies.service.ServiceWeights` (``w_q``
+            turns admitted output tokens into owed decode service).
     """
 
-    def __init__(self):
+    def __init__(self, weights=None):
+        from fairsched.policies.service import ServiceWeights
+
+        w = weights or ServiceWeights()
+        self.w_p, self.w_q = float(getattr(w, "w_p", 1.0)), float(getattr(w, "w_q", 2.0))
         self.svc_instance = array("l")
+        self._x: dict[tuple[int, int], list] = {}  # (client, instance) -> [dec, out, group t, group umax]
+        self.x_best: dict[int, float] = {}
         self._wait: dict[tuple[int, int], int] = {}  # (client, instance) -> waiting requests
         self._t, self._c, self._i, self._d, self._pos = (array("d"), array("l"), array("l"), array("l"),
                                                          array("l"))
@@ -57,13 +75,50 @@ class InstanceRecorder:
         else:
             self.svc_instance.extend([i] * n)
 
-    def admitted(self, t: float, c: int, i: int) -> None:
-        k = self._wait[(c, i)] - 1
-        self._wait[(c, i)] = k
+    def admitted(self, t: float, c: int, i: int, amount: float = 0.0, output_tokens: int = 0) -> None:
+        key = (c, i)
+        k = self._wait[key] - 1
+        self._wait[key] = k
         if k == 0:
             self._log(t, c, i, -1)
+        st = self._x.get(key)
+        if st is None:
+            self._x[key] = [0.0, output_tokens, t, amount]
+            return
+        if st[2] is not None and st[2] != t:
+            self._close(key, st)
+        st[1] += output_tokens
+        st[3] = amount if st[2] is None else max(st[3], amount)
+        st[2] = t
+
+    def decoded(self, c: int, i: int, amount: float) -> None:
+        key = (c, i)
+        st = self._x.get(key)
+        if st is None:
+            return
+        if st[2] is not None:
+            self._close(key, st)
+        st[0] += amount
+        if st[0] >= self.w_q * st[1]:  # nothing owed: start afresh (keeps the dict small)
+            del self._x[key]
+
+    def _close(self, key: tuple[int, int], st: list) -> None:
+        """The admissions of ``key`` at one instant are over: X candidate = the largest of
+        their prefill charges + the client's outstanding decode service on the instance."""
+        w_q = self.w_q
+        owed = w_q * max(st[1] - st[0] / w_q, 0.0) if w_q > 0 else 0.0
+        v = st[3] + owed
+        i = key[1]
+        if v > self.x_best.get(i, 0.0):
+            self.x_best[i] = v
+        st[2] = None
 
     def finalize(self, res, svc_t: np.ndarray, order: np.ndarray | None) -> None:
+        for key, st in list(self._x.items()):
+            if st[2] is not None:
+                self._close(key, st)
+        res.inst_x = dict(self.x_best)
+        res.inst_x_weights = (self.w_p, self.w_q)
         svc_rank, ev_rank, seq_t = causal_order(svc_t, self._t, self._pos)
         inst = np.asarray(self.svc_instance, dtype=np.int64)
         if order is not None:

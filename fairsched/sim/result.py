@@ -22,9 +22,14 @@ class SimResult:
     tokens served from the prefix cache).
 
     Service log (one row per charge, sorted by time once the run is finalized): ``svc_t``
-    [s], ``svc_client`` (index into
-    ``clients``), ``svc_amount`` (service units: ``w_p`` x uncached prefill tokens at
-    admission, ``w_q`` x decode tokens at the end of the iteration that made them).
+    [s], ``svc_client`` (index into ``clients``), ``svc_amount`` (service units of the run's
+    service measure, e.g. ``w_p`` x uncached prefill tokens at admission, ``w_q`` x decode
+    tokens at the end of the iteration that made them). ``service_log`` says what it holds:
+    ``"full"`` every charge; ``"backlogged"`` (``Simulator(service_log="backlogged")``, for
+    runs of millions of requests) every prefill charge and the decode charges of clients
+    backlogged at that moment (the only ones the service gap, Jain's index and the bound
+    check read: service of a client outside its backlog shifts its ``W`` by a constant in
+    every window); the others are added to ``unlogged`` (per client, service units).
 
     Backlog log: ``bl_t``, ``bl_client``, ``bl_delta`` (+1 when the client gets its first
     waiting request anywhere in the cluster, -1 when its last waiting request is admitted,
@@ -57,6 +62,8 @@ class SimResult:
     bl_seq: np.ndarray | None = None
     seq_t: np.ndarray | None = None
     decode_tokens: int = 0
+    service_log: str = "full"
+    unlogged: list = field(default_factory=list)
     policy: str = ""
     router: str = ""
     n_instances: int = 1
@@ -67,7 +74,7 @@ class SimResult:
     def empty(cls, workload: Workload, clients: list[str], n: int) -> SimResult:
         nan = np.full(n, np.nan)
         return cls(workload, clients, np.full(n, -1, dtype=np.int64), nan.copy(), nan.copy(), nan.copy(),
-                   nan.copy(), np.zeros(n, dtype=np.int64))
+                   nan.copy(), np.zeros(n, dtype=np.int64), unlogged=[0.0] * len(clients))
 
     # recording (called by the backend) -------------------------------------------
     def route(self, rid: int, i: int) -> None:
@@ -91,15 +98,25 @@ class SimResult:
         self.svc_client.append(client)
         self.svc_amount.append(amount)
 
-    def service_steps(self, times: list[float], client: int, amount) -> None:
-        """Service to ``client`` at each of ``times``: ``amount`` is one number (the same
-        at every step) or one per step."""
-        self.svc_t.extend(times)
-        self.svc_client.extend([client] * len(times))
-        if np.ndim(amount):
-            self.svc_amount.extend(np.asarray(amount, dtype=float).tolist())
+    def service_steps(self, times, client: int, amount) -> None:
+        """Service to ``client`` at each of ``times`` (a list or an array): ``amount`` is one
+        number (the same at every step) or an array with one per step."""
+        k = len(times)
+        if isinstance(times, np.ndarray):
+            self.svc_t.frombytes(times.astype(float, copy=False).tobytes())
         else:
-            self.svc_amount.extend([amount] * len(times))
+            self.svc_t.extend(times)
+        self.svc_client.extend([client] * k)
+        if isinstance(amount, np.ndarray):
+            self.svc_amount.frombytes(amount.astype(float, copy=False).tobytes())
+        else:
+            self.svc_amount.extend([amount] * k)
+
+    @property
+    def total_service(self) -> float:
+        """All service given [service units]: the log plus ``unlogged``."""
+        logged = float(np.frombuffer(self.svc_amount).sum()) if len(self.svc_amount) else 0.0
+        return logged + float(sum(self.unlogged)) if self.service_log != "full" else logged
 
     def backlog(self, t: float, client: int, delta: int) -> None:
         self.bl_t.append(t)
@@ -125,6 +142,7 @@ class SimResult:
         self.svc_seq = svc_rank
         for r in getattr(backend, "recorders", ()):
             r.finalize(self, t, order)
+        self.service_log = "full" if getattr(backend, "full_log", True) else "backlogged"
         self.policy = backend.policy_name
         self.router = backend.router_name
         self.n_instances = backend.n_instances
