@@ -218,6 +218,7 @@ class ClusterBackend:
         measure, policy, i, res, recs = self.service, inst.policy, inst.idx, self.res, self.recorders
         share = seconds / len(seqs) if seqs else 0.0
         full, waiting, ended, t_first = self.full_log, self._waiting_per_client, self._backlog_end, times[0]
+        ts = None  # the k step times as an array, made once if some entry is logged
         for c, (n, ctx, client) in per.items():
             log = full or waiting[c] > 0 or ended[c] >= t_first
             if k == 1:
@@ -228,12 +229,14 @@ class ClusterBackend:
                 step = measure.decode(n, ctx)
                 total = step * k
                 if log:
-                    res.service_steps(times, c, step)
+                    ts = np.asarray(times, dtype=float) if ts is None else ts
+                    res.service_steps(ts, c, step)
             else:
                 steps = np.asarray(measure.decode(n, ctx + n * np.arange(k)), dtype=float)  # context grows
                 total = float(steps.sum())
                 if log:
-                    res.service_steps(times, c, steps)
+                    ts = np.asarray(times, dtype=float) if ts is None else ts
+                    res.service_steps(ts, c, steps)
             if not log:
                 res.unlogged[c] += total
             policy.charge(client, total, now)

@@ -81,12 +81,8 @@ class Instance(InstanceBase):
         c = self.sim.cost
         return t0 + m * c.decode_time(b, ctx) + c.decode_c * b * m * (m - 1) / 2
 
-    def _step_ends(self, k: int) -> np.ndarray:
-        """:meth:`_run_end` of steps 1..k at once (the same float operations, elementwise)."""
-        t0, b, ctx = self._run
-        c = self.sim.cost
-        m = np.arange(1, k + 1)
-        return t0 + m * c.decode_time(b, ctx) + c.decode_c * b * m * (m - 1) / 2
+    def _step_ends(self, k: int) -> StepTimes:
+        return StepTimes(self, k)
 
     def interrupt(self, now: float) -> None:
         """A request arrived at ``now`` during a decode run: end the run at the first step
@@ -108,6 +104,32 @@ class Instance(InstanceBase):
         self._steps = m
         self.gen += 1
         self.sim._push(self._run_end(m), self.idx, self.gen)
+
+
+class StepTimes:
+    """The end times of steps 1..k of an instance's decode run, computed when asked:
+    ``len``, ``[0]``, ``[-1]`` (one :meth:`Instance._run_end` each) and ``numpy.asarray``
+    (all k at once, the same float operations elementwise). Most runs need only the last."""
+
+    __slots__ = ("inst", "k")
+
+    def __init__(self, inst: Instance, k: int):
+        self.inst, self.k = inst, k
+
+    def __len__(self) -> int:
+        return self.k
+
+    def __getitem__(self, j: int) -> float:
+        if not -self.k <= j < self.k:
+            raise IndexError(j)
+        return self.inst._run_end(j % self.k + 1)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        t0, b, ctx = self.inst._run
+        c = self.inst.sim.cost
+        m = np.arange(1, self.k + 1)
+        out = t0 + m * c.decode_time(b, ctx) + c.decode_c * b * m * (m - 1) / 2
+        return out if dtype is None else out.astype(dtype)
 
 
 class Simulator(ClusterBackend):
