@@ -238,7 +238,7 @@ def test_quick_fairness_claim():
     w = mixed(seed=0, scale=1.0, duration=45.0)
     cost, inst = hardware(None, A100)
     res = simulate(w, "dlpm", cost, inst)
-    assert d["quantum"] == quantum_u(w) == w.max_cost(1.0, 2.0)
+    assert d["quantum"] == quantum_u(w) == w.max_request_cost(1.0, 2.0)
     assert max_service_gap(res).gap == pytest.approx(pol["dlpm"]["max_service_gap"])
     assert x_upper_bound(res) == pytest.approx(d["X_upper_bound"])
     assert v["lpm_over_dlpm_gap"] > 1 and v["dlpm_gap_over_bound"] < 1  # LPM is unfair; DLPM within its bound

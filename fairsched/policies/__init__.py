@@ -38,7 +38,7 @@ def default_quantum(workload, weights: ServiceWeights | None = None) -> float:
     with a quantum at least the largest cost, one refill round always lets a backlogged
     client be served, and a client is not pushed off the worker that holds its prefix by
     a single request. Measured on the Mooncake trace (16 instances): D²LPM with
-    ``Q^w = 8192`` keeps a 7.0% hit rate, with ``Q^w = U`` 24.7%.
+    ``Q^w = 8192`` keeps a 7.0% hit rate, with ``Q^w`` = this quantity 24.7%.
     """
     w = weights or ServiceWeights()
     return float(workload.max_request_cost(w.w_p, w.w_q))

@@ -78,7 +78,7 @@ def run_dlpm_fairness(quick: bool, cost=None, out: Path | None = None) -> ClaimR
              f"{'within' if gap_d <= published else 'above'} it. Jain's index of service rates while backlogged, "
              f"clients backlogged < 1% of the makespan left out (fairsched.analysis.jain_index).")
     setup = (f"{w.name}: {len(w)} requests, {len(w.clients)} clients (heavy doc QA, chat, judge, ToT, 4 unique-prompt "
-             f"users); 1 instance, {cm.hw_text(cost, inst)}; DLPM Q^u = U = {qu:,.0f}")
+             f"users); 1 instance, {cm.hw_text(cost, inst)}; DLPM Q^u = max(w_p L_in, w_q O_max) = {qu:,.0f}")
     return ClaimResult(values=values, summary=summary, setup=setup, notes=notes, figure=fig,
                        data={"policies": stats, "ttft_per_client_s": ttft, "X_upper_bound": x_dlpm,
                              "proved_bound": bound, "published_bound": published, "quantum": qu})
@@ -92,7 +92,7 @@ CLAIM = Claim(
                  "2(U + Q^u); Jain's index for FCFS, LPM, VTC, DLPM (DLPM close to VTC)",
     metric="max service gap between backlogged clients (fairsched.analysis.max_service_gap), the proved bound "
            "2(Q^u + X), Jain's index of service rates while backlogged",
-    setup="default workload (13 clients), 1 A100, KV 439k tok, Q^u = U",
+    setup="default workload (13 clients), 1 A100, KV 439k tok, Q^u = max(w_p L_in, w_q O_max)",
     checks=(
         Check("lpm_over_dlpm_gap", "LPM gap / DLPM gap", paper=None, neutral=1.0, direction=+1, fmt="{:.1f}x"),
         Check("dlpm_gap_over_bound", "DLPM gap / proved bound", paper=None, neutral=1.0, direction=-1,

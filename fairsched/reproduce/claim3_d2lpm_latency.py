@@ -37,7 +37,7 @@ def run_d2lpm_latency(quick: bool, cost=None, out: Path | None = None) -> ClaimR
         w = mixed(seed=0, scale=scale, duration=dur)
         key = f"{n} instances"
         per = {}
-        q_w = default_quantum(w)  # Q^w = U, the CLI's default
+        q_w = default_quantum(w)  # Q^w = max(w_p L_in, w_q O_max), the CLI's default
         for label, router, pol in (("Preble + LPM", make_router("preble", cost=cost), "lpm"),
                                    ("cache-aware + LPM", make_router("sglang-cache-aware"), "lpm"),
                                    ("D²LPM", make_router("d2lpm", quantum_w=q_w), "dlpm")):
@@ -75,7 +75,7 @@ def run_d2lpm_latency(quick: bool, cost=None, out: Path | None = None) -> ClaimR
                   default=None)
     notes = ("Per-client mean end-to-end latency under Preble's E2 global scheduler (exploit a cached prefix longer "
              "than the rest, else argmin of window load + prefill time; rebalancing at 2x) with local LPM, divided "
-             "by D²LPM's (Q^w = U, local DLPM Q^u = U). "
+             "by D²LPM's (Q^w = max(w_p L_in, w_q O_max), local DLPM Q^u = max(w_p L_in, w_q O_max)). "
              + "; ".join(f"{k}: mean e2e Preble {p['Preble + LPM']['e2e_mean_s']:.1f} s, SGLang cache-aware "
                          f"{p['cache-aware + LPM']['e2e_mean_s']:.1f} s, D²LPM {p['D²LPM']['e2e_mean_s']:.1f} s; hit rate "
                          f"{p['Preble + LPM']['hit_rate']:.0%} / {p['cache-aware + LPM']['hit_rate']:.0%} / "
@@ -97,7 +97,7 @@ CLAIM = Claim(
     paper_figure="up to 7.18x lower per-client latency than Preble",
     metric="per-client mean end-to-end latency, Preble (E2 router) + LPM divided by D²LPM + DLPM; the largest "
            "ratio over clients and cluster sizes",
-    setup="default mix x4 on 4 A100s (+ x8 on 8 in full mode), Q^u = Q^w = U",
+    setup="default mix x4 on 4 A100s (+ x8 on 8 in full mode), Q^u = Q^w = max(w_p L_in, w_q O_max)",
     checks=(Check("max_client_speedup", "latency ratio (best client)", paper=7.18, neutral=1.0, fmt="{:.2f}x"),),
     run=run_d2lpm_latency,
     caveats="Preble's global scheduler is re-implemented from the paper and its repository (E2 exploit/explore, "

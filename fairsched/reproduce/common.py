@@ -23,11 +23,13 @@ A10G = "a10g-llama2-7b"
 
 
 def quantum_u(workload) -> float:
-    """DLPM's ``Q^u`` in claims 1-3 [service units]: ``U = max(w_p L_in, w_q M)`` of the workload.
+    """DLPM's ``Q^u`` in claims 1-3 [service units]: ``max(w_p L_in, w_q O_max)`` of the workload
+    (``Workload.max_request_cost``, O_max the longest output; not VTC's U, which takes the KV
+    capacity).
 
-    ``Q^u = U`` lets a client's largest request through in one refill round, and keeps
-    the proved bound ``2 (Q^u + X) <= 2 (U + X)`` within a factor 2 of its ``Q^u -> 0``
-    value (``X >= U`` up to the cached part). With ``Q^u`` much below the cost of a cache
+    This quantum lets a client's largest request through in one refill round, and keeps
+    the proved bound ``2 (Q^u + X)`` within a factor 2 of its ``Q^u -> 0`` value (``X`` is
+    at least this quantity up to the cached part). With ``Q^u`` much below the cost of a cache
     miss, a client that just paid a miss stays ineligible for ``cost / Q^u`` rounds while
     the other clients' misses evict the prefix it has just cached, and DLPM falls back to
     VTC's round robin (claim 1's sweep shows it; the kit's class default is 2048).
