@@ -174,10 +174,10 @@ def scheduler_combos(instances: int, routers: list[str] | None, policies: list[s
 
     for p in policies or ():
         if p not in POLICY_NAMES:
-            raise UserError(f"unknown policy {p!r}; choose from {', '.join(POLICY_NAMES)}")
+            raise UserError(f"unknown --policy {p!r}; choose from {', '.join(POLICY_NAMES)}")
     for r in routers or ():
         if r not in ROUTER_NAMES:
-            raise UserError(f"unknown router {r!r}; choose from {', '.join(ROUTER_NAMES)}")
+            raise UserError(f"unknown --router {r!r}; choose from {', '.join(ROUTER_NAMES)}")
     from fairsched.commands.limits import check_options
 
     check_options(instances=instances)
