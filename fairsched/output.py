@@ -154,6 +154,13 @@ class OutputDir:
         p = self.path
         if p.exists() and not p.is_dir():
             raise OutputError(f"cannot write to {p}: it exists and is not a directory")
+        anc = p.absolute()
+        while not anc.exists():
+            anc = anc.parent
+        if not anc.is_dir():
+            raise OutputError(f"cannot write to {p}: {anc} is not a directory")
+        if not os.access(anc, os.W_OK | os.X_OK):
+            raise OutputError(f"cannot write to {p}: {anc} is not writable")
         if not p.is_dir() or self.force:
             return
         man = _manifest(p)

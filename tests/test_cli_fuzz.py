@@ -68,15 +68,18 @@ def _earlier() -> dict:
 
 
 @settings(max_examples=int(os.environ.get("FAIRSCHED_FUZZ_EXAMPLES", "20")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.one_of(trace_text, raw_bytes), opts=options)
-def test_cli_survives_malformed_traces_and_options(text, opts):
+@given(cmd=st.sampled_from(["analyze", "analyze", "check", "detect"]), text=st.one_of(trace_text, raw_bytes),
+       opts=options)
+def test_cli_survives_malformed_traces_and_options(cmd, text, opts):
     state = _earlier()
     out, before = state["out"], state["before"]
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         trace = d / "fuzz.jsonl"
         trace.write_bytes(text if isinstance(text, bytes) else text.encode())
-        args = ["analyze", "--trace", str(trace), "--out", str(out)]
+        args = [cmd, "--trace", str(trace), "--out", str(out), "--force"]
+        if cmd == "detect":
+            args += ["--instances", "2"]
         for name, value in opts:
             args += [name, value]
         if ("--policy", "fcfs") not in opts:
