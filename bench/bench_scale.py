@@ -97,6 +97,50 @@ def scaled_to_load(n_requests: int, n_instances: int, load: float, seed: int) ->
     return mooncake_like(n_requests, seed, rate_per_s=rate)
 
 
+def many_clients_log(n_clients: int, events_per_client: int = 4, seed: int = 0):
+    """A simulator-shaped log of ``n_clients`` clients, each backlogged once (arrival to
+    admission, ~Exp(2 s) long, arrivals Poisson over ``n_clients / 200`` seconds) and served
+    at its admission (a prefill charge) and ``events_per_client - 1`` times after it (decode
+    steps, 2 units each). Returns a result-like object for
+    :func:`~fairsched.analysis.gap.max_service_gap` and :func:`~fairsched.analysis.metrics.jain_index`."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(seed)
+    n, k = n_clients, events_per_client
+    start = np.sort(rng.uniform(0, n / 200, n))
+    end = start + rng.exponential(2.0, n)
+    bt = np.r_[start, end]
+    bc = np.r_[np.arange(n), np.arange(n)]
+    bd = np.r_[np.ones(n, dtype=np.int64), -np.ones(n, dtype=np.int64)]
+    o = np.argsort(bt, kind="stable")
+    st = np.r_[end, (end[:, None] + 0.02 * np.arange(1, k)[None, :]).ravel()]
+    sc = np.r_[np.arange(n), np.repeat(np.arange(n), k - 1)]
+    sa = np.r_[rng.integers(1, 30_000, n).astype(float), np.full(n * (k - 1), 2.0)]
+    so = np.argsort(st, kind="stable")
+    return SimpleNamespace(svc_t=st[so], svc_client=sc[so], svc_amount=sa[so], bl_t=bt[o], bl_client=bc[o],
+                           bl_delta=bd[o], clients=[f"c{i}" for i in range(n)], finish_t=np.array([float(st.max())]),
+                           workload=[SimpleNamespace(arrival=0.0)])
+
+
+def gap_many_clients(n_clients: int) -> None:
+    """Time and peak RSS of the service gap and Jain's index on :func:`many_clients_log`."""
+    from fairsched.analysis.gap import max_service_gap
+    from fairsched.analysis.metrics import jain_index
+
+    t0 = time.perf_counter()
+    r = many_clients_log(n_clients)
+    print(f"log: {n_clients:,} clients, {r.svc_t.size:,} service events, {r.bl_t.size:,} backlog changes; "
+          f"built in {time.perf_counter() - t0:.1f} s; peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    t0 = time.perf_counter()
+    g = max_service_gap(r, per_pair=False)
+    t_gap = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    j = jain_index(r, 0.0)
+    t_j = time.perf_counter() - t0
+    print(f"gap {g.gap:,.0f} ({g.n_windows:,} pair windows) in {t_gap:.1f} s; Jain {j:.4f} in {t_j:.1f} s; "
+          f"peak RSS {peak_rss_gb():.2f} GB")
+
+
 def peak_rss_gb() -> float:
     """Peak resident set size of this process so far [GB] (Linux: ru_maxrss is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
@@ -113,7 +157,11 @@ def main(argv=None) -> None:
     ap.add_argument("--service-log", default="backlogged", choices=["backlogged", "full"])
     ap.add_argument("--no-check", action="store_true", help="skip the bound check")
     ap.add_argument("--profile", help="write a cProfile of the simulation to this file")
+    ap.add_argument("--gap-clients", type=int, help="only: the gap and Jain's index on a log of this many clients")
     a = ap.parse_args(argv)
+    if a.gap_clients:
+        gap_many_clients(a.gap_clients)
+        return
 
     from fairsched.analysis.metrics import summarize
     from fairsched.analysis.verdicts import check_run

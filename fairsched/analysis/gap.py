@@ -37,6 +37,8 @@ Service of a client that is not backlogged only moves its ``W`` (one add). Cost
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,39 +260,44 @@ def stream_max_gap(svc_t, svc_client, svc_amount, bl_t, bl_client, bl_delta, nam
     S = _Stream(n, chunk_cells)
     if per_pair:
         S.per_pair = {}
-    level = np.zeros(n, dtype=np.int64)
-    active = np.zeros(n, dtype=bool)
+    level = [0] * n  # each client's waiting count (Python lists: one item at a time)
+    active = [False] * n
     p = 0
     if bt.size:
         cuts = np.flatnonzero(np.r_[True, bt[1:] != bt[:-1]])
-        ends = np.r_[cuts[1:], bt.size]
-        lv = level
-        for lo, hi in zip(cuts.tolist(), ends.tolist(), strict=True):
-            T = float(bt[lo])
-            q = int(np.searchsorted(st, T, side="left"))
+        ends = np.r_[cuts[1:], bt.size].tolist()
+        times = bt[cuts]
+        q_left = np.searchsorted(st, times, side="left").tolist()  # service before each instant
+        q_right = np.searchsorted(st, times, side="right").tolist()  # ... and at it
+        bcl, bdl = bc.tolist(), bd.tolist()
+        for g, (lo, T) in enumerate(zip(cuts.tolist(), times.tolist(), strict=True)):
+            hi = ends[g]
+            q = q_left[g]
             if q > p:
                 S.segment(st[p:q], sc[p:q], sa[p:q])
                 p = q
             started: list[int] = []
             touched: list[int] = []
-            for c, d in zip(bc[lo:hi].tolist(), bd[lo:hi].tolist(), strict=True):
-                before = int(lv[c])
-                lv[c] = before + d
+            for c, d in zip(bcl[lo:hi], bdl[lo:hi], strict=True):
+                before = level[c]
+                level[c] = before + d
                 if before <= 0 < before + d and not active[c]:
                     started.append(c)
                 touched.append(c)
             starters = list(dict.fromkeys(started))
             if starters:
                 S.open(starters, T)
-                active[starters] = True
-            q = int(np.searchsorted(st, T, side="right"))
+                for c in starters:
+                    active[c] = True
+            q = q_right[g]
             if q > p:
                 S.segment(st[p:q], sc[p:q], sa[p:q])
                 p = q
-            enders = [c for c in dict.fromkeys(touched) if active[c] and lv[c] <= 0]
+            enders = [c for c in dict.fromkeys(touched) if active[c] and level[c] <= 0]
             if enders:
                 S.close(enders, T)
-                active[enders] = False
+                for c in enders:
+                    active[c] = False
     if p < st.size:
         S.segment(st[p:], sc[p:], sa[p:])
     rest = S.active_clients()
@@ -345,13 +352,23 @@ def max_service_gap(result, per_pair: bool = True) -> GapReport:
         per_pair: also fill ``GapReport.per_pair`` (one entry per pair of clients ever
             backlogged together; can be large with thousands of clients).
     """
+    key = (id(result.svc_amount), len(result.svc_amount), id(getattr(result, "svc_seq", None)),
+           id(getattr(result, "bl_seq", None)), bool(per_pair))
+    cache = getattr(result, "_gap_cache", None)  # (key, report) of the last call on these logs
+    if cache is not None and cache[0] == key:
+        return copy.deepcopy(cache[1])
     names = list(result.clients)
     if getattr(result, "svc_seq", None) is not None and getattr(result, "bl_seq", None) is not None:
         g = stream_max_gap(result.svc_seq, result.svc_client, result.svc_amount, result.bl_seq, result.bl_client,
                            result.bl_delta, names=names, per_pair=per_pair)
-        return in_seconds(g, result.seq_t)
-    return stream_max_gap(result.svc_t, result.svc_client, result.svc_amount, result.bl_t, result.bl_client,
-                          result.bl_delta, names=names, per_pair=per_pair)
+        g = in_seconds(g, result.seq_t)
+    else:
+        g = stream_max_gap(result.svc_t, result.svc_client, result.svc_amount, result.bl_t, result.bl_client,
+                           result.bl_delta, names=names, per_pair=per_pair)
+    if getattr(result, "svc_seq", None) is not None:  # a finalized SimResult: remember it (summary, then check)
+        with contextlib.suppress(AttributeError):
+            result._gap_cache = (key, copy.deepcopy(g))
+    return g
 
 
 def in_seconds(g: GapReport, seq_t) -> GapReport:
