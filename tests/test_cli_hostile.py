@@ -247,11 +247,15 @@ def test_version_flags_choices_and_defaults_in_help():
     assert "<bool>" not in runner.invoke(app, ["reproduce", "--help"], env=env).output
 
 
-def test_presets_listed_in_options_match_the_engine():
-    from fairsched.commands.options import PRESETS
-    from fairsched.engine.model import PRESETS as ENGINE
+def test_choices_listed_in_options_match_their_sources():
+    from fairsched.commands import options as opt
+    from fairsched.engine.model import PRESETS
+    from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
+    from fairsched.sim.profiles import PROFILES
+    from fairsched.workload import FORMATS
 
-    assert PRESETS == tuple(ENGINE)
+    assert opt.PRESETS == tuple(PRESETS) and opt.PROFILES == PROFILES and opt.FORMATS == FORMATS
+    assert opt.POLICY_NAMES == POLICY_NAMES and opt.ROUTER_NAMES == ROUTER_NAMES
 
 
 def test_terminal_explains_the_symbols_it_prints(tmp_path):

@@ -73,9 +73,14 @@ def check_range(option: str, value) -> None:
         return
     lo, hi = LIMITS[option]
     if isinstance(value, float) and not math.isfinite(value):
-        raise UserError(f"{option} must be a finite number in [{lo:g}, {hi:g}], got {value}")
+        raise UserError(f"{option} must be a finite number in [{_num(lo)}, {_num(hi)}], got {value}")
     if not lo <= value <= hi:
-        raise UserError(f"{option} must be in [{lo:g}, {hi:g}], got {value:g}")
+        raise UserError(f"{option} must be in [{_num(lo)}, {_num(hi)}], got {_num(value)}")
+
+
+def _num(x) -> str:
+    """``1,000,000`` for whole numbers below 1e15, else ``%g`` (``1e-320`` stays readable)."""
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 def check_options(**values) -> None:

@@ -14,13 +14,13 @@ from typing import Annotated
 
 import typer
 
-from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
-from fairsched.sim.profiles import PROFILES
-from fairsched.workload.loaders import FORMATS
-
-PRESETS = ("cpu-tiny", "cpu-small", "gpu-medium")
-"""Toy-engine presets (``fairsched.engine.model.PRESETS``; listed here so that ``--help``
-does not import torch; a test keeps the two equal)."""
+# The names of the choice options, written out so that `fairsched --help` imports neither
+# numpy/pandas nor torch; tests/test_cli_hostile.py keeps each equal to its source.
+FORMATS = ("mooncake", "vtc", "jsonl")  # fairsched.workload.FORMATS
+PROFILES = ("a100-llama3-8b", "a10g-llama2-7b")  # fairsched.sim.profiles.PROFILES
+POLICY_NAMES = ("fcfs", "lpm", "vtc", "lcf", "dlpm")  # fairsched.policies.POLICY_NAMES
+ROUTER_NAMES = ("rr", "least-load", "vllm-v1", "sglang-cache-aware", "linear", "lmetric", "d2lpm")  # .ROUTER_NAMES
+PRESETS = ("cpu-tiny", "cpu-small", "gpu-medium")  # fairsched.engine.model.PRESETS
 
 
 def choices(names) -> str:
