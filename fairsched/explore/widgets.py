@@ -1,6 +1,8 @@
 """The three explorers: ipywidgets controls wired to the plain functions of
 :mod:`fairsched.explore.fairness`, :mod:`~fairsched.explore.hotspot` and
-:mod:`~fairsched.explore.cost`, drawn in one plotly ``FigureWidget`` each.
+:mod:`~fairsched.explore.cost`, drawn as one plotly figure each (a ``go.Figure`` updated in place and shown in an
+``ipywidgets.Output``: the front end's plotly renderer draws it, so it works wherever plotly
+figures display).
 
 Sliders send their value when released (``continuous_update=False``: one update per move,
 the debounce), and every update runs synchronously in the kernel, so setting a control's
@@ -12,12 +14,14 @@ line instead of a traceback; the figure keeps the last good state.
 
 from __future__ import annotations
 
+import json
 import time
 
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 import sympy as sp
+from IPython.display import clear_output, display
 from plotly.subplots import make_subplots
 
 from fairsched.display import html_table, verdict_color
@@ -37,18 +41,19 @@ class _Explorer(W.VBox):
 
     title = ""
 
-    def __init__(self, controls: dict, figure: go.FigureWidget):
+    def __init__(self, controls: dict, figure: go.Figure):
         self.controls = controls
-        self.figure = figure
         self.status = W.HTML()
         self.math = W.HTMLMath()
         self.table = W.HTML()
         self.last_update_s = float("nan")
         self.error: str | None = None
+        self.figure = figure
+        self.view = W.Output()
         boxes = list(controls.values())
         half = (len(boxes) + 1) // 2
         panel = W.HBox([W.VBox(boxes[:half]), W.VBox(boxes[half:])])
-        super().__init__([W.HTML(f"<b>{self.title}</b>"), panel, self.math, figure, self.status, self.table])
+        super().__init__([W.HTML(f"<b>{self.title}</b>"), panel, self.math, self.view, self.status, self.table])
         for w in controls.values():
             w.observe(lambda _change: self.update(), names="value")
         self.update()
@@ -63,20 +68,31 @@ class _Explorer(W.VBox):
             self.error = None
         except ValueError as e:  # bad combination of controls: say so, keep the last figure
             self.error = str(e)
+        if self.error is None:
+            self._draw()
         self.last_update_s = time.perf_counter() - t0
         msg = (f'<span style="color:#9a6700">cannot compute this setting: {self.error}</span>' if self.error
                else f'<span style="color:#57606a">updated in {self.last_update_s * 1000:.0f} ms</span>')
         self.status.value = msg
 
+    def _draw(self) -> None:
+        """Show the figure in the output area (plotly's mime bundle, rendered by the front end's
+        plotly renderer; replaces the previous picture without flicker)."""
+        bundle = {"application/vnd.plotly.v1+json": json.loads(self.figure.to_json()),
+                  "text/plain": str(self.figure.layout.title.text or "figure")}
+        with self.view:
+            clear_output(wait=True)
+            display(bundle, raw=True)
+
     def _update(self, v: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
-def _fig(titles, **layout) -> go.FigureWidget:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.14)
-    fig.update_layout(template="plotly_white", height=420, margin={"t": 70, "b": 50, "l": 60, "r": 20},
-                      legend={"orientation": "h", "y": -0.18}, **layout)
-    return go.FigureWidget(fig)
+def _fig(titles, spacing: float = 0.14, **layout) -> go.Figure:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=spacing)
+    fig.update_layout(template="plotly_white", height=480, margin={"t": 70, "b": 60, "l": 60, "r": 20},
+                      legend={"orientation": "h", "y": -0.32}, **layout)
+    return fig
 
 
 # ================================================================== fairness
@@ -112,6 +128,7 @@ class FairnessExplorer(_Explorer):
         fig.add_scatter(x=[], y=[], mode="lines", line_shape="hv", name="f (ahead)", row=1, col=2)
         fig.add_scatter(x=[], y=[], mode="lines", line_shape="hv", name="g", row=1, col=2)
         fig.update_xaxes(title_text="time [s]", row=1, col=2)
+        fig.update_xaxes(tickfont={"size": 10}, row=1, col=1)
         fig.update_yaxes(title_text="service units", row=1, col=1)
         super().__init__(c, fig)
 
@@ -128,19 +145,24 @@ class FairnessExplorer(_Explorer):
         self.controls["quantum_w"].disabled = p.policy != "d2lpm"
         pt = self.point = F.fairness_point(self.workload, p)
         vs = [u for u in pt.verdicts if u.bound is not None]
-        labels = [f"{u.check}<br>[{u.scope}]" for u in vs]
+        name = {"vtc": "VTC", "dlpm": "DLPM", "d2lpm": "DLPM"}[p.policy]
+        labels = [u.check.replace(f"{name} ", "").replace("D2LPM ", "") +
+                  ("" if u.scope == "instance 0" else f"<br>[{u.scope.replace('backlogged ', '')}]") for u in vs]
         colours = [(verdict_color(u.status) or ("#555", ""))[0] for u in vs]
         f = self.figure
         with f.batch_update():
             f.data[0].x, f.data[0].y = labels, [u.bound for u in vs]
             f.data[1].x, f.data[1].y = labels, [u.measured for u in vs]
-            f.data[1].marker.color = colours
             for k, who in ((2, 0), (3, 1)):
                 d = pt.curves[pt.curves.client == pt.pair[who]] if pt.pair else pt.curves.iloc[:0]
                 f.data[k].x, f.data[k].y = d.t.to_numpy(), d.W.to_numpy()
-                f.data[k].name = (pt.pair[who] if pt.pair else "-") + (" (ahead)" if who == 0 else "")
             f.layout.title.text = (f"{v['policy']}, K={p.n_instances}: proved bound {pt.bound:,.0f} vs. measured "
                                    f"gap {pt.measured_gap:,.0f} service units")
+        # outside the batch: a batched restyle of a key some traces do not change would send
+        # them "undefined" (plotly.js then drops their name / colour)
+        f.data[1].marker.color = colours
+        for k, who in ((2, 0), (3, 1)):
+            f.data[k].name = (pt.pair[who] if pt.pair else "-") + (" (ahead)" if who == 0 else "")
         lhs = sp.Abs(sp.Symbol("W_f") - sp.Symbol("W_g"))
         from fairsched.theory.fairness import X_expr
 
@@ -274,8 +296,9 @@ class CostExplorer(_Explorer):
              "b_max": W.IntSlider(value=256, min=2, max=1024, step=2, description="max batch B", **_SLIDER),
              "c_max": W.IntSlider(value=400_000, min=10_000, max=2_000_000, step=10_000,
                                   description="max batch context C", **_SLIDER)}
-        fig = _fig(("prefill time [ms] over new n x cached h", "decode step [ms] over batch B x context C"))
-        fig.add_heatmap(z=[[0]], colorscale="Viridis", colorbar={"x": 0.43, "len": 0.8, "title": "ms"},
+        fig = _fig(("prefill time [ms] over new n x cached h", "decode step [ms] over batch B x context C"),
+                   spacing=0.24)
+        fig.add_heatmap(z=[[0]], colorscale="Viridis", colorbar={"x": 0.39, "len": 0.8, "thickness": 14, "title": "ms"},
                         hovertemplate="n=%{x}<br>h=%{y}<br>%{z:.2f} ms<extra></extra>", name="prefill", row=1, col=1)
         fig.add_heatmap(z=[[0]], colorscale=[[0, "rgba(207,34,46,0.45)"], [1, "rgba(207,34,46,0.45)"]],
                         showscale=False, hoverinfo="skip", name="blind spot", row=1, col=1)
@@ -286,7 +309,7 @@ class CostExplorer(_Explorer):
                         name="reference (n₂, h₂)", row=1, col=1)
         fig.add_scatter(x=[], y=[], mode="markers", marker={"color": "#f0f", "size": 7}, name="calibration (prefill)",
                         row=1, col=1)
-        fig.add_heatmap(z=[[0]], colorscale="Cividis", colorbar={"x": 1.0, "len": 0.8, "title": "ms"},
+        fig.add_heatmap(z=[[0]], colorscale="Cividis", colorbar={"x": 1.0, "len": 0.8, "thickness": 14, "title": "ms"},
                         hovertemplate="B=%{x}<br>C=%{y}<br>%{z:.2f} ms<extra></extra>", name="decode", row=1, col=2)
         fig.add_scatter(x=[], y=[], mode="markers", marker={"color": "#f0f", "size": 7}, name="calibration (decode)",
                         row=1, col=2)
