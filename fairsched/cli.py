@@ -9,6 +9,7 @@ Commands, one module each in :mod:`fairsched.commands`:
 - ``fairsched detect``: LMetric's KV$ hotspot on a workload.
 - ``fairsched reproduce``: the source papers' headline comparisons.
 - ``fairsched calibrate``: fits the simulator's cost model on the torch toy engine.
+- ``fairsched sweep``: a grid of simulations, locally in parallel or on Ray, into one table.
 
 Conventions (:mod:`fairsched.commands.common`): heavy imports inside the command function,
 user errors raised as :class:`UserError` (or ``ValueError`` / ``OSError`` inside a
@@ -41,6 +42,7 @@ from fairsched.commands.common import (  # re-exported for callers of the old lo
 )
 from fairsched.commands.detect import detect
 from fairsched.commands.reproduce import reproduce
+from fairsched.commands.sweep import sweep
 
 __all__ = ["EXIT_USAGE", "UserError", "app", "check_quanta", "console", "err_console", "fail", "resolve_hardware",
            "resolve_run", "resolve_workload", "scheduler_combos", "user_errors"]
@@ -91,6 +93,7 @@ app.command("calibrate")(calibrate)
 app.command("check")(check)
 app.command("detect")(detect)
 app.command("reproduce")(reproduce)
+app.command("sweep")(sweep)
 
 
 if __name__ == "__main__":  # pragma: no cover

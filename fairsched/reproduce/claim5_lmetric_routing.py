@@ -14,16 +14,6 @@ MOONCAKE_TRACE = "mooncake_conversation.jsonl"
 LMETRIC_INSTANCES = 16
 
 
-def _with_speed(w, speed: float):
-    from fairsched.workload.request import Request, Workload
-
-    if speed == 1.0:
-        return w
-    reqs = [Request(r.rid, r.arrival / speed, r.client, r.prompt, r.input_len, r.output_len, r.block_size)
-            for r in w.requests]
-    return Workload(reqs, f"{w.name}-x{speed:g}", w.block_size, w.source, dict(w.meta))
-
-
 def _reductions(r: dict) -> dict:
     """TTFT / TPOT change of LMetric vs vLLM-v1 and vs linear [percent] at one load point."""
     return {"ttft_vs_vllm": cm.pct(r["lmetric"]["ttft_mean_s"], r["vllm-v1"]["ttft_mean_s"]),
@@ -76,7 +66,7 @@ def run_lmetric_routing(quick: bool, cost=None, out: Path | None = None) -> Clai
 
     loads = {}
     for sp in speeds:
-        wl = _with_speed(w, sp)
+        wl = w.replayed(sp)
         r = {"vllm-v1": run(wl, "vllm-v1"), "lmetric": run(wl, "lmetric")}
         if sp == 1.0:
             sweep = {lam: run(wl, "linear", lam=lam) for lam in lams}

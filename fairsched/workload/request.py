@@ -134,6 +134,23 @@ class Workload:
         """The first ``n`` requests as a new workload."""
         return Workload(self.requests[:n], self.name, self.block_size, self.source, dict(self.meta))
 
+    def replayed(self, speed: float) -> Workload:
+        """The workload replayed ``speed`` times faster (every arrival time [s] divided by
+        ``speed``; a load scale: 2.0 offers twice the requests per second).
+
+        Raises:
+            ValueError: ``speed`` is not a finite number > 0.
+        """
+        import math
+
+        if not (isinstance(speed, int | float) and math.isfinite(speed) and speed > 0):
+            raise ValueError(f"replay speed must be a finite number > 0, got {speed!r}")
+        if speed == 1.0:
+            return self
+        reqs = [Request(r.rid, r.arrival / speed, r.client, r.prompt, r.input_len, r.output_len, r.block_size)
+                for r in self.requests]
+        return Workload(reqs, f"{self.name}-x{speed:g}", self.block_size, self.source, dict(self.meta))
+
     def until(self, seconds: float) -> Workload:
         """The requests that arrive before ``seconds`` as a new workload."""
         return Workload([r for r in self.requests if r.arrival < seconds], self.name, self.block_size,
