@@ -20,8 +20,8 @@ from fairsched.commands.common import (
     SINGLE_INSTANCE_POLICIES,
     check_quanta,
     console,
-    err_console,
     fail,
+    progress_bar,
     resolve_run,
     scheduler_combos,
     user_errors,
@@ -86,8 +86,6 @@ def analyze(
     OUT/timing.json (wall-clock seconds, kept apart so that summary.json is the same bytes
     for the same inputs).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from fairsched.analysis import summarize
     from fairsched.analysis.report import write_report
     from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
@@ -126,8 +124,7 @@ def analyze(
     results, summaries, wall_s = [], [], {}
     t_all = time.perf_counter()
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=False) as prog:
+        with progress_bar() as prog:
             runs = prog.add_task("runs", total=len(combos))
             for (r_name, p_name), sim in zip(combos, sims, strict=True):
                 label = p_name if r_name == "none" else f"{r_name}/{p_name}"

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from fairsched.commands import options as opt
-from fairsched.commands.common import UserError, console, fail, user_errors
+from fairsched.commands.common import UserError, console, fail, user_errors, working
 from fairsched.commands.limits import OUT_ROOT
 
 __all__ = ["calibrate"]
@@ -37,7 +37,8 @@ def calibrate(
         from fairsched.engine.calibrate import run_calibration
     except ImportError as e:
         fail(f"calibration is not available in this install ({e})", code=1)
-    with user_errors():
+    with user_errors(), working(f"calibrating: timing prefill and decode on the {preset} toy engine "
+                                f"({'quick' if quick else 'full'} grid)"):
         res = run_calibration(out=out, preset=preset, quick=quick)
     doc: dict = {}
     if out.is_file():

@@ -18,8 +18,10 @@ from fairsched.commands import options as opt
 from fairsched.commands.common import (
     check_quanta,
     console,
+    fail,
     fmt_num,
     fmt_span,
+    progress_bar,
     resolve_run,
     scheduler_combos,
     user_errors,
@@ -154,40 +156,51 @@ def check(
                   f"{len(combos)} run(s); Q^u {q_u:,.0f}")
     runs, verdicts, results, labels, timing = [], [], [], [], {}
     t_all = time.perf_counter()
-    for r_name, p_name in combos:
-        label = p_name if r_name == "none" else f"{r_name}/{p_name}"
-        params = {"quantum": q_u if p_name == "dlpm" else None, "w_p": weights.w_p, "w_q": weights.w_q,
-                  "router": r_name, "label": label}
-        if r_name == "d2lpm":
-            params["quantum_w"] = quantum_w if quantum_w is not None else default_quantum(workload, weights)
-        if n_clients < 2:
-            vs = [Verdict(label, "service gap", "cluster", None, "", 0.0, None, STATUS_NA, "none",
-                          note=f"{n_clients} client: a service gap needs two clients; nothing simulated")]
-            verdicts += vs
-            runs.append({"label": label, "router": r_name, "policy": p_name, "summary": None,
-                         "verdicts": [v.to_dict() for v in vs]})
-            continue
-        t0 = time.perf_counter()
-        with user_errors():
-            pf = make_policy_factory(p_name, weights, **({"quantum": q_u} if p_name == "dlpm" else {}))
-            rt = None
-            if r_name != "none":
-                rt = make_router(r_name, weights, **({"quantum_w": params["quantum_w"]} if r_name == "d2lpm" else {}))
-            res = simulate_for_check(workload, pf, rt, instances, inst, cost, weights)
-            require_finished(res, label)
-        sim_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        vs = check_run(res, p_name, params)
-        gap = max_service_gap(res, per_pair=False)
-        chk_s = time.perf_counter() - t0
-        summary = _run_summary(res, gap)
-        summary["n_service_events"] = len(res.svc_t)
-        timing[label] = {"sim_wall_s": round(sim_s, 3), "check_wall_s": round(chk_s, 3)}
-        runs.append({"label": label, "router": r_name, "policy": p_name, "summary": summary,
-                     "verdicts": [v.to_dict() for v in vs]})
-        verdicts += vs
-        results.append(res)
-        labels.append(label)
+    try:
+        with progress_bar() as prog:
+            runs_task = prog.add_task("runs", total=len(combos))
+            for r_name, p_name in combos:
+                label = p_name if r_name == "none" else f"{r_name}/{p_name}"
+                params = {"quantum": q_u if p_name == "dlpm" else None, "w_p": weights.w_p, "w_q": weights.w_q,
+                          "router": r_name, "label": label}
+                if r_name == "d2lpm":
+                    params["quantum_w"] = quantum_w if quantum_w is not None else default_quantum(workload, weights)
+                if n_clients < 2:
+                    vs = [Verdict(label, "service gap", "cluster", None, "", 0.0, None, STATUS_NA, "none",
+                                  note=f"{n_clients} client: a service gap needs two clients; nothing simulated")]
+                    verdicts += vs
+                    runs.append({"label": label, "router": r_name, "policy": p_name, "summary": None,
+                                 "verdicts": [v.to_dict() for v in vs]})
+                    prog.advance(runs_task)
+                    continue
+                t0 = time.perf_counter()
+                with user_errors():
+                    pf = make_policy_factory(p_name, weights, **({"quantum": q_u} if p_name == "dlpm" else {}))
+                    rt = None
+                    if r_name != "none":
+                        rt = make_router(r_name, weights, **({"quantum_w": params["quantum_w"]} if r_name == "d2lpm" else {}))
+                    arr = prog.add_task(f"  {label}: arrivals", total=len(workload))
+                    res = simulate_for_check(workload, pf, rt, instances, inst, cost, weights,
+                                             progress=lambda k, arr=arr: prog.update(arr, completed=k))
+                    prog.update(arr, description=f"  {label}: checking bounds")
+                    require_finished(res, label)
+                sim_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                vs = check_run(res, p_name, params)
+                gap = max_service_gap(res, per_pair=False)
+                chk_s = time.perf_counter() - t0
+                summary = _run_summary(res, gap)
+                summary["n_service_events"] = len(res.svc_t)
+                timing[label] = {"sim_wall_s": round(sim_s, 3), "check_wall_s": round(chk_s, 3)}
+                runs.append({"label": label, "router": r_name, "policy": p_name, "summary": summary,
+                             "verdicts": [v.to_dict() for v in vs]})
+                verdicts += vs
+                results.append(res)
+                labels.append(label)
+                prog.update(arr, visible=False)
+                prog.advance(runs_task)
+    except KeyboardInterrupt:
+        fail("interrupted; nothing written", code=130)
     elapsed = time.perf_counter() - t_all
     for r in runs:
         console.print(_verdict_table([v for v in verdicts if v.run == r["label"]], f"[bold]{escape(r['label'])}[/bold]"))

@@ -191,6 +191,33 @@ def scheduler_combos(instances: int, routers: list[str] | None, policies: list[s
     return list(dict.fromkeys(combos))
 
 
+def progress_bar():
+    """The commands' progress display on stderr (description, bar, done/total, elapsed, ETA):
+    a :class:`rich.progress.Progress` to use as a context manager."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=False)
+
+
+@contextlib.contextmanager
+def working(description: str) -> Iterator[None]:
+    """A spinner with the elapsed time on stderr while a step with no countable progress runs."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console,
+                  transient=False) as prog:
+        prog.add_task(description, total=None)
+        yield
+
+
 def fmt_num(v, spec: str = ",.1f") -> str:
     """``format(v, spec)``; ``"n/a"`` for None or NaN, ``str(v)`` when the spec does not apply."""
     if v is None:

@@ -21,6 +21,7 @@ from fairsched.commands.common import (
     fmt_num,
     resolve_run,
     user_errors,
+    working,
     workload_doc,
 )
 from fairsched.commands.limits import check_options, check_windows, open_out, require_finished
@@ -116,7 +117,8 @@ def detect(
                   f"{len(workload.clients)} clients, {workload.duration:.0f} s; {instances} instances, "
                   f"cost model {escape(cost.name)}; window {window:g} s")
     t0 = time.perf_counter()
-    with user_errors():
+    with user_errors(), working(f"simulating {baseline}, lmetric and lmetric with the mitigation on "
+                                f"{instances} instances, and detecting"):
         oc = detect_and_compare(workload, instances, config=cfg, baseline=baseline, policy=policy,
                                 instance=inst, cost=cost)
         for name, res in oc.results.items():
