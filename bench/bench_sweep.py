@@ -1,10 +1,10 @@
 """`fairsched sweep` executors side by side: one 64-point grid on the Mooncake trace run
 serially, on 2 local worker processes, and on a local Ray cluster with 2 CPUs, in one run.
 
-    python bench/bench_sweep.py [--limit 2000] [--trace PATH] [--skip-ray]
+    python bench/bench_sweep.py [--limit 1000] [--trace PATH] [--skip-ray]
 
 Grid: routers least-load, vllm-v1, lmetric, sglang-cache-aware x policies fcfs, vtc x
-instances 4, 8 x replay speed 0.5, 1, 1.5, 2 (64 points), each on the first --limit
+instances 8, 16 x replay speed 0.25, 0.5, 0.75, 1 (64 points), each on the first --limit
 requests. Prints the wall time of each executor (Ray's start-up measured apart), the
 speed-up over serial, and whether the three tables are the same bytes. Each executor
 writes to a fresh directory, so nothing is resumed.
@@ -25,13 +25,13 @@ from fairsched.workload import shared_data_dir
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trace", default=None)
-    ap.add_argument("--limit", type=int, default=2000)
+    ap.add_argument("--limit", type=int, default=1000)
     ap.add_argument("--skip-ray", action="store_true")
     a = ap.parse_args()
     trace = a.trace or str(shared_data_dir() / "mooncake_conversation.jsonl")
     spec = SweepSpec(trace=[trace], format=["mooncake"], routers=["least-load", "vllm-v1", "lmetric",
                                                                   "sglang-cache-aware"],
-                     policies=["fcfs", "vtc"], instances=[4, 8], speed=[0.5, 1.0, 1.5, 2.0], limit=[a.limit])
+                     policies=["fcfs", "vtc"], instances=[8, 16], speed=[0.25, 0.5, 0.75, 1.0], limit=[a.limit])
     points = spec.points()
     print(f"{len(points)} points, first {a.limit} requests of {trace}")
     tables, rows = {}, []

@@ -229,6 +229,6 @@ def test_load_estimate_uses_the_simulators_cost_model():
     # a slower prefill model raises the estimate in proportion
     slow = CostModel(prefill_a=2 * cost.prefill_a, prefill_b=2 * cost.prefill_b, prefill_c=2 * cost.prefill_c,
                      name="slow")
-    from fairsched.workload.generators import _load_summary
+    from fairsched.workload.generators import offered_load
 
-    assert _load_summary(w, slow)["prefill_s_no_cache"] == pytest.approx(2 * load["prefill_s_no_cache"], abs=0.02)
+    assert offered_load(w, slow)["prefill_s_no_cache"] == pytest.approx(2 * load["prefill_s_no_cache"], abs=0.02)

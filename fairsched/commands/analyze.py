@@ -13,6 +13,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from fairsched.analysis.report import jain_reason
 from fairsched.commands import options as opt
 from fairsched.commands.common import (
     CLUSTER_POLICY,
@@ -21,10 +22,12 @@ from fairsched.commands.common import (
     check_quanta,
     console,
     fail,
+    overload_warning,
     progress_bar,
     resolve_run,
     scheduler_combos,
     user_errors,
+    warn,
     workload_doc,
 )
 from fairsched.commands.limits import check_options, open_out, require_finished
@@ -48,7 +51,8 @@ def _table(summaries: list[dict], title: str, wall: dict[str, float]) -> Table:
         t.add_row(*([s["router"]] if show_router else []), s["policy"], f"{s['n_finished']}/{s['n_requests']}",
                   f(s["ttft_mean_s"], ".3f"), f(s["ttft_p50_s"], ".3f"), f(s["ttft_p99_s"], ".3f"),
                   f(s["tpot_p50_s"], ".4f"), f(s["throughput_tok_s"], ",.0f"), f(s["cache_hit_rate"], ".1%"),
-                  f(s["max_service_gap"], ",.0f"), f(s.get("gap_over_U"), ".2f"), f(s["jain_index"], ".3f"),
+                  f(s["max_service_gap"], ",.0f"), f(s.get("gap_over_U"), ".2f"),
+                  "n/a*" if jain_reason(s) else f(s["jain_index"], ".3f"),
                   f(wall.get(s["label"]), ".1f"))
     return t
 
@@ -120,6 +124,10 @@ def analyze(
                   f"{instances} instance(s), cost model {escape(cost.name)}, KV {inst.kv_capacity_tokens:,} tokens; "
                   f"{len(combos)} scheduler combination(s); Q^u {quantum:,.0f}, Q^w {quantum_w:,.0f}")
 
+    msg = overload_warning(workload, cost, instances)
+    if msg:
+        warn(msg)
+
     # ---- run
     results, summaries, wall_s = [], [], {}
     t_all = time.perf_counter()
@@ -145,6 +153,9 @@ def analyze(
     elapsed = time.perf_counter() - t_all
 
     console.print(_table(summaries, f"{workload.name}: {instances} instance(s)", wall_s))
+    for s in summaries:
+        if jain_reason(s):
+            console.print(f"* Jain n/a for {escape(s['label'])}: {escape(jain_reason(s))}")
     console.print(f"[dim]{escape(opt.LEGEND)}[/dim]")
 
     # ---- write (all or nothing: staged, then moved into OUT)

@@ -21,10 +21,12 @@ from fairsched.commands.common import (
     fail,
     fmt_num,
     fmt_span,
+    overload_warning,
     progress_bar,
     resolve_run,
     scheduler_combos,
     user_errors,
+    warn,
     workload_doc,
 )
 from fairsched.commands.limits import open_out, require_finished
@@ -59,20 +61,23 @@ def _fig_pair(res, verdict, label: str, max_points: int = 2000):
     """Service curves of the worst pair of a verdict, with its window shaded."""
     import plotly.graph_objects as go
 
+    from fairsched.analysis.colors import client_colors, dash
     from fairsched.analysis.metrics import service_curves
+    from fairsched.analysis.report import shade_window
 
     fig = go.Figure()
     pair = list(verdict.pair) if verdict.pair else []
     df = service_curves(res, clients=pair, max_points=max_points)
-    for c in pair:
+    colors = client_colors(res.clients)
+    for k, c in enumerate(pair):
         d = df[df["client"] == c]
-        fig.add_trace(go.Scatter(x=d["t"], y=d["W"], mode="lines", line_shape="hv", name=str(c)))
+        fig.add_trace(go.Scatter(x=d["t"], y=d["W"], mode="lines", line_shape="hv", name=str(c),
+                                 line={"color": colors[c], "dash": dash(k)}))
+    span = float(df["t"].max()) if len(df) else 1.0
     if verdict.window:
-        s, e = verdict.window
-        fig.add_vrect(x0=s, x1=max(e, s + 1e-9), fillcolor="orange", opacity=0.15, line_width=0)
+        shade_window(fig, *verdict.window, span, color="orange")
     if verdict.interval:
-        a, b = verdict.interval
-        fig.add_vrect(x0=a, x1=max(b, a + 1e-9), fillcolor="red", opacity=0.2, line_width=0)
+        shade_window(fig, *verdict.interval, span, color="red", opacity=0.2)
     fig.update_layout(title=f"{label}: worst pair {' vs '.join(map(str, pair))} ({verdict.scope}), gap "
                             f"{verdict.measured:,.0f} (window orange, gap interval red)",
                       xaxis_title="time [s]", yaxis_title="cumulative service [units]", template="plotly_white")
@@ -154,6 +159,9 @@ def check(
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
                   f"{workload.duration:.0f} s; {instances} instance(s), cost model {escape(cost.name)}; "
                   f"{len(combos)} run(s); Q^u {q_u:,.0f}")
+    msg = overload_warning(workload, cost, instances)
+    if msg:
+        warn(msg)
     runs, verdicts, results, labels, timing = [], [], [], [], {}
     t_all = time.perf_counter()
     try:

@@ -218,6 +218,32 @@ def working(description: str) -> Iterator[None]:
         yield
 
 
+def warn(message: str) -> None:
+    """Print ``warning: message`` in yellow on stderr."""
+    err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", soft_wrap=True)
+
+
+def overload_warning(workload, cost, instances: int) -> str | None:
+    """A warning when the workload offers more work than the instances can do
+    (utilisation > 1 even with a perfect prefix cache, under ``cost``), with how to fix it;
+    None otherwise. Utilisation = seconds of prefill and decode work
+    (:func:`fairsched.workload.offered_load`) / (arrival span [s] x instances)."""
+    from fairsched.workload import offered_load
+
+    if workload.duration <= 0:
+        return None
+    load = offered_load(workload, cost)
+    rho = load["utilisation_ideal_cache"] / max(instances, 1)
+    if rho <= 1:
+        return None
+    return (f"the {instances} instance(s) are overloaded: the workload offers {rho:.1f} s of work per second per "
+            f"instance under cost model {cost.name} even with a perfect prefix cache (utilisation > 1), so queues "
+            f"and TTFT grow through the whole run. Fix: more --instances (about {int(rho * instances) + 1}), a "
+            f"shorter --limit, or a cost model of the hardware the trace was recorded on (a CPU calibration from "
+            f"`fairsched calibrate` with a GPU profile's KV capacity is slower than the trace assumes; use "
+            f"--profile alone).")
+
+
 def fmt_num(v, spec: str = ",.1f") -> str:
     """``format(v, spec)``; ``"n/a"`` for None or NaN, ``str(v)`` when the spec does not apply."""
     if v is None:
@@ -232,7 +258,11 @@ def fmt_num(v, spec: str = ",.1f") -> str:
 
 def fmt_span(w, digits: int = 2) -> str:
     """A time window ``(t0, t1)`` [s] as ``"t0-t1 s"``; ``"n/a"`` when there is none."""
-    return "n/a" if not w else f"{w[0]:.{digits}f}-{w[1]:.{digits}f} s"
+    if not w:
+        return "n/a"
+    if w[1] - w[0] < 0.5 * 10 ** -digits:
+        return f"at {w[0]:.{digits}f} s (one instant)"
+    return f"{w[0]:.{digits}f}-{w[1]:.{digits}f} s"
 
 
 def workload_doc(workload, weights=None, kv_capacity_tokens=None) -> dict:

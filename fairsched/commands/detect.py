@@ -19,8 +19,10 @@ from fairsched.commands.common import (
     UserError,
     console,
     fmt_num,
+    overload_warning,
     resolve_run,
     user_errors,
+    warn,
     working,
     workload_doc,
 )
@@ -116,6 +118,9 @@ def detect(
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, "
                   f"{len(workload.clients)} clients, {workload.duration:.0f} s; {instances} instances, "
                   f"cost model {escape(cost.name)}; window {window:g} s")
+    msg = overload_warning(workload, cost, instances)
+    if msg:
+        warn(msg)
     t0 = time.perf_counter()
     with user_errors(), working(f"simulating {baseline}, lmetric and lmetric with the mitigation on "
                                 f"{instances} instances, and detecting"):
@@ -161,8 +166,20 @@ def detect(
                          f["max_run"], th.get("regime", "n/a"), fmt_num(th.get("t_star_s"), ".2f"),
                          fmt_num(th.get("t_harm_s"), ".2f"),
                          fmt_num(f["windows"][0].get("first_diversion_after_s") if f["windows"] else None, ".2f")])
-        sections.append(("Flagged classes", html_table(head, rows) if rows else
-                         "<p>nothing flagged: no class violated the benign condition x &le; |M|/N in any window.</p>"))
+        if rows:
+            flagged = html_table(head, rows)
+        elif not cs["n_classes"]:
+            flagged = ("<p class='empty'>Nothing flagged: no request shares a prefix with another, so the hotspot "
+                       "condition cannot arise.</p>")
+        else:
+            flagged = ("<p class='empty'>Nothing flagged: no class violated the benign condition x &le; |M|/N in "
+                       "any window.</p>")
+            if near:
+                flagged += (f"<p class='note'>Closest to violating: class {html.escape(str(near['klass']))} in "
+                            f"window {near['t0']:.0f}-{near['t1']:.0f} s, x = {near['x']:.4f} ({near['n_class']} of "
+                            f"{near['n_total']} arrivals) vs |M|/N = {near['threshold_x']:.4f} (ratio "
+                            f"{near['margin']:.3f}; above 1 would be flagged).</p>")
+        sections.append(("Flagged classes", flagged))
         sections.append(("Phase 1 per window", fig_detection_timeline(rep)))
         lhead = ["router", "requests", "n", "TTFT mean [s]", "TTFT p50 [s]", "TTFT p99 [s]", "TPOT mean [s]",
                  "e2e mean [s]"]

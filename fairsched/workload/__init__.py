@@ -19,6 +19,7 @@ from .generators import (
     long_document_qa,
     mixed,
     multi_turn_chat,
+    offered_load,
     synthetic_unique,
     tree_of_thought,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "make_workload",
     "mixed",
     "multi_turn_chat",
+    "offered_load",
     "save_jsonl",
     "shared_data_dir",
     "sniff_format",

@@ -41,6 +41,7 @@ __all__ = [
     "long_document_qa",
     "mixed",
     "multi_turn_chat",
+    "offered_load",
     "synthetic_unique",
     "tree_of_thought",
 ]
@@ -428,7 +429,7 @@ def synthetic_unique(n_clients: int = 4, rates: float | Sequence[float] = 1.0,
                   name=f"synthetic_unique-{n}c-seed{seed}")
 
 
-def _load_summary(w: Workload, cost=None) -> dict:
+def offered_load(w: Workload, cost=None) -> dict:
     """Offered work of ``w``: tokens, and seconds of it under ``cost`` (default: the
     simulator's :class:`~fairsched.sim.cost.CostModel`, Llama-3.1-8B on one A100).
 
@@ -487,7 +488,7 @@ def mixed(seed: int = 0, scale: float = 1.0, duration: float = 90.0, *,
 
     Each component draws from its own child of ``SeedSequence(seed)``, so changing one
     component does not reshuffle the others; all share one id minter. ``meta["load"]``
-    holds the offered work (see ``_load_summary``).
+    holds the offered work (see :func:`offered_load`).
 
     Raises:
         ValueError: a bad argument (the message names it).
@@ -521,7 +522,7 @@ def mixed(seed: int = 0, scale: float = 1.0, duration: float = 90.0, *,
     w = _build(rows, generator="mixed", block_size=bs,
                params={"seed": seed, "scale": scale, "duration": duration, "block_size": bs},
                name=f"mixed-scale{scale:g}-seed{seed}")
-    w.meta["load"] = _load_summary(w)
+    w.meta["load"] = offered_load(w)
     return w
 
 
