@@ -7,6 +7,7 @@ atomically. The detector lives in :mod:`fairsched.analysis.detect`.
 
 from __future__ import annotations
 
+import html
 import time
 from dataclasses import asdict
 from typing import Annotated

@@ -13,7 +13,9 @@ from typing import Annotated
 
 import typer
 
-from fairsched.commands.common import UserError, console, fail, prepare_out, user_errors
+from fairsched.commands import options as opt
+from fairsched.commands.common import UserError, console, fail, user_errors
+from fairsched.commands.limits import open_out
 
 __all__ = ["sweep"]
 
@@ -43,8 +45,9 @@ def sweep(
     ray: Annotated[bool, typer.Option("--ray", help="Run on Ray (the cluster extra: pip install -e '.\\[cluster]'): "
                                       "a local cluster, or the one at --ray-address.")] = False,
     ray_address: Annotated[str | None, typer.Option(help="Address of a running Ray cluster (implies --ray).")] = None,
-    out: Annotated[Path, typer.Option(help="Output directory (sweep.parquet, sweep.csv, sweep.html, timings.csv, "
-                                      "points/); a rerun skips points already there.")] = Path("fairsched-sweep"),
+    out: opt.out_dir("sweep.parquet, sweep.csv, sweep.html, timings.csv; .points/ keeps finished points, "
+                     "so a rerun skips them") = None,
+    force: opt.Force = False,
 ) -> None:
     """Run a grid of simulations in parallel (locally or on Ray) into one table.
 
@@ -78,15 +81,20 @@ def sweep(
                 import ray as _ray  # noqa: F401
             except ImportError:
                 raise UserError('--ray needs Ray: pip install -e ".[cluster]"') from None
-    prepare_out(out)
+    with user_errors():
+        od = open_out(out, "sweep", force, Path(base.trace[0]) if base.trace[0] else None)
+    out = od.path
     where = (f"Ray at {ray_address}" if ray_address else f"a local Ray cluster ({n_workers} CPUs)" if use_ray
              else f"{n_workers} local process(es)")
     console.print(f"[bold]sweep[/bold]: {len(points)} point(s) on {where}; results in {out}")
     t0 = time.perf_counter()
     try:
         with user_errors(f"cannot write to {out}: "):
+            out.mkdir(parents=True, exist_ok=True)
             records, counts = run_points(points, out, workers=n_workers, use_ray=use_ray, ray_address=ray_address)
-            paths = write_outputs(records, out)
+            with od:
+                staged = write_outputs(records, od.staging)
+            paths = {k: out / v.name for k, v in staged.items()}
     except KeyboardInterrupt:
         fail(f"interrupted; finished points are kept in {out / 'points'} and skipped by a rerun", code=130)
     console.print(f"{counts['run']} point(s) run, {counts['skipped']} already there, {counts['errors']} failed "

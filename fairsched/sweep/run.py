@@ -1,6 +1,6 @@
 """Running a sweep: one simulation per :class:`~fairsched.sweep.spec.Point`, serially, on a
 local process pool, or on a Ray cluster; each finished point is saved at once (one JSON
-file per point under ``OUT/points/``), so an interrupted sweep resumes where it stopped.
+file per point under ``OUT/.points/``), so an interrupted sweep resumes where it stopped.
 
 A point's key hashes its configuration, the content of its trace (and cost-model file)
 and the package version: a point already computed with the same inputs is skipped. A
@@ -182,7 +182,8 @@ def run_points(points: Sequence[Point], out_dir: str | Path, *, workers: int = 1
 
     Args:
         points: the grid (:meth:`SweepSpec.points`).
-        out_dir: sweep directory; records go to ``out_dir/points/<key>.json``.
+        out_dir: sweep directory; records go to ``out_dir/.points/<key>.json`` (hidden: the
+            resume state, not a result).
         workers: local processes (1: in this process); with Ray, CPUs of a local cluster.
         use_ray: run on Ray (``ray_address`` of a running cluster, or a local one).
         progress: a tqdm progress bar with ETA on stderr.
@@ -194,7 +195,7 @@ def run_points(points: Sequence[Point], out_dir: str | Path, *, workers: int = 1
     """
     from tqdm.auto import tqdm
 
-    points_dir = Path(out_dir) / "points"
+    points_dir = Path(out_dir) / ".points"
     points_dir.mkdir(parents=True, exist_ok=True)
     keys = [point_key(p) for p in points]
     done = load_done(points_dir)
