@@ -80,11 +80,12 @@ def browser():
 @pytest.mark.parametrize("kind", ["analyze", "analyze-cluster", "check", "detect", "reproduce", "sweep"])
 def test_page_renders_without_errors_or_empty_figures(pages, browser, kind, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(180_000)  # a page embeds plotly.js (3.5 MB): slow on a loaded 2-core machine
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(pages[kind].resolve().as_uri(), wait_until="load")
-    page.wait_for_function("() => window.Plotly !== undefined", timeout=30_000)
+    page.wait_for_function("() => window.Plotly !== undefined")
     figs = page.evaluate(FIGURES_JS)
     shots = Path(os.environ.get("FAIRSCHED_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from fairsched.workload import (
     synthetic_unique,
     tree_of_thought,
 )
-from fairsched.workload.generators import _Minter
+from fairsched.workload._rows import _Minter
 
 SMALL = {  # fast argument sets for every generator
     "long_document_qa": dict(n_clients=3, questions_per_client=10),

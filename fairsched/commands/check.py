@@ -1,9 +1,5 @@
-"""``fairsched check``: the fairness bounds (VTC, DLPM, D²LPM) on a workload.
-
-Options are validated before anything is simulated; user errors print one red ``error:``
-line and exit with code 2 (:mod:`fairsched.commands.common`); files are written
-atomically. The analysis lives in :mod:`fairsched.analysis.bounds`.
-"""
+"""``fairsched check``: the fairness bounds (VTC, DLPM, D²LPM) on a workload, measured by
+:mod:`fairsched.analysis.bounds` and drawn on one page."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""``fairsched detect``: LMetric's KV$ hotspot on a workload (two-phase detector, mitigation).
-
-Options are validated before anything is simulated; user errors print one red ``error:``
-line and exit with code 2 (:mod:`fairsched.commands.common`); files are written
-atomically. The detector lives in :mod:`fairsched.analysis.detect`.
-"""
+"""``fairsched detect``: LMetric's KV$ hotspot on a workload (two-phase detector, mitigation);
+the detector itself lives in :mod:`fairsched.analysis.detect`."""
 
 from __future__ import annotations
 

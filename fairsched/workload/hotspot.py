@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .generators import _block_size, _build, _draw, _int, _length, _Minter, _pos, _seed
+from ._rows import _block_size, _build, _draw, _int, _length, _Minter, _pos, _seed
 from .request import Workload
 
 __all__ = ["benign_twin", "hotspot_workload"]
