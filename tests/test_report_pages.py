@@ -96,3 +96,14 @@ def test_page_renders_without_errors_or_empty_figures(pages, browser, kind, tmp_
     for f in figs:
         assert f["drawn"] > 0, f"{kind}: figure {f['id']} was not drawn"
         assert f["points"] > 0 or f["notes"].strip(), f"{kind}: figure {f['id']} is empty and says nothing"
+
+
+def test_an_empty_figure_becomes_a_sentence():
+    import plotly.graph_objects as go
+
+    from fairsched.analysis.page import html_page
+
+    empty = go.Figure(layout={"title": {"text": "phase 1 per window"}})
+    text = html_page("t", [("A", empty), ("B", go.Figure(go.Bar(x=["a"], y=[1])))])
+    assert "phase 1 per window: nothing to draw." in text
+    assert text.count("Plotly.newPlot") == 1  # only the figure with data is drawn

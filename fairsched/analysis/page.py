@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-__all__ = ["BASE_CSS", "html_page", "html_table"]
+__all__ = ["BASE_CSS", "html_page", "html_table", "is_empty"]
 
 BASE_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1500px}
 table{border-collapse:collapse;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -45,13 +45,27 @@ def html_table(head: Sequence[str], rows: Sequence[Sequence[Cell]], *, left: int
     return f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def is_empty(fig) -> bool:
+    """True when a plotly figure has no data point and no annotation (it would draw blank axes)."""
+    def n(v):
+        try:
+            return len(v)
+        except TypeError:
+            return 0
+
+    has_points = any(n(getattr(t, "x", None)) or n(getattr(t, "y", None)) or n(getattr(t, "values", None))
+                     for t in fig.data)
+    return not has_points and not fig.layout.annotations
+
+
 def html_page(title: str, sections: Sequence[tuple[str, object]], *, intro: str = "", css: str = "") -> str:
     """A self-contained HTML page.
 
     Args:
         title: page title and ``<h1>``.
         sections: ``(heading, body)`` pairs; ``body`` is an HTML string or a plotly figure;
-            an empty heading adds no ``<h2>``.
+            an empty heading adds no ``<h2>``. A figure with nothing to draw (:func:`is_empty`)
+            is replaced by a sentence (its title), never shown as blank axes.
         intro: a note under the title (plain text, escaped).
         css: extra style rules after :data:`BASE_CSS`.
     """
@@ -65,6 +79,9 @@ def html_page(title: str, sections: Sequence[tuple[str, object]], *, intro: str 
             parts.append(f"<h2>{html.escape(head)}</h2>")
         if isinstance(body, str):
             parts.append(body)
+        elif is_empty(body):
+            title = getattr(getattr(body.layout, "title", None), "text", None) or "this figure"
+            parts.append(f"<p class='empty'>{html.escape(title)}: nothing to draw.</p>")
         else:
             parts.append(body.to_html(full_html=False, include_plotlyjs=first, default_width="100%"))
             first = False
