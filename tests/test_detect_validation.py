@@ -103,3 +103,12 @@ def test_theory_for_window_without_holders_or_non_holders():
                "out_other": 64.0, "n_class_cum": 10}
         th = theory_for_window(row, cls, 8, CostModel())
         assert th["regime"] in ("benign", "hotspot") and th["regime_fluid"] == "benign"
+
+
+def test_phase_diagram_rejects_an_unknown_placement():
+    import pytest
+
+    from fairsched.analysis.detect import phase_diagram
+
+    with pytest.raises(ValueError, match="holders_at"):
+        phase_diagram(xs=(0.5,), holders=(1,), holders_at="middle")

@@ -18,7 +18,7 @@ __all__ = ["phase_diagram"]
 def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 2, 3, 4, 5, 6, 7), *,
                   n_instances: int = 8, qps: float = 30.0, duration_s: float = 60.0, doc_tokens: int = 12000,
                   seed: int = 0, ratio_threshold: float = 1.25, instance=None, cost=None,
-                  window_s: float | None = None) -> pd.DataFrame:
+                  window_s: float | None = None, holders_at: str = "low") -> pd.DataFrame:
     """Empirical phase diagram of the hotspot over (x, |M|/N), next to the theory.
 
     For each share ``x`` and holder count ``|M|`` (1 <= |M| < N): a
@@ -40,7 +40,17 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
     ``(B_M + 1)/(B_Mbar + 1)``, with completions, queued prefill and replication),
     ``model_regime``, ``model_hotspot`` = ``model_ratio > ratio_threshold`` and
     ``agree_model`` = it matches ``empirical_hotspot``.
+
+    ``holders_at``: ``"low"`` pre-loads instances ``0..|M|-1``, ``"high"`` the last ``|M|``.
+    LMetric breaks ties by the lowest index, so with ``"low"`` idle holders win the other
+    traffic's ties: at light load that alone makes the holders busier (a measured hotspot on
+    the benign side that no symmetric model predicts; ``proofs/lmetric_harm_validation.md`` §4).
+
+    Raises:
+        ValueError: ``holders_at`` not ``"low"`` or ``"high"``.
     """
+    if holders_at not in ("low", "high"):
+        raise ValueError(f"holders_at must be 'low' or 'high', got {holders_at!r}")
     from fairsched.analysis.detect.runner import _coeffs
     from fairsched.sim import CostModel
     from fairsched.theory.lmetric import steady_state_hotspot
@@ -65,7 +75,8 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
                 continue
             cfg = DetectorConfig(window_s=window_s or duration_s / 3, top_k=3, min_class_requests=5)
             rep, res = run_detection(wl, N, config=cfg, instance=instance, cost=cost, classes=pc,
-                                     preload={"hot": list(range(m))})
+                                     preload={"hot": list(range(m)) if holders_at == "low" else
+                                              list(range(N - m, N))})
             d = rep.decisions
             d = d[(d.klass == "hot") & (d.n_holders > 0) & (d.n_holders < N)]
             ratio = float((d.load_holders.mean() + 1) / (d.load_others.mean() + 1)) if len(d) else math.nan
@@ -79,7 +90,8 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
                                       hc["n_requests"], coeffs=_coeffs(cost or CostModel()))
             rows.append({"x": x, "holders": m, "holder_frac": m / N, "theory_benign": not bad,
                          "predicted_ratio": min(a / b, kap) if bad else 1.0, "load_ratio": ratio,
-                         "hot_on_initial_holders": float((hot.chosen < m).mean()) if len(hot) else math.nan,
+                         "hot_on_initial_holders": float(((hot.chosen < m) if holders_at == "low" else
+                                                          (hot.chosen >= N - m)).mean()) if len(hot) else math.nan,
                          "final_holders": int(hot.n_holders.iloc[-1]) if len(hot) else 0,
                          "empirical_hotspot": bool(ratio > ratio_threshold),
                          "model_ratio": st["ratio"], "model_regime": st["regime"],
