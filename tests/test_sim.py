@@ -120,12 +120,45 @@ def test_cost_model_round_trip(tmp_path):
         CostModel.load(tmp_path / "bad.json")
 
 
-def test_default_cost_model_is_the_theory_roofline():
+def test_default_cost_model_is_the_measured_a100_profile():
     from dataclasses import astuple
+
+    from fairsched.theory.cost import default_cost_coefficients
 
     assert astuple(CostModel()) == astuple(CostModel.from_profile("a100-llama3-8b"))
     slow = CostModel.from_profile("a10g-llama2-7b")
     assert slow.prefill_time(1000, 0) > CostModel().prefill_time(1000, 0)
+    roof = CostModel.from_profile("a100-llama3-8b", "roofline")
+    assert roof.name == "a100-llama3-8b-roofline"
+    assert roof.prefill_b == default_cost_coefficients("a100-llama3-8b")["prefill_b_s_per_tok"]
+    # attention terms stay the roofline's; the measured token-linear terms differ from it
+    assert CostModel().prefill_c == roof.prefill_c and CostModel().decode_c == roof.decode_c
+    assert CostModel().prefill_b < roof.prefill_b
+    with pytest.raises(KeyError):
+        CostModel.from_profile("a10g-llama2-7b", "measured")
+
+
+def test_measured_profiles_match_vidur_csvs():
+    """The committed coefficients are what the derivation gives on the shipped CSVs, and
+    each fit explains the measured layer times it was fitted on (p90 relative residual)."""
+    import numpy as np
+
+    from fairsched.theory.measured import MEASURED, derive, layer_times
+    from fairsched.workload import shared_data_dir
+
+    d = shared_data_dir()
+    if d is None or not (d / "vidur_profiles").is_dir():
+        pytest.skip("../shared/data/vidur_profiles not present")
+    got = derive(d)
+    for p, coef in MEASURED.items():
+        for k, v in coef.items():
+            assert got[p][k] == pytest.approx(v, rel=1e-3), (p, k)
+        assert coef["prefill_p90_rel"] < 0.05 and coef["decode_p90_rel"] < 0.15
+    # the measured per-token prefill cost, straight from the CSV, against the model
+    n, t = layer_times(d / "vidur_profiles" / "a100_llama3_8b" / "mlp.csv")
+    t8k = 32 * float(t[n == 8192][0])
+    assert CostModel().prefill_b * 8192 == pytest.approx(t8k, rel=0.05)
+    assert np.all(np.diff(n) >= 0)
 
 
 def test_hardware_profiles_trace_to_theory():
@@ -134,6 +167,8 @@ def test_hardware_profiles_trace_to_theory():
 
     cost, inst = hardware_profile("a10g-llama2-7b")
     assert inst.kv_capacity_tokens == kv_capacity_tokens("a10g-llama2-7b") == 18_058
+    roof, inst_r = hardware_profile("a100-llama3-8b-roofline")
+    assert roof.name == "a100-llama3-8b-roofline" and inst_r.kv_capacity_tokens == 439_041
     assert kv_capacity_tokens("a100-llama3-8b") == 439_041
     assert cost.name == "a10g-llama2-7b" and default_profile("vtc") == "a10g-llama2-7b"
     with pytest.raises(ValueError, match="unknown hardware profile"):

@@ -8,10 +8,17 @@ cache, :meth:`ToyLlama.decode` over a padded batch):
 
 Each grid point is timed ``repeats`` times in interleaved, shuffled passes (a transient
 slowdown of the machine hits one repeat of many points rather than every repeat of one)
-and the fastest repeat is kept (the median is reported too). Then it fits, with cvxpy (non-negative coefficients, least squares
-on *relative* errors because times span three orders of magnitude)::
+and the fastest repeat is kept (the median is reported too). Then it fits, with cvxpy
+(:func:`fairsched.theory.fit.nnls_rel`: non-negative coefficients, least squares on
+*relative* errors because times span three orders of magnitude), the engine's cost model
+(``proofs/cost_model.md``, "The toy engine's kernels")::
 
-    t_prefill(n, h) = a + b n + c n (h + n / 2)        t_decode(B, C) = d_a + d_b B + d_c C
+    t_prefill(n, h) = a + b n + c n (h + n / 2) + [h > 0] (e + g (h + n) + w n^2 / 2)
+    t_decode(B, C)  = d_a + d_b B + d_c C
+
+``c`` is attention over the causal pairs, ``e, g, w`` what the engine's masked path over a
+cached context adds (a fixed cost, gathering ``h + n`` keys/values from the paged cache
+every layer, and the ``n^2 / 2`` masked-out pairs it computes anyway).
 
 and reports ``R^2`` (on the seconds, not on logs) and the spread of the relative
 residuals ``|t_fit - t| / t`` (median, p90, max). The JSON written by
@@ -31,17 +38,19 @@ import torch
 from fairsched.engine.kv import PagedKVCache
 from fairsched.engine.model import ModelConfig, ToyLlama, build_model
 from fairsched.engine.timing import Timer, set_threads, warm_up
+from fairsched.theory.fit import nnls_rel
 
-__all__ = ["GRIDS", "fit_cost_model", "fit_decode", "fit_prefill", "measure_decode", "measure_prefill",
+__all__ = ["DECODE_TERMS", "GRIDS", "PREFILL_TERMS", "fit_cost_model", "fit_decode", "fit_prefill", "measure_decode", "measure_prefill",
            "run_calibration"]
 
 GRIDS = {
-    "full": {"n": (16, 32, 64, 128, 256, 512, 1024, 2048), "h": (0, 256, 1024, 2048, 4096),
-             "batch": (1, 2, 4, 8, 16, 32), "ctx": (64, 256, 1024, 2048), "repeats": 5},
+    "full": {"n": (16, 32, 64, 128, 256, 512, 1024, 2048), "h": (0, 128, 512, 1024, 2048, 4096),
+             "batch": (1, 2, 4, 8, 16, 32), "ctx": (64, 256, 1024, 2048, 4096), "repeats": 7},
     "quick": {"n": (16, 64, 256, 1024), "h": (0, 1024, 3072),
               "batch": (1, 4, 16), "ctx": (128, 1024), "repeats": 3},
 }
-"""Measurement grids: prefill ``n`` x ``h``, decode ``batch`` x per-sequence ``ctx``."""
+"""Measurement grids: prefill ``n`` x ``h``, decode ``batch`` x per-sequence ``ctx`` (points
+with ``batch * ctx`` above the instance's KV capacity are skipped: the engine never runs them)."""
 
 
 def _tokens(model: ToyLlama, n: int, seed: int = 0) -> torch.Tensor:
@@ -79,10 +88,11 @@ def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, ti
 
 
 def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int = 0,
-                   timer: str = "auto") -> pd.DataFrame:
-    """Decode-step seconds for every ``(B, ctx)``: columns ``batch, ctx, context``
-    (= B ctx), ``seconds`` (fastest repeat) and ``median_s``. Every sequence of the batch reads the same
-    ``ctx`` slots (the cost does not depend on which slots are read)."""
+                   timer: str = "auto", max_context: int | None = None) -> pd.DataFrame:
+    """Decode-step seconds for every ``(B, ctx)`` with ``B ctx <= max_context``: columns
+    ``batch, ctx, context`` (= B ctx), ``seconds`` (fastest repeat) and ``median_s``. Every
+    sequence of the batch reads the same ``ctx`` slots (the cost does not depend on which
+    slots are read)."""
     dev = next(model.parameters()).device
     timer = Timer(dev, timer)
     bs = 16
@@ -92,7 +102,7 @@ def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int =
     toks = _tokens(model, cmax, seed)
     for a in range(0, cmax, 2048):
         model.prefill(toks[a:min(a + 2048, cmax)], pool, slots, a)
-    points = [(b, c) for b in batches for c in ctxs]
+    points = [(b, c) for b in batches for c in ctxs if max_context is None or b * c <= max_context]
     times: dict[tuple[int, int], list[float]] = {p: [] for p in points}
     rng = np.random.default_rng(seed)
     for _ in range(repeats):
@@ -105,24 +115,6 @@ def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int =
     return pd.DataFrame(rows, columns=["batch", "ctx", "context", "seconds", "median_s"])
 
 
-def _nnls_rel(X: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Non-negative least squares on relative errors ``(X theta - t) / t`` with cvxpy."""
-    import cvxpy as cp
-
-    scale = np.abs(X).max(axis=0)
-    scale[scale == 0] = 1.0
-    Xs = X / scale / t[:, None]
-    th = cp.Variable(X.shape[1], nonneg=True)
-    prob = cp.Problem(cp.Minimize(cp.sum_squares(Xs @ th - 1.0)))
-    try:
-        prob.solve(solver=cp.CLARABEL)
-    except Exception:  # pragma: no cover - solver availability differs between installs
-        prob.solve()
-    if th.value is None:
-        raise RuntimeError(f"cost-model fit failed: {prob.status}")
-    return np.maximum(np.asarray(th.value, dtype=float), 0.0) / scale
-
-
 def _stats(t: np.ndarray, fit: np.ndarray) -> dict:
     ss_res = float(((t - fit) ** 2).sum())
     ss_tot = float(((t - t.mean()) ** 2).sum())
@@ -132,22 +124,32 @@ def _stats(t: np.ndarray, fit: np.ndarray) -> dict:
             "residual_rel_max": float(rel.max()), "n_points": int(t.size)}
 
 
+PREFILL_TERMS = ("prefill_a", "prefill_b", "prefill_c", "prefill_e", "prefill_g", "prefill_w")
+DECODE_TERMS = ("decode_a", "decode_b", "decode_c")
+"""CostModel fields fitted, in the column order of :func:`prefill_features` / :func:`decode_features`."""
+
+
 def prefill_features(n, h) -> np.ndarray:
+    """``[m, 6]`` columns ``1, n, n (h + n/2), [h>0], [h>0] (h + n), [h>0] n^2 / 2``
+    (the terms of :meth:`~fairsched.sim.cost.CostModel.prefill_time`, same order as
+    :data:`PREFILL_TERMS`)."""
     n = np.asarray(n, dtype=float)
     h = np.asarray(h, dtype=float)
-    return np.column_stack([np.ones_like(n), n, n * (h + n / 2)])
+    k = (h > 0).astype(float)
+    return np.column_stack([np.ones_like(n), n, n * (h + n / 2), k, k * (h + n), k * n * n / 2])
 
 
 def decode_features(batch, context) -> np.ndarray:
+    """``[m, 3]`` columns ``1, B, C`` (:meth:`~fairsched.sim.cost.CostModel.decode_time`)."""
     b = np.asarray(batch, dtype=float)
     return np.column_stack([np.ones_like(b), b, np.asarray(context, dtype=float)])
 
 
 def fit_prefill(df: pd.DataFrame) -> tuple[np.ndarray, dict]:
-    """Fit ``(a, b, c)`` to columns ``n, h, seconds``; returns coefficients and fit stats."""
+    """Fit :data:`PREFILL_TERMS` to columns ``n, h, seconds``; returns coefficients and fit stats."""
     t = df["seconds"].to_numpy(dtype=float)
     X = prefill_features(df["n"], df["h"])
-    th = _nnls_rel(X, t)
+    th = nnls_rel(X, t)
     return th, _stats(t, X @ th)
 
 
@@ -155,7 +157,7 @@ def fit_decode(df: pd.DataFrame) -> tuple[np.ndarray, dict]:
     """Fit ``(d_a, d_b, d_c)`` to columns ``batch, context, seconds``."""
     t = df["seconds"].to_numpy(dtype=float)
     X = decode_features(df["batch"], df["context"])
-    th = _nnls_rel(X, t)
+    th = nnls_rel(X, t)
     return th, _stats(t, X @ th)
 
 
@@ -169,8 +171,8 @@ def fit_cost_model(prefill: pd.DataFrame, decode: pd.DataFrame, name: str = "eng
 
     p, sp = fit_prefill(prefill)
     d, sd = fit_decode(decode)
-    cm = CostModel(prefill_a=float(p[0]), prefill_b=float(p[1]), prefill_c=float(p[2]),
-                   decode_a=float(d[0]), decode_b=float(d[1]), decode_c=float(d[2]), name=name)
+    cm = CostModel(**{k: float(v) for k, v in zip(PREFILL_TERMS, p, strict=True)},
+                   **{k: float(v) for k, v in zip(DECODE_TERMS, d, strict=True)}, name=name)
     return cm, {"prefill": sp, "decode": sd}
 
 
@@ -201,16 +203,18 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
         with torch.inference_mode():
             warm_up(model)
             pre = measure_prefill(model, ns, hs, reps, seed, mode)
+            from fairsched.engine.cluster import DEFAULT_INSTANCE
+
+            cap = DEFAULT_INSTANCE.get(cfg.name)
             dec = measure_decode(model, grid["batch"], [c for c in grid["ctx"] if c <= cfg.max_seq_len], reps,
-                                 seed, mode)
+                                 seed, mode, max_context=cap.kv_capacity_tokens if cap else None)
         n_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(old)
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     name = f"engine-{cfg.name}-{dev.type}"
     cm, fit = fit_cost_model(pre, dec, name)
-    coef = {k: getattr(cm, k) for k in ("prefill_a", "prefill_b", "prefill_c", "decode_a", "decode_b",
-                                         "decode_c")}
+    coef = {k: getattr(cm, k) for k in PREFILL_TERMS + DECODE_TERMS}
     r2 = {k: v["r2"] for k, v in fit.items()}
     p90 = {k: v["residual_rel_p90"] for k, v in fit.items()}
     elapsed = time.perf_counter() - t_start

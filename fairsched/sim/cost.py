@@ -5,6 +5,12 @@ Prefill of ``n`` new tokens after ``h`` cached tokens (linear layers + attention
 whole context; ``fairsched.theory.cost.prefill_time_expr``)::
 
     t_prefill(n, h) = a + b n + c n (h + n / 2)                       [s]
+                      + [h > 0] (e + g (h + n) + w n^2 / 2)
+
+The bracket is what a kernel without a paged, causal attention path pays for reading a
+cached context (the toy engine's masked path: a fixed cost, a gather of ``h + n`` keys and
+values, the ``n^2 / 2`` masked pairs computed anyway; ``proofs/cost_model.md``). It is 0 in
+the GPU profiles (FlashAttention over a paged cache) and fitted by ``fairsched calibrate``.
 
 Decode step of a batch of ``B`` sequences with ``C`` context tokens in total
 (``fairsched.theory.cost.decode_step_expr``)::
@@ -13,7 +19,8 @@ Decode step of a batch of ``B`` sequences with ``C`` context tokens in total
 
 An iteration that mixes prefill chunks and decodes (chunked prefill) takes the sum of the
 chunks' prefill times plus one decode step for the decoding sequences.
-Defaults come from a roofline of Llama-3.1-8B on an A100 (``fairsched.theory.cost``);
+Defaults: Llama-3-8B on an A100, token-linear terms from measured operator times
+(``fairsched.theory.measured``), attention terms from the roofline (``fairsched.theory.cost``);
 ``fairsched calibrate`` fits them on the torch engine and writes a JSON file that
 :meth:`CostModel.load` reads.
 """
@@ -59,23 +66,29 @@ class CostModel:
         prefill_a: fixed cost of one prefill chunk [s].
         prefill_b: per new token [s/token].
         prefill_c: per (new token x context token) pair [s/token^2].
+        prefill_e: fixed extra cost of a chunk with a cached context (h > 0) [s].
+        prefill_g: per context token (h + n) read when h > 0 [s/token].
+        prefill_w: per masked-out pair (n^2 / 2 of them) computed when h > 0 [s/token^2].
         decode_a: fixed cost of one decode step [s].
         decode_b: per sequence in the decode batch [s/seq].
         decode_c: per context token of the decoding sequences [s/token].
         name: label (profile or calibration source).
     """
 
-    # Defaults = fairsched.theory.cost.default_cost_coefficients("a100-llama3-8b"): a
-    # roofline of Llama-3.1-8B on an A100 at 50% of peak FLOP/s and 80% of HBM bandwidth
-    # (proofs/cost_model.md). Written out so that importing the simulator does not import
-    # sympy; tests/test_sim.py checks they equal the derivation.
-    prefill_a: float = 0.009845512506130456
-    prefill_b: float = 0.00010294871794871795
+    # Defaults = CostModel.from_profile("a100-llama3-8b"): Llama-3-8B on an A100-80GB, the
+    # token-linear terms fitted on Vidur's measured operator times, attention from the
+    # roofline (fairsched.theory.measured, proofs/cost_model.md). Written out so that importing
+    # the simulator does not import sympy; tests/test_sim.py checks they equal the derivation.
+    prefill_a: float = 0.006337306338898002
+    prefill_b: float = 6.665563496818158e-05
     prefill_c: float = 3.360820512820513e-09
-    decode_a: float = 0.009845512506130456
-    decode_b: float = 0.00010294871794871795
+    decode_a: float = 0.009901495571790105
+    decode_b: float = 4.936329456438099e-05
     decode_c: float = 8.035311427170181e-08
     name: str = "a100-llama3-8b"
+    prefill_e: float = 0.0
+    prefill_g: float = 0.0
+    prefill_w: float = 0.0
 
     def __post_init__(self):
         for f in fields(self):
@@ -93,7 +106,10 @@ class CostModel:
         """Seconds to prefill ``n`` new tokens after ``h`` cached ones (0 if ``n == 0``)."""
         if n <= 0:
             return 0.0
-        return self.prefill_a + n * (self.prefill_b + self.prefill_c * (h + 0.5 * n))
+        t = self.prefill_a + n * (self.prefill_b + self.prefill_c * (h + 0.5 * n))
+        if h > 0:
+            t += self.prefill_e + self.prefill_g * (h + n) + self.prefill_w * 0.5 * n * n
+        return t
 
     def decode_time(self, batch: int, context: int) -> float:
         """Seconds for one decode step of ``batch`` sequences holding ``context`` tokens."""
@@ -103,15 +119,28 @@ class CostModel:
 
     # ---------------------------------------------------------------- persistence
     @classmethod
-    def from_profile(cls, profile: str = "a100-llama3-8b") -> CostModel:
-        """Roofline defaults from ``fairsched.theory.cost.default_cost_coefficients``."""
-        from fairsched.theory.cost import default_cost_coefficients
+    def from_profile(cls, profile: str = "a100-llama3-8b", source: str = "auto") -> CostModel:
+        """Coefficients of a hardware profile.
 
-        c = default_cost_coefficients(profile)
+        ``source="measured"``: token-linear terms fitted on measured A100 operator times
+        (``fairsched.theory.measured``, Vidur's profiles), attention terms from the roofline;
+        ``"roofline"``: ``fairsched.theory.cost.default_cost_coefficients`` (MFU 0.5 / MBU 0.8
+        assumed); ``"auto"`` (default): measured where measurements exist, else roofline.
+        Raises:
+            KeyError: on an unknown profile, or ``"measured"`` for one without measurements.
+            ValueError: on an unknown ``source``.
+        """
+        from fairsched.theory.cost import default_cost_coefficients
+        from fairsched.theory.measured import MEASURED, measured_cost_coefficients
+
+        if source not in ("auto", "measured", "roofline"):
+            raise ValueError(f"cost-model source must be 'auto', 'measured' or 'roofline', got {source!r}")
+        measured = source == "measured" or (source == "auto" and profile in MEASURED)
+        c = measured_cost_coefficients(profile) if measured else default_cost_coefficients(profile)
         return cls(prefill_a=c["prefill_a_s"], prefill_b=c["prefill_b_s_per_tok"],
                    prefill_c=c["prefill_c_s_per_tok2"], decode_a=c["decode_a_s"],
                    decode_b=c["decode_b_s_per_seq"], decode_c=c["decode_c_s_per_ctx_tok"],
-                   name=profile)
+                   name=f"{profile}-roofline" if source == "roofline" else profile)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CostModel:
@@ -155,6 +184,8 @@ class CostModel:
         for f in fields(cls):
             if f.name == "name":
                 continue
+            if f.name not in coef and f.name in OPTIONAL:
+                continue
             if f.name not in coef:
                 raise ValueError(f"{path}: field 'coefficients.{f.name}' missing")
             kw[f.name] = _check_coefficient(f"{path}: field 'coefficients.{f.name}'", coef[f.name])
@@ -173,5 +204,9 @@ class CostModel:
         atomic_write_text(path, dumps({"name": name, "coefficients": d, "units": UNITS, **extra}))
 
 
-UNITS = {"prefill_a": "s", "prefill_b": "s/token", "prefill_c": "s/token^2",
+OPTIONAL = ("prefill_e", "prefill_g", "prefill_w")
+"""Coefficients a cost-model file may leave out (0: files written before they existed)."""
+
+UNITS = {"prefill_a": "s", "prefill_b": "s/token", "prefill_c": "s/token^2", "prefill_e": "s",
+         "prefill_g": "s/token", "prefill_w": "s/token^2",
          "decode_a": "s", "decode_b": "s/sequence", "decode_c": "s/context token"}

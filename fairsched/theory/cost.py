@@ -35,12 +35,13 @@ HARDWARE = {
 MODELS = {
     # Llama-3.1-8B: 8.03e9 params, 32 layers, d_model 4096, GQA with 8 KV heads x 128 dims.
     "llama3-8b": {"params": 8.03e9, "n_layers": 32, "d_model": 4096, "kv_dim": 8 * 128,
-                  "bytes_per_param": 2},
+                  "vocab": 128256, "bytes_per_param": 2},
     # Llama-2-7B: 6.74e9 params, 32 layers, d_model 4096, MHA (32 KV heads x 128 dims).
     "llama2-7b": {"params": 6.74e9, "n_layers": 32, "d_model": 4096, "kv_dim": 32 * 128,
-                  "bytes_per_param": 2},
+                  "vocab": 32000, "bytes_per_param": 2},
 }
-PROFILES = {"a100-llama3-8b": ("a100", "llama3-8b"), "a10g-llama2-7b": ("a10g", "llama2-7b")}
+PROFILES = {"a100-llama3-8b": ("a100", "llama3-8b"), "a10g-llama2-7b": ("a10g", "llama2-7b"),
+            "a100-llama2-7b": ("a100", "llama2-7b")}
 # Achievable fractions of peak (assumptions, stated in proofs/cost_model.md): model FLOPs
 # utilisation in prefill/linear layers and memory-bandwidth utilisation in decode.
 MFU = 0.5
