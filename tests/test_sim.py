@@ -225,3 +225,23 @@ def test_backends_and_instances_implement_the_contracts():
     for cls in (Instance, Engine):
         assert all(hasattr(cls, m) for m in ("enqueue", "end_step", "routed_cached_tokens", "try_admit"))
     assert all(hasattr(EngineCluster, m) for m in _members(Backend) if callable(getattr(Backend, m, None)))
+
+
+def test_decode_run_closed_form():
+    """CostModel.decode_run_time = the sympy sum of decode steps (theory.cost.decode_run_expr)
+    = the step-by-step sum, with the C^2 term the engine calibration fits."""
+    import sympy as sp
+
+    from fairsched.theory.cost import d_q as q_sym
+    from fairsched.theory.cost import decode_run_expr, decode_step_expr
+    from fairsched.theory.symbols import batch, ctx, d_a, d_b, d_c
+
+    m, j = sp.symbols("m j", positive=True, integer=True)
+    step = (decode_step_expr() + q_sym * ctx ** 2).subs(ctx, ctx + j * batch)
+    assert sp.simplify(sp.summation(step, (j, 0, m - 1)) - decode_run_expr(m)) == 0
+    cm = CostModel(decode_a=4e-3, decode_b=2e-4, decode_c=8e-7, decode_q=3e-11)
+    vals = {d_a: cm.decode_a, d_b: cm.decode_b, d_c: cm.decode_c, q_sym: cm.decode_q, batch: 7, ctx: 3000}
+    for k in (1, 2, 9, 40):
+        direct = sum(cm.decode_time(7, 3000 + i * 7) for i in range(k))
+        assert cm.decode_run_time(7, 3000, k) == pytest.approx(direct, rel=1e-12)
+        assert float(decode_run_expr(m).subs({**vals, m: k})) == pytest.approx(direct, rel=1e-12)

@@ -14,11 +14,12 @@ and the fastest repeat is kept (the median is reported too). Then it fits, with 
 (``proofs/cost_model.md``, "The toy engine's kernels")::
 
     t_prefill(n, h) = a + b n + c n (h + n / 2) + [h > 0] (e + g (h + n) + w n^2 / 2)
-    t_decode(B, C)  = d_a + d_b B + d_c C
+    t_decode(B, C)  = d_a + d_b B + d_c C + d_q C^2
 
 ``c`` is attention over the causal pairs, ``e, g, w`` what the engine's masked path over a
 cached context adds (a fixed cost, gathering ``h + n`` keys/values from the paged cache
-every layer, and the ``n^2 / 2`` masked-out pairs it computes anyway).
+every layer, and the ``n^2 / 2`` masked-out pairs it computes anyway); ``d_q`` the decode
+step's slowdown once the gathered keys/values of the batch outgrow the CPU caches.
 
 and reports ``R^2`` (on the seconds, not on logs) and the spread of the relative
 residuals ``|t_fit - t| / t`` (median, p90, max). The JSON written by
@@ -125,7 +126,7 @@ def _stats(t: np.ndarray, fit: np.ndarray) -> dict:
 
 
 PREFILL_TERMS = ("prefill_a", "prefill_b", "prefill_c", "prefill_e", "prefill_g", "prefill_w")
-DECODE_TERMS = ("decode_a", "decode_b", "decode_c")
+DECODE_TERMS = ("decode_a", "decode_b", "decode_c", "decode_q")
 """CostModel fields fitted, in the column order of :func:`prefill_features` / :func:`decode_features`."""
 
 
@@ -140,9 +141,10 @@ def prefill_features(n, h) -> np.ndarray:
 
 
 def decode_features(batch, context) -> np.ndarray:
-    """``[m, 3]`` columns ``1, B, C`` (:meth:`~fairsched.sim.cost.CostModel.decode_time`)."""
+    """``[m, 4]`` columns ``1, B, C, C^2`` (:meth:`~fairsched.sim.cost.CostModel.decode_time`)."""
     b = np.asarray(batch, dtype=float)
-    return np.column_stack([np.ones_like(b), b, np.asarray(context, dtype=float)])
+    c = np.asarray(context, dtype=float)
+    return np.column_stack([np.ones_like(b), b, c, c * c])
 
 
 def fit_prefill(df: pd.DataFrame) -> tuple[np.ndarray, dict]:
@@ -229,3 +231,24 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
             "cost_model": cm, "seconds": elapsed, "preset": cfg.name, "device": str(dev), "threads": n_threads,
             "timer": mode,
             "path": None if out is None else str(out)}
+
+
+def ttft_error(engine_result, workload, cost, instance, policy: str = "fcfs", **sim_kw) -> dict:
+    """End-to-end error of the calibrated simulator: per-request TTFT of
+    :func:`fairsched.sim.simulate` with ``cost`` against the engine's measured TTFT on the same
+    ``workload``, ``policy`` and ``instance`` (``SimResult.first_token_t - arrival``).
+
+    Returns ``{"p50", "p90", "max"}`` of ``|ttft_sim - ttft_engine| / ttft_engine`` over the
+    requests both finished, plus ``"n"``, ``"bias"`` (median of ``ttft_sim / ttft_engine``)
+    and ``"sim"`` (the simulator's SimResult).
+    """
+    from fairsched.sim import simulate
+
+    sim = simulate(workload, policy, instance=instance, cost=cost, **sim_kw)
+    arr = np.array([r.arrival for r in workload])
+    te = np.asarray(engine_result.first_token_t, dtype=float) - arr
+    ts = np.asarray(sim.first_token_t, dtype=float) - arr
+    ok = np.isfinite(te) & np.isfinite(ts) & (te > 0)
+    rel = np.abs(ts[ok] - te[ok]) / te[ok]
+    return {"p50": float(np.median(rel)), "p90": float(np.percentile(rel, 90)), "max": float(rel.max()),
+            "n": int(ok.sum()), "bias": float(np.median(ts[ok] / te[ok])), "sim": sim}

@@ -15,7 +15,11 @@ the GPU profiles (FlashAttention over a paged cache) and fitted by ``fairsched c
 Decode step of a batch of ``B`` sequences with ``C`` context tokens in total
 (``fairsched.theory.cost.decode_step_expr``)::
 
-    t_decode(B, C) = d_a + d_b B + d_c C                              [s]
+    t_decode(B, C) = d_a + d_b B + d_c C + d_q C^2                    [s]
+
+``d_q`` (0 in the GPU profiles) is the toy engine's slowdown once the gathered keys and
+values leave the CPU caches (fitted by ``fairsched calibrate``; ``proofs/cost_model.md``).
+A run of ``m`` decode-only steps has a closed form (:meth:`CostModel.decode_run_time`).
 
 An iteration that mixes prefill chunks and decodes (chunked prefill) takes the sum of the
 chunks' prefill times plus one decode step for the decoding sequences.
@@ -72,6 +76,7 @@ class CostModel:
         decode_a: fixed cost of one decode step [s].
         decode_b: per sequence in the decode batch [s/seq].
         decode_c: per context token of the decoding sequences [s/token].
+        decode_q: per squared context token of the decode batch [s/token^2].
         name: label (profile or calibration source).
     """
 
@@ -89,6 +94,7 @@ class CostModel:
     prefill_e: float = 0.0
     prefill_g: float = 0.0
     prefill_w: float = 0.0
+    decode_q: float = 0.0
 
     def __post_init__(self):
         for f in fields(self):
@@ -115,7 +121,19 @@ class CostModel:
         """Seconds for one decode step of ``batch`` sequences holding ``context`` tokens."""
         if batch <= 0:
             return 0.0
-        return self.decode_a + self.decode_b * batch + self.decode_c * context
+        return self.decode_a + self.decode_b * batch + context * (self.decode_c + self.decode_q * context)
+
+    def decode_run_time(self, batch: int, context: int, m: int) -> float:
+        """Seconds of ``m`` consecutive decode steps of the same ``batch`` sequences, the
+        context growing by ``batch`` tokens a step: ``sum_{j<m} decode_time(B, C + j B)`` =
+        ``m t_d(B, C) + d_c B S1 + d_q (2 C B S1 + B^2 S2)`` with ``S1 = m(m-1)/2``,
+        ``S2 = (m-1)m(2m-1)/6`` (``proofs/cost_model.md``)."""
+        if batch <= 0 or m <= 0:
+            return 0.0
+        s1 = m * (m - 1) / 2
+        s2 = (m - 1) * m * (2 * m - 1) / 6
+        return (m * self.decode_time(batch, context) + self.decode_c * batch * s1
+                + self.decode_q * (2 * context * batch * s1 + batch * batch * s2))
 
     # ---------------------------------------------------------------- persistence
     @classmethod
@@ -204,9 +222,10 @@ class CostModel:
         atomic_write_text(path, dumps({"name": name, "coefficients": d, "units": UNITS, **extra}))
 
 
-OPTIONAL = ("prefill_e", "prefill_g", "prefill_w")
+OPTIONAL = ("prefill_e", "prefill_g", "prefill_w", "decode_q")
 """Coefficients a cost-model file may leave out (0: files written before they existed)."""
 
 UNITS = {"prefill_a": "s", "prefill_b": "s/token", "prefill_c": "s/token^2", "prefill_e": "s",
          "prefill_g": "s/token", "prefill_w": "s/token^2",
-         "decode_a": "s", "decode_b": "s/sequence", "decode_c": "s/context token"}
+         "decode_a": "s", "decode_b": "s/sequence", "decode_c": "s/context token",
+         "decode_q": "s/context token^2"}

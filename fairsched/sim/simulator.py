@@ -34,7 +34,6 @@ evicted in between. Same inputs, same result: nothing here is random.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -78,8 +77,7 @@ class Instance(InstanceBase):
         """End of the m-th step of the current decode run: the context grows by one token
         per sequence per step, so sum_{j<m} decode_time(B, C + j B) in closed form."""
         t0, b, ctx = self._run
-        c = self.sim.cost
-        return t0 + m * c.decode_time(b, ctx) + c.decode_c * b * m * (m - 1) / 2
+        return t0 + self.sim.cost.decode_run_time(b, ctx, m)
 
     def _step_ends(self, k: int) -> StepTimes:
         return StepTimes(self, k)
@@ -89,16 +87,15 @@ class Instance(InstanceBase):
         boundary at or after ``now`` (where the step-by-step simulation would schedule)."""
         if self._steps <= 1:
             return
-        t0, b, ctx = self._run
-        c = self.sim.cost
-        # smallest m >= 1 with _run_end(m) >= now: solve the quadratic, then fix rounding
-        a2 = c.decode_c * b / 2
-        a1 = c.decode_time(b, ctx) - a2
-        dt = now - t0
-        m = int(dt / a1) if a2 == 0 else int((-a1 + math.sqrt(a1 * a1 + 4 * a2 * dt)) / (2 * a2))
-        m = max(1, m - 1)
-        while m < self._steps and self._run_end(m) < now:
-            m += 1
+        # smallest m >= 1 with _run_end(m) >= now (_run_end increases with m): bisection
+        lo, hi = 1, self._steps
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._run_end(mid) < now:
+                lo = mid + 1
+            else:
+                hi = mid
+        m = lo
         if m >= self._steps:
             return
         self._steps = m

@@ -61,6 +61,25 @@ def decode_step_expr() -> sp.Expr:
     return d_a + d_b * batch + d_c * ctx
 
 
+c_e, c_g, c_w, d_q = sp.symbols("e g w d_q", nonnegative=True)  # engine terms (proofs/cost_model.md)
+
+
+def engine_prefill_time_expr(cached: bool = True) -> sp.Expr:
+    """The toy engine's prefill model: ``prefill_time_expr() + e + g (h + n) + w n^2 / 2``
+    for a chunk after ``h > 0`` cached tokens (``cached``), else ``prefill_time_expr()``."""
+    base = prefill_time_expr()
+    return base + c_e + c_g * (h_cached + n_new) + c_w * n_new ** 2 / 2 if cached else base
+
+
+def decode_run_expr(m: sp.Symbol) -> sp.Expr:
+    """Closed form of ``sum_{j<m} t_d(B, C + j B)`` with ``t_d = a_d + b_d B + c_d C + d_q C^2``:
+    ``m t_d(B, C) + c_d B m(m-1)/2 + d_q (C B m(m-1) + B^2 (m-1) m (2m-1) / 6)``
+    (``CostModel.decode_run_time``; ``test_decode_run_closed_form``)."""
+    td = decode_step_expr() + d_q * ctx ** 2
+    return (m * td + d_c * batch * m * (m - 1) / 2
+            + d_q * (ctx * batch * m * (m - 1) + batch ** 2 * (m - 1) * m * (2 * m - 1) / 6))
+
+
 def prefill_time(n: float, h: float, coeffs: dict | None = None) -> float:
     """Evaluate the prefill model (seconds) with ``coeffs`` (default A100 / Llama-3.1-8B)."""
     k = coeffs or default_cost_coefficients()

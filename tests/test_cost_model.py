@@ -1,0 +1,79 @@
+"""The cost model: the engine's richer prefill/decode terms trace to sympy and proofs, the cvxpy
+fit recovers them, and the committed calibration of the toy engine explains its measurements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sympy as sp
+
+from fairsched.engine.calibrate import DECODE_TERMS, PREFILL_TERMS, fit_cost_model
+from fairsched.sim.cost import CostModel
+
+ENGINE_COST = Path(__file__).resolve().parents[1] / "data" / "engine_cpu-small_cost.json"
+
+
+def test_prefill_time_is_the_sympy_engine_model():
+    from fairsched.theory import cost as tc
+    from fairsched.theory.symbols import c_a, c_b, c_c, h_cached, n_new
+
+    cm = CostModel(prefill_a=1e-3, prefill_b=2e-5, prefill_c=3e-8, prefill_e=4e-4, prefill_g=5e-7, prefill_w=6e-8)
+    subs = {c_a: cm.prefill_a, c_b: cm.prefill_b, c_c: cm.prefill_c, tc.c_e: cm.prefill_e, tc.c_g: cm.prefill_g,
+            tc.c_w: cm.prefill_w}
+    for n, h in [(1, 0), (64, 0), (64, 100), (2048, 4096)]:
+        e = tc.engine_prefill_time_expr(cached=h > 0).subs({**subs, n_new: n, h_cached: h})
+        assert cm.prefill_time(n, h) == pytest.approx(float(e), rel=1e-12)
+    # without the engine terms it is the roofline model of the GPU profiles
+    assert sp.simplify(tc.engine_prefill_time_expr(False) - tc.prefill_time_expr()) == 0
+
+
+def test_fit_recovers_the_engine_model():
+    """Noise-free times from known coefficients: the cvxpy fit finds them (the fit can fail)."""
+    true = CostModel(prefill_a=5e-3, prefill_b=1e-4, prefill_c=9e-8, prefill_e=8e-5, prefill_g=1.6e-6,
+                     prefill_w=8e-8, decode_a=4e-3, decode_b=2e-4, decode_c=8e-7, decode_q=3e-11)
+    ns, hs = (16, 64, 256, 1024, 2048), (0, 128, 1024, 4096)
+    pre = pd.DataFrame([(n, h, true.prefill_time(n, h)) for n in ns for h in hs], columns=["n", "h", "seconds"])
+    dec = pd.DataFrame([(b, b * c, true.decode_time(b, b * c)) for b in (1, 4, 16, 32) for c in (64, 512, 1024)],
+                       columns=["batch", "context", "seconds"])
+    cm, fit = fit_cost_model(pre, dec)
+    assert fit["prefill"]["residual_rel_max"] < 1e-3 and fit["decode"]["residual_rel_max"] < 1e-3
+    for k in PREFILL_TERMS + DECODE_TERMS:
+        assert getattr(cm, k) == pytest.approx(getattr(true, k), rel=0.05, abs=1e-12), k
+
+
+def test_committed_engine_calibration_explains_its_measurements():
+    """data/engine_cpu-small_cost.json (fairsched calibrate, full grid, CPU time): refitting
+    its raw measurements gives its coefficients and residuals, and the richer model beats the
+    three-term model a + b n + c n (h + n/2) on the same points."""
+    from fairsched.theory.fit import nnls_rel
+
+    doc = json.loads(ENGINE_COST.read_text())
+    cm = CostModel.load(ENGINE_COST)
+    pre = pd.DataFrame(doc["measurements"]["prefill"])
+    dec = pd.DataFrame(doc["measurements"]["decode"])
+    refit, fit = fit_cost_model(pre, dec)
+    for k in PREFILL_TERMS + DECODE_TERMS:
+        assert getattr(refit, k) == pytest.approx(getattr(cm, k), rel=1e-3, abs=1e-15), k
+    assert fit["prefill"]["residual_rel_p90"] == pytest.approx(doc["residual_rel_p90"]["prefill"], rel=1e-3)
+    assert fit["prefill"]["residual_rel_p90"] < 0.10 and fit["decode"]["residual_rel_p90"] < 0.13
+    t = pre["seconds"].to_numpy()
+    n, h = pre["n"].to_numpy(float), pre["h"].to_numpy(float)
+    X3 = np.column_stack([np.ones_like(n), n, n * (h + n / 2)])
+    rel3 = np.abs(X3 @ nnls_rel(X3, t) - t) / t
+    assert np.percentile(rel3, 90) > 1.5 * fit["prefill"]["residual_rel_p90"]
+    # every point the engine's KV capacity allows, none beyond
+    assert (dec["context"] <= 32768).all()
+
+
+def test_old_cost_files_still_load(tmp_path):
+    """Files written before the engine terms existed load with those terms 0."""
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps({"coefficients": {k: 1e-6 for k in ("prefill_a", "prefill_b", "prefill_c", "decode_a",
+                                                                   "decode_b", "decode_c")}}))
+    cm = CostModel.load(p)
+    assert cm.prefill_e == cm.prefill_g == cm.prefill_w == cm.decode_q == 0.0
+    assert cm.prefill_time(10, 5) == pytest.approx(1e-6 + 10 * (1e-6 + 1e-6 * 10))
