@@ -83,6 +83,10 @@ def analyze(
     kv_capacity: opt.KVCapacity = None,
     admission: opt.Admission = "reserve",
     seed: opt.Seed = 0,
+    service: Annotated[str, typer.Option(
+        help="Service measure of VTC/DLPM/D2LPM: tokens (w_p=1 per uncached prompt token, w_q=2 per output "
+             "token) or seconds (the cost model's predicted prefill and decode seconds: fairness in GPU "
+             "time; quanta then in seconds).")] = "tokens",
 ) -> None:
     """Compare schedulers on a workload: fairness, cache locality, latency.
 
@@ -104,8 +108,18 @@ def analyze(
         workload, _, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
                                            token_budget, kv_capacity, admission)
     weights = ServiceWeights()
-    quantum = quantum if quantum is not None else default_quantum(workload, weights)
-    quantum_w = quantum_w if quantum_w is not None else default_quantum(workload, weights)
+    if service not in ("tokens", "seconds"):
+        fail(f"--service must be 'tokens' or 'seconds', got {service!r}")
+    measure = weights
+    if service == "seconds":
+        from fairsched.policies.seconds import SecondsService, default_quantum_seconds
+
+        measure = SecondsService(cost)
+        q0 = default_quantum_seconds(workload, measure)
+    else:
+        q0 = default_quantum(workload, weights)
+    quantum = quantum if quantum is not None else q0
+    quantum_w = quantum_w if quantum_w is not None else q0
     sims = []
     with user_errors():
         for r_name, p_name in combos:
@@ -115,8 +129,8 @@ def analyze(
                 rparams["lam"] = lam
             if r_name == "d2lpm":
                 rparams["quantum_w"] = quantum_w
-            rt = make_router(r_name, weights, **rparams) if r_name != "none" else None
-            sims.append(Simulator(workload, pf, rt, instances, inst, cost, weights))
+            rt = make_router(r_name, measure, **rparams) if r_name != "none" else None
+            sims.append(Simulator(workload, pf, rt, instances, inst, cost, measure))
 
     n_clients = len(workload.clients)
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
@@ -166,13 +180,14 @@ def analyze(
                    "trace": str(trace) if trace else None, "format": format, "limit": limit, "seed": seed,
                    "quantum": quantum, "quantum_w": quantum_w, "lam": lam,
                    "instance": asdict(inst), "cost_model": asdict(cost),
-                   "weights": {"w_p": weights.w_p, "w_q": weights.w_q}},
+                   "weights": {"w_p": weights.w_p, "w_q": weights.w_q}, "service": service},
         "runs": summaries,
     }
     with user_errors(), od:
         intro = (f"workload {workload.name}: {len(workload):,} requests from {n_clients} clients over "
                  f"{workload.duration:.0f} s ({workload.source or 'generated'}); {instances} instance(s); "
-                 f"cost model {cost.name}; service weights w_p={weights.w_p:g}, w_q={weights.w_q:g}.")
+                 f"cost model {cost.name}; " + (f"service weights w_p={weights.w_p:g}, w_q={weights.w_q:g}."
+                                                  if service == "tokens" else "service in predicted seconds."))
         write_report(results, summaries, od.staging, title=f"fairsched analyze: {workload.name}", intro=intro)
         report = od.path / "report.html"
         summary = od.write_json("summary.json", doc)

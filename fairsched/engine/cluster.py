@@ -91,7 +91,10 @@ class EngineCluster(ClusterBackend):
         preset: model preset name or :class:`~fairsched.engine.model.ModelConfig`.
         device: torch device (default: CUDA if available, else CPU).
         instance: resources per instance (default: ``DEFAULT_INSTANCE[preset]``).
-        weights: the service measure (default :class:`ServiceWeights`).
+        weights: the service measure (default :class:`ServiceWeights`); ``service`` is the
+            same argument under its name in :mod:`fairsched.policies.seconds`.
+        attribution: a cost model that splits each measured decode step among the clients in
+            proportion to its per-sequence prediction (``svc_seconds``); default equal shares.
         clock: ``"measured"`` (default) or a :class:`~fairsched.sim.cost.CostModel` whose
             times replace the measured durations (compute still runs and is measured).
         policy_params: keyword arguments for a policy given by name (e.g. ``quantum``).
@@ -113,7 +116,12 @@ class EngineCluster(ClusterBackend):
                  weights: ServiceMeasure | None = None, clock: str | CostModel = "measured",
                  policy_params: dict | None = None, model: ToyLlama | None = None,
                  dtype: torch.dtype | None = None, warmup: bool = True, check: bool = False,
-                 record_logits: bool = False, timer: str = "auto"):
+                 record_logits: bool = False, timer: str = "auto", service: ServiceMeasure | None = None,
+                 attribution: CostModel | None = None):
+        if service is not None and weights is not None:
+            raise ValueError("pass the service measure as service= or weights=, not both")
+        weights = service if service is not None else weights
+        self.attribution = attribution  # splits measured decode steps among clients (backend)
         if model is None:
             model = build_model(preset, device, dtype)
         self.model = model
@@ -175,13 +183,14 @@ class EngineCluster(ClusterBackend):
         self._seqs[s.req.rid] = s
         self._admit_order.append(s.req.rid)
 
-    def _on_decode(self, inst: Engine, seqs: list[_Seq], times: list[float], seconds: float = 0.0) -> None:
+    def _on_decode(self, inst: Engine, seqs: list[_Seq], times: list[float], seconds: float = 0.0,
+                   first: bool = False) -> None:
         """The iteration that ends now made one token per sequence (first tokens included):
         apply it (``pending`` becomes ``last`` and joins ``out``), then log it."""
         for s in seqs:
             s.last = s.pending
             s.out.append(s.pending)
-        super()._on_decode(inst, seqs, times, seconds)
+        super()._on_decode(inst, seqs, times, seconds, first)
 
     def _on_finish(self, inst: Engine, s: _Seq, now: float) -> None:
         super()._on_finish(inst, s, now)
@@ -232,7 +241,8 @@ def run_engine(workload: Workload, policy: PolicySpec = "fcfs", router: Router |
                weights: ServiceWeights | None = None, clock: str | CostModel = "measured",
                policy_params: dict | None = None, model: ToyLlama | None = None,
                dtype: torch.dtype | None = None, warmup: bool = True, check: bool = False,
-               record_logits: bool = False, timer: str = "auto", threads: int | None = None, progress: Callable[[int], None] | None = None) -> SimResult:
+               record_logits: bool = False, timer: str = "auto", threads: int | None = None, progress: Callable[[int], None] | None = None,
+               service: ServiceMeasure | None = None, attribution: CostModel | None = None) -> SimResult:
     """Serve ``workload`` on the toy engine and return a :class:`~fairsched.sim.result.SimResult`
     (same structure as :func:`fairsched.sim.simulate`; measurements in ``meta``, see the
     module docstring). ``threads`` sets ``torch.set_num_threads`` for the run (default: 1
@@ -244,7 +254,7 @@ def run_engine(workload: Workload, policy: PolicySpec = "fcfs", router: Router |
         cl = EngineCluster(workload, policy, router, n_instances, preset, device, instance=instance,
                            weights=weights, clock=clock, policy_params=policy_params, model=model,
                            dtype=dtype, warmup=warmup, check=check, record_logits=record_logits,
-                           timer=timer)
+                           timer=timer, service=service, attribution=attribution)
         return cl.run(progress)
     finally:
         torch.set_num_threads(old)

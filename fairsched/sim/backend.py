@@ -194,15 +194,16 @@ class ClusterBackend:
     def _on_first_token(self, inst, seqs: list, now: float) -> None:
         for s in seqs:
             self.res.first_token(s.req.rid, now)
-        self._on_decode(inst, seqs, [now])
+        self._on_decode(inst, seqs, [now], first=True)
 
-    def _on_decode(self, inst, seqs: list, times, seconds: float = 0.0) -> None:
+    def _on_decode(self, inst, seqs: list, times, seconds: float = 0.0, first: bool = False) -> None:
         """One output token per sequence at each of ``times`` (iteration ends, ascending;
         more than one for a run of decode-only iterations). Per client and iteration, the
         service measure is asked once (the client's tokens and their total context); the
         amounts are logged and their sum is charged to the policy (``seconds``: the
         measured step time, engine). Without ``full_log``, the entries of a client that was
-        not backlogged at any of ``times`` are not logged, only added to its total."""
+        not backlogged at any of ``times`` are not logged, only added to its total. ``first``: the
+        tokens are first tokens (made by the prefill; a measure may price them with ``first_token``)."""
         ci, k, now = self.client_idx, len(times), float(times[-1])
         per: dict[int, list] = {}  # client index -> [sequences, context tokens, client id]
         for s in seqs:
@@ -216,23 +217,27 @@ class ClusterBackend:
                 e[0] += 1
                 e[1] += ctx
         measure, policy, i, res, recs = self.service, inst.policy, inst.idx, self.res, self.recorders
-        share = seconds / len(seqs) if seqs else 0.0
+        split = self._decode_split(per, len(seqs), seconds)
+        # a measure may price the first token (made by the prefill) apart, and may want the
+        # batch size (SecondsService: the step's fixed cost is shared by its sequences)
+        fn = getattr(measure, "first_token", measure.decode) if first else measure.decode
+        kw = {"batch": len(seqs)} if getattr(measure, "batch_aware", False) else {}
         full, waiting, ended, t_first = self.full_log, self._waiting_per_client, self._backlog_end, times[0]
         ts = None  # the k step times as an array, made once if some entry is logged
         for c, (n, ctx, client) in per.items():
             log = full or waiting[c] > 0 or ended[c] >= t_first
             if k == 1:
-                total = measure.decode(n, ctx)
+                total = fn(n, ctx, **kw)
                 if log:
-                    self._service(now, c, total, share * n)
+                    self._service(now, c, total, split[c])
             elif self._context_free:
-                step = measure.decode(n, ctx)
+                step = measure.decode(n, ctx, **kw)
                 total = step * k
                 if log:
                     ts = np.asarray(times, dtype=float) if ts is None else ts
                     res.service_steps(ts, c, step)
             else:
-                steps = np.asarray(measure.decode(n, ctx + n * np.arange(k)), dtype=float)  # context grows
+                steps = np.asarray(measure.decode(n, ctx + n * np.arange(k), **kw), dtype=float)  # context grows
                 total = float(steps.sum())
                 if log:
                     ts = np.asarray(times, dtype=float) if ts is None else ts
@@ -245,6 +250,22 @@ class ClusterBackend:
                     rec.served(i, k)
                 rec.decoded(c, i, total)
         res.decode_tokens += len(seqs) * k
+
+    def _decode_split(self, per: dict, n_seqs: int, seconds: float) -> dict:
+        """Measured ``seconds`` of a decode step split among the clients of ``per`` (client
+        -> [sequences, context tokens, id]): equal per sequence, or, with a cost model in
+        ``self.attribution``, in proportion to its per-sequence prediction
+        ``a_d / B + b_d + (c_d + d_q C) ctx`` (sums to the step; ``proofs/seconds_bounds.md``)."""
+        att = getattr(self, "attribution", None)
+        if not n_seqs:
+            return {c: 0.0 for c in per}
+        if att is None:
+            return {c: seconds * e[0] / n_seqs for c, e in per.items()}
+        C = sum(e[1] for e in per.values())
+        wt = {c: e[0] * (att.decode_a / n_seqs + att.decode_b) + e[1] * (att.decode_c + att.decode_q * C)
+              for c, e in per.items()}
+        tot = sum(wt.values())
+        return {c: seconds * v / tot if tot > 0 else seconds * per[c][0] / n_seqs for c, v in wt.items()}
 
     def _on_prefill_done(self, inst, s, new_units: int, now: float) -> None:
         self.res.prefill_done(s.req.rid, now)

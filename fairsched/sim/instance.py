@@ -64,7 +64,8 @@ class Backend(Protocol):
     def _on_first_token(self, inst: InstanceBase, seqs: list[Seq], now: float) -> None:
         """The prompts of ``seqs`` completed; each emitted its first output token."""
 
-    def _on_decode(self, inst: InstanceBase, seqs: list[Seq], times: list[float], seconds: float = 0.0) -> None:
+    def _on_decode(self, inst: InstanceBase, seqs: list[Seq], times: list[float], seconds: float = 0.0,
+                   first: bool = False) -> None:
         """One output token per sequence at each of ``times``."""
 
     def _on_prefill_done(self, inst: InstanceBase, s: Seq, new_units: int, now: float) -> None:

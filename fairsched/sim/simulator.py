@@ -192,9 +192,20 @@ def simulate(workload: Workload, policy: PolicySpec = "fcfs", router: Router | s
              n_instances: int = 1, instance: InstanceConfig | None = None, cost: CostModel | None = None,
              weights: ServiceMeasure | None = None, audit: bool = False,
              progress: Callable[[int], None] | None = None, decode_runs: bool = True, *,
-             policy_params: dict | None = None, recorders: tuple = (), service_log: str = "full") -> SimResult:
+             policy_params: dict | None = None, recorders: tuple = (), service_log: str = "full",
+             service: ServiceMeasure | None = None) -> SimResult:
     """Simulate ``workload`` and return a :class:`SimResult` (see :class:`Simulator`;
-    ``progress`` as for :meth:`~fairsched.sim.backend.ClusterBackend.run`)."""
+    ``progress`` as for :meth:`~fairsched.sim.backend.ClusterBackend.run`). ``service`` is
+    ``weights`` under its other name (e.g. ``SecondsService(cost)``, fairness in predicted
+    seconds; :mod:`fairsched.policies.seconds`).
+
+    Raises:
+        ValueError: if both ``service`` and ``weights`` are given.
+    """
+    if service is not None:
+        if weights is not None:
+            raise ValueError("pass the service measure as service= or weights=, not both")
+        weights = service
     return Simulator(workload, policy, router, n_instances, instance, cost, weights, audit,
                      decode_runs, policy_params=policy_params, recorders=recorders,
                      service_log=service_log).run(progress)

@@ -1,0 +1,108 @@
+"""Service in predicted seconds: fairness in GPU time instead of tokens.
+
+:class:`SecondsService` is a :class:`~fairsched.policies.service.ServiceMeasure` that charges
+an admission the cost model's predicted prefill time of its uncached tokens at its cached
+context and each generated token its predicted decode time at its context
+(``fairsched.sim.cost.CostModel``; ``proofs/cost_model.md``, ``proofs/seconds_bounds.md``)::
+
+    prefill(n, h)     = t_prefill(n, h)                       [s]
+    first token       = 0                                     (made by the prefill)
+    decode(k, C_k; B) = k (a_d / B + b_d) + c_d C_k             [s]
+
+for ``k`` tokens of one client made in one decode step of ``B`` sequences whose ``k``
+sequences hold ``C_k`` context tokens in total: the step's fixed cost ``a_d`` is shared by
+its ``B`` sequences (the backend passes ``B``; with ``batch_ref`` set, ``B = batch_ref`` is
+used instead). The batch-interaction term ``d_q C^2`` of the CPU engine model is not
+charged: model error, absorbed by the band of the measured-seconds bound. A decode charge
+then depends on the batch, so the proofs bound the outstanding decode charges by their
+worst case, ``B = 1`` (:meth:`SecondsService.request_decode`; ``proofs/seconds_bounds.md``).
+
+VTC, DLPM and D2LPM take it unchanged (``service=SecondsService(cost)`` in
+:func:`fairsched.sim.simulate` / :func:`fairsched.engine.run_engine`, ``--service seconds`` on
+the CLI): their proofs use only non-negative charges, the prefill charge at admission and
+decode charges fixed at admission (``fairsched.theory.seconds``). Token service is
+:class:`~fairsched.policies.service.ServiceWeights`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fairsched.policies.service import ServiceMeasure, ServiceWeights
+from fairsched.sim.cost import CostModel
+
+
+@dataclass(frozen=True)
+class SecondsService(ServiceMeasure):
+    """Predicted seconds of prefill and decode work (see the module docstring).
+
+    Attributes:
+        cost: the cost model whose predictions are charged.
+        batch_ref: sequences sharing a decode step's fixed cost ``a_d`` (>= 1).
+    Raises:
+        ValueError: if ``batch_ref < 1``.
+    """
+
+    cost: CostModel
+    batch_ref: int | None = None
+    name = "seconds"
+    unit = "predicted seconds"
+
+    def __post_init__(self):
+        if self.batch_ref is not None and self.batch_ref < 1:
+            raise ValueError(f"SecondsService.batch_ref must be >= 1 or None, got {self.batch_ref}")
+
+    @property
+    def batch_aware(self) -> bool:
+        """Whether the backend must pass the decode step's batch size."""
+        return self.batch_ref is None
+
+    def prefill(self, uncached_tokens: int, cached_tokens: int = 0) -> float:
+        """``t_prefill(uncached, cached)`` [s] (0 for a fully cached prompt)."""
+        return self.cost.prefill_time(uncached_tokens, cached_tokens)
+
+    def first_token(self, tokens: int = 1, context_tokens: int | np.ndarray = 0, batch: int = 1) -> float:
+        """0: the first output token's logits come with the prefill (already charged)."""
+        return 0.0
+
+    def decode(self, tokens: int = 1, context_tokens: int | np.ndarray = 0,
+               batch: int | None = None) -> float | np.ndarray:
+        """``tokens (a_d / B + b_d) + c_d context_tokens`` [s] (elementwise on arrays), ``B`` =
+        ``batch_ref`` if set, else ``batch`` (default 1: the largest charge)."""
+        c = self.cost
+        b = self.batch_ref or batch or 1
+        return tokens * (c.decode_a / b + c.decode_b) + c.decode_c * context_tokens
+
+    def request_decode(self, input_len: int, output_len: int) -> float:
+        """Largest possible sum of a request's decode charges [s]: tokens ``j = 1 ..
+        output_len - 1`` at context ``input_len + j`` (the KV tokens before them, as
+        ``ClusterBackend._on_decode`` counts them), each in a batch of ``batch_ref`` (or 1)."""
+        c = self.cost
+        per = c.decode_a / (self.batch_ref or 1) + c.decode_b
+        m = max(output_len - 1, 0)
+        return float(m * per + c.decode_c * (m * input_len + m * (m + 1) / 2))
+
+
+def default_quantum_seconds(workload, service: SecondsService) -> float:
+    """The seconds analogue of :func:`fairsched.policies.default_quantum` (``max(w_p L_in,
+    w_q O_max)``): the largest predicted charge of one prompt (no cache) or one request's
+    output, ``max_r max(t_pre(L_r, 0), request_decode(L_r, O_r))`` [s]."""
+    return max((max(service.prefill(r.input_len, 0), service.request_decode(r.input_len, r.output_len))
+                for r in workload), default=0.0)
+
+
+def make_service(name: str, cost: CostModel | None = None, batch_ref: int | None = None,
+                 w_p: float = 1.0, w_q: float = 2.0) -> ServiceMeasure:
+    """``"tokens"`` -> :class:`ServiceWeights` (``w_p``, ``w_q``); ``"seconds"`` ->
+    :class:`SecondsService` (``cost``, default :class:`CostModel`; ``batch_ref``).
+
+    Raises:
+        ValueError: on another name.
+    """
+    if name == "tokens":
+        return ServiceWeights(w_p, w_q)
+    if name == "seconds":
+        return SecondsService(cost or CostModel(), batch_ref)
+    raise ValueError(f"service must be 'tokens' or 'seconds', got {name!r}")

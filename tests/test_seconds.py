@@ -1,0 +1,143 @@
+"""Fairness in seconds: the seconds service, the bound in measured seconds (z3, sympy), and
+the engine validation (token vs seconds VTC/DLPM on a mixed, backlogged workload)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from fairsched.policies.seconds import SecondsService, make_service
+from fairsched.policies.service import ServiceWeights
+from fairsched.sim.cost import CostModel
+from fairsched.theory import seconds as ts
+
+
+def test_measured_bound_proved_and_tight_z3():
+    r = ts.z3_check_measured_bound()
+    assert r["proved"] and r["tight"]
+    wit = r["witness"]
+    # the witness attains the library's own evaluation of the bound
+    b = ts.measured_gap_bound(wit["B_p"], wit["r_lo"], wit["r_hi"], wit["W^p_f"], wit["W^p_g"])
+    assert abs(wit["W^m_f"] - wit["W^m_g"]) == pytest.approx(b)
+
+
+def test_eps_form_and_scale():
+    e = ts.measured_gap_bound_eps_expr()
+    assert sp.simplify(e - ((1 + ts.eps) * ts.B_p + 2 * ts.eps * sp.Min(ts.Wp_f, ts.Wp_g))) == 0
+    # a common factor only scales the bound; a spread makes it grow with the service
+    assert ts.measured_gap_bound(2.0, 1.5, 1.5, 1e6, 1e6) == pytest.approx(3.0)
+    assert ts.measured_gap_bound(2.0, 0.9, 1.1, 100.0, 50.0) == pytest.approx(2.2 + 0.2 * 50.0)
+    with pytest.raises(ValueError):
+        ts.measured_gap_bound(1.0, 1.2, 1.1, 1.0, 1.0)
+
+
+def test_measured_bound_random_bands():
+    """Random charges inside a band never break the bound (the library's evaluation)."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        lo = rng.uniform(0.2, 1.5)
+        hi = lo * rng.uniform(1.0, 2.0)
+        pf, pg = rng.uniform(0, 1, rng.integers(1, 20)), rng.uniform(0, 1, rng.integers(1, 20))
+        mf, mg = pf * rng.uniform(lo, hi, pf.size), pg * rng.uniform(lo, hi, pg.size)
+        bp = abs(pf.sum() - pg.sum())
+        assert abs(mf.sum() - mg.sum()) <= ts.measured_gap_bound(bp, lo, hi, pf.sum(), pg.sum()) + 1e-12
+
+
+def test_seconds_service_charges_the_cost_model():
+    cm = CostModel()
+    s = SecondsService(cm, batch_ref=32)
+    assert s.prefill(100, 4000) == cm.prefill_time(100, 4000) and s.prefill(0, 50) == 0.0
+    per = cm.decode_a / 32 + cm.decode_b
+    assert s.decode(3, 9000) == pytest.approx(3 * per + cm.decode_c * 9000)
+    np.testing.assert_allclose(s.decode(2, np.array([10, 20])), 2 * per + cm.decode_c * np.array([10, 20]))
+    assert s.request_decode(100, 4) == pytest.approx(sum(s.decode(1, 100 + j) for j in range(1, 4)))
+    assert s.first_token(3, 500) == 0.0 and not s.batch_aware
+    aware = SecondsService(cm)
+    assert aware.batch_aware and aware.decode(2, 10, batch=4) == pytest.approx(2 * (cm.decode_a / 4 + cm.decode_b)
+                                                                               + cm.decode_c * 10)
+    # the worst case (B = 1) bounds every charge the backend can make
+    assert aware.request_decode(100, 4) == pytest.approx(sum(aware.decode(1, 100 + j, batch=1) for j in (1, 2, 3)))
+    assert isinstance(make_service("tokens"), ServiceWeights)
+    with pytest.raises(ValueError, match="service"):
+        make_service("joules")
+    with pytest.raises(ValueError):
+        SecondsService(cm, 0)
+
+
+def test_simulated_seconds_charges_match_the_service():
+    """Simulator run with SecondsService: each client's logged service is exactly its
+    requests' prefill predictions plus their decode charges (batch_ref fixed), and with the
+    actual batch at most the worst case X_s uses."""
+    from fairsched.engine.seconds import mixed_workload
+    from fairsched.sim import simulate
+
+    w = mixed_workload(0, per_client=3, doc_tokens=(800, 1200))
+    cm = CostModel()
+    for svc, exact in ((SecondsService(cm, 32), True), (SecondsService(cm), False)):
+        r = simulate(w, "vtc", cost=cm, service=svc)
+        tot = np.bincount(np.asarray(r.svc_client), weights=np.asarray(r.svc_amount), minlength=len(r.clients))
+        exp = dict.fromkeys(r.clients, 0.0)
+        for q, c in zip(w, r.cached_tokens, strict=True):
+            exp[q.client] += svc.prefill(q.input_len - c, c) + svc.request_decode(q.input_len, q.output_len)
+        for i, n in enumerate(r.clients):
+            if exact:
+                assert tot[i] == pytest.approx(exp[n], rel=1e-9)
+            else:
+                assert 0 < tot[i] <= exp[n] * (1 + 1e-9)
+    with pytest.raises(ValueError, match="not both"):
+        simulate(w, "vtc", service=svc, weights=ServiceWeights())
+
+
+@pytest.fixture(scope="module")
+def engine_runs():
+    from fairsched.engine.model import build_model
+    from fairsched.engine.seconds import mixed_workload, run_fairness_in_seconds
+
+    w = mixed_workload(1, per_client=3, doc_tokens=(500, 800))
+    return run_fairness_in_seconds(w, quantum_tokens=256.0, model=build_model("cpu-small", "cpu"))
+
+
+def test_engine_seconds_gap_within_measured_bound(engine_runs):
+    """Token vs seconds VTC/DLPM on the engine (measured CPU time): for the seconds policies
+    the predicted-seconds gap is within 2X_s / 2(Q^u + X_s) and every pair's measured-seconds
+    gap within r_hi B_p + (r_hi - r_lo) min(W^p_f, W^p_g), the band read off the run."""
+    tab = engine_runs["table"].set_index("run")
+    assert set(tab.index) == {"vtc-tokens", "vtc-seconds", "dlpm-tokens", "dlpm-seconds"}
+    for run in ("vtc-seconds", "dlpm-seconds"):
+        ch = engine_runs["checks"][run]
+        assert ch["holds_pred"], (run, ch["gap_pred"], ch["bound_pred"])
+        assert ch["holds"], ch["pairs"][~ch["pairs"]["holds"]]
+        assert len(ch["pairs"]) == 10 and 0 < ch["band"]["r_lo"] <= ch["band"]["r_hi"]
+        res = engine_runs["results"][run]
+        # the log is in predicted seconds and the measured seconds are the engine's
+        assert sum(res.meta["svc_seconds"]) == pytest.approx(res.meta["compute_s"], rel=1e-6)
+    # per-client measured prefill and decode seconds are recorded for every run
+    cl = engine_runs["clients"]
+    assert (cl.groupby("run")["client"].count() == 5).all() and (cl["prefill_s"] > 0).all()
+    assert (cl["decode_s"] >= 0).all()
+
+
+def test_cli_analyze_service_seconds(tmp_path):
+    """`analyze --service seconds`: the runs' service (and the gaps) are predicted seconds,
+    the default quantum is the seconds analogue; a bad name is one clear error."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from fairsched.cli import app
+    from fairsched.policies.seconds import default_quantum_seconds
+    from fairsched.workload import default_workload, save_jsonl
+
+    trace = tmp_path / "w.jsonl"
+    save_jsonl(default_workload(0).head(60), trace)
+    runner = CliRunner()
+    r = runner.invoke(app, ["analyze", "--trace", str(trace), "--policy", "vtc", "--policy", "dlpm",
+                            "--service", "seconds", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert doc["config"]["service"] == "seconds"
+    w = default_workload(0).head(60)
+    assert doc["config"]["quantum"] == pytest.approx(default_quantum_seconds(w, SecondsService(CostModel())))
+    bad = runner.invoke(app, ["analyze", "--trace", str(trace), "--service", "joules", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "--service" in bad.output and "Traceback" not in bad.output
