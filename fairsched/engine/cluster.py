@@ -94,7 +94,7 @@ class EngineCluster(ClusterBackend):
         weights: the service measure (default :class:`ServiceWeights`); ``service`` is the
             same argument under its name in :mod:`fairsched.policies.seconds`.
         attribution: a cost model that splits each measured decode step among the clients in
-            proportion to its per-sequence prediction (``svc_seconds``); default equal shares.
+            proportion to its predicted decode charges (``svc_seconds``); default equal shares.
         clock: ``"measured"`` (default) or a :class:`~fairsched.sim.cost.CostModel` whose
             times replace the measured durations (compute still runs and is measured).
         policy_params: keyword arguments for a policy given by name (e.g. ``quantum``).

@@ -13,7 +13,7 @@ measured / predicted read off the run's charges).
 
 Measured seconds of a charge (``SimResult.meta["svc_seconds"]``): a prefill charge gets its
 request's measured prefill time; a decode charge the client's share of the measured step,
-split in proportion to the cost model's per-sequence prediction (``attribution=cost``).
+split in proportion to the predicted charges (``attribution=cost``).
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def run_fairness_in_seconds(workload: Workload | None = None, cost: CostModel | 
     """
     from pathlib import Path
 
-    from fairsched.engine.engine import DEFAULT_INSTANCE, run_engine
+    from fairsched.engine.cluster import DEFAULT_INSTANCE, run_engine
     from fairsched.engine.model import build_model
 
     w = workload or mixed_workload()

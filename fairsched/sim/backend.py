@@ -254,16 +254,16 @@ class ClusterBackend:
     def _decode_split(self, per: dict, n_seqs: int, seconds: float) -> dict:
         """Measured ``seconds`` of a decode step split among the clients of ``per`` (client
         -> [sequences, context tokens, id]): equal per sequence, or, with a cost model in
-        ``self.attribution``, in proportion to its per-sequence prediction
-        ``a_d / B + b_d + (c_d + d_q C) ctx`` (sums to the step; ``proofs/seconds_bounds.md``)."""
+        ``self.attribution``, in proportion to the clients' predicted shares
+        ``k (a_d / B + b_d) + c_d ctx`` (the seconds service's decode charges; the shares sum
+        to the step, so every client of a step gets the same measured / predicted ratio;
+        ``proofs/seconds_bounds.md``)."""
         att = getattr(self, "attribution", None)
         if not n_seqs:
             return {c: 0.0 for c in per}
         if att is None:
             return {c: seconds * e[0] / n_seqs for c, e in per.items()}
-        C = sum(e[1] for e in per.values())
-        wt = {c: e[0] * (att.decode_a / n_seqs + att.decode_b) + e[1] * (att.decode_c + att.decode_q * C)
-              for c, e in per.items()}
+        wt = {c: e[0] * (att.decode_a / n_seqs + att.decode_b) + e[1] * att.decode_c for c, e in per.items()}
         tot = sum(wt.values())
         return {c: seconds * v / tot if tot > 0 else seconds * per[c][0] / n_seqs for c, v in wt.items()}
 
