@@ -193,9 +193,10 @@ def test_simulate_takes_policy_params():
     from fairsched.workload import default_workload
 
     w = default_workload(0).head(200)
-    a = simulate(w, "dlpm", policy_params={"quantum": 64.0})
-    b = simulate(w, make_policy_factory("dlpm", quantum=64.0))
-    c = simulate(w, "dlpm")
+    slow = CostModel.from_profile("a100-llama3-8b", "roofline")  # slow enough that requests queue
+    a = simulate(w, "dlpm", policy_params={"quantum": 64.0}, cost=slow)
+    b = simulate(w, make_policy_factory("dlpm", quantum=64.0), cost=slow)
+    c = simulate(w, "dlpm", cost=slow)
     assert list(a.svc_amount) == list(b.svc_amount)
     np.testing.assert_array_equal(a.admit_t, b.admit_t)
     assert not np.array_equal(a.admit_t, c.admit_t)  # the quantum reached the policy
