@@ -56,8 +56,14 @@ def test_seconds_service_charges_the_cost_model():
     aware = SecondsService(cm)
     assert aware.batch_aware and aware.decode(2, 10, batch=4) == pytest.approx(2 * (cm.decode_a / 4 + cm.decode_b)
                                                                                + cm.decode_c * 10)
-    # the worst case (B = 1) bounds every charge the backend can make
-    assert aware.request_decode(100, 4) == pytest.approx(sum(aware.decode(1, 100 + j, batch=1) for j in (1, 2, 3)))
+    # the worst case (B = 1, C = context_cap) bounds every charge the backend can make
+    eng = SecondsService(CostModel(decode_a=4e-3, decode_b=2e-4, decode_c=8e-7, decode_q=3e-11), context_cap=5000)
+    assert eng.request_decode(100, 4) == pytest.approx(sum(eng.decode(1, 100 + j, batch=1, batch_context=5000)
+                                                           for j in (1, 2, 3)))
+    # the charges of a step sum to the predicted step time
+    ks, ctxs = (2, 3), (700, 1300)
+    step = sum(eng.decode(k, x, batch=5, batch_context=2000) for k, x in zip(ks, ctxs, strict=True))
+    assert step == pytest.approx(eng.cost.decode_time(5, 2000))
     assert isinstance(make_service("tokens"), ServiceWeights)
     with pytest.raises(ValueError, match="service"):
         make_service("joules")

@@ -190,7 +190,7 @@ def run_fairness_in_seconds(workload: Workload | None = None, cost: CostModel | 
     if model is None:
         model = build_model(preset, "cpu")
     inst = instance or DEFAULT_INSTANCE.get(model.config.name, DEFAULT_INSTANCE["cpu-small"])
-    sec = SecondsService(cost, batch_ref)
+    sec = SecondsService(cost, batch_ref, inst.kv_capacity_tokens)
     tok = ServiceWeights()
     pred = sum(sec.prefill(r.input_len, 0) + sec.request_decode(r.input_len, r.output_len) for r in w)
     units = sum(tok.prefill(r.input_len) + tok.decode(r.output_len) for r in w)

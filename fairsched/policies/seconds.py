@@ -5,17 +5,19 @@ an admission the cost model's predicted prefill time of its uncached tokens at i
 context and each generated token its predicted decode time at its context
 (``fairsched.sim.cost.CostModel``; ``proofs/cost_model.md``, ``proofs/seconds_bounds.md``)::
 
-    prefill(n, h)     = t_prefill(n, h)                       [s]
-    first token       = 0                                     (made by the prefill)
-    decode(k, C_k; B) = k (a_d / B + b_d) + c_d C_k             [s]
+    prefill(n, h)         = t_prefill(n, h)                          [s]
+    first token           = 0                                        (made by the prefill)
+    decode(k, C_k; B, C)  = k (a_d / B + b_d) + (c_d + d_q C) C_k      [s]
 
-for ``k`` tokens of one client made in one decode step of ``B`` sequences whose ``k``
-sequences hold ``C_k`` context tokens in total: the step's fixed cost ``a_d`` is shared by
-its ``B`` sequences (the backend passes ``B``; with ``batch_ref`` set, ``B = batch_ref`` is
-used instead). The batch-interaction term ``d_q C^2`` of the CPU engine model is not
-charged: model error, absorbed by the band of the measured-seconds bound. A decode charge
-then depends on the batch, so the proofs bound the outstanding decode charges by their
-worst case, ``B = 1`` (:meth:`SecondsService.request_decode`; ``proofs/seconds_bounds.md``).
+for ``k`` tokens of one client made in one decode step of ``B`` sequences holding ``C``
+context tokens, the client's ``k`` sequences holding ``C_k`` of them: the clients' charges
+of a step sum to its predicted time ``t_d(B, C)`` (the fixed cost ``a_d`` shared per
+sequence, the batch term ``d_q C^2`` per context token). The backend passes ``B`` and
+``C``; with ``batch_ref`` set, ``B = batch_ref`` and ``C = 0`` are used instead (a charge
+that depends only on the request). A batch-dependent charge is bounded by its worst case,
+``B = 1`` and ``C = context_cap`` (the instance's KV capacity), which the proofs use for the
+outstanding decode charges (:meth:`SecondsService.request_decode`;
+``proofs/seconds_bounds.md``).
 
 VTC, DLPM and D2LPM take it unchanged (``service=SecondsService(cost)`` in
 :func:`fairsched.sim.simulate` / :func:`fairsched.engine.run_engine`, ``--service seconds`` on
@@ -40,13 +42,17 @@ class SecondsService(ServiceMeasure):
 
     Attributes:
         cost: the cost model whose predictions are charged.
-        batch_ref: sequences sharing a decode step's fixed cost ``a_d`` (>= 1).
+        batch_ref: sequences sharing a decode step's fixed cost ``a_d`` (>= 1), or None for
+            the actual batch.
+        context_cap: most context tokens of a decode batch (the KV capacity), for the worst
+            case of a batch-dependent charge (``request_decode``).
     Raises:
         ValueError: if ``batch_ref < 1``.
     """
 
     cost: CostModel
     batch_ref: int | None = None
+    context_cap: int = 0
     name = "seconds"
     unit = "predicted seconds"
 
@@ -63,26 +69,33 @@ class SecondsService(ServiceMeasure):
         """``t_prefill(uncached, cached)`` [s] (0 for a fully cached prompt)."""
         return self.cost.prefill_time(uncached_tokens, cached_tokens)
 
-    def first_token(self, tokens: int = 1, context_tokens: int | np.ndarray = 0, batch: int = 1) -> float:
+    def first_token(self, tokens: int = 1, context_tokens: int | np.ndarray = 0, batch: int = 1,
+                    batch_context: int = 0) -> float:
         """0: the first output token's logits come with the prefill (already charged)."""
         return 0.0
 
     def decode(self, tokens: int = 1, context_tokens: int | np.ndarray = 0,
-               batch: int | None = None) -> float | np.ndarray:
-        """``tokens (a_d / B + b_d) + c_d context_tokens`` [s] (elementwise on arrays), ``B`` =
-        ``batch_ref`` if set, else ``batch`` (default 1: the largest charge)."""
+               batch: int | None = None, batch_context: int | np.ndarray = 0) -> float | np.ndarray:
+        """``tokens (a_d / B + b_d) + (c_d + d_q C) context_tokens`` [s] (elementwise on arrays),
+        ``B, C`` = ``batch_ref, 0`` if ``batch_ref`` is set, else ``batch`` (default 1) and
+        ``batch_context``."""
         c = self.cost
-        b = self.batch_ref or batch or 1
-        return tokens * (c.decode_a / b + c.decode_b) + c.decode_c * context_tokens
+        if self.batch_ref is not None:
+            b, big_c = self.batch_ref, 0
+        else:
+            b, big_c = batch or 1, batch_context
+        return tokens * (c.decode_a / b + c.decode_b) + (c.decode_c + c.decode_q * big_c) * context_tokens
 
     def request_decode(self, input_len: int, output_len: int) -> float:
         """Largest possible sum of a request's decode charges [s]: tokens ``j = 1 ..
         output_len - 1`` at context ``input_len + j`` (the KV tokens before them, as
-        ``ClusterBackend._on_decode`` counts them), each in a batch of ``batch_ref`` (or 1)."""
+        ``ClusterBackend._on_decode`` counts them), each in a batch of ``batch_ref`` (or 1)
+        holding ``0`` (or ``context_cap``) context tokens."""
         c = self.cost
         per = c.decode_a / (self.batch_ref or 1) + c.decode_b
+        cc = c.decode_c + (0 if self.batch_ref is not None else c.decode_q * self.context_cap)
         m = max(output_len - 1, 0)
-        return float(m * per + c.decode_c * (m * input_len + m * (m + 1) / 2))
+        return float(m * per + cc * (m * input_len + m * (m + 1) / 2))
 
 
 def default_quantum_seconds(workload, service: SecondsService) -> float:

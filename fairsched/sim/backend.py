@@ -221,7 +221,8 @@ class ClusterBackend:
         # a measure may price the first token (made by the prefill) apart, and may want the
         # batch size (SecondsService: the step's fixed cost is shared by its sequences)
         fn = getattr(measure, "first_token", measure.decode) if first else measure.decode
-        kw = {"batch": len(seqs)} if getattr(measure, "batch_aware", False) else {}
+        kw = ({"batch": len(seqs), "batch_context": sum(e[1] for e in per.values())}
+              if getattr(measure, "batch_aware", False) else {})
         full, waiting, ended, t_first = self.full_log, self._waiting_per_client, self._backlog_end, times[0]
         ts = None  # the k step times as an array, made once if some entry is logged
         for c, (n, ctx, client) in per.items():
@@ -255,15 +256,17 @@ class ClusterBackend:
         """Measured ``seconds`` of a decode step split among the clients of ``per`` (client
         -> [sequences, context tokens, id]): equal per sequence, or, with a cost model in
         ``self.attribution``, in proportion to the clients' predicted shares
-        ``k (a_d / B + b_d) + c_d ctx`` (the seconds service's decode charges; the shares sum
-        to the step, so every client of a step gets the same measured / predicted ratio;
-        ``proofs/seconds_bounds.md``)."""
+        ``k (a_d / B + b_d) + (c_d + d_q C) ctx`` (the seconds service's decode charges; they
+        sum to ``t_d(B, C)``, so every client of a step gets the same measured / predicted
+        ratio; ``proofs/seconds_bounds.md``)."""
         att = getattr(self, "attribution", None)
         if not n_seqs:
             return {c: 0.0 for c in per}
         if att is None:
             return {c: seconds * e[0] / n_seqs for c, e in per.items()}
-        wt = {c: e[0] * (att.decode_a / n_seqs + att.decode_b) + e[1] * att.decode_c for c, e in per.items()}
+        C = sum(e[1] for e in per.values())
+        wt = {c: e[0] * (att.decode_a / n_seqs + att.decode_b) + e[1] * (att.decode_c + att.decode_q * C)
+              for c, e in per.items()}
         tot = sum(wt.values())
         return {c: seconds * v / tot if tot > 0 else seconds * per[c][0] / n_seqs for c, v in wt.items()}
 
