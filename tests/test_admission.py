@@ -100,6 +100,22 @@ def test_peak_admits_the_whole_harmonic_batch_that_reserve_serialises():
     assert peak.meta["peak_kv_tokens"] == [1000]
 
 
+def test_kit_simulator_crosses_published_2U_only_under_peak():
+    """Issue 10's scenario on the kit's own simulator (VTC, w_p = 1, w_q = 2, M = 1,000,
+    so U = max(w_p L_in, w_q M) = 2,000): under ``peak`` f's service exceeds g's by more
+    than 2U while both are backlogged, with KV never above M; under ``reserve`` the gap
+    stays below 2U. (The reference simulator of ``proofs/admission.md`` measures a larger
+    gap: there g arrives one step after f, here one second, ~100 iterations.)"""
+    from fairsched.analysis.gap import max_service_gap
+
+    w, two_u = issue10_workload(), 2 * max(1 * 1, 2 * 1000)
+    peak = run_and_check(w, InstanceConfig(kv_capacity_tokens=1000, admission="peak"), "vtc")
+    reserve = run_and_check(w, InstanceConfig(kv_capacity_tokens=1000, admission="reserve"), "vtc")
+    gp, gr = max_service_gap(peak), max_service_gap(reserve)
+    assert gp.gap > two_u and gp.pair == ("f", "g")
+    assert gr.gap <= two_u
+
+
 def test_removing_the_peak_check_breaks_the_invariant(monkeypatch):
     """Mutation check: without the projection (``need`` always 0) the same workload runs
     KV memory over capacity, which the instance reports instead of continuing."""

@@ -6,21 +6,24 @@ iteration loop (vLLM-v1 / Sarathi style chunked prefill) that both backends shar
 
 * :meth:`~InstanceBase.enqueue`: a request routed here joins the policy's queue;
 * :meth:`~InstanceBase.try_admit`: the ``DEFERRED`` rule for prompts being prefilled, the
-  reservation of the uncached prompt plus the output (so no running request is ever
-  preempted), the cached prefix locked, LRU eviction of unreferenced blocks to make room;
+  KV admission rule (``InstanceConfig.admission``: ``"reserve"`` the uncached prompt plus
+  the whole output, ``"peak"`` the projected peak of the batch, :mod:`fairsched.sim.admission`;
+  under both no running request is ever preempted), the cached prefix locked, LRU
+  eviction of unreferenced blocks to make room;
 * :meth:`~InstanceBase.start_step`: plan the iteration (every decoding sequence takes one
   token of the ``token_budget``; each sequence still in prefill, in admission order, the
   next chunk of its prompt from what is left; then ``policy.schedule(self, now)`` admits
   waiting requests, each with a first chunk); then the subclass starts it (``_start``)
   and says when it ends;
 * :meth:`~InstanceBase.end_step`: the iteration's decode tokens, prefill progress, first
-  tokens (a completed prompt enters the prefix cache), finished requests.
+  tokens (a completed prompt enters the prefix cache), finished requests, and under
+  ``"peak"`` the output memory of the requests still running (``out_lead``, ``_grow``).
 
 The subclasses (:class:`~fairsched.sim.simulator.Instance`,
 :class:`~fairsched.engine.instance.Engine`) supply time and physical memory through hooks:
 :meth:`~InstanceBase._start` (required), and, where the defaults (a KV cache that is
 bookkeeping only: the radix tree alone) do not fit, ``_match``, ``_evict``, ``_new_seq``,
-``_insert_prompt``, ``_release``, ``_step_ends`` and ``interrupt``. Tokens and times are
+``_insert_prompt``, ``_release``, ``_grow``, ``_step_ends`` and ``interrupt``. Tokens and times are
 recorded through the backend's hooks (``_on_admit``, ``_on_decode``, ...).
 
 The two contracts are :class:`Backend` (what an instance needs of its cluster) and
@@ -28,9 +31,10 @@ The two contracts are :class:`Backend` (what an instance needs of its cluster) a
 needs of an instance).
 
 KV memory is counted in *units* of ``unit`` tokens: the simulator counts tokens
-(``unit = 1``: a request reserves ``(units - matched) * block_size + output_len``), the
-engine whole blocks (``unit = block_size``: ``units - matched`` prompt blocks and
-``ceil(output_len / block_size)`` private blocks). ``capacity``, ``reserved`` and every
+(``unit = 1``: under ``"reserve"`` a request reserves ``(units - matched) * block_size +
+output_len``), the engine whole blocks (``unit = block_size``: ``units - matched`` prompt
+blocks and ``ceil(output_len / block_size)`` private blocks; under ``"peak"`` the output
+part grows with the tokens generated). ``capacity``, ``reserved`` and every
 ``Seq.reserved`` are in these units; ``peak_kv`` is in tokens.
 """
 
