@@ -53,6 +53,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -98,6 +99,7 @@ class EngineCluster(ClusterBackend):
         clock: ``"measured"`` (default) or a :class:`~fairsched.sim.cost.CostModel` whose
             times replace the measured durations (compute still runs and is measured).
         policy_params: keyword arguments for a policy given by name (e.g. ``quantum``).
+        admission: replaces ``instance.admission`` (``"reserve"`` or ``"peak"``) if given.
         model: a model built by :func:`~fairsched.engine.model.build_model` to reuse.
         dtype: model dtype (default float32 on CPU, bfloat16 on CUDA).
         warmup: run a few untimed forwards first (first calls are slow).
@@ -117,7 +119,7 @@ class EngineCluster(ClusterBackend):
                  policy_params: dict | None = None, model: ToyLlama | None = None,
                  dtype: torch.dtype | None = None, warmup: bool = True, check: bool = False,
                  record_logits: bool = False, timer: str = "auto", service: ServiceMeasure | None = None,
-                 attribution: CostModel | None = None):
+                 attribution: CostModel | None = None, admission: str | None = None):
         if service is not None and weights is not None:
             raise ValueError("pass the service measure as service= or weights=, not both")
         weights = service if service is not None else weights
@@ -137,6 +139,8 @@ class EngineCluster(ClusterBackend):
         self.workload = workload
         name = self.config.name
         self.instance_cfg = instance or DEFAULT_INSTANCE.get(name, DEFAULT_INSTANCE["cpu-small"])
+        if admission is not None:
+            self.instance_cfg = replace(self.instance_cfg, admission=admission)
         self.service = weights or ServiceWeights()
         bs = workload.block_size
         n_blocks = self.instance_cfg.kv_capacity_tokens // bs
@@ -241,8 +245,9 @@ def run_engine(workload: Workload, policy: PolicySpec = "fcfs", router: Router |
                weights: ServiceWeights | None = None, clock: str | CostModel = "measured",
                policy_params: dict | None = None, model: ToyLlama | None = None,
                dtype: torch.dtype | None = None, warmup: bool = True, check: bool = False,
-               record_logits: bool = False, timer: str = "auto", threads: int | None = None, progress: Callable[[int], None] | None = None,
-               service: ServiceMeasure | None = None, attribution: CostModel | None = None) -> SimResult:
+               record_logits: bool = False, timer: str = "auto", threads: int | None = None,
+               progress: Callable[[int], None] | None = None, service: ServiceMeasure | None = None,
+               attribution: CostModel | None = None, admission: str | None = None) -> SimResult:
     """Serve ``workload`` on the toy engine and return a :class:`~fairsched.sim.result.SimResult`
     (same structure as :func:`fairsched.sim.simulate`; measurements in ``meta``, see the
     module docstring). ``threads`` sets ``torch.set_num_threads`` for the run (default: 1
@@ -254,7 +259,7 @@ def run_engine(workload: Workload, policy: PolicySpec = "fcfs", router: Router |
         cl = EngineCluster(workload, policy, router, n_instances, preset, device, instance=instance,
                            weights=weights, clock=clock, policy_params=policy_params, model=model,
                            dtype=dtype, warmup=warmup, check=check, record_logits=record_logits,
-                           timer=timer, service=service, attribution=attribution)
+                           timer=timer, service=service, attribution=attribution, admission=admission)
         return cl.run(progress)
     finally:
         torch.set_num_threads(old)

@@ -35,6 +35,7 @@ evicted in between. Same inputs, same result: nothing here is random.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -149,6 +150,7 @@ class Simulator(ClusterBackend):
             far) in ``SimResult.audit`` for invariant tests.
         decode_runs: collapse runs of pure-decode iterations into one event (exact; off
             only to test that it is exact).
+        admission: replaces ``instance.admission`` (``"reserve"`` or ``"peak"``) if given.
         policy_params: keyword arguments for a policy given by name (e.g. ``quantum`` for
             ``dlpm``), as for the engine's cluster.
         recorders: extra recorders that see every event with its instance (e.g.
@@ -164,11 +166,14 @@ class Simulator(ClusterBackend):
     def __init__(self, workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
                  n_instances: int = 1, instance: InstanceConfig | None = None, cost: CostModel | None = None,
                  weights: ServiceMeasure | None = None, audit: bool = False, decode_runs: bool = True, *,
-                 policy_params: dict | None = None, recorders: tuple = (), service_log: str = "full"):
+                 policy_params: dict | None = None, recorders: tuple = (), service_log: str = "full",
+                 admission: str | None = None):
         if service_log not in ("full", "backlogged"):
             raise ValueError(f"service_log must be 'full' or 'backlogged', got {service_log!r}")
         self.full_log = service_log == "full"
         self.instance_cfg = instance or InstanceConfig()
+        if admission is not None:
+            self.instance_cfg = replace(self.instance_cfg, admission=admission)
         self.cost = cost or CostModel()
         self.service = weights or ServiceWeights()
         cap = self.instance_cfg.kv_capacity_tokens
@@ -193,7 +198,7 @@ def simulate(workload: Workload, policy: PolicySpec = "fcfs", router: Router | s
              weights: ServiceMeasure | None = None, audit: bool = False,
              progress: Callable[[int], None] | None = None, decode_runs: bool = True, *,
              policy_params: dict | None = None, recorders: tuple = (), service_log: str = "full",
-             service: ServiceMeasure | None = None) -> SimResult:
+             service: ServiceMeasure | None = None, admission: str | None = None) -> SimResult:
     """Simulate ``workload`` and return a :class:`SimResult` (see :class:`Simulator`;
     ``progress`` as for :meth:`~fairsched.sim.backend.ClusterBackend.run`). ``service`` is
     ``weights`` under its other name (e.g. ``SecondsService(cost)``, fairness in predicted
@@ -208,4 +213,4 @@ def simulate(workload: Workload, policy: PolicySpec = "fcfs", router: Router | s
         weights = service
     return Simulator(workload, policy, router, n_instances, instance, cost, weights, audit,
                      decode_runs, policy_params=policy_params, recorders=recorders,
-                     service_log=service_log).run(progress)
+                     service_log=service_log, admission=admission).run(progress)
