@@ -77,6 +77,24 @@ class GapReport:
     n_events: int = 0
     n_windows: int = 0
 
+    def to_frame(self):
+        """One row per client pair (``f``, ``g``, ``gap``) from ``per_pair``, largest first;
+        without ``per_pair``, the worst pair only."""
+        import pandas as pd
+
+        rows = [{"f": f, "g": g, "gap": v} for (f, g), v in self.per_pair.items()] or (
+            [{"f": self.pair[0], "g": self.pair[1], "gap": self.gap}] if self.pair else [])
+        return pd.DataFrame(rows, columns=["f", "g", "gap"]).sort_values("gap", ascending=False, ignore_index=True)
+
+    to_pandas = to_frame
+
+    def _repr_html_(self) -> str:
+        from fairsched.display import html_table
+
+        rows = {"max service gap [service units]": self.gap, "pair (f ahead)": self.pair,
+                "interval [s]": self.interval, "window [s]": self.window, "pair windows": self.n_windows}
+        return html_table(rows, title="service gap")
+
 
 
 def _sorted(t, *cols):

@@ -412,4 +412,6 @@ def summarize(result, label: str | None = None, weights=None) -> dict:
     rates = backlogged_rates(result, JAIN_MIN_BACKLOG_FRAC)
     out["jain_index"] = _none_if_nan(_jain(rates.values()))
     out["jain_n_clients"] = len(rates)
-    return out
+    from fairsched.display import Summary
+
+    return Summary(out)

@@ -89,6 +89,17 @@ class Verdict:
     note: str = ""
     params: dict = field(default_factory=dict)
 
+    def to_frame(self):
+        """This verdict as a one-row DataFrame (:func:`verdict_frame`)."""
+        return verdict_frame([self])
+
+    to_pandas = to_frame
+
+    def _repr_html_(self) -> str:
+        from fairsched.display import html_table
+
+        return html_table(self.to_frame()[["run", "check", "scope", "bound", "measured", "ratio", "status"]])
+
     def to_dict(self) -> dict:
         d = asdict(self)
         for k in ("pair", "window", "interval"):
@@ -264,7 +275,9 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
             out.append(_verdict(label, "service gap", "backlogged anywhere", "none", None, "", cluster,
                                 "no bound for clients backlogged at some instance (routing decides where work "
                                 "waits)", {**base, "K": K}))
-    return out
+    from fairsched.display import Table
+
+    return Table(out, verdict_frame, title=f"bound verdicts: {label}")
 
 
 def verdict_frame(verdicts: list[Verdict]):

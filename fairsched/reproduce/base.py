@@ -254,6 +254,19 @@ class Outcome:
     def paper_text(self) -> str:
         return self.claim.paper_figure
 
+    def to_frame(self):
+        """One row: claim, paper, ours, setup, verdict, seconds (as ``reproduce.runner.dataframe``)."""
+        from fairsched.reproduce.runner import dataframe
+
+        return dataframe([self])
+
+    to_pandas = to_frame
+
+    def _repr_html_(self) -> str:
+        from fairsched.display import html_table
+
+        return html_table(self.to_frame())
+
     def to_entry(self) -> dict:
         """The claim's entry in ``reproduce.json``."""
         c, r = self.claim, self.result

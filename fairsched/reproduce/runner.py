@@ -50,7 +50,9 @@ def run_claims(claims: Sequence[Claim], *, quick: bool = False, cost=None, out: 
         outcomes.append(o)
         if on_done is not None:
             on_done(o)
-    return outcomes
+    from fairsched.display import Table
+
+    return Table(outcomes, dataframe, title="fairsched reproduce")
 
 
 def entries(outcomes: Sequence[Outcome]) -> list[dict]:

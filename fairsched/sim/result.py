@@ -171,6 +171,23 @@ class SimResult:
         df["tpot_s"] = np.where(gen > 0, (df.finish_t - df.first_token_t) / gen.clip(lower=1), np.nan)
         return df
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per request (:meth:`requests_frame`)."""
+        return self.requests_frame()
+
+    to_pandas = to_frame
+
+    def _repr_html_(self) -> str:
+        """A compact table in Jupyter: run, size, makespan, hit rate, throughput."""
+        from fairsched.analysis.metrics import cache_hit_rate, makespan_s, throughput_tok_s
+        from fairsched.display import html_table
+
+        rows = {"policy": self.policy or "-", "router": self.router or "none", "instances": self.n_instances,
+                "requests": len(self.workload), "finished": self.n_finished, "clients": len(self.clients),
+                "makespan [s]": makespan_s(self), "cache hit rate": cache_hit_rate(self),
+                "throughput [tok/s]": throughput_tok_s(self)["throughput_tok_s"]}
+        return html_table(rows, title=f"SimResult: {self.workload.name or 'workload'}")
+
     def service_frame(self) -> pd.DataFrame:
         """The service log as a DataFrame (t, client, amount), time-ordered."""
         return pd.DataFrame({"t": np.frombuffer(self.svc_t), "client": np.asarray(self.svc_client),

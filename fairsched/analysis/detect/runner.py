@@ -126,6 +126,28 @@ class DetectionReport:
     classes: dict = field(default_factory=dict)
     tops: pd.DataFrame = field(default_factory=pd.DataFrame)
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per flagged class: ``klass``, ``x``, ``holders`` (worst window),
+        ``state`` (``confirmed`` / ``flagged``), ``confirmed_at`` [s], ``max_run``, ``mitigated``."""
+        cols = ["klass", "x", "holders", "state", "confirmed_at", "max_run", "mitigated"]
+        rows = [{**{k: f.get(k) for k in cols}, "state": "confirmed" if f.get("phase2_confirmed") else "flagged"}
+                for f in self.flagged_classes]
+        return pd.DataFrame(rows, columns=cols)
+
+    to_pandas = to_frame
+
+    def _repr_html_(self) -> str:
+        from fairsched.display import html_table
+
+        n = len(self.flagged_classes)
+        c = self.closest()
+        more = "" if c is None else f"; closest to violation: {c.get('klass')} (x / (|M|/N) = {c.get('margin', 0):.3g})"
+        if not n:
+            return html_table({"flagged classes": 0, "windows checked": self.to_dict()["windows_checked"],
+                               "instances": self.n_instances}, title="hotspot detection: nothing flagged" + more)
+        return html_table(self.to_frame(), title=f"hotspot detection: {n} class(es) flagged on {self.n_instances} "
+                                                 f"instances{more}")
+
     def closest(self) -> dict | None:
         """The (window, class) with the largest ``x / (|M|/N)`` over the run, any class size."""
         if not len(self.tops):
@@ -276,6 +298,17 @@ class DetectOutcome:
     results: dict
     latency: list[dict]
     classes: PrefixClasses
+
+    def to_frame(self) -> pd.DataFrame:
+        """The latency table (router x scope, TTFT statistics) as a DataFrame."""
+        return pd.DataFrame(self.latency)
+
+    to_pandas = to_frame
+
+    def _repr_html_(self) -> str:
+        from fairsched.display import html_table
+
+        return self.report._repr_html_() + html_table(self.to_frame(), title="TTFT by router and scope")
 
     def to_dict(self) -> dict:
         d = self.report.to_dict()
