@@ -48,6 +48,9 @@ class InstanceRecorder:
         from fairsched.policies.service import ServiceWeights
 
         w = weights or ServiceWeights()
+        # X in token service only (w_q turns output tokens into owed service); other measures
+        # (e.g. seconds) get no inst_x and measured_x falls back to the full log
+        self.track_x = isinstance(w, ServiceWeights)
         self.w_p, self.w_q = float(getattr(w, "w_p", 1.0)), float(getattr(w, "w_q", 2.0))
         self.svc_instance = array("l")
         self._x: dict[tuple[int, int], list] = {}  # (client, instance) -> [dec, out, group t, group umax]
@@ -81,6 +84,8 @@ class InstanceRecorder:
         self._wait[key] = k
         if k == 0:
             self._log(t, c, i, -1)
+        if not self.track_x:
+            return
         st = self._x.get(key)
         if st is None:
             self._x[key] = [0.0, output_tokens, t, amount]
@@ -117,7 +122,7 @@ class InstanceRecorder:
         for key, st in list(self._x.items()):
             if st[2] is not None:
                 self._close(key, st)
-        res.inst_x = dict(self.x_best)
+        res.inst_x = dict(self.x_best) if self.track_x else None
         res.inst_x_weights = (self.w_p, self.w_q)
         svc_rank, ev_rank, seq_t = causal_order(svc_t, self._t, self._pos)
         inst = np.asarray(self.svc_instance, dtype=np.int64)
