@@ -17,7 +17,8 @@ import typer
 # The names of the choice options, written out so that `fairsched --help` imports neither
 # numpy/pandas nor torch; tests/test_cli_hostile.py keeps each equal to its source.
 FORMATS = ("mooncake", "vtc", "jsonl")  # fairsched.workload.FORMATS
-PROFILES = ("a100-llama3-8b", "a10g-llama2-7b")  # fairsched.sim.profiles.PROFILES
+PROFILES = ("a100-llama3-8b", "a10g-llama2-7b", "a100-llama2-7b", "a100-llama3-8b-roofline",
+            "a10g-llama2-7b-roofline", "a100-llama2-7b-roofline")  # fairsched.sim.profiles.PROFILES
 POLICY_NAMES = ("fcfs", "lpm", "vtc", "lcf", "dlpm")  # fairsched.policies.POLICY_NAMES
 ROUTER_NAMES = ("rr", "least-load", "vllm-v1", "sglang-cache-aware", "linear", "lmetric", "d2lpm", "preble")  # ditto
 PRESETS = ("cpu-tiny", "cpu-small", "gpu-medium")  # fairsched.engine.model.PRESETS
@@ -34,7 +35,8 @@ Format = Annotated[str | None, typer.Option(
 CostModelFile = Annotated[Path | None, typer.Option(help="Cost-model JSON (from `fairsched calibrate`).")]
 Profile = Annotated[str | None, typer.Option(
     "--profile", "--cost-profile", metavar=choices(PROFILES),
-    help="Hardware profile (cost model + KV capacity). "
+    help="Hardware profile (cost model + KV capacity); the A100 ones use measured operator times "
+         "(Vidur), NAME-roofline the roofline. "
          "Default: a10g-llama2-7b for the VTC trace (the VTC paper's hardware), else a100-llama3-8b.")]
 MaxBatchSize = Annotated[int | None, typer.Option(help="Per-instance max batch size (sequences).")]
 TokenBudget = Annotated[int | None, typer.Option(help="Per-iteration token budget (tokens).")]

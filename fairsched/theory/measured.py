@@ -1,6 +1,6 @@
 """Cost-model coefficients grounded in measured A100 operator times (Vidur's profiles).
 
-Source: Vidur (Agrawal et al., MLSys'24; ``microsoft/vidur``, ``data/profiling/compute/a100``,
+Source: Vidur (Agrawal et al., MLSys'24; ``microsoft/vidur``, ``profiling/compute/a100`` under ``data``,
 commit of 2024-11-19, MIT licence), shipped beside the project as
 ``../shared/data/vidur_profiles/<a100_llama3_8b|a100_llama2_7b>/mlp.csv``: one row per
 profiled ``num_tokens``, median milliseconds per call of each token-linear operator of one
