@@ -6,7 +6,7 @@
 1. A Mooncake-shaped trace of ``--requests`` requests is generated (:func:`mooncake_like`:
    conversations with the real trace's *statistics*, see below; nothing of the trace is
    copied), with arrivals scaled so that the offered load is ``--load`` of the cluster's
-   capacity before cache hits (``fairsched.workload.generators._load_summary``).
+   capacity before cache hits (``fairsched.workload.load.offered_load``).
 2. It is simulated on ``--instances`` instances behind one router with the compact service
    log (``Simulator(..., service_log="backlogged")``), then every summary metric
    (:func:`fairsched.analysis.metrics.summarize`: latency, throughput, hit rate, the
@@ -88,11 +88,11 @@ def mooncake_like(n_requests: int, seed: int = 0, rate_per_s: float = 3.4) -> Wo
 
 def scaled_to_load(n_requests: int, n_instances: int, load: float, seed: int) -> Workload:
     """:func:`mooncake_like` with its arrival rate set so that the offered work (no cache
-    hits, ``_load_summary``'s ``utilisation_no_cache``) is ``load`` x ``n_instances``."""
-    from fairsched.workload.generators import _load_summary
+    hits, ``offered_load``'s ``utilisation_no_cache``) is ``load`` x ``n_instances``."""
+    from fairsched.workload.load import offered_load
 
     probe = mooncake_like(min(n_requests, 5000), seed, rate_per_s=1.0)
-    util = _load_summary(probe)["utilisation_no_cache"]  # at 1 request/s
+    util = offered_load(probe)["utilisation_no_cache"]  # at 1 request/s
     rate = load * n_instances / util
     return mooncake_like(n_requests, seed, rate_per_s=rate)
 
