@@ -50,7 +50,7 @@ class HotspotParams:
     n_instances: int = 8
     B0: float = 4.0
     n_out: int = 128
-    duration_s: float = 8.0
+    duration_s: float = 6.0
 
     def __post_init__(self):
         if not 0 < self.x < 1:
@@ -92,7 +92,7 @@ def hotspot_point(p: HotspotParams) -> dict:
     return d
 
 
-def hotspot_regions(p: HotspotParams, n_grid: int = 41) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hotspot_regions(p: HotspotParams, n_grid: int = 33) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The phase diagram over (x, |M|/N) at ``p``'s other values: ``(xs, fs, Z)`` with ``Z[i, j]``
     the region code (index into :data:`REGIMES`) of ``classify_regime(xs[j], fs[i], ...)``."""
     from fairsched.theory.lmetric import classify_regime

@@ -21,6 +21,7 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 import sympy as sp
+from IPython import get_ipython
 from IPython.display import clear_output, display
 from plotly.subplots import make_subplots
 
@@ -78,11 +79,13 @@ class _Explorer(W.VBox):
     def _draw(self) -> None:
         """Show the figure in the output area (plotly's mime bundle, rendered by the front end's
         plotly renderer; replaces the previous picture without flicker)."""
-        bundle = {"application/vnd.plotly.v1+json": json.loads(self.figure.to_json()),
-                  "text/plain": str(self.figure.layout.title.text or "figure")}
+        self.bundle = {"application/vnd.plotly.v1+json": json.loads(self.figure.to_json()),
+                       "text/plain": str(self.figure.layout.title.text or "figure")}
+        if get_ipython() is None:  # plain Python (a script, the benchmark): nothing to draw on
+            return
         with self.view:
             clear_output(wait=True)
-            display(bundle, raw=True)
+            display(self.bundle, raw=True)
 
     def _update(self, v: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
