@@ -369,6 +369,7 @@ def test_lower_bound_workload_attains_w_p_L_plus_w_q_M_minus_L():
 def test_evaluate_for_workload():
     wl = F.adversarial_lower_bound_workload(100, 150)
     assert F.evaluate(F.vtc_upper_bound(k=1), workload=wl) == 2 * (100 + 2 * 50)
+    assert F.evaluate(F.vtc_upper_bound(), workload=wl, k=2) == 2 * (100 + 2 * 2 * 50)  # X from the workload
     assert F.evaluate(F.dlpm_gap_bound(k=1), workload=wl, Q_u=10) == 420
     assert F.evaluate(F.vtc_upper_bound_published(), workload=wl) == 600  # M = 150 from meta
     assert F.evaluate(F.vtc_upper_bound_published(), workload=wl, kv_capacity_tokens=1000) == 4000

@@ -43,6 +43,14 @@ def test_nonbacklogged_gain_within_3X_random(reqs, rule):
                 assert V.max_gain_over_backlogged(res, f, g) <= bound + 1e-9
 
 
+def test_published_latency_formula_and_ours():
+    """The published ``2(n - 1) U / a`` as stated; ours with X = U is ``(4(n - 1) + 1) U / a``."""
+    n, U, a = S.n_clients, S.U, S.rate_a
+    assert sp.simplify(F.vtc_latency_bound_published() - 2 * (n - 1) * U / a) == 0
+    assert sp.simplify(V.latency_bound().subs(S.X, U) - (4 * (n - 1) + 1) * U / a) == 0
+    assert F.evaluate(F.vtc_latency_bound_published(), U=100, n=3, a=50) == 8.0
+
+
 def test_latency_bound_from_the_3X_theorem_z3():
     """z3 on the library's expression: n = 3 clients; while f waits for its first admission,
     W_f <= X (decode of requests admitted earlier) and W_j <= W_f + 3X (the theorem); service
