@@ -131,10 +131,11 @@ def trace_warnings() -> Iterator[None]:
 
 def default_out(command: str, trace: Path | None = None, suffix: str | None = None) -> Path:
     """``fairsched-out/<command>-<trace stem>`` (``default`` for the built-in workload), or
-    ``fairsched-out/<command>[-<suffix>]`` when the command has no trace."""
+    ``fairsched-out/<command>-<suffix>`` when the command has no trace (characters other
+    than letters, digits, ``.``, ``_`` and ``-`` become ``_``)."""
     tail = Path(trace).stem if trace is not None else (suffix if suffix is not None else "default")
     tail = re.sub(r"[^A-Za-z0-9._-]+", "_", tail).strip("._") or "trace"
-    return OUT_ROOT / f"{command}-{tail}" if tail else OUT_ROOT / command
+    return OUT_ROOT / f"{command}-{tail}"
 
 
 def open_out(out: Path | None, command: str, force: bool, trace: Path | None = None,
