@@ -235,7 +235,7 @@ def test_quick_fairness_claim():
     assert d["proved_bound"] == pytest.approx(evaluate(dlpm_gap_bound(), Q_u=d["quantum"], X=d["X_upper_bound"],
                                                        w_p=1.0, w_q=2.0))
     # an independent DLPM run of the same workload measures the same gap and X
-    w = mixed(seed=0, scale=1.0, duration=45.0)
+    w = mixed(seed=0, scale=1.5, duration=45.0)
     cost, inst = hardware(None, A100)
     res = simulate(w, "dlpm", cost, inst)
     assert d["quantum"] == quantum_u(w) == w.max_request_cost(1.0, 2.0)
