@@ -255,9 +255,7 @@ class Outcome:
         return self.claim.paper_figure
 
     def to_frame(self):
-        """One row: claim, paper, ours, setup, verdict, seconds (as ``reproduce.runner.dataframe``)."""
-        from fairsched.reproduce.runner import dataframe
-
+        """One row: claim, paper, ours, setup, verdict, seconds (as :func:`dataframe`)."""
         return dataframe([self])
 
     to_pandas = to_frame
@@ -313,3 +311,12 @@ def _num(v) -> float | None:
 
 
 _jsonable = jsonable  # the one JSON cleaner (fairsched.output)
+
+
+def dataframe(outcomes: Sequence[Outcome]):
+    """The table as a pandas DataFrame (claim, paper, ours, setup, verdict, seconds)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"claim": f"{o.claim.number}. {o.claim.id}", "paper": o.paper_text, "ours": o.ours_text,
+                          "setup": o.claim.setup, "verdict": o.verdict, "seconds": round(o.elapsed_s, 1)}
+                         for o in outcomes])

@@ -14,6 +14,7 @@ from fairsched.reproduce.base import (
     SAME_DIRECTION,
     Claim,
     Outcome,
+    dataframe,
     evaluate_claim,
 )
 
@@ -88,15 +89,6 @@ def table_text(outcomes: Sequence[Outcome], width: int = 160) -> str:
     con = Console(width=width, file=io.StringIO(), color_system=None)
     con.print(table(outcomes))
     return con.file.getvalue()
-
-
-def dataframe(outcomes: Sequence[Outcome]):
-    """The table as a pandas DataFrame (claim, paper, ours, setup, verdict, seconds)."""
-    import pandas as pd
-
-    return pd.DataFrame([{"claim": f"{o.claim.number}. {o.claim.id}", "paper": o.paper_text, "ours": o.ours_text,
-                          "setup": o.claim.setup, "verdict": o.verdict, "seconds": round(o.elapsed_s, 1)}
-                         for o in outcomes])
 
 
 _CSS = """td{text-align:left;vertical-align:top}.reproduced{color:#1a7f37;font-weight:bold}
