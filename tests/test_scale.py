@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 
 from fairsched.analysis.metrics import summarize
@@ -54,3 +55,33 @@ def test_backlogged_log_refuses_what_needs_the_full_log():
         measured_x(res)
     with pytest.raises(ValueError, match="service_log"):
         simulate(default_workload(0).head(10), "vtc", service_log="some")
+
+
+def test_logged_decode_run_steps_are_the_runs_own_step_times():
+    """The times logged for a decode run are Instance._run_end(1..k), whatever the cost
+    model's closed form (the last is the event's own time)."""
+    from fairsched.sim.simulator import Simulator
+
+    sim = Simulator(default_workload(0).head(60), "fcfs")
+    seen = []
+    orig = sim.res.service_steps
+
+    def spy(times, client, amount):
+        seen.append(list(times))
+        orig(times, client, amount)
+
+    sim.res.service_steps = spy
+    inst = sim.instances[0]
+    old_end = type(inst)._step_ends
+
+    def check(self, k):
+        st = old_end(self, k)
+        assert np.asarray(st).tolist() == [self._run_end(m) for m in range(1, k + 1)]
+        return st
+
+    type(inst)._step_ends = check
+    try:
+        sim.run()
+    finally:
+        type(inst)._step_ends = old_end
+    assert seen and all(t == sorted(t) for t in seen)
