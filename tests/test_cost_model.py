@@ -77,3 +77,25 @@ def test_old_cost_files_still_load(tmp_path):
     cm = CostModel.load(p)
     assert cm.prefill_e == cm.prefill_g == cm.prefill_w == cm.decode_q == 0.0
     assert cm.prefill_time(10, 5) == pytest.approx(1e-6 + 10 * (1e-6 + 1e-6 * 10))
+
+
+def test_ttft_error_is_zero_when_the_engine_runs_on_the_model_clock():
+    """calibrate.ttft_error compares per-request TTFT of the simulator with the engine's: with
+    the engine on the cost model's clock (no eviction) the two runs are the same, error 0;
+    a cost model twice as slow makes the simulated TTFTs longer."""
+    import dataclasses
+
+    from fairsched.engine.calibrate import ttft_error
+    from fairsched.engine.cluster import DEFAULT_INSTANCE, run_engine
+    from fairsched.engine.model import build_model
+    from fairsched.workload import long_document_qa
+
+    w = long_document_qa(n_clients=2, questions_per_client=3, doc_tokens=(200, 300), question_tokens=(10, 30),
+                         output_tokens=(2, 4), rate=20.0, seed=1)
+    cm = CostModel()
+    inst = DEFAULT_INSTANCE["cpu-tiny"]
+    eng = run_engine(w, "fcfs", model=build_model("cpu-tiny", "cpu"), clock=cm, instance=inst)
+    e = ttft_error(eng, w, cm, inst, "fcfs", decode_runs=False)
+    assert e["n"] == len(w) and e["p90"] == pytest.approx(0.0, abs=1e-9) and e["bias"] == pytest.approx(1.0)
+    slow = dataclasses.replace(cm, **{k: 2 * getattr(cm, k) for k in PREFILL_TERMS + DECODE_TERMS})
+    assert ttft_error(eng, w, slow, inst, "fcfs")["bias"] > 1.2
