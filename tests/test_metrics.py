@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from array import array
 
 import numpy as np
@@ -205,11 +204,8 @@ def test_gap_is_fast_on_a_large_log():
     r.bl_t = array("d", [b[0] for b in bl])
     r.bl_client = array("l", [b[1] for b in bl])
     r.bl_delta = array("l", [b[2] for b in bl])
-    t0 = time.perf_counter()
-    rep = max_service_gap(r)
-    elapsed = time.perf_counter() - t0
+    rep = max_service_gap(r)  # its speed is measured in bench/bench_bounds.py, not here
     assert rep.gap > 0 and len(rep.per_pair) == n * (n - 1) // 2
-    assert elapsed < 5.0  # ~0.2 s on the 2-core CI machine; this only catches a quadratic slip
 
 
 # ----------------------------------------------------------------------------- Jain

@@ -6,7 +6,6 @@ import json
 import math
 import pickle
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -50,10 +49,7 @@ def write(tmp_path: Path, lines, name: str = "t.jsonl") -> Path:
 
 
 def test_mooncake_real(data_dir):
-    t = time.perf_counter()
-    w = load_mooncake(data_dir / MOONCAKE)
-    elapsed = time.perf_counter() - t
-    assert elapsed < 2.0, f"loading Mooncake took {elapsed:.2f} s"
+    w = load_mooncake(data_dir / MOONCAKE)  # load speed: bench/, not a timed test
     assert len(w) == 12031 and w.block_size == 512
     assert w.meta["hash_ids_adjusted"] == 0
     assert 3500 < w.duration < 3600  # ms converted to s (~59 min)
