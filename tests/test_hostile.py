@@ -19,6 +19,7 @@ import pytest
 from fairsched.cache.radix import RadixCache
 from fairsched.sim import CostModel
 from fairsched.workload import TraceError, load_trace
+from fairsched.workload import _records as R
 from fairsched.workload import loaders as L
 
 COEFS = ("prefill_a", "prefill_b", "prefill_c", "decode_a", "decode_b", "decode_c")
@@ -118,7 +119,7 @@ def test_request_larger_than_an_instance_names_the_line(tmp_path):
 
 
 def test_total_prompt_units_are_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(L, "MAX_TOTAL_UNITS", 100)
+    monkeypatch.setattr(R, "MAX_TOTAL_UNITS", 100)
     ok = {"timestamp": 0.0, "client": "a", "input_length": 16 * 30, "output_length": 5}
     p = _vtc(tmp_path, [ok] * 5)
     with pytest.raises(TraceError, match="--limit"):
@@ -142,11 +143,11 @@ def test_dev_zero_is_rejected():
 def test_trace_size_and_line_length_are_bounded(tmp_path, monkeypatch):
     ok = {"timestamp": 0.0, "client": "a", "input_length": 10, "output_length": 5}
     p = _vtc(tmp_path, [ok] * 50)
-    monkeypatch.setattr(L, "MAX_TRACE_BYTES", 100)
+    monkeypatch.setattr(R, "MAX_TRACE_BYTES", 100)
     with pytest.raises(TraceError, match="larger than"):
         load_trace(p, "vtc")
-    monkeypatch.setattr(L, "MAX_TRACE_BYTES", 10**9)
-    monkeypatch.setattr(L, "MAX_LINE_BYTES", 30)
+    monkeypatch.setattr(R, "MAX_TRACE_BYTES", 10**9)
+    monkeypatch.setattr(R, "MAX_LINE_BYTES", 30)
     with pytest.raises(TraceError) as e:
         load_trace(p, "vtc")
     assert e.value.line == 1 and "longer than" in str(e.value)
