@@ -19,15 +19,14 @@ from fairsched.commands.common import (
     CLUSTER_POLICY,
     CLUSTER_ROUTERS,
     SINGLE_INSTANCE_POLICIES,
+    announce_run,
     check_quanta,
     console,
     fail,
-    overload_warning,
     progress_bar,
     resolve_run,
     scheduler_combos,
     user_errors,
-    warn,
     workload_doc,
 )
 from fairsched.commands.limits import check_options, open_out, require_finished
@@ -133,14 +132,9 @@ def analyze(
             sims.append(Simulator(workload, pf, rt, instances, inst, cost, measure))
 
     n_clients = len(workload.clients)
-    console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
-                  f"{workload.duration:.0f} s ({escape(str(workload.source or 'generated'))}); "
-                  f"{instances} instance(s), cost model {escape(cost.name)}, KV {inst.kv_capacity_tokens:,} tokens; "
-                  f"{len(combos)} scheduler combination(s); Q^u {quantum:,.0f}, Q^w {quantum_w:,.0f}")
-
-    msg = overload_warning(workload, cost, instances)
-    if msg:
-        warn(msg)
+    announce_run(workload, cost, instances,
+                 f"source {escape(str(workload.source or 'generated'))}, KV {inst.kv_capacity_tokens:,} tokens; "
+                 f"{len(combos)} scheduler combination(s); Q^u {quantum:,.0f}, Q^w {quantum_w:,.0f}")
 
     # ---- run
     results, summaries, wall_s = [], [], {}

@@ -12,17 +12,16 @@ import typer
 from fairsched.analysis.page import html_page, html_table
 from fairsched.commands import options as opt
 from fairsched.commands.common import (
+    announce_run,
     check_quanta,
     console,
     fail,
     fmt_num,
     fmt_span,
-    overload_warning,
     progress_bar,
     resolve_run,
     scheduler_combos,
     user_errors,
-    warn,
     workload_doc,
 )
 from fairsched.commands.limits import open_out, require_finished
@@ -152,12 +151,7 @@ def check(
     weights = ServiceWeights()
     q_u = quantum if quantum is not None else default_quantum(workload, weights)
     n_clients = len(workload.clients)
-    console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, {n_clients} clients, "
-                  f"{workload.duration:.0f} s; {instances} instance(s), cost model {escape(cost.name)}; "
-                  f"{len(combos)} run(s); Q^u {q_u:,.0f}")
-    msg = overload_warning(workload, cost, instances)
-    if msg:
-        warn(msg)
+    announce_run(workload, cost, instances, f"{len(combos)} run(s); Q^u {q_u:,.0f}")
     runs, verdicts, results, labels, timing = [], [], [], [], {}
     t_all = time.perf_counter()
     try:

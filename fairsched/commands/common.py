@@ -244,6 +244,18 @@ def overload_warning(workload, cost, instances: int) -> str | None:
             f"--profile alone).")
 
 
+def announce_run(workload, cost, instances: int, details: str) -> None:
+    """Print the run's header (workload name, requests, clients, span, instances, cost model,
+    then ``details``, already escaped rich markup) and warn when the instances are overloaded
+    (:func:`overload_warning`)."""
+    console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, "
+                  f"{len(workload.clients)} clients, {workload.duration:.0f} s; {instances} instance(s), "
+                  f"cost model {escape(cost.name)}; {details}")
+    msg = overload_warning(workload, cost, instances)
+    if msg:
+        warn(msg)
+
+
 def fmt_num(v, spec: str = ",.1f") -> str:
     """``format(v, spec)``; ``"n/a"`` for None or NaN, ``str(v)`` when the spec does not apply."""
     if v is None:

@@ -14,12 +14,11 @@ from fairsched.analysis.page import html_page, html_table
 from fairsched.commands import options as opt
 from fairsched.commands.common import (
     UserError,
+    announce_run,
     console,
     fmt_num,
-    overload_warning,
     resolve_run,
     user_errors,
-    warn,
     working,
     workload_doc,
 )
@@ -112,12 +111,7 @@ def detect(
         workload, fmt, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
                                            token_budget, kv_capacity)
         check_windows(window, workload.duration)
-    console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, "
-                  f"{len(workload.clients)} clients, {workload.duration:.0f} s; {instances} instances, "
-                  f"cost model {escape(cost.name)}; window {window:g} s")
-    msg = overload_warning(workload, cost, instances)
-    if msg:
-        warn(msg)
+    announce_run(workload, cost, instances, f"window {window:g} s")
     t0 = time.perf_counter()
     with user_errors(), working(f"simulating {baseline}, lmetric and lmetric with the mitigation on "
                                 f"{instances} instances, and detecting"):
