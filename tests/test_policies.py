@@ -1,6 +1,7 @@
 """Each policy's defining behaviour, on a fake instance and in the simulator."""
 
 import numpy as np
+from _fakes import View  # tests/ is on sys.path under pytest
 
 from fairsched.cache import RadixCache
 from fairsched.policies import (
@@ -148,27 +149,6 @@ def test_lpm_starves_unshared_client_and_dlpm_does_not():
 
 
 def test_routers_basic_choices():
-    class View:
-        n_instances = 3
-
-        def __init__(self, waiting, running, hits, queued):
-            self.w, self.r, self.h, self.q = waiting, running, hits, queued
-
-        def cached_tokens(self, i, r):
-            return self.h[i]
-
-        def n_waiting(self, i):
-            return self.w[i]
-
-        def n_running(self, i):
-            return self.r[i]
-
-        def queued_prefill_tokens(self, i):
-            return self.q[i]
-
-        def cache_size_tokens(self, i):
-            return 0
-
     r = req(0, "a", [1] * 100)
     rr = RoundRobin()
     assert [rr.route(r, View([0] * 3, [0] * 3, [0] * 3, [0] * 3), 0) for _ in range(4)] == [0, 1, 2, 0]

@@ -3,35 +3,11 @@ cache-aware's threshold test, swapping the linear router's lam and 1 - lam, or d
 the decode term of D²LPM's routing charge each fails a test here."""
 
 import pytest
+from _fakes import View  # tests/ is on sys.path under pytest
 
 from fairsched.policies import D2LPM, LMetric, ServiceWeights, VLLMv1
 from fairsched.policies.routers import Linear, SGLangCacheAware
 from fairsched.workload.request import Request
-
-
-class View:
-    """A cluster of ``len(waiting)`` instances with fixed counts, prefix hits and cache sizes."""
-
-    def __init__(self, waiting, running, hits, queued=None, cache=None):
-        self.n_instances = len(waiting)
-        self.w, self.r, self.h = waiting, running, hits
-        self.q = queued or [0] * self.n_instances
-        self.c = cache or [0] * self.n_instances
-
-    def cached_tokens(self, i, r):
-        return self.h[i]
-
-    def n_waiting(self, i):
-        return self.w[i]
-
-    def n_running(self, i):
-        return self.r[i]
-
-    def queued_prefill_tokens(self, i):
-        return self.q[i]
-
-    def cache_size_tokens(self, i):
-        return self.c[i]
 
 
 def req(n_in=100, out=1, client="a", rid=0):
