@@ -2,7 +2,9 @@
 quanta x seeds x traces) run locally in parallel or on a Ray cluster, into one table.
 
 - :mod:`.spec`: :class:`SweepSpec` (from TOML / YAML or keyword lists) and its :class:`Point` s.
-- :mod:`.run`: :func:`run_points` (serial, local process pool, Ray), resumable by point key.
+- :mod:`.grid`: :class:`GridRunner` / :func:`map_grid`, the one executor (serial, local
+  process pool, Ray) every grid of the kit runs on (sweep, reproduce, phase diagrams).
+- :mod:`.run`: :func:`run_points`, a sweep's points on that executor, resumable by point key.
 - :mod:`.table`: the Parquet / CSV table and the plotly trade-off page.
 
 Example::
@@ -16,12 +18,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fairsched.sweep.grid import GridRunner, map_grid
 from fairsched.sweep.run import METRICS, TABLE_COLUMNS, evaluate_point, point_key, run_points
 from fairsched.sweep.spec import GRID_KEYS, Point, SweepSpec, load_spec
 from fairsched.sweep.table import fig_tradeoffs, to_frame, write_outputs
 
-__all__ = ["GRID_KEYS", "METRICS", "TABLE_COLUMNS", "Point", "SweepSpec", "evaluate_point", "fig_tradeoffs",
-           "load_spec", "point_key", "run_points", "run_sweep", "to_frame", "write_outputs"]
+__all__ = ["GRID_KEYS", "METRICS", "TABLE_COLUMNS", "GridRunner", "Point", "SweepSpec", "evaluate_point", "fig_tradeoffs",
+           "load_spec", "map_grid", "point_key", "run_points", "run_sweep", "to_frame", "write_outputs"]
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, *, workers: int = 1, use_ray: bool = False,

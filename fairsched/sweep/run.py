@@ -143,30 +143,8 @@ def load_done(points_dir: Path) -> dict[str, dict]:
     return done
 
 
-def _ray_run(todo, ray_address, workers, on_done):
-    import ray
-
-    started = False
-    if not ray.is_initialized():
-        if ray_address:
-            ray.init(address=ray_address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        started = True
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(_run_one)
-        pending = {remote.remote(p, k): (p, k) for p, k in todo}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                p, k = pending.pop(ref)
-                try:
-                    on_done(ray.get(ref))
-                except Exception as e:  # noqa: BLE001 - a lost worker is this point's error
-                    on_done(_error_record(p, k, e))
-    finally:
-        if started:
-            ray.shutdown()
+def _run_one_pair(pk: tuple[Point, str]) -> dict:
+    return _run_one(*pk)
 
 
 def _error_record(point: Point, key: str, e: BaseException) -> dict:
@@ -214,23 +192,12 @@ def run_points(points: Sequence[Point], out_dir: str | Path, *, workers: int = 1
         if on_record:
             on_record(rec)
 
-    try:
-        if use_ray:
-            _ray_run(todo, ray_address, max(1, workers), finish)
-        elif workers <= 1:
-            for p, k in todo:
-                finish(_run_one(p, k))
-        else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+    from fairsched.sweep.grid import GridRunner
 
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futs = {pool.submit(_run_one, p, k): (p, k) for p, k in todo}
-                for f in as_completed(futs):
-                    try:
-                        rec = f.result()
-                    except Exception as e:  # noqa: BLE001 - e.g. a worker killed for memory
-                        rec = _error_record(*futs[f], e)
-                    finish(rec)
+    try:
+        with GridRunner(max(1, workers), use_ray=use_ray, ray_address=ray_address, progress=False) as g:
+            for i, rec in g.iter(_run_one_pair, todo):
+                finish(_error_record(*todo[i], rec) if isinstance(rec, Exception) else rec)
     finally:
         bar.close()
     ordered = [records[k] for k in dict.fromkeys(keys)]
