@@ -147,3 +147,110 @@ def test_cli_analyze_service_seconds(tmp_path):
     assert doc["config"]["quantum"] == pytest.approx(default_quantum_seconds(w, SecondsService(CostModel())))
     bad = runner.invoke(app, ["analyze", "--trace", str(trace), "--service", "joules", "--out", str(tmp_path / "b")])
     assert bad.exit_code == 2 and "--service" in bad.output and "Traceback" not in bad.output
+
+
+def _brute_x_seconds(res, svc) -> float:
+    """X_s straight from its definition (proofs/seconds_bounds.md, Theorem 1, worst-case
+    decode), one instance: max over admissions of the prefill charge plus the worst-case
+    decode of the client's requests running right after it."""
+    best = 0.0
+    reqs = list(res.workload)
+    for i, r in enumerate(reqs):
+        t = res.admit_t[i]
+        if not np.isfinite(t):
+            continue
+        run = sum(svc.request_decode(q.input_len, q.output_len) for k, q in enumerate(reqs)
+                  if q.client == r.client and res.admit_t[k] <= t < res.finish_t[k])
+        best = max(best, svc.prefill(r.input_len - res.cached_tokens[i], res.cached_tokens[i]) + run)
+    return best
+
+
+def test_check_seconds_verdicts_match_the_simulator():
+    """`check --service seconds` verdicts (analysis.seconds_check): the gap each reports is the
+    one the quadratic reference measures on the simulator's log of predicted seconds, the bound
+    is 2X_s / 2(Q^u + X_s) with X_s from its definition, 'holds' iff gap <= bound; and a run
+    that breaks the assumption (FCFS checked as VTC, one request at a time) is VIOLATED."""
+    from fairsched.analysis.gap_reference import max_service_gap_naive
+    from fairsched.analysis.seconds_check import (
+        check_seconds,
+        measured_x_seconds,
+        prefill_cap_seconds,
+    )
+    from fairsched.engine.seconds import mixed_workload
+    from fairsched.policies.seconds import service_for_run
+    from fairsched.sim import InstanceConfig, simulate
+
+    w = mixed_workload(0, per_client=4, doc_tokens=(800, 1200))
+    cm = CostModel()
+    inst = InstanceConfig(max_batch_size=8)
+    svc, q = service_for_run("seconds", w, cm, inst.kv_capacity_tokens)
+    assert svc.context_cap == inst.kv_capacity_tokens and q > 0
+    for pol in ("vtc", "dlpm"):
+        res = simulate(w, pol, instance=inst, cost=cm, service=svc, policy_params={"quantum": q} if pol == "dlpm" else None)
+        vs = check_seconds(res, pol, svc, q if pol == "dlpm" else None)
+        ref = max_service_gap_naive(res).gap
+        x = _brute_x_seconds(res, svc)
+        assert measured_x_seconds(res, svc)[0] == pytest.approx(x)
+        assert len(vs) == 2 and ref > 0
+        for v in vs:
+            assert v.measured == pytest.approx(ref) and v.params["unit"] == "s"
+            assert (v.status == "holds") == (v.measured <= v.bound)
+        bm = next(v for v in vs if "measured" in v.check)
+        assert bm.bound == pytest.approx(2 * x if pol == "vtc" else 2 * (q + x))
+        bk = next(v for v in vs if "k=" in v.check)
+        assert bk.bound >= bm.bound
+    # t_pre^max bounds every prefill of a prompt no longer than L
+    for n, h in ((1, 0), (100, 900), (1000, 0), (10, 990)):
+        assert cm.prefill_time(n, h) <= prefill_cap_seconds(cm, 1000) + 1e-15
+    # the verdict can fail: FCFS, one request at a time, a flood of doc0 first
+    one = InstanceConfig(max_batch_size=1)
+    from fairsched.workload.request import make_workload
+
+    rows = [(0.0 if c == "a" else 0.001, c, tuple(range(100 * k, 100 * k + 16)), 256, 50)
+            for k, c in enumerate(["a"] * 20 + ["b"] * 5)]
+    flood = make_workload(rows, block_size=16, name="flood")
+    res = simulate(flood, "fcfs", instance=one, cost=cm, service=svc)
+    v = check_seconds(res, "vtc", svc)
+    bm = next(x for x in v if "measured" in x.check)
+    assert bm.measured == pytest.approx(max_service_gap_naive(res).gap)
+    assert bm.status == "VIOLATED" and bm.measured > bm.bound
+
+
+def test_cli_check_service_seconds(tmp_path):
+    """`check --service seconds`: verdicts in predicted seconds, written like the token ones,
+    equal to check_seconds on the same simulated run; the quantum default is the seconds one."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from fairsched.analysis.seconds_check import check_seconds
+    from fairsched.analysis.service_params import simulate_for_check
+    from fairsched.cli import app
+    from fairsched.policies import make_policy_factory
+    from fairsched.policies.seconds import service_for_run
+    from fairsched.sim import InstanceConfig
+    from fairsched.workload import default_workload, save_jsonl
+
+    w = default_workload(0).head(60)
+    trace = tmp_path / "w.jsonl"
+    save_jsonl(w, trace)
+    runner = CliRunner()
+    r = runner.invoke(app, ["check", "--trace", str(trace), "--policy", "dlpm", "--service", "seconds",
+                            "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "o" / "check.json").read_text())
+    assert doc["config"]["service"] == "seconds"
+    cm = CostModel(**doc["config"]["cost_model"])
+    inst = InstanceConfig(**doc["config"]["instance"])
+    svc, q = service_for_run("seconds", w, cm, inst.kv_capacity_tokens)
+    assert doc["config"]["quantum"] == pytest.approx(q)
+    res = simulate_for_check(w, make_policy_factory("dlpm", ServiceWeights(), quantum=q), None, 1, inst, cm, svc)
+    want = check_seconds(res, "dlpm", svc, q, "dlpm")
+    got = doc["verdicts"]
+    assert [v["check"] for v in got] == [v.check for v in want]
+    for g, v in zip(got, want, strict=True):
+        assert g["bound"] == pytest.approx(v.bound) and g["measured"] == pytest.approx(v.measured)
+        assert g["status"] == v.status
+    assert (tmp_path / "o" / "check.csv").exists() and "predicted seconds" in (tmp_path / "o" / "check.html").read_text()
+    bad = runner.invoke(app, ["check", "--trace", str(trace), "--service", "joules", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "--service" in bad.output and "Traceback" not in bad.output

@@ -82,10 +82,7 @@ def analyze(
     kv_capacity: opt.KVCapacity = None,
     admission: opt.Admission = "reserve",
     seed: opt.Seed = 0,
-    service: Annotated[str, typer.Option(
-        help="Service measure of VTC/DLPM/D2LPM: tokens (w_p=1 per uncached prompt token, w_q=2 per output "
-             "token) or seconds (the cost model's predicted prefill and decode seconds: fairness in GPU "
-             "time; quanta then in seconds).")] = "tokens",
+    service: opt.Service = "tokens",
 ) -> None:
     """Compare schedulers on a workload: fairness, cache locality, latency.
 
@@ -95,7 +92,7 @@ def analyze(
     """
     from fairsched.analysis import summarize
     from fairsched.analysis.report import write_report
-    from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
+    from fairsched.policies import ServiceWeights, make_policy_factory, make_router
     from fairsched.sim import Simulator
 
     # ---- validate everything before simulating anything
@@ -109,14 +106,9 @@ def analyze(
     weights = ServiceWeights()
     if service not in ("tokens", "seconds"):
         fail(f"--service must be 'tokens' or 'seconds', got {service!r}")
-    measure = weights
-    if service == "seconds":
-        from fairsched.policies.seconds import SecondsService, default_quantum_seconds
+    from fairsched.policies.seconds import service_for_run
 
-        measure = SecondsService(cost)
-        q0 = default_quantum_seconds(workload, measure)
-    else:
-        q0 = default_quantum(workload, weights)
+    measure, q0 = service_for_run(service, workload, cost, inst.kv_capacity_tokens, weights)
     quantum = quantum if quantum is not None else q0
     quantum_w = quantum_w if quantum_w is not None else q0
     sims = []

@@ -79,7 +79,12 @@ def _fig_pair(res, verdict, label: str, max_points: int = 2000):
     return fig
 
 
-def _verdict_table(verdicts: list, title: str):
+def _num(unit: str) -> str:
+    """Number format of bounds and gaps: whole service units, or seconds to 4 figures."""
+    return ".4g" if unit == "s" else ",.0f"
+
+
+def _verdict_table(verdicts: list, title: str, unit: str = ""):
     from rich import box
     from rich.markup import escape
     from rich.table import Table
@@ -90,7 +95,7 @@ def _verdict_table(verdicts: list, title: str):
                      no_wrap=name in ("bound", "gap", "ratio", "verdict"))
     for v in verdicts:
         style = _STATUS_STYLE.get(v.status, "")
-        t.add_row(escape(v.check), escape(v.scope), fmt_num(v.bound, ",.0f"), fmt_num(v.measured, ",.0f"),
+        t.add_row(escape(v.check), escape(v.scope), fmt_num(v.bound, _num(unit)), fmt_num(v.measured, _num(unit)),
                   fmt_num(v.ratio, ".3f"), f"[{style}]{escape(v.status)}[/{style}]" if style else escape(v.status),
                   escape(" > ".join(map(str, v.pair))) if v.pair else "-", fmt_span(v.window, 1))
     return t
@@ -118,14 +123,16 @@ def check(
     force: opt.Force = False,
     limit: opt.Limit = None,
     seed: opt.Seed = 0,
+    service: opt.Service = "tokens",
 ) -> None:
     """Check the fairness bounds (VTC, DLPM, D2LPM) on a workload.
 
     Simulates each policy, measures the largest service gap between two clients while
     both are backlogged, and compares it with the proved bound (2X, 2(Q^u+X), per worker)
     and the published one (2U, 2(U+Q^u), U = max(w_p L_in, w_q M) with M the KV token capacity:
-    proved for reserve admission with w_p <= w_q, refuted for peak admission). Writes OUT/check.json
-    and OUT/check.html.
+    proved for reserve admission with w_p <= w_q, refuted for peak admission). With --service seconds
+    the service is the cost model's predicted seconds and the proved bounds 2X_s, 2(Q^u+X_s) are in
+    seconds (proofs/seconds_bounds.md). Writes OUT/check.json and OUT/check.html.
     """
     from rich.markup import escape
 
@@ -138,10 +145,12 @@ def check(
         simulate_for_check,
     )
     from fairsched.analysis.report import fig_latency_cdf
-    from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
+    from fairsched.policies import ServiceWeights, make_policy_factory, make_router
 
     with user_errors():
         check_quanta(quantum, quantum_w)
+        if service not in ("tokens", "seconds"):
+            raise ValueError(f"--service must be 'tokens' or 'seconds', got {service!r}")
         pols = policy or list(CHECK_POLICIES_1 if instances == 1 else CHECK_POLICIES_N)
         rts = router or (None if instances == 1 else list(CHECK_ROUTERS_N))
         combos = scheduler_combos(instances, rts, pols)
@@ -149,9 +158,14 @@ def check(
         workload, fmt, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
                                            token_budget, kv_capacity, admission)
     weights = ServiceWeights()
-    q_u = quantum if quantum is not None else default_quantum(workload, weights)
+    with user_errors():
+        from fairsched.policies.seconds import service_for_run
+
+        measure, q0 = service_for_run(service, workload, cost, inst.kv_capacity_tokens, weights)
+    q_u = quantum if quantum is not None else q0
+    unit = "s" if service == "seconds" else ""
     n_clients = len(workload.clients)
-    announce_run(workload, cost, instances, f"{len(combos)} run(s); Q^u {q_u:,.0f}")
+    announce_run(workload, cost, instances, f"{len(combos)} run(s); Q^u {q_u:{_num(unit)}}{unit}")
     runs, verdicts, results, labels, timing = [], [], [], [], {}
     t_all = time.perf_counter()
     try:
@@ -162,7 +176,7 @@ def check(
                 params = {"quantum": q_u if p_name == "dlpm" else None, "w_p": weights.w_p, "w_q": weights.w_q,
                           "router": r_name, "label": label}
                 if r_name == "d2lpm":
-                    params["quantum_w"] = quantum_w if quantum_w is not None else default_quantum(workload, weights)
+                    params["quantum_w"] = quantum_w if quantum_w is not None else q0
                 if n_clients < 2:
                     vs = [Verdict(label, "service gap", "cluster", None, "", 0.0, None, STATUS_NA, "none",
                                   note=f"{n_clients} client: a service gap needs two clients; nothing simulated")]
@@ -176,15 +190,20 @@ def check(
                     pf = make_policy_factory(p_name, weights, **({"quantum": q_u} if p_name == "dlpm" else {}))
                     rt = None
                     if r_name != "none":
-                        rt = make_router(r_name, weights, **({"quantum_w": params["quantum_w"]} if r_name == "d2lpm" else {}))
+                        rt = make_router(r_name, measure, **({"quantum_w": params["quantum_w"]} if r_name == "d2lpm" else {}))
                     arr = prog.add_task(f"  {label}: arrivals", total=len(workload))
-                    res = simulate_for_check(workload, pf, rt, instances, inst, cost, weights,
+                    res = simulate_for_check(workload, pf, rt, instances, inst, cost, measure,
                                              progress=lambda k, arr=arr: prog.update(arr, completed=k))
                     prog.update(arr, description=f"  {label}: checking bounds")
                     require_finished(res, label)
                 sim_s = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                vs = check_run(res, p_name, params)
+                if service == "seconds":
+                    from fairsched.analysis.seconds_check import check_seconds
+
+                    vs = check_seconds(res, p_name, measure, params["quantum"], label)
+                else:
+                    vs = check_run(res, p_name, params)
                 gap = max_service_gap(res, per_pair=False)
                 chk_s = time.perf_counter() - t0
                 summary = _run_summary(res, gap)
@@ -201,7 +220,8 @@ def check(
         fail("interrupted; nothing written", code=130)
     elapsed = time.perf_counter() - t_all
     for r in runs:
-        console.print(_verdict_table([v for v in verdicts if v.run == r["label"]], f"[bold]{escape(r['label'])}[/bold]"))
+        console.print(_verdict_table([v for v in verdicts if v.run == r["label"]], f"[bold]{escape(r['label'])}[/bold]",
+                                     unit))
     bad = [v for v in verdicts if v.status == "VIOLATED"]
     pub = [v for v in verdicts if v.status == "published claim violated"]
     notes = []
@@ -218,19 +238,20 @@ def check(
            "config": {"instances": instances, "combos": [list(c) for c in combos], "trace": str(trace) if trace else None,
                       "format": fmt, "limit": limit, "seed": seed, "quantum": q_u, "quantum_w": quantum_w,
                       "instance": asdict(inst), "cost_model": asdict(cost),
-                      "weights": {"w_p": weights.w_p, "w_q": weights.w_q}},
+                      "weights": {"w_p": weights.w_p, "w_q": weights.w_q}, "service": service},
            "runs": runs, "verdicts": [v.to_dict() for v in verdicts], "notes": notes}
     with user_errors(), od:
         head = ["run", "check", "scope", "bound", "bound formula", "measured gap", "ratio", "verdict", "worst pair",
                 "window", "gap interval", "note"]
-        rows = [[v.run, v.check, v.scope, fmt_num(v.bound, ",.0f"), v.bound_expr, fmt_num(v.measured, ",.0f"),
+        rows = [[v.run, v.check, v.scope, fmt_num(v.bound, _num(unit)), v.bound_expr, fmt_num(v.measured, _num(unit)),
                  fmt_num(v.ratio, ".3f"), v.status, " > ".join(map(str, v.pair)) if v.pair else "-", fmt_span(v.window),
                  fmt_span(v.interval), v.note] for v in verdicts]
         css = ["holds" if v.status.startswith("holds") else "VIOLATED" if v.status == "VIOLATED"
                else "published" if "violated" in v.status or "exceeded" in v.status else "" for v in verdicts]
         sections: list[tuple[str, object]] = [("Verdicts", html_table(head, rows, left=3, row_classes=css))]
-        sections.append(("", "<p class='note'>gap: largest difference in service (w_p x uncached prefill + w_q x "
-                             "decode tokens) received by two clients over an interval in which both were backlogged "
+        sections.append(("", "<p class='note'>gap: largest difference in service (" + (
+                             "predicted seconds of prefill and decode, proofs/seconds_bounds.md; X_s, Q^u in seconds"
+                             if service == "seconds" else "w_p x uncached prefill + w_q x decode tokens") + ") received by two clients over an interval in which both were backlogged "
                              "(waiting). Proved bounds use X (largest prefill charge + outstanding decode charge of a "
                              "client at an admission; measured, and bounded by w_p L_in + k w_q O_max, O_max the "
                              "longest output); published bounds use VTC's U = max(w_p L_in, w_q M), M the instance's "
@@ -245,8 +266,9 @@ def check(
         if results:
             sections.append(("Latency", fig_latency_cdf(results, "ttft_s", labels)))
         intro = (f"{len(workload):,} requests from {n_clients} clients over {workload.duration:.0f} s; "
-                 f"{instances} instance(s); cost model {cost.name}; w_p={weights.w_p:g}, w_q={weights.w_q:g}; "
-                 f"DLPM Q^u={q_u:g}.")
+                 f"{instances} instance(s); cost model {cost.name}; " + (
+                     f"service in predicted seconds; DLPM Q^u={q_u:.4g} s." if service == "seconds" else
+                     f"w_p={weights.w_p:g}, w_q={weights.w_q:g}; DLPM Q^u={q_u:g}."))
         page = od.write_text("check.html", html_page(f"fairsched check: {workload.name}", sections,
                                                      intro=intro, css=_CSS))
         js = od.write_json("check.json", doc)

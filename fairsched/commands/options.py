@@ -53,6 +53,12 @@ Quantum = Annotated[float | None, typer.Option(
 QuantumW = Annotated[float | None, typer.Option(
     help="D2LPM worker quantum Q^w in service units, the credit per client per instance "
          "(default: U of the workload).")]
+Service = Annotated[str, typer.Option(
+    metavar="[tokens|seconds]",
+    help="Service measure of VTC/DLPM/D2LPM: tokens (w_p=1 per uncached prompt token, w_q=2 per output "
+         "token) or seconds (the cost model's predicted prefill and decode seconds: fairness in GPU "
+         "time; quanta then in seconds, default the largest predicted time of one prompt or one "
+         "request's output).")]
 Force = Annotated[bool, typer.Option(
     "--force", help="Write into --out even if it holds another command's results or other files.")]
 

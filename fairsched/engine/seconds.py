@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from fairsched.policies.seconds import SecondsService
-from fairsched.policies.service import ServiceMeasure, ServiceWeights
+from fairsched.policies.service import ServiceWeights
 from fairsched.sim.cost import CostModel
 from fairsched.sim.result import SimResult
 from fairsched.theory.seconds import charge_band, measured_gap_bound
@@ -51,31 +51,14 @@ def mixed_workload(seed: int = 0, per_client: int = 10, n_doc: int = 2, n_chat: 
     return w
 
 
-def measured_X_seconds(result: SimResult, service: ServiceMeasure) -> float:
-    """An upper bound on ``X`` of a single-instance run in ``service``'s units: max over
-    admissions of r of ``service.prefill(uncached_r, cached_r)`` plus the *whole* decode
-    charge of every request of r's client running right after (r included), an upper bound
-    on the outstanding decode charges (``proofs/seconds_bounds.md``, Theorem 1)."""
-    w = result.workload
-    adm = np.asarray(result.admit_t, dtype=float)
-    fin = np.asarray(result.finish_t, dtype=float)
-    fin = np.where(np.isfinite(fin), fin, np.inf)
-    cached = np.asarray(result.cached_tokens, dtype=np.int64)
-    L = np.array([r.input_len for r in w], dtype=np.int64)
-    out = np.array([r.output_len for r in w], dtype=np.int64)
-    cl = np.array([r.client for r in w])
-    if isinstance(service, SecondsService):
-        dec = np.array([service.request_decode(int(a), int(b)) for a, b in zip(L, out, strict=True)])
-    else:
-        dec = np.array([float(np.sum(service.decode(1, np.zeros(int(o))))) for o in out])
-    pre = np.array([service.prefill(int(L[i] - cached[i]), int(cached[i])) for i in range(len(w))])
-    best = 0.0
-    for c in np.unique(cl):
-        m = np.flatnonzero((cl == c) & np.isfinite(adm))
-        for i in m:
-            running = m[(adm[m] <= adm[i]) & (fin[m] > adm[i])]
-            best = max(best, float(pre[i] + dec[running].sum()))
-    return best
+def measured_X_seconds(result: SimResult, service: SecondsService) -> float:
+    """``X_s`` of a run (the largest over instances of
+    :func:`fairsched.analysis.seconds_check.measured_x_seconds`: prefill charge plus the
+    worst-case decode charges of the client's running requests, an upper bound on the
+    outstanding ones; ``proofs/seconds_bounds.md``, Theorem 1)."""
+    from fairsched.analysis.seconds_check import measured_x_seconds
+
+    return max(measured_x_seconds(result, service).values(), default=0.0)
 
 
 def all_backlogged_window(result: SimResult) -> tuple[float, float] | None:

@@ -16,11 +16,15 @@ class Timer:
     """Seconds of device work.
 
     ``mode="wall"``: ``time.perf_counter`` (after ``torch.cuda.synchronize`` on CUDA).
-    ``mode="cpu"``: ``time.process_time``, the CPU seconds of this process (CPU device
-    only). With one intra-op thread it equals the wall time of an undisturbed run but
-    leaves out the time the process waits while other processes hold the cores, so
-    measurements stay reproducible on a shared machine (with two threads a descheduled
-    worker stalls the other at every barrier, and both clocks become noise).
+    ``mode="cpu"``: ``time.thread_time``, the CPU seconds of the calling thread (CPU device
+    only). With one intra-op thread torch computes in the calling thread, so it equals the
+    wall time of an undisturbed run but leaves out the time the thread waits while other
+    processes hold the cores, and the CPU time of the process's other threads (a progress
+    bar, a notebook kernel's heartbeat); with two threads a descheduled worker stalls the
+    other at every barrier, and both clocks become noise. What it keeps is the slowdown of
+    the thread's own work by other processes sharing caches and memory bandwidth
+    (``proofs/cost_model.md``: 10-25% between repeats of one point on the shared 2-core
+    machine).
     ``mode="auto"``: ``"wall"`` on CUDA or with more than one thread, else ``"cpu"``.
     """
 
@@ -33,7 +37,7 @@ class Timer:
             raise ValueError("timer mode 'cpu' measures CPU time: use it on the CPU device only")
         self.mode = mode
         self.cuda = device.type == "cuda"
-        self._clock = time.perf_counter if mode == "wall" else time.process_time
+        self._clock = time.perf_counter if mode == "wall" else time.thread_time
 
     def now(self) -> float:
         if self.cuda:

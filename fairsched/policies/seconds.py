@@ -100,10 +100,36 @@ class SecondsService(ServiceMeasure):
 
 def default_quantum_seconds(workload, service: SecondsService) -> float:
     """The seconds analogue of :func:`fairsched.policies.default_quantum` (``max(w_p L_in,
-    w_q O_max)``): the largest predicted charge of one prompt (no cache) or one request's
-    output, ``max_r max(t_pre(L_r, 0), request_decode(L_r, O_r))`` [s]."""
-    return max((max(service.prefill(r.input_len, 0), service.request_decode(r.input_len, r.output_len))
+    w_q O_max)``, VTC's ``U`` without the KV term): the largest predicted time of one prompt
+    (no cache) or of one request's output decoded alone, ``max_r max(t_pre(L_r, 0),
+    request_decode(L_r, O_r))`` [s], the decode at batch ``batch_ref`` (or 1) and no other
+    context (``context_cap`` is ignored: a quantum is a scheduling parameter, not a bound)."""
+    from dataclasses import replace
+
+    alone = replace(service, context_cap=0)
+    return max((max(alone.prefill(r.input_len, 0), alone.request_decode(r.input_len, r.output_len))
                 for r in workload), default=0.0)
+
+
+def service_for_run(name: str, workload, cost: CostModel, kv_capacity: int = 0, weights: ServiceWeights | None = None):
+    """The service measure of a CLI run and its default quantum, one path for ``analyze``
+    and ``check``: ``"tokens"`` -> ``(weights, default_quantum(workload, weights))`` (service
+    units); ``"seconds"`` -> ``(SecondsService(cost, None, kv_capacity),
+    default_quantum_seconds(...))`` [s] (the actual batch; ``kv_capacity``, the instance's KV
+    tokens, bounds a decode step's context for the worst-case charge the seconds bounds use).
+
+    Raises:
+        ValueError: on another name (the message names ``--service``).
+    """
+    if name == "tokens":
+        from fairsched.policies import default_quantum
+
+        w = weights or ServiceWeights()
+        return w, default_quantum(workload, w)
+    if name == "seconds":
+        svc = SecondsService(cost, None, int(kv_capacity))
+        return svc, default_quantum_seconds(workload, svc)
+    raise ValueError(f"--service must be 'tokens' or 'seconds', got {name!r}")
 
 
 def make_service(name: str, cost: CostModel | None = None, batch_ref: int | None = None,
