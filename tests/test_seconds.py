@@ -254,3 +254,50 @@ def test_cli_check_service_seconds(tmp_path):
     assert (tmp_path / "o" / "check.csv").exists() and "predicted seconds" in (tmp_path / "o" / "check.html").read_text()
     bad = runner.invoke(app, ["check", "--trace", str(trace), "--service", "joules", "--out", str(tmp_path / "b")])
     assert bad.exit_code == 2 and "--service" in bad.output and "Traceback" not in bad.output
+
+
+def test_seconds_lmetric_scale_cancels_shape_does_not():
+    """proofs/seconds_lmetric.md Statements 1-2 on the library's expressions: P^s is homogeneous
+    in the coefficients (sympy), theta . phi is the library's t_pre, and non-proportional models
+    (tokens, the A100 default, the engine calibration) are separated by a state whose scores the
+    library's CostModel.prefill_time reproduces; a scaled model is not."""
+    from pathlib import Path
+
+    from fairsched.theory import seconds_lmetric as sl
+
+    assert sl.scale_invariance_check() and sl.prefill_features_expr_check()
+
+    def theta(c):
+        return (c.prefill_a, c.prefill_b, c.prefill_c, c.prefill_e, c.prefill_g, c.prefill_w)
+
+    a100 = CostModel()
+    eng = CostModel.load(Path(__file__).resolve().parents[1] / "data" / "engine_cpu-small_cost.json")
+    tokens = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+    for t1, t2, m2 in ((tokens, theta(a100), a100), (theta(a100), theta(eng), eng)):
+        st = sl.separating_state(t1, t2)
+        assert st is not None
+        (k, n1, h1), (n2, h2) = st["queue_1"], st["queue_2"]
+        assert st["P1"][1] == pytest.approx(k * m2.prefill_time(n1, h1))
+        assert st["P2"][1] == pytest.approx(m2.prefill_time(n2, h2))
+        assert (st["P1"][0] - st["P2"][0]) * (st["P1"][1] - st["P2"][1]) < 0
+    assert sl.separating_state(theta(a100), tuple(3 * x for x in theta(a100))) is None
+
+
+def test_seconds_lmetric_approximation_z3():
+    """Statement 3: the chosen instance's measured score is within r_hi / r_lo of any other's
+    (z3 proves it and attains it); random bands never break it."""
+    from fairsched.theory import seconds_lmetric as sl
+
+    r = sl.z3_check_approximation()
+    assert r["proved"] and r["tight"]
+    w = r["witness"]
+    assert w["P^m_i"] * (w["B_i"] + 1) == pytest.approx(w["r_hi"] / w["r_lo"] * w["P^m_j"] * (w["B_j"] + 1))
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        lo = rng.uniform(0.3, 1.2)
+        hi = lo * rng.uniform(1.0, 3.0)
+        ps = rng.uniform(0.0, 1.0, 4)
+        b = rng.integers(0, 8, 4)
+        pm = ps * rng.uniform(lo, hi, 4)
+        i = int(np.argmin(ps * (b + 1)))
+        assert pm[i] * (b[i] + 1) <= hi / lo * (pm * (b + 1)).min() + 1e-12
