@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-__all__ = ["Summary", "Table", "html_table", "kv_frame", "verdict_color"]
+__all__ = ["Shown", "Summary", "Table", "html_table", "kv_frame", "show", "verdict_color"]
 
 # exact verdict strings of the kit first, then key words (lower case)
 _EXACT = {
@@ -58,7 +58,9 @@ def _fmt(v) -> str:
         if math.isinf(v):
             return "&infin;"
         a = abs(v)
-        return f"{v:.4g}" if (a == 0 or 1e-3 <= a < 1e6) else f"{v:.3e}"
+        if 1e4 <= a < 1e12:  # counts of tokens / service units: digits, not an exponent
+            return f"{v:,.0f}"
+        return f"{v:.4g}" if (a == 0 or 1e-3 <= a < 1e4) else f"{v:.3e}"
     if isinstance(v, list | tuple):
         return html.escape(", ".join(str(_fmt(x)) for x in v))
     return html.escape(str(v))
@@ -150,3 +152,36 @@ class Table(list):
 
     def _repr_html_(self) -> str:
         return html_table(self.to_frame(), title=self._title)
+
+
+class Shown:
+    """Any table (a DataFrame, a list of row dicts, or a mapping) shown with :func:`html_table`:
+    what a notebook leaves as a cell's last expression instead of printing it."""
+
+    def __init__(self, data, title: str | None = None, **options):
+        self.data, self.title, self.options = data, title, options
+
+    def to_frame(self) -> pd.DataFrame:
+        if isinstance(self.data, pd.DataFrame):
+            return self.data
+        return kv_frame(self.data) if isinstance(self.data, Mapping) else pd.DataFrame(list(self.data))
+
+    to_pandas = to_frame
+
+    def _repr_html_(self) -> str:
+        return html_table(self.data, title=self.title, **self.options)
+
+    def __repr__(self) -> str:  # a plain-text front end (nbmake, a terminal) still reads it
+        head = f"{self.title}\n" if self.title else ""
+        return head + self.to_frame().to_string(index=self.options.get("index", False))
+
+
+def show(data, title: str | None = None, **options) -> Shown:
+    """``data`` (DataFrame, rows or mapping) as the kit's compact table, verdicts coloured.
+
+    Args:
+        data: a DataFrame, a list of dicts (rows), or a mapping (two columns ``field``/``value``).
+        title: caption above the table.
+        options: passed to :func:`html_table` (``verdict_columns``, ``max_rows``, ``index``).
+    """
+    return Shown(data, title, **options)
