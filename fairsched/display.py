@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 from collections.abc import Iterable, Mapping
 
 import pandas as pd
@@ -52,6 +53,8 @@ def _fmt(v) -> str:
         return "&ndash;"
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, numbers.Integral):
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
     if isinstance(v, float):
         if math.isnan(v):
             return "&ndash;"

@@ -8,7 +8,7 @@ import pytest
 from fairsched.analysis.bounds import check_run
 from fairsched.analysis.metrics import max_service_gap, summarize
 from fairsched.analysis.verdicts import Verdict
-from fairsched.display import Summary, Table, html_table, verdict_color
+from fairsched.display import Summary, Table, html_table, show, verdict_color
 from fairsched.sim import simulate
 from fairsched.workload.generators import long_document_qa
 
@@ -33,6 +33,18 @@ def test_html_table_escapes_and_limits():
     out = html_table(pd.DataFrame({"a": ["<b>x</b>"] * 5, "status": ["holds"] * 5}), max_rows=2, title="t&t")
     assert "&lt;b&gt;" in out and "t&amp;t" in out and "3 more rows" in out
     assert verdict_color(3.0) is None and verdict_color("some text") is None
+
+
+def test_show_any_table_and_number_format():
+    rows = [{"policy": "vtc", "gap": 80_000.0, "bound": 171_100.4, "n": 12_031, "status": "holds"},
+            {"policy": "fcfs", "gap": 2485.0, "bound": None, "n": 3, "status": "VIOLATED"}]
+    s = show(rows, title="gaps")
+    html = s._repr_html_()
+    assert "gaps" in html and GREEN in html and RED in html
+    assert "80,000" in html and "171,100" in html and "12,031" in html and "2485" in html and "e+0" not in html
+    assert list(s.to_frame().columns) == ["policy", "gap", "bound", "n", "status"]
+    kv = show({"regime": "harmful", "x": 0.25}, verdict_columns=("regime",))
+    assert RED in kv._repr_html_() and kv.to_frame().shape == (2, 2) and "harmful" in repr(kv)
 
 
 def test_sim_result_and_summary(run):
