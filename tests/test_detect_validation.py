@@ -17,9 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairsched.analysis.detect import DetectorConfig, HotspotDetector, run_detection
-from fairsched.analysis.detect.validation import Validation, evaluate, family, outcome_label
+from fairsched.analysis.detect.validation import family, outcome_label, validate
 from fairsched.analysis.prefix_classes import prefix_classes
-from fairsched.theory.lmetric import d_a_sym, iteration_time, rho_sym, steady_state_hotspot
+from fairsched.theory.lmetric import (
+    d_a_sym,
+    erlang_b,
+    iteration_time,
+    ordered_hunt_loads,
+    rho_sym,
+    steady_state_hotspot,
+)
 from fairsched.workload import make_workload
 from fairsched.workload.hotspot import benign_twin
 
@@ -42,7 +49,27 @@ def test_harm_needs_violation_at_the_settled_holder_count(x, m0, n, load, doc, u
         assert x * n > d["holders"] * (1 - 1e-9)  # violated at m*: the paper's necessary side
     if x * n <= m0:
         assert d["regime"] != "harmful" and d["holders"] == m0
-    assert d["ratio"] >= 1 - 1e-9 and m0 <= d["target_holders"] <= n
+    assert d["ratio"] >= 1 - 1e-9 and m0 <= d["target_holders"] <= n and d["tie_ratio"] == 1.0
+
+
+def test_ordered_hunt_conserves_load_and_favours_low_indices():
+    for A, n in ((0.5, 4), (4.0, 8), (30.0, 16), (200.0, 64)):
+        b = ordered_hunt_loads(A, n)
+        assert abs(sum(b) - A) < 1e-9 * max(1.0, A)  # every Erlang is carried by some instance
+        assert all(b[i] >= b[i + 1] - 1e-12 for i in range(n - 1))  # ties go to the lowest index
+    # slot 1 is an Erlang loss system of one server: busy with probability A / (1 + A)
+    assert abs(ordered_hunt_loads(0.5, 4)[0] - 0.5 / 1.5) < 1e-3  # (level 2 adds A (B(4) - B(5)) ~ 4e-4)
+    assert abs(erlang_b(1, 2.0) - 2 / 3) < 1e-12 and erlang_b(0, 3.0) == 1.0
+
+
+def test_tie_break_puts_the_benign_hotspot_where_the_holders_sit():
+    # benign share (x = 0.3 < |M|/N = 0.5) at light load: holders first in the order are busier
+    args = (0.3, 4, 8, 20.0, 21000, 40, 64, 2000, 64, 200)
+    lo = steady_state_hotspot(*args, holder_share=[1.0] * 4 + [0.0] * 4)
+    hi = steady_state_hotspot(*args, holder_share=[0.0] * 4 + [1.0] * 4)
+    sym = steady_state_hotspot(*args)
+    assert lo["ratio"] > sym["ratio"] > hi["ratio"] and lo["tie_ratio"] > 1 > hi["tie_ratio"]
+    assert lo["regime"] == hi["regime"] == sym["regime"] or lo["regime"] != "harmful"
 
 
 def test_outcome_label_definition():
@@ -54,13 +81,17 @@ def test_outcome_label_definition():
 
 
 def test_validation_slice_verdicts_match_the_simulator():
-    fam = family(200, 0)
-    rows = [evaluate(fam[i]) for i in (14, 16, 22)]  # N = 4-8: a hotspot with and without a long document
-    v = Validation(__import__("pandas").DataFrame(rows))
+    # benign (holders last), hotspot (random holders), harmful (harm corner), benign (random holders)
+    v = validate(200, 0, ids=[4, 23, 24, 75], workers=1)
     assert v.agreement == 1.0, v.disagreements()
-    assert v.confusion().to_numpy().sum() == 3
+    assert v.frame.verdict.tolist() == ["benign", "hotspot", "harmful", "benign"]
+    assert v.frame.placement.tolist() == ["high", "random", "low", "random"]
     m = v.mitigation()
     assert (m.hot_p99_change <= 0.10 + 1e-9).all() and (m.all_mean_change <= 1e-9).all()
+    assert m.gap_recovered.notna().sum() == 1 and m.gap_recovered.max() > 0  # mitigation fired on the harmful one
+    fam = family(200, 0)
+    assert {s["placement"] for s in fam} == {"random", "low", "high"} and any(s["kind"] == "harm" for s in fam)
+    assert all(len(set(s["holder_ids"])) == s["holders"] and max(s["holder_ids"]) < s["n"] for s in fam)
 
 
 def test_edge_windows_give_no_verdict():
@@ -112,3 +143,4 @@ def test_phase_diagram_rejects_an_unknown_placement():
 
     with pytest.raises(ValueError, match="holders_at"):
         phase_diagram(xs=(0.5,), holders=(1,), holders_at="middle")
+

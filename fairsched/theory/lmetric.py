@@ -50,7 +50,8 @@ __all__ = [
     "limit_ratio", "kappa_expr", "t_star", "t_star_exists_condition", "steady_ratio",
     "prefill_saved", "harm_time", "harm_load_threshold", "classify_regime", "hotspot_numbers",
     "blind_spot_threshold", "blind_spot_condition", "same_request_cost_derivative",
-    "iteration_time", "request_work", "steady_state_hotspot", "classify_steady",
+    "iteration_time", "request_work", "steady_state_hotspot", "classify_steady", "erlang_b",
+    "ordered_hunt_loads", "tie_break_loads", "HARM_ABS_S", "HARM_REL", "HOTSPOT_RATIO", "d_a_sym", "rho_sym",
 ]
 
 a_sym = sp.Symbol("a", positive=True)  # hot per-instance arrival rate x QPS / |M|
@@ -281,115 +282,18 @@ def same_request_cost_derivative() -> sp.Expr:
     return sp.simplify(sp.diff(e, h_cached))
 
 
-# --- corrected model: steady state with completions, queued prefill, +1, replication -----
-rho_sym = sp.Symbol("rho", nonnegative=True)  # utilisation: instance-seconds of work per second
-d_a_sym = sp.Symbol("d_a", positive=True)  # fixed cost of one iteration [s]
-HARM_REL = 0.10  # proofs/lmetric_harm_validation.md §1: harmful = > 10 % and > 5 ms more mean TTFT
-HARM_ABS_S = 0.005
-HOTSPOT_RATIO = 1.25
-
-
-def iteration_time() -> sp.Expr:
-    """Mean iteration length ``tau = d_a / (1 - rho)`` [s] of an instance kept busy at
-    utilisation ``rho < 1`` (``rho`` = arrival rate x per-request work, :func:`request_work`):
-    over a busy period of length T with n iterations, ``T = n d_a + rho T``
-    (``proofs/lmetric_harm_validation.md`` §2)."""
-    return d_a_sym / (1 - rho_sym)
-
-
-def request_work(new, cached, out, k) -> float:
-    """Instance-seconds one request needs besides the per-iteration fixed cost: its prefill
-    ``a + b n + c n (h + n/2)`` plus ``out`` decode shares ``b_d + c_d (h + n + out/2)``
-    (``k``: cost coefficients as in :func:`fairsched.theory.cost.default_cost_coefficients`)."""
-    pre = 0.0 if new <= 0 else k["prefill_a_s"] + new * (k["prefill_b_s_per_tok"]
-                                                       + k["prefill_c_s_per_tok2"] * (cached + new / 2))
-    return pre + out * (k["decode_b_s_per_seq"] + k["decode_c_s_per_ctx_tok"] * (cached + new + out / 2))
-
-
-def _prefill(new, cached, k) -> float:
-    return request_work(new, cached, 0, k)
-
-
-def _station(lam, w, k):
-    """Per instance: utilisation, mean iteration [s], or None if saturated (rho >= 1)."""
-    rho = lam * w
-    if rho >= 1:
-        return rho, None
-    return rho, k["decode_a_s"] / (1 - rho)
-
-
-def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, coeffs=None) -> dict:
-    """The corrected hotspot model (``proofs/lmetric_harm_validation.md`` §2-§4).
-
-    Args:
-        x_val: class share of arrivals; m0: holders |M| (instances caching its prefix);
-        n: instances N; qps: arrival rate [req/s]; L, u: class prompt and its uncached part
-        on a holder [tokens]; out: class output [tokens]; L_cold, out_cold: mean prompt and
-        output of the other traffic [tokens]; n_hot: class arrivals over which the one-off
-        replication cost is spread; coeffs: cost coefficients (A100 roofline by default).
-
-    Returns a dict: ``holders`` m* (after LMetric's own replication), ``rho_M``,
-    ``rho_Mbar``, ``rho_all``, ``ratio`` (predicted ``(B_M + 1)/(B_Mbar + 1)``),
-    ``ttft_lmetric``, ``ttft_leastload`` (predicted class mean TTFT [s]), ``regime``, and
-    ``target_holders``: the fewest holders at which they are no busier than the cluster
-    (``x QPS w_hit / m <= rho_all``), the mitigation's target.
-    """
-    k = coeffs or default_cost_coefficients()
-    xb = 1 - x_val
-    w_hit = request_work(u, L - u, out, k)
-    w_cold = request_work(L_cold, 0, out_cold, k)
-    f_u, f_L = _prefill(u, L - u, k), _prefill(L, 0, k)
-    rho_all, tau_all = _station(qps / n, x_val * w_hit + xb * w_cold, k)
-    if tau_all is None:  # the cluster itself is overloaded: no router keeps up
-        tau_all = math.inf
-    lam_hot_inst = x_val * qps / n
-
-    def miss_cost(instances):  # one doc prefill per new holder + class arrivals that wait for it
-        return instances * (f_L - f_u) * (1 + lam_hot_inst * f_L / 2)
-
-    ttft_ll = 1.5 * tau_all + f_u + miss_cost(n - m0) / max(1.0, n_hot)
-
-    def filled_ratio(m):  # other traffic fills up to equal scores: (Q_M + L_o)(B_M + 1) = (Q_o + L_o)(B_o + 1)
-        h = min(1.0, x_val * n / m)  # class share of a holder's arrivals
-        lam_tau = (qps / n) * tau_all if math.isfinite(tau_all) else math.inf
-        if not math.isfinite(lam_tau):
-            return L_cold / (h * u + (1 - h) * L_cold)  # queues dominate: the limit of the ratio
-        return (lam_tau * L_cold + L_cold) / (lam_tau * (h * u + (1 - h) * L_cold) + L_cold)
-
-    m = max(1, int(m0))
-    while True:
-        r_fill = filled_ratio(m)
-        if x_val * n <= m or m >= n:  # benign: other traffic fills the holders
-            ratio, ttft_lm, rho_m, rho_o = r_fill, 1.5 * tau_all + f_u, rho_all, rho_all
-            break
-        a, b = x_val * qps / m, xb * qps / (n - m)
-        rho_m, tau_m = _station(a, w_hit, k)
-        rho_o, tau_o = _station(b, w_cold, k)
-        if tau_m is not None and tau_o is None:  # the others saturate: their traffic spills onto M
-            ratio, ttft_lm, rho_o = r_fill, 1.5 * tau_all + f_u, rho_all
-            break
-        if tau_m is not None:
-            ttft_m = 1.5 * tau_m + f_u
-            B_m = a * (ttft_m + out * tau_m)  # Little: arrival rate x sojourn
-            B_o = b * (1.5 * tau_o + _prefill(L_cold, 0, k) + out_cold * tau_o)
-            Q_m, Q_o = u * a * tau_m, L_cold * b * tau_o  # prefill queued within one iteration
-            if (Q_m + u) * (B_m + 1) <= (Q_o + L) * (B_o + 1):  # the product keeps the class on M
-                r_conc = (B_m + 1) / (B_o + 1)
-                # if the class alone leaves M below the filled ratio, other traffic joins it there
-                ratio, ttft_lm = (r_conc, ttft_m) if r_conc >= r_fill else (r_fill, 1.5 * tau_all + f_u)
-                break
-        m += 1  # saturated, or the score diverts: the class replicates to one more holder
-    ttft_lm += miss_cost(m - m0) / max(1.0, n_hot)
-    if math.isfinite(ttft_ll) and ttft_lm > ttft_ll * (1 + HARM_REL) and ttft_lm - ttft_ll > HARM_ABS_S:
-        regime = "harmful"
-    else:
-        regime = "hotspot" if ratio > HOTSPOT_RATIO else "benign"
-    # fewest holders no busier than the cluster: x QPS w_hit / m <= rho_all (the mitigation's target)
-    target = n if rho_all <= 0 else min(n, max(int(m0), math.ceil(x_val * qps * w_hit / rho_all - 1e-9)))
-    return {"holders": m, "target_holders": target, "rho_M": rho_m, "rho_Mbar": rho_o, "rho_all": rho_all, "ratio": ratio,
-            "ttft_lmetric": ttft_lm, "ttft_leastload": ttft_ll, "regime": regime}
-
-
-def classify_steady(*args, **kw) -> str:
-    """The regime of :func:`steady_state_hotspot` (``"benign"``, ``"hotspot"``, ``"harmful"``)."""
-    return steady_state_hotspot(*args, **kw)["regime"]
+# --- corrected model: in lmetric_steady.py (re-exported here) ----------------------------
+from .lmetric_steady import (  # noqa: E402
+    HARM_ABS_S,
+    HARM_REL,
+    HOTSPOT_RATIO,
+    classify_steady,
+    d_a_sym,
+    erlang_b,
+    iteration_time,
+    ordered_hunt_loads,
+    request_work,
+    rho_sym,
+    steady_state_hotspot,
+    tie_break_loads,
+)

@@ -53,7 +53,8 @@ class DetectorConfig:
             consecutive load-worse class-c decisions (the paper's 2).
         mitigate: route confirmed classes by load only until their window clears.
         mitigate_only_harmful: mitigate only a class whose flagged window the model
-            (the detector's ``assess`` hook) calls ``harmful``; a ``hotspot`` or
+            (the detector's ``assess`` hook) calls ``harmful`` (at confirmation, or at the
+            first later window of the same flag episode that it calls harmful); a ``hotspot`` or
             ``benign`` class keeps LMetric (mitigation costs a prefix miss per new holder,
             ``proofs/lmetric_harm_validation.md`` §5).
         min_window_coverage: a window is checked only if the trace covers at least this
@@ -97,7 +98,9 @@ class HotspotDetector:
         config: :class:`DetectorConfig`.
         assess: optional ``assess(row) -> dict`` called on each checked (window, class) row
             (its keys, plus ``in_other``/``out_other``: mean prompt/output tokens of the
-            window's other arrivals and ``n_class_cum``: the class's arrivals so far); must
+            window's other arrivals, ``n_class_cum``: the class's arrivals so far, and
+            ``holder_share``: per instance, the share of the window's class arrivals at
+            which it held the class); must
             return ``{"regime": ...}`` and may add more (kept in ``row["theory"]``). The
             runner passes the corrected model (:func:`~fairsched.theory.lmetric.steady_state_hotspot`).
 
@@ -132,6 +135,7 @@ class HotspotDetector:
         self.w_count: Counter = Counter()
         self.w_hold: defaultdict = defaultdict(float)
         self.w_hold_max: Counter = Counter()
+        self.w_hold_idx: defaultdict = defaultdict(Counter)  # class -> instance -> class arrivals it held
         self.w_load0: float | None = None
         self.w_first_divert: dict[str, float] = {}
         self.w_other_in = 0.0
@@ -191,7 +195,8 @@ class HotspotDetector:
             row.update(in_other=(self.w_other_in - ci) / n_other if n_other else 0.0,
                        out_other=(self.w_other_out - co) / n_other if n_other else 0.0, n_class_cum=self.cum[c])
             if self.assess is not None:  # every checked class: the corrected model's regime
-                row["theory"] = self.assess(row)
+                hold = self.w_hold_idx[c]  # where the holders sit matters: ties go to the lowest index
+                row["theory"] = self.assess({**row, "holder_share": [hold[i] / n for i in range(N)]})
             regime = row.get("theory", {}).get("regime", "harmful")
             if bad and c not in self.flagged:
                 self.flagged[c] = {"since": k, "M": M, "regime": regime,
@@ -200,6 +205,9 @@ class HotspotDetector:
                                     "regime": regime})
             elif bad and c not in self.mitigated:
                 self.flagged[c]["regime"] = regime
+                if c in self.episode_confirmed and self._may_mitigate(regime):  # confirmed earlier, harmful now
+                    self.mitigated.add(c)
+                    self.events.append({"t": t1, "window": k, "klass": c, "event": "mitigate"})
         for c in list(self.flagged):
             if bad_now.get(c, False):
                 continue
@@ -210,6 +218,9 @@ class HotspotDetector:
             self.run[c] = 0
         self.k += 1
         self._reset_window()
+
+    def _may_mitigate(self, regime: str) -> bool:
+        return self.cfg.mitigate and (regime == "harmful" or not self.cfg.mitigate_only_harmful)
 
     # ------------------------------------------------------------------ decisions
     def observe(self, now: float, rid: int, holders: list[int], chosen: int, loads: list[int],
@@ -231,6 +242,7 @@ class HotspotDetector:
         self.w_count[c] += 1
         self.w_hold[c] += nh
         self.w_hold_max[c] = max(self.w_hold_max[c], nh)
+        self.w_hold_idx[c].update(holders)
         if nh and product_choice not in holders and c not in self.w_first_divert and c not in self.mitigated:
             self.w_first_divert[c] = now
         worse = nh > 0 and chosen in holders and loads[chosen] > min(loads)
@@ -241,8 +253,7 @@ class HotspotDetector:
             self.episode_confirmed.add(c)
             self.events.append({"t": now, "window": self.k, "klass": c, "event": "confirm", "run": self.run[c],
                                 "holders": nh})
-            harmful = self.flagged[c].get("regime", "harmful") == "harmful"
-            if self.cfg.mitigate and (harmful or not self.cfg.mitigate_only_harmful):
+            if self._may_mitigate(self.flagged[c].get("regime", "harmful")):
                 self.mitigated.add(c)
                 self.events.append({"t": now, "window": self.k, "klass": c, "event": "mitigate"})
 

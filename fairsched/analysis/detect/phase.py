@@ -44,7 +44,8 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
     ``holders_at``: ``"low"`` pre-loads instances ``0..|M|-1``, ``"high"`` the last ``|M|``.
     LMetric breaks ties by the lowest index, so with ``"low"`` idle holders win the other
     traffic's ties: at light load that alone makes the holders busier (a measured hotspot on
-    the benign side that no symmetric model predicts; ``proofs/lmetric_harm_validation.md`` §4).
+    the benign side); the model takes the placement into account (ordered hunting,
+    ``proofs/lmetric_harm_validation.md`` §4).
 
     Raises:
         ValueError: ``holders_at`` not ``"low"`` or ``"high"``.
@@ -86,8 +87,9 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
             a, b = x * qps / m, (1 - x) * qps / (N - m)
             bad = violates(x, m, N)
             flag = next((f for f in rep.flagged_classes if f["klass"] == "hot"), None)
+            share = [1.0 if (i < m if holders_at == "low" else i >= N - m) else 0.0 for i in range(N)]
             st = steady_state_hotspot(x, m, N, q_eff, hc["mean_input"], u_hot, hc["mean_output"], l_o, o_o,
-                                      hc["n_requests"], coeffs=_coeffs(cost or CostModel()))
+                                      hc["n_requests"], coeffs=_coeffs(cost or CostModel()), holder_share=share)
             rows.append({"x": x, "holders": m, "holder_frac": m / N, "theory_benign": not bad,
                          "predicted_ratio": min(a / b, kap) if bad else 1.0, "load_ratio": ratio,
                          "hot_on_initial_holders": float(((hot.chosen < m) if holders_at == "low" else

@@ -19,14 +19,17 @@ jumps from below ``1/N`` to ``x`` for the middle half of the run). For each work
 - latency (hot class and overall, TTFT mean and p99) under LMetric, LMetric with the
   detector's mitigation, least-load and the other routers in :data:`ROUTERS`.
 
-:func:`validate` runs the family serially (2 shared cores: small workloads, short
-horizons) and returns a :class:`Validation` (confusion matrix, agreement, disagreements,
-mitigation distribution).
+:func:`validate` runs the family through the sweep runner (serial, local processes or
+Ray) and returns a :class:`Validation` (confusion matrix, agreement, disagreements,
+mitigation distribution). Holders sit at seeded random indices, or at the lowest or the
+highest (LMetric breaks ties by the lowest index; the model accounts for it); 15 % of the
+family is drawn from the harm corner (:func:`family`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,46 +59,83 @@ def _work_s(cost, new: float, cached: float, out: float) -> float:
     return cost.prefill_time(int(new), int(cached)) + out * (cost.decode_b + cost.decode_c * (cached + new + out / 2))
 
 
-def capacity_qps(n: int, x: float, doc: int, cost) -> float:
+def capacity_qps(n: int, x: float, doc: int, cost, output=OUTPUT) -> float:
     """Arrival rate [req/s] at which N instances are fully busy (utilisation 1) when every
-    instance caches the document: ``N / (x w_hit + (1 - x) w_cold)`` with mean lengths."""
-    u, o, lc = sum(SUFFIX) / 2, sum(OUTPUT) / 2, sum(COLD) / 2
+    instance caches the document: ``N / (x w_hit + (1 - x) w_cold)`` with mean lengths
+    (``output``: the output-length range [tokens])."""
+    u, o, lc = sum(SUFFIX) / 2, sum(output) / 2, sum(COLD) / 2
     w = x * _work_s(cost, u, doc, o) + (1 - x) * _work_s(cost, lc, 0, o)
     return n / w
 
 
+HARM_SHARE = 0.15  # share of the family drawn from the harm corner (long horizon, high load, long prefix)
+PLACEMENTS = ("random", "random", "low", "high")  # holders at seeded random indices, and both extremes
+
+
 def family(n: int = 200, seed: int = 0) -> list[dict]:
-    """``n`` seeded workload specs (dicts) spanning the phase diagram (module docstring)."""
+    """``n`` seeded workload specs (dicts) spanning the phase diagram (module docstring).
+
+    Each spec: ``id``, ``kind`` (``"phase"``: the phase diagram, 6-20 s; ``"harm"``: the
+    corner where LMetric's hot class is clearly worse than least-load's, x = 0.6-0.9 on one
+    holder of 4-8 instances at 75-95 % load, an 8k-32k-token prefix, 64-192 output tokens,
+    40-60 s), ``n``, ``holders``, ``holder_ids`` (``placement`` ``"random"``: seeded random
+    indices; ``"low"`` / ``"high"``: the extremes; LMetric breaks ties by the lowest index),
+    ``x``, ``x_over_threshold``, ``load``, ``doc_tokens``, ``output``, ``horizon_s`` (None:
+    sized from the rate), ``mode``, ``seed``.
+    """
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n):
-        N = int(rng.choice([4, 8, 16, 32, 64]))
-        m = int(min(N // 2, max(1, round(2 ** rng.uniform(0, math.log2(max(1, N // 2)))))))
-        share = 2 ** rng.uniform(-2, 2)  # x / (|M|/N)
-        x = float(min(0.9, share * m / N))
-        out.append({"id": k, "n": N, "holders": m, "x": round(x, 4), "x_over_threshold": round(x * N / m, 3),
-                    "load": round(float(rng.uniform(0.3, 0.95)), 3),
-                    "doc_tokens": int(round(2 ** rng.uniform(10, 15), -1)),
-                    "mode": str(rng.choice(["steady", "bursty"])), "seed": int(rng.integers(0, 2**31 - 1))})
+        harm = bool(rng.random() < HARM_SHARE)
+        if harm:
+            N, m = int(rng.choice([4, 8])), 1
+            x = float(rng.uniform(0.6, 0.9))
+            load, doc = float(rng.uniform(0.75, 0.95)), int(round(2 ** rng.uniform(13, 15), -1))
+            output, horizon, mode = (64, 192), float(rng.uniform(40, 60)), "steady"
+        else:
+            N = int(rng.choice([4, 8, 16, 32, 64]))
+            m = int(min(N // 2, max(1, round(2 ** rng.uniform(0, math.log2(max(1, N // 2)))))))
+            x = float(min(0.9, 2 ** rng.uniform(-2, 2) * m / N))  # x / (|M|/N) from 1/4 to 4
+            load, doc = float(rng.uniform(0.3, 0.95)), int(round(2 ** rng.uniform(10, 15), -1))
+            output, horizon, mode = OUTPUT, None, str(rng.choice(["steady", "bursty"]))
+        placement = str(rng.choice(PLACEMENTS))
+        ids = (sorted(int(i) for i in rng.choice(N, m, replace=False)) if placement == "random"
+               else list(range(m)) if placement == "low" else list(range(N - m, N)))
+        out.append({"id": k, "kind": "harm" if harm else "phase", "n": N, "holders": m, "placement": placement,
+                    "holder_ids": ids, "x": round(x, 4), "x_over_threshold": round(x * N / m, 3),
+                    "load": round(load, 3), "doc_tokens": doc, "output": list(output),
+                    "horizon_s": None if horizon is None else round(horizon, 1), "mode": mode,
+                    "seed": int(rng.integers(0, 2**31 - 1))})
     return out
 
 
 def workload_of(spec: dict, cost=None):
-    """The workload of one spec and its horizon [s]: ~15 requests per instance, 6-20 s."""
+    """The workload of one spec and its horizon [s]: ``spec["horizon_s"]`` or ~15 requests
+    per instance, 6-20 s."""
     from fairsched.sim import CostModel
     from fairsched.workload.hotspot import hotspot_workload
 
     cost = cost or CostModel()
     N, x = spec["n"], spec["x"]
-    qps = spec["load"] * capacity_qps(N, x, spec["doc_tokens"], cost)
-    H = float(min(20.0, max(6.0, 15 * N / qps)))
-    kw = dict(doc_tokens=spec["doc_tokens"], suffix_tokens=SUFFIX, output_tokens=OUTPUT, cold_input_tokens=COLD,
+    output = tuple(spec.get("output") or OUTPUT)
+    qps = spec["load"] * capacity_qps(N, x, spec["doc_tokens"], cost, output)
+    H = float(spec.get("horizon_s") or min(20.0, max(6.0, 15 * N / qps)))
+    kw = dict(doc_tokens=spec["doc_tokens"], suffix_tokens=SUFFIX, output_tokens=output, cold_input_tokens=COLD,
               seed=spec["seed"], n_cold_clients=max(16, N))
     if spec["mode"] == "steady":
         wl = hotspot_workload(N, qps, x, x_warm=x, warm_s=0.0, burst_s=H, tail_s=0.0, **kw)
     else:
         wl = hotspot_workload(N, qps, x, x_warm=min(x, 0.5 / N), warm_s=H / 4, burst_s=H / 2, tail_s=H / 4, **kw)
     return wl, qps, H
+
+
+def holder_ids(spec: dict) -> list[int]:
+    """Instances pre-loaded with the hot prefix: ``spec["holder_ids"]`` if given, else the
+    lowest ``holders`` indices (``placement`` ``"low"``, the default) or the highest (``"high"``)."""
+    if spec.get("holder_ids") is not None:
+        return [int(i) for i in spec["holder_ids"]]
+    n, m = spec["n"], spec["holders"]
+    return list(range(n - m, n)) if spec.get("placement") == "high" else list(range(m))
 
 
 def outcome_label(lm_hot: float | None, ll_hot: float | None, load_ratio: float) -> str:
@@ -127,7 +167,7 @@ def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS) -> dict:
     pc = prefix_classes(wl)
     hot = np.array([c == "hot" for c in pc.class_of], dtype=bool)
     cfg = DetectorConfig(window_s=H / 4, top_k=3, min_class_requests=5)
-    pre = {"hot": list(range(spec["holders"]))}
+    pre = {"hot": holder_ids(spec)}
     row = {**spec, "qps": qps, "horizon_s": H, "n_requests": len(wl), "n_hot": int(hot.sum())}
     rep, lm = run_detection(wl, spec["n"], config=cfg, cost=cost, instance=instance, classes=pc, preload=pre)
     verdict, extra = _verdict(rep)
@@ -175,10 +215,39 @@ class Validation:
         return float(((f.verdict == "harmful") == (f.outcome == "harmful")).mean())
 
     def disagreements(self) -> pd.DataFrame:
-        cols = ["id", "n", "holders", "x", "x_over_threshold", "load", "doc_tokens", "mode", "verdict", "outcome",
-                "load_ratio", "lmetric_hot_mean", "least-load_hot_mean"]
+        cols = ["id", "kind", "n", "holders", "placement", "holder_ids", "x", "x_over_threshold", "load", "doc_tokens",
+                "mode", "verdict", "outcome", "predicted_ratio", "load_ratio", "lmetric_hot_mean", "least-load_hot_mean"]
         f = self.frame
         return f.loc[f.verdict != f.outcome, [c for c in cols if c in f]]
+
+    def summary(self) -> dict:
+        """JSON-ready: n, agreement, harm agreement, confusion (nested dict), mitigation
+        figures (worst hot-class p99 change, worst overall mean change, gap recovered on
+        harmed workloads: each value, its minimum and median)."""
+        m = self.mitigation()
+        rec = m.gap_recovered.dropna()
+        conf = self.confusion()
+        return {"n": len(self.frame), "agreement": self.agreement, "n_agree": int((self.frame.verdict == self.frame.outcome).sum()),
+                "harm_agreement": self.harm_agreement,
+                "confusion": {str(r): {str(c): int(conf.loc[r, c]) for c in conf.columns} for r in conf.index},
+                "worst_hot_p99_change": float(m.hot_p99_change.max()), "worst_all_mean_change": float(m.all_mean_change.max()),
+                "n_harmed": int(len(rec)), "gap_recovered": [round(float(v), 4) for v in rec],
+                "gap_recovered_min": float(rec.min()) if len(rec) else None,
+                "gap_recovered_median": float(rec.median()) if len(rec) else None}
+
+    def summary_text(self) -> str:
+        """The study as plain text: confusion matrix, agreement, disagreements, mitigation."""
+        s = self.summary()
+        m = self.mitigation()
+        return "\n".join([
+            "confusion matrix (rows: detector verdict, columns: simulated outcome)", self.confusion().to_string(),
+            f"agreement {s['agreement']:.3f} ({s['n_agree']} of {s['n']}); harmful-or-not {s['harm_agreement']:.3f}",
+            "", "disagreements", self.disagreements().round(3).to_string(index=False), "",
+            "mitigation vs LMetric: hot-class p99 TTFT change (fraction)",
+            m.hot_p99_change.describe(percentiles=[0.5, 0.9, 0.99]).round(4).to_string(),
+            f"worst hot p99 change {s['worst_hot_p99_change']:+.4f}; worst overall mean change "
+            f"{s['worst_all_mean_change']:+.4f}",
+            f"harmed workloads: {s['n_harmed']}; gap to the best router recovered: {s['gap_recovered']}"])
 
     def mitigation(self) -> pd.DataFrame:
         """Per workload: mitigated vs LMetric hot-class p99 change and overall mean change
@@ -193,11 +262,23 @@ class Validation:
                              "gap_recovered": rec, "outcome": f.outcome})
 
 
-def validate(n: int = 200, seed: int = 0, *, cost=None, instance=None, progress=None) -> Validation:
-    """Run :func:`evaluate` on ``family(n, seed)`` serially; ``progress(k)`` after each."""
-    rows = []
-    for k, spec in enumerate(family(n, seed)):
-        rows.append(evaluate(spec, cost, instance))
-        if progress:
-            progress(k + 1)
+def validate(n: int = 200, seed: int = 0, *, ids: Sequence[int] | None = None, workers: int = 1,
+             use_ray: bool = False, ray_address: str | None = None, progress: bool = False) -> Validation:
+    """Run :func:`evaluate` on ``family(n, seed)`` (or its members ``ids``) through the
+    sweep runner (:func:`fairsched.sweep.map_grid`: serial, ``workers`` local processes, or
+    Ray); the default A100 cost model and instance. Rows in family order.
+
+    Raises:
+        ValueError: an id outside the family.
+    """
+    from fairsched.sweep import map_grid
+
+    fam = family(n, seed)
+    if ids is not None:
+        bad = [i for i in ids if not 0 <= i < n]
+        if bad:
+            raise ValueError(f"ids {bad} are outside the family of {n} workloads")
+        fam = [fam[i] for i in ids]
+    rows = map_grid(evaluate, fam, workers=workers, use_ray=use_ray, ray_address=ray_address, progress=progress,
+                    desc="validation workloads")
     return Validation(pd.DataFrame(rows))

@@ -1,0 +1,212 @@
+"""The corrected LMetric hotspot model: steady state with completions, queued prefill, the
+``+1``, replication to new holders, and the routers' lowest-index tie-break.
+
+Proofs: ``proofs/lmetric_harm_validation.md`` (§2-§3: iterations, replication, the fixed
+point; §4: the tie-break). Units: tokens, requests, requests/s, seconds; offered load in
+Erlangs (requests in the system on average).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import sympy as sp
+
+from .cost import default_cost_coefficients
+
+__all__ = ["HARM_ABS_S", "HARM_REL", "HOTSPOT_RATIO", "classify_steady", "d_a_sym", "erlang_b", "iteration_time",
+           "ordered_hunt_loads", "request_work", "rho_sym", "steady_state_hotspot", "tie_break_loads"]
+
+rho_sym = sp.Symbol("rho", nonnegative=True)  # utilisation: instance-seconds of work per second
+d_a_sym = sp.Symbol("d_a", positive=True)  # fixed cost of one iteration [s]
+HARM_REL = 0.10  # proofs/lmetric_harm_validation.md §1: harmful = > 10 % and > 5 ms more mean TTFT
+HARM_ABS_S = 0.005
+HOTSPOT_RATIO = 1.25
+RHO_CAP = 0.95  # utilisation at which an instance's sojourn is capped in the tie-break term
+
+
+def iteration_time() -> sp.Expr:
+    """Mean iteration length ``tau = d_a / (1 - rho)`` [s] of an instance kept busy at
+    utilisation ``rho < 1`` (``rho`` = arrival rate x per-request work, :func:`request_work`):
+    over a busy period of length T with n iterations, ``T = n d_a + rho T``
+    (``proofs/lmetric_harm_validation.md`` §2)."""
+    return d_a_sym / (1 - rho_sym)
+
+
+def request_work(new, cached, out, k) -> float:
+    """Instance-seconds one request needs besides the per-iteration fixed cost: its prefill
+    ``a + b n + c n (h + n/2)`` plus ``out`` decode shares ``b_d + c_d (h + n + out/2)``
+    (``k``: cost coefficients as in :func:`fairsched.theory.cost.default_cost_coefficients`)."""
+    pre = 0.0 if new <= 0 else k["prefill_a_s"] + new * (k["prefill_b_s_per_tok"]
+                                                       + k["prefill_c_s_per_tok2"] * (cached + new / 2))
+    return pre + out * (k["decode_b_s_per_seq"] + k["decode_c_s_per_ctx_tok"] * (cached + new + out / 2))
+
+
+def _prefill(new, cached, k) -> float:
+    return request_work(new, cached, 0, k)
+
+
+def _station(lam, w, k):
+    """Per instance: utilisation, mean iteration [s], or None if saturated (rho >= 1)."""
+    rho = lam * w
+    if rho >= 1:
+        return rho, None
+    return rho, k["decode_a_s"] / (1 - rho)
+
+
+# --- the tie-break: ordered hunting (§4) ---------------------------------------------------
+def erlang_b(s: int, A: float) -> float:
+    """Erlang's loss probability ``B(s, A)`` of ``s`` servers offered ``A`` Erlangs:
+    ``B(0, A) = 1``, ``B(s, A) = A B(s-1, A) / (s + A B(s-1, A))`` (insensitive to the
+    holding-time distribution). Raises ValueError: ``s < 0`` or ``A < 0``."""
+    if s < 0 or A < 0:
+        raise ValueError(f"erlang_b needs s >= 0 and A >= 0 (got s={s}, A={A})")
+    b = 1.0
+    for j in range(1, int(s) + 1):
+        b = A * b / (j + A * b)
+    return b
+
+
+def ordered_hunt_loads(A: float, n: int) -> list[float]:
+    """Mean requests on each of ``n`` instances (index order) when Poisson arrivals of ``A``
+    Erlangs take the first free *slot* in the order ``(level 1: instances 0..n-1), (level 2:
+    0..n-1), ...``: join-the-shortest-queue with ties to the lowest index, as every fairsched
+    router breaks them. Slot ``s`` (1-based) is busy with probability ``A (B(s-1, A) - B(s, A))``
+    (the first ``s`` slots form an Erlang loss system that overflows to the rest), so instance
+    ``i`` holds ``b_i = sum_l A (B(l n + i, A) - B(l n + i + 1, A))``; ``sum_i b_i = A``.
+    ``proofs/lmetric_harm_validation.md`` §4. Returns a list of ``n`` floats [requests]."""
+    if n < 1:
+        raise ValueError(f"ordered_hunt_loads needs n >= 1 (got {n})")
+    A = max(0.0, float(A))
+    loads = [0.0] * n
+    if A == 0.0:
+        return loads
+    b_prev, s = 1.0, 0
+    s_max = A + 12.0 * math.sqrt(A) + 2 * n + 30  # beyond it B(s, A) < 1e-12 of A
+    while s < s_max:
+        s += 1
+        b = A * b_prev / (s + A * b_prev)
+        loads[(s - 1) % n] += A * (b_prev - b)
+        b_prev = b
+    return loads
+
+
+def tie_break_loads(A: float, n: int, holder_share: Sequence[float], hot_per_holder: float,
+                    rho: float = 0.0) -> tuple[float, float]:
+    """Mean load ``(B_M, B_Mbar)`` [requests] of the holders and of the other instances when
+    the whole traffic (``A`` Erlangs) joins the shortest queue with ties to the lowest index
+    (:func:`ordered_hunt_loads`) and the class (``hot_per_holder`` Erlangs on each holder)
+    can only go to its holders. ``holder_share[i]`` in [0, 1]: the share of the time instance
+    ``i`` holds the class. A holder the order leaves below the class's own load carries that
+    load; the excess is taken from the last other instances in the order (they receive the
+    traffic the holders now keep). ``proofs/lmetric_harm_validation.md`` §4."""
+    w = [min(1.0, max(0.0, float(v))) for v in holder_share]
+    if len(w) != n:
+        raise ValueError(f"holder_share has {len(w)} entries for n = {n} instances")
+    b = ordered_hunt_loads(A, n)
+    bb = [bi + wi * max(0.0, hot_per_holder - bi) for bi, wi in zip(b, w, strict=True)]
+    excess = sum(bb) - sum(b)
+    for i in reversed(range(n)):  # the last instances in the order give the excess back
+        take = min(excess, (1 - w[i]) * bb[i])
+        bb[i] -= take
+        excess -= take
+        if excess <= 0:
+            break
+    if 0 < rho < 1 and A > 0:  # an instance given more arrivals iterates longer: B_i = lam_i T(rho_i)
+        bb = [bi * (1 - rho) / (1 - min(RHO_CAP, rho * bi * n / A)) for bi in bb]
+    m, o = sum(w), n - sum(w)
+    b_m = sum(wi * bi for wi, bi in zip(w, bb, strict=True)) / m if m > 0 else 0.0
+    b_o = sum((1 - wi) * bi for wi, bi in zip(w, bb, strict=True)) / o if o > 0 else 0.0
+    return b_m, b_o
+
+
+def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, coeffs=None,
+                         holder_share: Sequence[float] | None = None) -> dict:
+    """The corrected hotspot model (``proofs/lmetric_harm_validation.md`` §2-§4).
+
+    Args:
+        x_val: class share of arrivals; m0: holders |M| (instances caching its prefix);
+        n: instances N; qps: arrival rate [req/s]; L, u: class prompt and its uncached part
+        on a holder [tokens]; out: class output [tokens]; L_cold, out_cold: mean prompt and
+        output of the other traffic [tokens]; n_hot: class arrivals over which the one-off
+        replication cost is spread; coeffs: cost coefficients (A100 roofline by default);
+        holder_share: per instance (index order, ``n`` values in [0, 1]) the share of the
+        time it holds the class's prefix, for the tie-break (§4); None = placement unknown,
+        no tie-break term.
+
+    Returns a dict: ``holders`` m* (after LMetric's own replication), ``rho_M``,
+    ``rho_Mbar``, ``rho_all``, ``ratio`` (predicted ``(B_M + 1)/(B_Mbar + 1)``),
+    ``ttft_lmetric``, ``ttft_leastload`` (predicted class mean TTFT [s]), ``regime``,
+    ``tie_ratio`` (the tie-break's factor on the filled ratio, 1 without ``holder_share``), and
+    ``target_holders``: the fewest holders at which they are no busier than the cluster
+    (``x QPS w_hit / m <= rho_all``), the mitigation's target.
+    """
+    k = coeffs or default_cost_coefficients()
+    xb = 1 - x_val
+    w_hit = request_work(u, L - u, out, k)
+    w_cold = request_work(L_cold, 0, out_cold, k)
+    f_u, f_L = _prefill(u, L - u, k), _prefill(L, 0, k)
+    rho_all, tau_all = _station(qps / n, x_val * w_hit + xb * w_cold, k)
+    if tau_all is None:  # the cluster itself is overloaded: no router keeps up
+        tau_all = math.inf
+    lam_hot_inst = x_val * qps / n
+
+    def miss_cost(instances):  # one doc prefill per new holder + class arrivals that wait for it
+        return instances * (f_L - f_u) * (1 + lam_hot_inst * f_L / 2)
+
+    ttft_ll = 1.5 * tau_all + f_u + miss_cost(n - m0) / max(1.0, n_hot)
+
+    def filled_ratio(m):  # other traffic fills up to equal scores: (Q_M + L_o)(B_M + 1) = (Q_o + L_o)(B_o + 1)
+        h = min(1.0, x_val * n / m)  # class share of a holder's arrivals
+        lam_tau = (qps / n) * tau_all if math.isfinite(tau_all) else math.inf
+        if not math.isfinite(lam_tau):
+            return L_cold / (h * u + (1 - h) * L_cold)  # queues dominate: the limit of the ratio
+        return (lam_tau * L_cold + L_cold) / (lam_tau * (h * u + (1 - h) * L_cold) + L_cold)
+
+    def tie_ratio(m):  # §4: lowest-index ties, holders where holder_share puts them
+        if holder_share is None or not math.isfinite(tau_all):
+            return 1.0
+        t_hot = 1.5 * tau_all + f_u + out * tau_all
+        t_cold = 1.5 * tau_all + _prefill(L_cold, 0, k) + out_cold * tau_all
+        A = qps * (x_val * t_hot + xb * t_cold)
+        b_m, b_o = tie_break_loads(A, n, holder_share, x_val * qps * t_hot / max(m, 1e-9), rho_all)
+        return (b_m + 1) / (b_o + 1)
+
+    m = max(1, int(m0))
+    while True:
+        r_fill = filled_ratio(m)  # other traffic shares the holders: queued prefill and ties (§4) apply
+        if x_val * n <= m or m >= n:  # benign: other traffic fills the holders
+            ratio, ttft_lm, rho_m, rho_o = r_fill * tie_ratio(m), 1.5 * tau_all + f_u, rho_all, rho_all
+            break
+        a, b = x_val * qps / m, xb * qps / (n - m)
+        rho_m, tau_m = _station(a, w_hit, k)
+        rho_o, tau_o = _station(b, w_cold, k)
+        if tau_m is not None and tau_o is None:  # the others saturate: their traffic spills onto M
+            ratio, ttft_lm, rho_o = r_fill, 1.5 * tau_all + f_u, rho_all
+            break
+        if tau_m is not None:
+            ttft_m = 1.5 * tau_m + f_u
+            B_m = a * (ttft_m + out * tau_m)  # Little: arrival rate x sojourn
+            B_o = b * (1.5 * tau_o + _prefill(L_cold, 0, k) + out_cold * tau_o)
+            Q_m, Q_o = u * a * tau_m, L_cold * b * tau_o  # prefill queued within one iteration
+            if (Q_m + u) * (B_m + 1) <= (Q_o + L) * (B_o + 1):  # the product keeps the class on M
+                r_conc = (B_m + 1) / (B_o + 1)
+                # if the class alone leaves M below the filled ratio, other traffic joins it there
+                ratio, ttft_lm = (r_conc, ttft_m) if r_conc >= r_fill else (r_fill * tie_ratio(m), 1.5 * tau_all + f_u)
+                break
+        m += 1  # saturated, or the score diverts: the class replicates to one more holder
+    ttft_lm += miss_cost(m - m0) / max(1.0, n_hot)
+    if math.isfinite(ttft_ll) and ttft_lm > ttft_ll * (1 + HARM_REL) and ttft_lm - ttft_ll > HARM_ABS_S:
+        regime = "harmful"
+    else:
+        regime = "hotspot" if ratio > HOTSPOT_RATIO else "benign"
+    # fewest holders no busier than the cluster: x QPS w_hit / m <= rho_all (the mitigation's target)
+    target = n if rho_all <= 0 else min(n, max(int(m0), math.ceil(x_val * qps * w_hit / rho_all - 1e-9)))
+    return {"holders": m, "target_holders": target, "rho_M": rho_m, "rho_Mbar": rho_o, "rho_all": rho_all, "ratio": ratio,
+            "ttft_lmetric": ttft_lm, "ttft_leastload": ttft_ll, "regime": regime, "tie_ratio": tie_ratio(m)}
+
+
+def classify_steady(*args, **kw) -> str:
+    """The regime of :func:`steady_state_hotspot` (``"benign"``, ``"hotspot"``, ``"harmful"``)."""
+    return steady_state_hotspot(*args, **kw)["regime"]
