@@ -77,6 +77,56 @@ def test_fairness_measured_gap_and_curves_are_the_runs(wl):
     assert 0 < pt.hit_rate < 1 and pt.throughput_tok_s > 0
 
 
+def _t_pre(c, n, h):
+    """proofs/cost_model.md: a + n (b + c (h + n/2)), plus e + g (h + n) + w n^2/2 when h > 0."""
+    t = c.prefill_a + n * (c.prefill_b + c.prefill_c * (h + n / 2))
+    return t + (c.prefill_e + c.prefill_g * (h + n) + c.prefill_w * n * n / 2 if h > 0 else 0.0)
+
+
+@pytest.mark.parametrize("policy,K", [("vtc", 1), ("dlpm", 1), ("d2lpm", 2)])
+def test_fairness_seconds_bound_is_theorem_1(wl, policy, K):
+    """Service in predicted seconds (proofs/seconds_bounds.md, Theorem 1): VTC ``2 X_s``, DLPM
+    ``2(Q^u_s + X_s)``, D²LPM per worker ``2K(Q^u_s + X_s)`` with ``X_s <= t_pre^max(L) + k D_max``
+    (t_pre^max(L) = t_pre(L, 0) + e + g L + w L^2/2; D_max: a request's decode charges at batch 1
+    and the KV capacity as context) and ``Q^u_s = t_pre(Q^u, 0)``, all written out here."""
+    c = CostModel.from_profile("a10g-llama2-7b")
+    c = CostModel(**{**c.__dict__, "prefill_e": 1e-3, "prefill_g": 2e-7, "prefill_w": 1e-10, "decode_q": 1e-12})
+    Q, kv = 3000.0, 30_000
+    pt = fairness_point(wl, FairnessParams(policy=policy, quantum=Q, n_instances=K, kv_capacity=kv,
+                                           service="seconds"), cost=c)
+    assert pt.unit == "s" and pt.params.service == "seconds"
+    q_s = c.prefill_a + Q * (c.prefill_b + c.prefill_c * Q / 2)
+    assert pt.values["Q_u"] == pytest.approx(q_s)
+    p_max = max(_t_pre(c, r.input_len, 0) + c.prefill_e + c.prefill_g * r.input_len
+                + c.prefill_w * r.input_len ** 2 / 2 for r in wl)
+
+    def decode_worst(L, out_len):
+        m = out_len - 1
+        return sum(c.decode_a + c.decode_b + (c.decode_c + c.decode_q * kv) * (L + j) for j in range(1, m + 1))
+
+    d_max = max(decode_worst(r.input_len, r.output_len) for r in wl)
+    k = max(concurrency_k(pt.result).values())
+    assert pt.k == k >= 1
+    X = p_max + k * d_max
+    want = {"vtc": 2 * X, "dlpm": 2 * (q_s + X), "d2lpm": 2 * K * (q_s + X)}[policy]
+    assert pt.bound == pytest.approx(want, rel=1e-9)
+    # the run's service log is in predicted seconds: the service of the run is the cost model's
+    # predicted time of every charge, at most the makespan times the instances
+    assert 0 < float(np.sum(pt.result.svc_amount)) <= K * float(np.nanmax(pt.result.finish_t)) * (1 + 1e-9)
+    assert pt.measured_gap <= pt.bound
+    if K == 1:  # one instance: the bound is check_seconds' a-priori (k) verdict
+        v = [u for u in pt.verdicts if u.kind == "proved"][0]
+        assert "X_s" in v.check and v.bound == pytest.approx(pt.bound)
+
+
+def test_fairness_seconds_changes_the_run(wl):
+    tok = fairness_point(wl, policy="dlpm", quantum=4096.0)
+    sec = fairness_point(wl, policy="dlpm", quantum=4096.0, service="seconds")
+    assert tok.unit == "service units" and sec.unit == "s"
+    assert sec.measured_gap < 60 < tok.measured_gap  # seconds of a one-GPU run vs. thousands of tokens
+    assert "D_{max}" in str(sec.bound_expr) and "O_max" in str(tok.bound_expr)
+
+
 def test_fairness_params_validate():
     with pytest.raises(ValueError, match="n_instances"):
         FairnessParams(policy="d2lpm", n_instances=1)
@@ -84,6 +134,8 @@ def test_fairness_params_validate():
         FairnessParams(policy="lpm")
     with pytest.raises(ValueError, match="quantum"):
         FairnessParams(quantum=0)
+    with pytest.raises(ValueError, match="service"):
+        FairnessParams(service="joules")
 
 
 # ---------------------------------------------------------------- hotspot
@@ -187,6 +239,10 @@ def test_explorers_update_on_control_change(tmp_path):
     assert f"{f.point.bound:,.0f}" in f.figure.layout.title.text
     f.controls["policy"].value = "D²LPM"
     assert f.point.params.n_instances == 2 and not f.controls["quantum_w"].disabled
+    f.controls["service"].value = "seconds"
+    assert f.error is None and f.point.unit == "s" and " s" in f.figure.layout.title.text
+    assert f.controls["w_p"].disabled and "t_pre" in f.math.value
+    f.controls["service"].value = "tokens"
     f.controls["kv_capacity"].min = 1000
     f.controls["kv_capacity"].value = 1000  # no request fits: a message, no exception
     assert f.error and "kv_capacity" in f.error and "cannot compute" in f.status.value

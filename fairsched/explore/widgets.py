@@ -110,9 +110,9 @@ class FairnessExplorer(_Explorer):
         big = max(r.input_len + r.output_len for r in self.workload) + self.workload.block_size
         c = {"policy": W.ToggleButtons(options=list(F.POLICIES), value="DLPM", description="policy",
                                        style={"button_width": "70px", "description_width": "130px"}),
-             "quantum": W.FloatLogSlider(value=4096, base=2, min=6, max=17, step=0.5, description="Qᵘ [units]",
+             "quantum": W.FloatLogSlider(value=4096, base=2, min=6, max=17, step=0.5, description="Qᵘ [tokens]",
                                          **_SLIDER),
-             "quantum_w": W.FloatLogSlider(value=8192, base=2, min=8, max=18, step=0.5, description="Qʷ [units]",
+             "quantum_w": W.FloatLogSlider(value=8192, base=2, min=8, max=18, step=0.5, description="Qʷ [tokens]",
                                            **_SLIDER),
              "w_p": W.FloatSlider(value=1.0, min=0.25, max=4.0, step=0.25, description="w_p (prefill)", **_SLIDER),
              "w_q": W.FloatSlider(value=2.0, min=0.25, max=4.0, step=0.25, description="w_q (decode)", **_SLIDER),
@@ -122,9 +122,8 @@ class FairnessExplorer(_Explorer):
         if F.supports_admission():
             c["admission"] = W.Dropdown(options=["reserve", "peak"], value="reserve", description="admission",
                                         style={"description_width": "130px"})
-        if F.supports_service():
-            c["service"] = W.ToggleButtons(options=["tokens", "seconds"], value="tokens", description="service",
-                                           style={"button_width": "70px", "description_width": "130px"})
+        c["service"] = W.ToggleButtons(options=["tokens", "seconds"], value="tokens", description="service",
+                                       style={"button_width": "70px", "description_width": "130px"})
         fig = _fig(("worst service gap vs. bounds [service units]", "service W(t) of the worst pair"))
         fig.add_bar(x=[], y=[], name="bound", marker_color="#9bb", row=1, col=1)
         fig.add_bar(x=[], y=[], name="measured gap", row=1, col=1)
@@ -146,7 +145,10 @@ class FairnessExplorer(_Explorer):
     def _update(self, v: dict) -> None:
         p = self.params(v)
         self.controls["quantum_w"].disabled = p.policy != "d2lpm"
+        for k in ("w_p", "w_q"):  # predicted seconds do not weigh tokens
+            self.controls[k].disabled = p.service == "seconds"
         pt = self.point = F.fairness_point(self.workload, p)
+        fmt = (lambda x: f"{x:,.0f}") if pt.unit == "service units" else (lambda x: f"{x:.3g}")
         vs = [u for u in pt.verdicts if u.bound is not None]
         name = {"vtc": "VTC", "dlpm": "DLPM", "d2lpm": "DLPM"}[p.policy]
         labels = [u.check.replace(f"{name} ", "").replace("D2LPM ", "") +
@@ -159,8 +161,10 @@ class FairnessExplorer(_Explorer):
             for k, who in ((2, 0), (3, 1)):
                 d = pt.curves[pt.curves.client == pt.pair[who]] if pt.pair else pt.curves.iloc[:0]
                 f.data[k].x, f.data[k].y = d.t.to_numpy(), d.W.to_numpy()
-            f.layout.title.text = (f"{v['policy']}, K={p.n_instances}: proved bound {pt.bound:,.0f} vs. measured "
-                                   f"gap {pt.measured_gap:,.0f} service units")
+            f.layout.title.text = (f"{v['policy']}, K={p.n_instances}, {p.service}: proved bound {fmt(pt.bound)} vs. "
+                                   f"measured gap {fmt(pt.measured_gap)} {pt.unit}")
+            f.layout.annotations[0].text = f"worst service gap vs. bounds [{pt.unit}]"
+            f.layout.yaxis.title.text = pt.unit
         # outside the batch: a batched restyle of a key some traces do not change would send
         # them "undefined" (plotly.js then drops their name / colour)
         f.data[1].marker.color = colours
@@ -169,22 +173,31 @@ class FairnessExplorer(_Explorer):
         lhs = sp.Abs(sp.Symbol("W_f") - sp.Symbol("W_g"))
         from fairsched.theory.fairness import X_expr
 
-        self.math.value = (rf"$$ {sp.latex(sp.Le(lhs, F.proved_bound_expr(p.policy)))},\quad "
-                           rf"X \le {sp.latex(X_expr())} $$"
-                           f"evaluated on the workload (k = {pt.k}, the most requests of one client running "
-                           f"at once on one instance): <b>{pt.bound:,.0f}</b> service units; "
+        x_le = sp.latex(X_expr()) if p.service == "tokens" else sp.latex(F.P_MAX_S + sp.Symbol("k") * F.D_MAX_S)
+        seconds = "" if p.service == "tokens" else (
+            f"Service in the cost model's predicted seconds (proofs/seconds_bounds.md, Theorem 1): Qᵘ = "
+            f"{p.quantum:,.0f} tokens is read as t_pre({p.quantum:,.0f}, 0) = <b>{pt.values['Q_u']:.3g} s</b>; "
+            f"t<sub>pre</sub><sup>max</sup> = {pt.values['t^{max}_{pre}']:.3g} s, "
+            f"D<sub>max</sub> = {pt.values['D_{max}']:.3g} s. ")
+        self.math.value = (rf"$$ {sp.latex(sp.Le(lhs, F.proved_bound_expr(p.policy, service=p.service)))},\quad "
+                           rf"X{'_s' if p.service == 'seconds' else ''} \le {x_le} $$" + seconds +
+                           f"Evaluated on the workload (k = {pt.k}, the most requests of one client running "
+                           f"at once on one instance): <b>{fmt(pt.bound)}</b> {pt.unit}; "
                            f"cache hit rate <b>{(pt.hit_rate or 0):.1%}</b>, throughput "
                            f"<b>{(pt.throughput_tok_s or 0):,.0f}</b> tokens/s.")
+        src = "check_run" if p.service == "tokens" else "seconds_check.check_seconds"
         self.table.value = html_table(pt.to_frame()[["check", "scope", "bound", "measured", "ratio", "status"]],
-                                      title="bound verdicts (fairsched.analysis.bounds.check_run)")
+                                      title=f"bound verdicts (fairsched.analysis.{src}) [{pt.unit}]")
 
 
 def fairness_explorer(workload=None) -> FairnessExplorer:
     """Explore VTC / DLPM / D²LPM fairness on ``workload`` (default: a 120-request
     long-document QA, :func:`~fairsched.explore.fairness.default_fairness_workload`).
 
-    Controls: policy, ``Q^u``, ``Q^w`` (D²LPM), ``w_p``, ``w_q``, instances, KV capacity
-    (and the admission rule / service measure where the simulator has them). Shows the
+    Controls: policy, ``Q^u``, ``Q^w`` (D²LPM), ``w_p``, ``w_q``, instances, KV capacity,
+    the service measure (tokens, or the cost model's predicted seconds with the quanta
+    converted by :func:`~fairsched.explore.fairness.seconds_quantum`) and the admission rule
+    where the simulator has one. Shows the
     proved bound (LaTeX, evaluated on the workload), every bound verdict against the measured
     gap, the service curves of the worst pair, hit rate and throughput.
     """
