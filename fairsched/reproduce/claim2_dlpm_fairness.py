@@ -11,6 +11,22 @@ import numpy as np
 
 from fairsched.reproduce import common as cm
 from fairsched.reproduce.base import Check, Claim, ClaimResult
+from fairsched.reproduce.jobs import SimJob, run_jobs
+
+
+def _measure(res, with_x: bool = False) -> tuple[dict, dict, float | None]:
+    """(summary numbers, mean TTFT per client [s], X upper bound or None) of one run."""
+    from fairsched.analysis import summarize
+
+    s = summarize(res)
+    stats = {k: s[k] for k in ("max_service_gap", "jain_index", "throughput_tok_s", "cache_hit_rate",
+                               "ttft_mean_s", "max_cost_U", "gap_pair")}
+    ttft = res.requests_frame().groupby("client")["ttft_s"].mean().to_dict()
+    return stats, ttft, cm.x_upper_bound(res, *cm.WEIGHTS) if with_x else None
+
+
+def _measure_x(res):
+    return _measure(res, with_x=True)
 
 
 def run_dlpm_fairness(quick: bool, cost=None, out: Path | None = None) -> ClaimResult:
@@ -18,7 +34,6 @@ def run_dlpm_fairness(quick: bool, cost=None, out: Path | None = None) -> ClaimR
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from fairsched.analysis import summarize
     from fairsched.workload import default_workload, mixed
 
     cost, inst = cm.hardware(cost, cm.A100)
@@ -27,17 +42,13 @@ def run_dlpm_fairness(quick: bool, cost=None, out: Path | None = None) -> ClaimR
     w = mixed(seed=0, scale=1.5, duration=45.0) if quick else default_workload(0)
     low = [c for c in w.clients if c.startswith("user")]  # unique prompts: no prefix sharing
     stats, ttft = {}, {}
-    x_dlpm = None
-    for p in ("fcfs", "lpm", "vtc", "dlpm"):
-        res = cm.simulate(w, p, cost, inst)
-        s = summarize(res, label=p)
-        df = res.requests_frame()
-        ttft[p] = df.groupby("client")["ttft_s"].mean().to_dict()
-        stats[p] = {k: s[k] for k in ("max_service_gap", "jain_index", "throughput_tok_s", "cache_hit_rate",
-                                      "ttft_mean_s", "max_cost_U", "gap_pair")}
+    got = run_jobs({p: SimJob(w, p, cost, inst, measure=_measure_x if p == "dlpm" else _measure)
+                    for p in ("fcfs", "lpm", "vtc", "dlpm")}, desc="claim 2: policies")
+    for p, (st, tt, _) in got.items():
+        ttft[p] = tt
+        stats[p] = st
         stats[p]["low_sharing_ttft_mean_s"] = float(np.mean([ttft[p][c] for c in low]))
-        if p == "dlpm":
-            x_dlpm = cm.x_upper_bound(res, *cm.WEIGHTS)
+    x_dlpm = got["dlpm"][2]
     u = stats["dlpm"]["max_cost_U"]
     qu = cm.quantum_u(w)
     bound = cm.proved_dlpm_bound(qu, x_dlpm, *cm.WEIGHTS)

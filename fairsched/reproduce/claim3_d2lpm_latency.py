@@ -14,6 +14,7 @@ import numpy as np
 
 from fairsched.reproduce import common as cm
 from fairsched.reproduce.base import Check, Claim, ClaimResult
+from fairsched.reproduce.jobs import SimJob, run_jobs
 
 
 def _d2lpm_configs(quick: bool) -> list[tuple[int, float, float]]:
@@ -21,37 +22,40 @@ def _d2lpm_configs(quick: bool) -> list[tuple[int, float, float]]:
     return [(4, 4.0, 60.0)] if quick else [(4, 4.0, 60.0), (8, 8.0, 45.0)]
 
 
+def _measure(res) -> dict:
+    from fairsched.analysis import cache_hit_rate, jain_index, latency_stats
+
+    return {"e2e_per_client_s": res.requests_frame().groupby("client")["e2e_s"].mean().to_dict(),
+            "e2e_mean_s": latency_stats(res)["e2e_mean_s"], "hit_rate": cache_hit_rate(res), "jain": jain_index(res)}
+
+
 def run_d2lpm_latency(quick: bool, cost=None, out: Path | None = None) -> ClaimResult:
     """Claim 3: per-client latency of D²LPM vs Preble (and SGLang's cache-aware router)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from fairsched.analysis import cache_hit_rate, jain_index, latency_stats
     from fairsched.policies import default_quantum, make_router
     from fairsched.workload import mixed
 
     cost, inst = cm.hardware(cost, cm.A100)
     configs = _d2lpm_configs(quick)
+    wls = {n: mixed(seed=0, scale=scale, duration=dur) for n, scale, dur in configs}
+    combos = {n: (("Preble + LPM", make_router("preble", cost=cost), "lpm"),
+                  ("cache-aware + LPM", make_router("sglang-cache-aware"), "lpm"),
+                  ("D²LPM", make_router("d2lpm", quantum_w=default_quantum(wls[n])), "dlpm"))  # Q^w: the CLI's default
+              for n, _, _ in configs}
+    got = run_jobs({(n, label): SimJob(wls[n], pol, cost, inst, router=router, n_instances=n, measure=_measure)
+                    for n, _, _ in configs for label, router, pol in combos[n]}, desc="claim 3: routers x clusters")
     runs = {}
-    for n, scale, dur in configs:
-        w = mixed(seed=0, scale=scale, duration=dur)
-        key = f"{n} instances"
-        per = {}
-        q_w = default_quantum(w)  # Q^w = max(w_p L_in, w_q O_max), the CLI's default
-        for label, router, pol in (("Preble + LPM", make_router("preble", cost=cost), "lpm"),
-                                   ("cache-aware + LPM", make_router("sglang-cache-aware"), "lpm"),
-                                   ("D²LPM", make_router("d2lpm", quantum_w=q_w), "dlpm")):
-            res = cm.simulate(w, pol, cost, inst, router=router, n_instances=n)
-            df = res.requests_frame()
-            per[label] = {"e2e_per_client_s": df.groupby("client")["e2e_s"].mean().to_dict(),
-                          "e2e_mean_s": latency_stats(res)["e2e_mean_s"], "hit_rate": cache_hit_rate(res),
-                          "jain": jain_index(res)}
+    for n, _, _ in configs:
+        w = wls[n]
+        per = {label: got[n, label] for label, _, _ in combos[n]}
         base, d2 = per["Preble + LPM"]["e2e_per_client_s"], per["D²LPM"]["e2e_per_client_s"]
         per["speedup_per_client"] = {c: cm.ratio(base[c], d2[c]) for c in w.clients}
         sg = per["cache-aware + LPM"]["e2e_per_client_s"]
         per["speedup_vs_cache_aware"] = {c: cm.ratio(sg[c], d2[c]) for c in w.clients}
         per["n_requests"] = len(w)
-        runs[key] = per
+        runs[f"{n} instances"] = per
     best_cfg, best_client, best = None, None, -math.inf
     all_sp = []
     for key, per in runs.items():

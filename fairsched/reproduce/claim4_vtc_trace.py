@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fairsched.reproduce import common as cm
 from fairsched.reproduce.base import Check, Claim, ClaimResult
+from fairsched.reproduce.jobs import SimJob, run_jobs
 
 VTC_TRACE = "lmsys_vtc_27clients.jsonl"
 VTC_PAPER = {"VTC": 368.40, "FCFS": 759.97, "LCF": 750.49, "RPM": 143.86}
@@ -27,14 +28,23 @@ def _profile_kv(profile: str) -> int:
     return kv_capacity_tokens(profile)
 
 
+def _measure(res) -> dict:
+    from fairsched.analysis import latency_stats, max_service_gap, throughput_tok_s
+    from fairsched.reproduce.vtc_metric import window_service_diff
+
+    wd = window_service_diff(res)
+    return {"max_diff": wd.max_diff, "avg_diff": wd.avg_diff, "per_tick": wd.per_tick, "ticks": wd.ticks,
+            "max_diff_max_variant": window_service_diff(res, reduce="max").max_diff,
+            "cumulative_gap": max_service_gap(res).gap, "requests": None,
+            "output_tok_s": throughput_tok_s(res)["output_tok_s"], "ttft_mean_s": latency_stats(res)["ttft_mean_s"]}
+
+
 def run_vtc_trace(quick: bool, cost=None, out: Path | None = None) -> ClaimResult:
     """Claim 4: VTC's real-trace table (max service difference of VTC, FCFS, LCF, RPM)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from fairsched.analysis import latency_stats, max_service_gap, throughput_tok_s
     from fairsched.reproduce.rpm import rpm_limit
-    from fairsched.reproduce.vtc_metric import window_service_diff
     from fairsched.workload import load_trace
 
     cost, inst = cm.hardware(cost, cm.A10G, **VTC_INSTANCE)
@@ -43,15 +53,10 @@ def run_vtc_trace(quick: bool, cost=None, out: Path | None = None) -> ClaimResul
     runs = {"VTC": (w, "vtc"), "FCFS": (w, "fcfs"), "LCF": (w, "lcf")}
     for lim in limits:
         runs["RPM" if lim == RPM_LIMIT else f"RPM{lim}"] = (rpm_limit(w, lim), "fcfs")
-    rows = {}
-    for name, (wl, pol) in runs.items():
-        res = cm.simulate(wl, pol, cost, inst)
-        wd = window_service_diff(res)
-        rows[name] = {"max_diff": wd.max_diff, "avg_diff": wd.avg_diff, "per_tick": wd.per_tick, "ticks": wd.ticks,
-                      "max_diff_max_variant": window_service_diff(res, reduce="max").max_diff,
-                      "cumulative_gap": max_service_gap(res).gap, "requests": len(wl),
-                      "output_tok_s": throughput_tok_s(res)["output_tok_s"],
-                      "ttft_mean_s": latency_stats(res)["ttft_mean_s"]}
+    rows = run_jobs({name: SimJob(wl, pol, cost, inst, measure=_measure) for name, (wl, pol) in runs.items()},
+                    desc="claim 4: schedulers")
+    for name, (wl, _) in runs.items():
+        rows[name]["requests"] = len(wl)
     vtc = rows["VTC"]["max_diff"]
     values = {"vtc": vtc, "fcfs_over_vtc": cm.ratio(rows["FCFS"]["max_diff"], vtc),
               "lcf_over_vtc": cm.ratio(rows["LCF"]["max_diff"], vtc), "rpm_over_vtc": cm.ratio(rows["RPM"]["max_diff"], vtc)}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fairsched.reproduce import common as cm
 from fairsched.reproduce.base import Check, Claim, ClaimResult
+from fairsched.reproduce.jobs import SimJob, run_jobs
 
 MOONCAKE_TRACE = "mooncake_conversation.jsonl"
 LMETRIC_INSTANCES = 16
@@ -41,12 +42,19 @@ def _where_reached(curve: list[dict]) -> str:
     return "; ".join(out) + "." if out else ""
 
 
+def _measure(res) -> dict:
+    from fairsched.analysis import cache_hit_rate, latency_stats
+
+    ls = latency_stats(res)
+    return {k: ls[k] for k in ("ttft_mean_s", "ttft_p50_s", "ttft_p99_s", "tpot_mean_s", "tpot_p50_s")} | {
+        "hit_rate": cache_hit_rate(res)}
+
+
 def run_lmetric_routing(quick: bool, cost=None, out: Path | None = None) -> ClaimResult:
     """Claim 5: LMetric vs vLLM-v1 and a tuned linear score on the Mooncake trace, 16 instances."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from fairsched.analysis import cache_hit_rate, latency_stats
     from fairsched.policies import make_router
     from fairsched.workload import load_trace
 
@@ -58,25 +66,25 @@ def run_lmetric_routing(quick: bool, cost=None, out: Path | None = None) -> Clai
     speeds = [1.0] if quick else [1.0, 1.5, 2.0, 3.0, 4.0]
     instance_axis = [] if quick else [8, 12]  # at 1x: fewer instances = more load per instance
 
-    def run(wl, name, n=LMETRIC_INSTANCES, **kw):
-        res = cm.simulate(wl, "fcfs", cost, inst, router=make_router(name, **kw), n_instances=n)
-        ls = latency_stats(res)
-        return {k: ls[k] for k in ("ttft_mean_s", "ttft_p50_s", "ttft_p99_s", "tpot_mean_s", "tpot_p50_s")} | {
-            "hit_rate": cache_hit_rate(res)}
+    def job(wl, name, n=LMETRIC_INSTANCES, **kw):
+        return SimJob(wl, "fcfs", cost, inst, router=make_router(name, **kw), n_instances=n, measure=_measure)
 
+    wls = {sp: w.replayed(sp) for sp in speeds}
+    jobs = {(name, sp, LMETRIC_INSTANCES): job(wls[sp], name) for sp in speeds for name in ("vllm-v1", "lmetric")}
+    jobs |= {("lam", lam): job(wls[1.0], "linear", lam=lam) for lam in lams}
+    jobs |= {(name, 1.0, n): job(w, name, n) for n in instance_axis for name in ("vllm-v1", "lmetric")}
+    got = run_jobs(jobs, desc="claim 5: routers x load, lam")
+    sweep = {lam: got["lam", lam] for lam in lams}
+    best_lam = min(sweep, key=lambda k: sweep[k]["ttft_mean_s"])
+    got |= run_jobs({("linear", sp, LMETRIC_INSTANCES): job(wls[sp], "linear", lam=best_lam) for sp in speeds
+                     if sp != 1.0} | {("linear", 1.0, n): job(w, "linear", n, lam=best_lam) for n in instance_axis},
+                    desc="claim 5: linear at the best lam")
     loads = {}
     for sp in speeds:
-        wl = w.replayed(sp)
-        r = {"vllm-v1": run(wl, "vllm-v1"), "lmetric": run(wl, "lmetric")}
-        if sp == 1.0:
-            sweep = {lam: run(wl, "linear", lam=lam) for lam in lams}
-            best_lam = min(sweep, key=lambda k: sweep[k]["ttft_mean_s"])
-            r["linear"] = sweep[best_lam]
-        else:
-            r["linear"] = run(wl, "linear", lam=best_lam)
+        r = {name: got[name, sp, LMETRIC_INSTANCES] for name in ("vllm-v1", "lmetric")}
+        r["linear"] = sweep[best_lam] if sp == 1.0 else got["linear", sp, LMETRIC_INSTANCES]
         loads[sp] = r
-    by_n = {n: {"vllm-v1": run(w, "vllm-v1", n), "lmetric": run(w, "lmetric", n),
-                "linear": run(w, "linear", n, lam=best_lam)} for n in instance_axis}
+    by_n = {n: {name: got[name, 1.0, n] for name in ("vllm-v1", "lmetric", "linear")} for n in instance_axis}
     curve = [{"speed": sp, "instances": LMETRIC_INSTANCES, **_reductions(r)} for sp, r in loads.items()]
     curve += [{"speed": 1.0, "instances": n, **_reductions(r)} for n, r in by_n.items()]
     base = loads[1.0]

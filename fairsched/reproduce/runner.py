@@ -41,16 +41,24 @@ def run_claim(claim: Claim, *, quick: bool = False, cost=None, out: Path | None 
 
 def run_claims(claims: Sequence[Claim], *, quick: bool = False, cost=None, out: Path | None = None,
                on_start: Callable[[Claim], None] | None = None,
-               on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Run ``claims`` in order (``on_start`` / ``on_done`` are called around each)."""
+               on_done: Callable[[Outcome], None] | None = None, workers: int = 1, use_ray: bool = False,
+               ray_address: str | None = None, progress: bool = False) -> list[Outcome]:
+    """Run ``claims`` in order (``on_start`` / ``on_done`` are called around each); each
+    claim's simulations run on a :class:`~fairsched.sweep.GridRunner` of ``workers``
+    processes (1: this process) or on Ray (``use_ray``, ``ray_address``), with a progress
+    bar per grid if ``progress``. The numbers do not depend on the executor."""
+    from fairsched.reproduce.jobs import using
+    from fairsched.sweep import GridRunner
+
     outcomes = []
-    for c in claims:
-        if on_start is not None:
-            on_start(c)
-        o = run_claim(c, quick=quick, cost=cost, out=out)
-        outcomes.append(o)
-        if on_done is not None:
-            on_done(o)
+    with GridRunner(workers, use_ray=use_ray, ray_address=ray_address, progress=progress) as g, using(g):
+        for c in claims:
+            if on_start is not None:
+                on_start(c)
+            o = run_claim(c, quick=quick, cost=cost, out=out)
+            outcomes.append(o)
+            if on_done is not None:
+                on_done(o)
     from fairsched.display import Table
 
     return Table(outcomes, dataframe, title="fairsched reproduce")
