@@ -318,3 +318,19 @@ def test_cli_runs_a_quick_claim(tmp_path):
 def test_cli_list():
     res = runner.invoke(_app(), ["reproduce", "--list"])
     assert res.exit_code == 0 and all(c in res.output for c in REGISTRY)
+
+
+def test_claims_give_the_same_numbers_on_a_process_pool():
+    """Each claim's simulations run as a grid on the sweep executor: a pool of 2 processes
+    gives the very entries of the serial run (times apart)."""
+    from fairsched.reproduce import entries, run_claims
+
+    claim = [REGISTRY["dlpm-fairness"]]
+
+    def strip(outcomes):
+        e = entries(outcomes)
+        for x in e:
+            x.pop("elapsed_s")
+        return json.dumps(e, sort_keys=True)
+
+    assert strip(run_claims(claim, quick=True, workers=2)) == strip(run_claims(claim, quick=True))
