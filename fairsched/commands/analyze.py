@@ -126,7 +126,7 @@ def analyze(
     n_clients = len(workload.clients)
     announce_run(workload, cost, instances,
                  f"source {escape(str(workload.source or 'generated'))}, KV {inst.kv_capacity_tokens:,} tokens; "
-                 f"{len(combos)} scheduler combination(s); Q^u {quantum:,.0f}, Q^w {quantum_w:,.0f}")
+                 f"{len(combos)} scheduler combination(s); Q^u {quantum:,.0f}, Q^w {quantum_w:,.0f}", inst)
 
     # ---- run
     results, summaries, wall_s = [], [], {}

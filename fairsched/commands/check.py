@@ -165,7 +165,7 @@ def check(
     q_u = quantum if quantum is not None else q0
     unit = "s" if service == "seconds" else ""
     n_clients = len(workload.clients)
-    announce_run(workload, cost, instances, f"{len(combos)} run(s); Q^u {q_u:{_num(unit)}}{unit}")
+    announce_run(workload, cost, instances, f"{len(combos)} run(s); Q^u {q_u:{_num(unit)}}{unit}", inst)
     runs, verdicts, results, labels, timing = [], [], [], [], {}
     t_all = time.perf_counter()
     try:

@@ -223,35 +223,52 @@ def warn(message: str) -> None:
     err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", soft_wrap=True)
 
 
-def overload_warning(workload, cost, instances: int) -> str | None:
-    """A warning when the workload offers more work than the instances can do
-    (utilisation > 1 even with a perfect prefix cache, under ``cost``), with how to fix it;
-    None otherwise. Utilisation = seconds of prefill and decode work
-    (:func:`fairsched.workload.offered_load`) / (arrival span [s] x instances)."""
-    from fairsched.workload import offered_load
+OVERLOAD_RHO = 1.1
+"""Utilisation (proved lower bound on the busy time / (instances x arrival span)) from which
+the commands warn: the instances then still hold at least 10% of the span in queued work
+at the last arrival (``proofs/overload_bound.md``). Between 1 and this value the overload
+is proved but mild (the built-in default workload: 1.05, its queue drains 14 s after the
+last arrival of 90 s)."""
 
-    if workload.duration <= 0:
+
+def overload_warning(workload, cost, instances: int, instance=None) -> str | None:
+    """A warning when the workload provably needs more work than the instances can do over
+    its arrival span: utilisation ``rho`` = :func:`fairsched.workload.busy_lower_bound` (a
+    lower bound on the seconds of iterations, every router and policy) / (span x
+    ``instances``) >= :data:`OVERLOAD_RHO`. Then at the last arrival at least
+    ``(rho - 1) x span`` seconds of work per instance are still queued, so the last requests
+    finish at least that long after it (what the warning says). None otherwise.
+
+    Args:
+        workload: the requests; cost: the CostModel; instances: their number;
+        instance: the InstanceConfig (batch size, token budget; None: the default one).
+    """
+    from fairsched.workload import busy_lower_bound
+
+    span = workload.duration
+    if span <= 0:
         return None
-    load = offered_load(workload, cost)
-    rho = load["utilisation_ideal_cache"] / max(instances, 1)
-    if rho <= 1:
+    lb = busy_lower_bound(workload, cost, instance)
+    rho = lb["busy_s"] / (span * max(instances, 1))
+    if rho < OVERLOAD_RHO:
         return None
-    return (f"the {instances} instance(s) are overloaded: the workload offers {rho:.1f} s of work per second per "
-            f"instance under cost model {cost.name} even with a perfect prefix cache (utilisation > 1), so queues "
-            f"and TTFT grow through the whole run. Fix: more --instances (about {int(rho * instances) + 1}), a "
-            f"shorter --limit, or a cost model of the hardware the trace was recorded on (a CPU calibration from "
-            f"`fairsched calibrate` with a GPU profile's KV capacity is slower than the trace assumes; use "
-            f"--profile alone).")
+    return (f"the {instances} instance(s) are overloaded: serving this workload takes at least {rho:.1f}x its "
+            f"{span:,.0f} s arrival span under cost model {cost.name} (a lower bound: every prompt token not "
+            f"shared with another request is computed, decode at the full batch), so at the last arrival at least "
+            f"{(rho - 1) * span:,.0f} s of work per instance is still queued and TTFT grows through the run. Fix: "
+            f"more --instances (at least {int(rho * instances) + 1}), a shorter --limit, or a cost model of the "
+            f"hardware the trace was recorded on (a CPU calibration from `fairsched calibrate` with a GPU "
+            f"profile's KV capacity is slower than the trace assumes; use --profile alone).")
 
 
-def announce_run(workload, cost, instances: int, details: str) -> None:
+def announce_run(workload, cost, instances: int, details: str, instance=None) -> None:
     """Print the run's header (workload name, requests, clients, span, instances, cost model,
-    then ``details``, already escaped rich markup) and warn when the instances are overloaded
-    (:func:`overload_warning`)."""
+    then ``details``, already escaped rich markup) and warn when the instances are provably
+    overloaded (:func:`overload_warning`; ``instance``: the InstanceConfig)."""
     console.print(f"[bold]workload[/bold] {escape(workload.name)}: {len(workload):,} requests, "
                   f"{len(workload.clients)} clients, {workload.duration:.0f} s; {instances} instance(s), "
                   f"cost model {escape(cost.name)}; {details}")
-    msg = overload_warning(workload, cost, instances)
+    msg = overload_warning(workload, cost, instances, instance)
     if msg:
         warn(msg)
 

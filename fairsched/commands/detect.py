@@ -111,7 +111,7 @@ def detect(
         workload, fmt, cost, inst = resolve_run(trace, format, limit, seed, cost_model, profile, max_batch_size,
                                            token_budget, kv_capacity)
         check_windows(window, workload.duration)
-    announce_run(workload, cost, instances, f"window {window:g} s")
+    announce_run(workload, cost, instances, f"window {window:g} s", inst)
     t0 = time.perf_counter()
     with user_errors(), working(f"simulating {baseline}, lmetric and lmetric with the mitigation on "
                                 f"{instances} instances, and detecting"):

@@ -23,6 +23,7 @@ from .generators import (
     synthetic_unique,
     tree_of_thought,
 )
+from .load import busy_lower_bound
 from .loaders import (
     FORMATS,
     load_jsonl,
@@ -53,6 +54,7 @@ __all__ = [
     "mixed",
     "multi_turn_chat",
     "offered_load",
+    "busy_lower_bound",
     "save_jsonl",
     "shared_data_dir",
     "sniff_format",
