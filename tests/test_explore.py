@@ -185,6 +185,28 @@ def test_hotspot_quick_run_lmetric_keeps_class_on_holders():
     assert run.ratio["lmetric"][0] == pytest.approx(1.0)
 
 
+
+def test_hotspot_quick_run_default_size_is_a_number_of_arrivals():
+    """Default run: ``n_requests`` arrivals over ``n_requests / qps`` s at any load (the fluid
+    ratio depends on time only through QPS t), and the lmetric default point keeps its
+    verdict: the hot class stays on the holders more than under least-load."""
+    from fairsched.explore.hotspot import _workload
+
+    for qps in (15.0, 60.0):
+        p = HotspotParams(x=0.6, holder_frac=0.25, qps=qps, L=4000, cached_frac=0.9, n_instances=8)
+        assert p.run_s == pytest.approx(120 / qps)
+        run = hotspot_quick_run(p)
+        assert run.t[-1] == pytest.approx(p.run_s)
+        wl = _workload(8, qps, 0.6, p.run_s, int(p.L - p.u), int(p.u), p.n_out)
+        assert 80 <= len(wl) <= 160  # Poisson arrivals around 120
+        tab = run.table.set_index("router")
+        assert tab.loc["lmetric", "hot_on_holders"] > tab.loc["least-load", "hot_on_holders"]
+        assert hotspot_quick_run(p) is run  # cached per setting
+    a = hotspot_regions(HotspotParams(x=0.2))
+    b = hotspot_regions(HotspotParams(x=0.7, holder_frac=0.6))
+    assert a is b and not a[2].flags.writeable  # the grid does not depend on the point
+
+
 # ---------------------------------------------------------------- cost
 def test_cost_surfaces_are_the_cost_model():
     cm = CostModel()

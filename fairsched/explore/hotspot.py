@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import sympy as sp
 
-__all__ = ["REGIMES", "HotspotParams", "HotspotRun", "hotspot_point", "hotspot_quick_run", "hotspot_regions",
-           "theory_ratio_curve"]
+__all__ = ["REGIMES", "HotspotParams", "HotspotRun", "clear_caches", "hotspot_point", "hotspot_quick_run",
+           "hotspot_regions", "theory_ratio_curve"]
 
 REGIMES = ("benign", "hotspot", "harmful")
 """Region codes 0, 1, 2 of :func:`hotspot_regions` (names of ``classify_regime``)."""
@@ -39,7 +39,12 @@ class HotspotParams:
         n_instances: N.
         B0: initial balanced batch size [requests].
         n_out: mean output tokens of a request.
-        duration_s: length of the quick run [s].
+        n_requests: size of the quick run: about this many arrivals, over ``n_requests / qps``
+            seconds. The fluid model's batch ratio depends on time only through ``QPS t``
+            (arrivals so far, :func:`~fairsched.theory.lmetric.batch_ratio`), so a fixed
+            number of arrivals covers the same stretch of the predicted curve at any load,
+            and the run's cost does not grow with the load slider.
+        duration_s: length of the quick run [s]; None (default): ``n_requests / qps``.
     """
 
     x: float = 0.5
@@ -50,7 +55,8 @@ class HotspotParams:
     n_instances: int = 8
     B0: float = 4.0
     n_out: int = 128
-    duration_s: float = 6.0
+    n_requests: int = 120
+    duration_s: float | None = None
 
     def __post_init__(self):
         if not 0 < self.x < 1:
@@ -61,8 +67,13 @@ class HotspotParams:
             raise ValueError(f"cached_frac must be in [0, 1), got {self.cached_frac}")
         if self.n_instances < 2:
             raise ValueError(f"n_instances must be >= 2, got {self.n_instances}")
-        if self.qps <= 0 or self.L < 2 or self.duration_s <= 0:
-            raise ValueError("qps and duration_s must be > 0 and L >= 2")
+        if self.qps <= 0 or self.L < 2 or self.n_requests < 1 or not (self.duration_s is None or self.duration_s > 0):
+            raise ValueError("qps, n_requests and duration_s must be > 0 and L >= 2")
+
+    @property
+    def run_s(self) -> float:
+        """Length of the quick run [s]: ``duration_s``, or ``n_requests / qps``."""
+        return float(self.duration_s) if self.duration_s is not None else self.n_requests / self.qps
 
     @property
     def u(self) -> float:
@@ -94,16 +105,30 @@ def hotspot_point(p: HotspotParams) -> dict:
 
 def hotspot_regions(p: HotspotParams, n_grid: int = 33) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The phase diagram over (x, |M|/N) at ``p``'s other values: ``(xs, fs, Z)`` with ``Z[i, j]``
-    the region code (index into :data:`REGIMES`) of ``classify_regime(xs[j], fs[i], ...)``."""
+    the region code (index into :data:`REGIMES`) of ``classify_regime(xs[j], fs[i], ...)``.
+    Cached on the values it depends on (moving ``x`` or ``|M|/N`` only moves the point);
+    the arrays are read-only."""
+    return _regions(p.n_instances, float(p.qps), float(p.B0), int(p.L), float(p.u), int(p.n_out), int(n_grid))
+
+
+@functools.lru_cache(maxsize=64)
+def _regions(n: int, qps: float, B0: float, L: int, u: float, n_out: int, n_grid: int):
     from fairsched.theory.lmetric import classify_regime
 
     xs = np.linspace(0.02, 0.98, n_grid)
     fs = np.linspace(0.02, 0.98, n_grid)
     code = {r: k for k, r in enumerate(REGIMES)}
-    kw = _theory_kw(p)
-    Z = np.array([[code[classify_regime(float(x), float(f), p.n_instances, p.qps, p.B0, p.L, p.u, **kw)]
-                   for x in xs] for f in fs])
+    kw = {"n_out": n_out, "ctx_mean": float(L)}
+    Z = np.array([[code[classify_regime(float(x), float(f), n, qps, B0, L, u, **kw)] for x in xs] for f in fs])
+    for a in (xs, fs, Z):
+        a.flags.writeable = False
     return xs, fs, Z
+
+
+def clear_caches() -> None:
+    """Forget cached region grids, quick runs and workloads (the benchmark times cold updates)."""
+    for f in (_regions, _quick_run, _workload):
+        f.cache_clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -166,18 +191,25 @@ def _load_ratio(res, holders: int, t: np.ndarray) -> np.ndarray:
 
 
 def hotspot_quick_run(p: HotspotParams, n_grid: int = 60) -> HotspotRun:
-    """Simulate ``p.duration_s`` seconds of a hotspot workload (class share ``x`` from t = 0,
+    """Simulate ``p.run_s`` seconds of a hotspot workload (class share ``x`` from t = 0,
     prompt ``L`` = shared prefix ``cached_frac L`` + unique suffix) under LMetric and under
-    least-load routing, FCFS queues, c's prefix pre-loaded on instances ``0..|M|-1``."""
+    least-load routing, FCFS queues, c's prefix pre-loaded on instances ``0..|M|-1``.
+    Cached per setting (returning to a setting redraws it at once); ``seconds`` is the time
+    of the first computation."""
+    return _quick_run(p, int(n_grid))
+
+
+@functools.lru_cache(maxsize=32)
+def _quick_run(p: HotspotParams, n_grid: int) -> HotspotRun:
     from fairsched.analysis.metrics import cache_hit_rate
     from fairsched.sim import Simulator
 
     t0 = time.perf_counter()
     m = p.holders
     doc = int(p.L - p.u)
-    wl = _workload(p.n_instances, float(p.qps), float(p.x), float(p.duration_s), max(doc, 1), int(p.u), int(p.n_out))
+    wl = _workload(p.n_instances, float(p.qps), float(p.x), p.run_s, max(doc, 1), int(p.u), int(p.n_out))
     hot = np.array([r.client == "hot" for r in wl.requests])
-    grid = np.linspace(0.0, p.duration_s, n_grid)
+    grid = np.linspace(0.0, p.run_s, n_grid)
     ratio, rows = {}, []
     for router in ("lmetric", "least-load"):
         sim = Simulator(wl, "fcfs", router, p.n_instances)

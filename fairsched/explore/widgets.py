@@ -256,7 +256,7 @@ class HotspotExplorer(_Explorer):
         pt = H.hotspot_point(p)
         xs, fs, Z = H.hotspot_regions(p)
         run = self.run = H.hotspot_quick_run(p) if v["simulate"] else None
-        t = run.t if run is not None else np.linspace(0, p.duration_s, 60)
+        t = run.t if run is not None else np.linspace(0, p.run_s, 60)
         theory = H.theory_ratio_curve(p, t)
         top = max([float(np.nanmax(theory))] + [float(np.nanmax(r)) for r in (run.ratio.values() if run else [])])
         f = self.figure
@@ -269,7 +269,7 @@ class HotspotExplorer(_Explorer):
                 f.data[k].x, f.data[k].y = (t, run.ratio[r]) if run else ([], [])
             for k, key in ((6, "t_star"), (7, "t_harm")):
                 ts = pt[key]
-                f.data[k].x, f.data[k].y = ([ts, ts], [1, top]) if ts is not None and ts <= p.duration_s else ([], [])
+                f.data[k].x, f.data[k].y = ([ts, ts], [1, top]) if ts is not None and ts <= p.run_s else ([], [])
             f.layout.title.text = (f"x={p.x:.2f}, |M|/N={p.holder_frac:.2f}, N={p.n_instances}, {p.qps:g} req/s, "
                                    f"kappa={pt['kappa']:.3g}: <b>{pt['regime']}</b>")
         rows = {"regime": pt["regime"], "a (hot, req/s per holder)": pt["a"], "b (cold, req/s per other)": pt["b"],
@@ -277,8 +277,9 @@ class HotspotExplorer(_Explorer):
                 "t_harm [s]": pt["t_harm"]}
         html = html_table(rows, title="theory (fairsched.theory.lmetric)", verdict_columns=("regime",))
         if run is not None:
-            html += html_table(run.table, title=f"quick run: {p.duration_s:g} s, FCFS queues, hot prefix "
-                                                f"pre-loaded on {p.holders} of {p.n_instances} instances")
+            html += html_table(run.table, title=f"quick run: {p.n_requests} arrivals in {p.run_s:.3g} s, FCFS "
+                                                f"queues, hot prefix pre-loaded on {p.holders} of {p.n_instances} "
+                                                "instances")
         self.table.value = html
 
 
