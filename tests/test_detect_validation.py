@@ -144,3 +144,20 @@ def test_phase_diagram_rejects_an_unknown_placement():
     with pytest.raises(ValueError, match="holders_at"):
         phase_diagram(xs=(0.5,), holders=(1,), holders_at="middle")
 
+
+
+def test_cli_validate_writes_the_confusion_matrix_and_disagreements(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from fairsched.cli import app
+
+    r = CliRunner().invoke(app, ["detect", "--validate", "1", "--out", str(tmp_path / "v")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "v" / "validation.json").read_text())
+    assert doc["n"] == 1 and sum(sum(row.values()) for row in doc["confusion"].values()) == 1
+    assert (tmp_path / "v" / "validation_confusion.csv").read_text().startswith("verdict,benign,hotspot,harmful")
+    assert (tmp_path / "v" / "validation_disagreements.csv").exists()
+    bad = CliRunner().invoke(app, ["detect", "--validate", "0", "--out", str(tmp_path / "w")])
+    assert bad.exit_code == 2 and "--validate" in bad.output and not (tmp_path / "w").exists()

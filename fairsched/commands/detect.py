@@ -27,6 +27,39 @@ from fairsched.commands.limits import check_options, check_windows, open_out, re
 __all__ = ["detect"]
 
 
+def _validate(n: int, seed: int, workers: int, ray: bool, trace, out, force: bool) -> None:
+    """``detect --validate N``: the validation study on the family's first N workloads."""
+    from rich.markup import escape
+
+    from fairsched.analysis.detect.validation import validate as run_validation
+
+    with user_errors():
+        if trace is not None:
+            raise UserError("--validate runs the generated validation family; do not pass --trace with it")
+        if not 1 <= n <= 10_000:
+            raise UserError(f"--validate must be between 1 and 10000 workloads, got {n}")
+        if workers < 1:
+            raise UserError(f"--workers must be >= 1, got {workers}")
+        od = open_out(out, "detect", force, None, suffix=f"validate-{n}-seed{seed}")
+    console.print(f"validation study: {n} workloads of the family (seed {seed}) on "
+                  f"{'Ray' if ray else f'{workers} local process(es)'}")
+    t0 = time.perf_counter()
+    with user_errors():
+        v = run_validation(n, seed, workers=workers, use_ray=ray, progress=True)
+    elapsed = time.perf_counter() - t0
+    console.print(escape(v.summary_text()))
+    conf = v.confusion()
+    with user_errors(), od:
+        js = od.write_json("validation.json", {"n": n, "seed": seed, **v.summary(),
+                                               "disagreements": v.disagreements().to_dict("records")})
+        od.write_csv("validation_confusion.csv", [{"verdict": r, **{c: int(conf.loc[r, c]) for c in conf.columns}}
+                                                  for r in conf.index])
+        od.write_csv("validation_disagreements.csv", v.disagreements().to_dict("records"))
+        od.write_csv("validation_rows.csv", v.frame.to_dict("records"))
+        od.write_json("timing.json", {"total_s": round(elapsed, 3), "workers": workers, "ray": ray})
+    console.print(f"wrote {escape(str(js))} ({elapsed:.1f} s)")
+
+
 def _flag_table(report):
     from rich import box
     from rich.markup import escape
@@ -83,6 +116,13 @@ def detect(
     force: opt.Force = False,
     limit: opt.Limit = None,
     seed: opt.Seed = 0,
+    validate: Annotated[int | None, typer.Option(
+        help="Instead of a trace: run the first N workloads of the seeded validation family (--seed; "
+             "the benchmark is N = 200) and compare each verdict with the simulated harm. Writes "
+             "validation.json, validation_confusion.csv, validation_disagreements.csv, validation_rows.csv.",
+        show_default=False)] = None,
+    workers: Annotated[int, typer.Option(help="With --validate: local worker processes.")] = 1,
+    ray: Annotated[bool, typer.Option("--ray", help="With --validate: run the workloads on Ray.")] = False,
 ) -> None:
     """Detect LMetric's KV$ hotspot on a workload (two-phase detector, mitigation).
 
@@ -98,6 +138,8 @@ def detect(
     from fairsched.analysis.report import fig_latency_cdf
     from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
 
+    if validate is not None:
+        return _validate(validate, seed, workers, ray, trace, out, force)
     with user_errors():
         if instances < 2:
             raise UserError(f"detect needs --instances >= 2 (routing between instances), got {instances}")
