@@ -161,3 +161,11 @@ def test_cli_validate_writes_the_confusion_matrix_and_disagreements(tmp_path):
     assert (tmp_path / "v" / "validation_disagreements.csv").exists()
     bad = CliRunner().invoke(app, ["detect", "--validate", "0", "--out", str(tmp_path / "w")])
     assert bad.exit_code == 2 and "--validate" in bad.output and not (tmp_path / "w").exists()
+
+
+def test_phase_diagram_runs_on_the_grid_executor_with_the_same_rows():
+    from fairsched.analysis.detect import phase_diagram
+
+    kw = dict(xs=(0.6,), holders=(1, 2), n_instances=4, duration_s=8.0, qps=12.0)
+    serial, pool = phase_diagram(**kw), phase_diagram(**kw, workers=2)
+    assert len(serial) == 2 and serial.equals(pool)
