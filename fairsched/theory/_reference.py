@@ -39,6 +39,11 @@ class RefResult:
     refills: int = 0
     max_occupancy: int = 0  # most tokens held by running requests (prompt + generated)
     max_outstanding: int = 0  # most outstanding decode tokens of all running requests
+    # (step, snapshot index, client, {client: w_q * remaining decode of its running requests},
+    # backlogged set before the arrival): one row per arrival of a client that was not backlogged
+    returns: list = field(default_factory=list)
+    admissions: list = field(default_factory=list)  # (step, snapshot index after it, client)
+    step_start: list = field(default_factory=list)  # snapshot index at the start of each step
 
 
 def fits(running, prompt, output, kv_capacity, admission) -> bool:
@@ -81,11 +86,16 @@ def _run(reqs, policy, *, w_p=1.0, w_q=2.0, max_running=1, quantum=1.0, lift="wa
     snap()
     step = 0
     while (pos < len(reqs) or waiting or running) and step < max_steps:
+        res.step_start.append(len(res.service_trace) - 1)
         while pos < len(reqs) and reqs[pos][1][0] <= step:
             idx, r = reqs[pos]
             c = r[1]
             B = backlogged()
             if c not in B:  # returning client
+                D = dict.fromkeys(clients, 0.0)
+                for rc, rem, _h in running:
+                    D[rc] += w_q * rem
+                res.returns.append((step, len(res.service_trace) - 1, c, D, B))
                 if policy == "vtc":
                     if lift == "watermark":
                         target = min((cnt[j] for j in B), default=watermark[0])
@@ -129,6 +139,7 @@ def _run(reqs, policy, *, w_p=1.0, w_q=2.0, max_running=1, quantum=1.0, lift="wa
             if policy == "vtc" and B2:
                 watermark[0] = max(watermark[0], min(cnt[j] for j in B2))
             snap()
+            res.admissions.append((step, len(res.service_trace) - 1, c))
         for rr in running:
             c = rr[0]
             cnt[c] += w_q if policy == "vtc" else -w_q
@@ -195,8 +206,10 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
 
     ``charge``: what routing charges the (client, worker) deficit: ``"uncached"`` (D2LPM as
     described: uncached prefill at routing, ``w_q`` per decode token as produced) or ``"full"``
-    (the variant without the hole, ``proofs/d2lpm_bound.md``: the whole prompt ``w_p * input``
-    whether cached or not, plus ``w_q`` per decode token as produced).
+    (the whole prompt ``w_p * input`` whether cached or not, plus ``w_q`` per decode token as
+    produced) or ``"upfront"`` (the request's whole cost ``w_p * input + w_q * output`` at
+    routing, nothing later; with an output estimate in place of the output in a real system).
+    ``proofs/d2lpm_bound.md``.
     ``on_step(step, state)``: called after every step with a dict (``S`` services, ``dw``
     router deficits, ``q`` worker deficits, ``waiting`` / ``running`` per worker, ``holders``).
 
@@ -235,7 +248,7 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
                 k = min(range(n_workers), key=lambda k: (load[k], k))
             u = 0 if k in holders.get(pid, ()) else inp
             holders.setdefault(pid, set()).add(k)
-            dw[c, k] -= w_p * (inp if charge == "full" else u)
+            dw[c, k] -= w_p * (inp if charge in ("full", "upfront") else u) + (w_q * r[3] if charge == "upfront" else 0)
             waiting[k].append((idx, r, u))
             pos += 1
             snap()
@@ -254,7 +267,8 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
                 snap()
             for rr in running[k]:
                 q[k][rr[0]] -= w_q
-                dw[rr[0], k] -= w_q
+                if charge != "upfront":
+                    dw[rr[0], k] -= w_q
                 S[rr[0]] += w_q
                 rr[1] -= 1
                 snap()

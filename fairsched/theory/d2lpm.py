@@ -6,6 +6,8 @@
 - :func:`d2lpm_hole_requests`: the finite construction of issue 10 (2 workers, one running
   request each, prompts L = 20, outputs 10, Q^u = 40, Q^w = 400; f: 5 requests at step 0 then
   one every 5 steps, one prefix; g: ``2H/10 + 50`` requests at step 0 over two prefixes).
+- :func:`routing_balance_bound`, :func:`max_routing_imbalance`: the router's per-client balance
+  ``Q^w + c_max`` for ``charge="upfront"`` (whole cost at routing), proved, and measured.
 - :func:`periodic_certificate`: a computer-assisted proof that the gap is unbounded: it finds
   steps ``t1 < t2`` at which the simulator's whole state, up to the number of g's queued
   requests, is the same, with both clients backlogged somewhere throughout and g ahead by
@@ -17,9 +19,13 @@
 
 from __future__ import annotations
 
-from ._reference import max_gap_under, simulate_d2lpm
+import sympy as sp
 
-__all__ = ["d2lpm_hole_requests", "d2lpm_hole_gap", "periodic_certificate"]
+from ._reference import max_gap_under, simulate_d2lpm
+from .symbols import L_in, O_max, Q_w, w_p, w_q
+
+__all__ = ["d2lpm_hole_requests", "d2lpm_hole_gap", "periodic_certificate", "routing_balance_bound",
+           "max_routing_imbalance"]
 
 
 def d2lpm_hole_requests(H: int, L: int = 20, O: int = 10, every: int = 5, burst: int = 5):  # noqa: E741
@@ -31,15 +37,16 @@ def d2lpm_hole_requests(H: int, L: int = 20, O: int = 10, every: int = 5, burst:
     return reqs
 
 
-def _run(H: int, charge: str, on_step=None):
-    return simulate_d2lpm(d2lpm_hole_requests(H), n_workers=2, q_u=40, q_w=400, max_running=1,
+def _run(H: int, charge: str, on_step=None, L: int = 20):  # noqa: E741
+    return simulate_d2lpm(d2lpm_hole_requests(H, L=L), n_workers=2, q_u=40, q_w=400, max_running=1,
                           charge=charge, on_step=on_step)
 
 
-def d2lpm_hole_gap(H: int, charge: str = "uncached") -> float:
+def d2lpm_hole_gap(H: int, charge: str = "uncached", L: int = 20) -> float:  # noqa: E741
     """Largest ``|W_f - W_g|`` [service units, w_p = 1, w_q = 2] over intervals in which f and
-    g are both backlogged at some worker, on the construction with horizon ``H``."""
-    cl, tr, _, glob = _run(H, charge)
+    g are both backlogged at some worker, on the construction with horizon ``H`` and prompts of
+    ``L`` tokens."""
+    cl, tr, _, glob = _run(H, charge, L=L)
     return max_gap_under(cl, tr, lambda k, c: c in glob[k], "f", "g")
 
 
@@ -68,7 +75,8 @@ def _key(step: int, st: dict, every: int, routing: set) -> tuple:
             tuple(sorted((p, tuple(sorted(w))) for p, w in st["holders"].items())))
 
 
-def periodic_certificate(H: int = 2000, charge: str = "uncached", every: int = 5) -> dict | None:
+def periodic_certificate(H: int = 2000, charge: str = "uncached", every: int = 5,
+                         L: int = 20) -> dict | None:  # noqa: E741
     """Find a repeated state of the construction (see the module docstring).
 
     Returns:
@@ -81,7 +89,7 @@ def periodic_certificate(H: int = 2000, charge: str = "uncached", every: int = 5
     marks: dict = {}
     found: list = []
     last = {}
-    for arr, c, *_ in d2lpm_hole_requests(H):
+    for arr, c, *_ in d2lpm_hole_requests(H, L=L):
         last[c] = max(last.get(c, 0), arr)
 
     def on_step(step, st):
@@ -97,7 +105,7 @@ def periodic_certificate(H: int = 2000, charge: str = "uncached", every: int = 5
         else:
             seen[k] = step
 
-    cl, tr, _, glob = _run(H, charge, on_step)
+    cl, tr, _, glob = _run(H, charge, on_step, L=L)
     if not found:
         return None
     t1, t2 = found[0]
@@ -110,3 +118,30 @@ def periodic_certificate(H: int = 2000, charge: str = "uncached", every: int = 5
     return {"t1": t1, "period": t2 - t1, "delta": d2 - d1, "backlogged": backlogged, "sign_stable": sat_ok,
             "g_drop": [a - b for a, b in zip(g1, g2, strict=True)],
             "queue_diff_change": diffs[-1] - diffs[0]}
+
+
+def routing_balance_bound() -> sp.Expr:
+    """``Q^w + w_p L_in + w_q O_max`` [service units]: with ``charge="upfront"`` (each request's
+    whole cost ``w_p * input + w_q * output`` charged at routing, ``c_max = w_p L_in + w_q O_max``
+    the largest) and ``Q^w >= c_max``, the full cost a client has routed to any worker exceeds
+    what it has routed to any other worker by less than this (proved: the router deficits stay
+    in ``(-c_max, Q^w]`` and are refilled together, ``proofs/d2lpm_bound.md``)."""
+    return Q_w + w_p * L_in + w_q * O_max
+
+
+def max_routing_imbalance(reqs, *, n_workers: int = 2, q_u: float = 40, q_w: float = 400,
+                          max_running: int = 1, charge: str = "upfront") -> float:
+    """Largest ``|d_{i,k} - d_{i,k'}|`` [service units] over clients, worker pairs and step ends of
+    a reference D2LPM run on abstract requests ``reqs``; with ``charge="upfront"`` this is the
+    routed-cost imbalance that :func:`routing_balance_bound` bounds."""
+    best = [0.0]
+
+    def on_step(step, st):
+        dw = st["dw"]
+        for (c, _k), v in dw.items():
+            for k2 in range(n_workers):
+                best[0] = max(best[0], abs(v - dw[c, k2]))
+
+    simulate_d2lpm(reqs, n_workers=n_workers, q_u=q_u, q_w=q_w, max_running=max_running, charge=charge,
+                   on_step=on_step)
+    return best[0]

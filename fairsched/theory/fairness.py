@@ -41,6 +41,7 @@ import sympy as sp
 from fairsched.workload.request import Workload, make_workload
 
 from .symbols import (
+    D_tau,
     K_workers,
     L_in,
     M_kv,
@@ -314,7 +315,8 @@ def evaluate(expr, values: dict | None = None, *, workload: Workload | None = No
     """Evaluate a bound for concrete numbers. ``values`` maps symbols (or their names) to
     numbers; with ``workload`` the workload's L_in, O_max, M (``kv_capacity_tokens=`` or the
     workload's meta), U, X (k from ``kw``, default 1) and w_p, w_q are filled in first.
-    Keyword names: w_p, w_q, Q_u, Q_w, K, k, X, U, L_in, M (KV token capacity), O_max, N_run.
+    Keyword names: w_p, w_q, Q_u, Q_w, K, k, X, U, L_in, M (KV token capacity), O_max, N_run,
+    n (clients), a (service rate), D_tau.
 
     Raises:
         TypeError: if a symbol is left without a value (the result is not a number).
@@ -325,7 +327,7 @@ def evaluate(expr, values: dict | None = None, *, workload: Workload | None = No
                                          kw.get("k", 1), kw.get("kv_capacity_tokens")))
     names = {"w_p": w_p, "w_q": w_q, "Q_u": Q_u, "Q_w": Q_w, "K": K_workers, "k": k_conc,
              "X": X, "U": U, "L_in": L_in, "M": M_kv, "O_max": O_max, "N_run": n_run,
-             "n": n_clients, "a": rate_a}
+             "n": n_clients, "a": rate_a, "D_tau": D_tau}
     for key, v in kw.items():
         if key in names:
             subs[names[key]] = v

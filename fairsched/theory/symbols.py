@@ -25,6 +25,9 @@ Q_w = sp.Symbol("Q^w", positive=True)  # D2LPM per-(client, worker) quantum, ser
 K_workers = sp.Symbol("K", positive=True, integer=True)  # number of workers (D2LPM)
 n_clients = sp.Symbol("n", positive=True, integer=True)
 rate_a = sp.Symbol("a_svc", positive=True)  # service rate (units/s) for the latency bound
+# w_q x outstanding decode tokens, at the moment f becomes backlogged, of f's running requests
+# and of the running requests of clients that are not backlogged then (service units)
+D_tau = sp.Symbol("D_tau", nonnegative=True)
 
 # --- LMetric ----------------------------------------------------------------------------
 x = sp.Symbol("x", positive=True)  # arrival fraction of the hot prefix class c

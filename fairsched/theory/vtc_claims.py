@@ -12,17 +12,23 @@ Proved here (same model and watermark lift as ``vtc_upper_bound.md``):
   claim holds there. Under peak admission it is refuted
   (:func:`peak_nonbacklogged_counterexample_requests`).
 - :func:`latency_bound`: if the instance delivers service at rate at least ``a`` [service
-  units/s] whenever a client waits, a client that becomes backlogged gets its first
-  admission within ``((n - 1) 4X + X) / a`` seconds.
+  units/s] while a client f waits, f's first admission after it becomes backlogged comes
+  within ``(2(n - 1) X + D_tau) / a`` seconds, ``D_tau`` the outstanding decode (times
+  ``w_q``) at that moment of f's running requests and of the clients not backlogged then.
+  With ``D_tau = 0`` this is the published ``2(n - 1) U / a`` (when ``X <= U``); in general
+  the published constant is refuted (:func:`latency_counterexample_requests`: f's earlier
+  request still decodes when f's next one arrives); under reserve admission the proved
+  bound is at most ``(2n - 1) U / a`` (:func:`latency_bound_reserve`).
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from .symbols import U, X, n_clients, rate_a
+from .symbols import D_tau, U, X, n_clients, rate_a
 
-__all__ = ["nonbacklogged_bound", "nonbacklogged_bound_published", "latency_bound",
+__all__ = ["nonbacklogged_bound", "nonbacklogged_bound_published", "latency_bound", "latency_bound_reserve",
+           "latency_counterexample_requests", "latency_waits",
            "peak_nonbacklogged_counterexample_requests", "max_gain_over_backlogged"]
 
 
@@ -38,9 +44,52 @@ def nonbacklogged_bound_published() -> sp.Expr:
 
 
 def latency_bound() -> sp.Expr:
-    """``((n - 1) 4X + X) / a`` seconds from a client becoming backlogged to its first
-    admission, if service flows at rate >= a [units/s] while it waits (proved)."""
-    return ((n_clients - 1) * 4 * X + X) / rate_a
+    """``(2 (n - 1) X + D_tau) / a`` [s]: from the moment client f becomes backlogged to f's
+    first admission, if service flows at rate >= ``a`` [service units/s] while f waits
+    (proved, ``proofs/vtc_other_claims.md`` (b)). ``n`` clients; ``D_tau`` [service units]:
+    ``w_q`` x outstanding decode tokens, at that moment, of f's running requests and of the
+    running requests of clients that are not backlogged then (``symbols.D_tau``)."""
+    return (2 * (n_clients - 1) * X + D_tau) / rate_a
+
+
+def latency_bound_reserve() -> sp.Expr:
+    """``(2n - 1) U / a`` [s]: :func:`latency_bound` under reserve admission with ``w_p <= w_q``
+    or ``L_in >= M`` (then ``X <= U`` and ``D_tau <= w_q M <= U``, ``admission.md``)."""
+    return (2 * n_clients - 1) * U / rate_a
+
+
+def latency_counterexample_requests(M: int = 100):
+    """One instance, KV capacity ``M`` tokens, reserve admission. f's request A (prompt 1,
+    output ``M - 1``: it fills the memory) runs from step 0 while g's two requests (prompt 1,
+    output ``M - 2``) wait; f's request B (prompt 1, output ``M - 1``) arrives at step 1, while
+    A still decodes. B waits for A's decode, then for both of g's requests (after A, g's
+    counter is behind f's by A's cost, and after g's first request still by 2): about
+    ``3 (M - 1)`` steps at a service rate of ``w_q`` per step, so ``wait * a`` is about
+    ``3 w_q M = 3U`` against the published ``2(n - 1) U = 2U`` (n = 2). No counter ties.
+    Abstract requests ``(arrival_step, client, prompt, output, lpm_key)``."""
+    return [(0, "f", 1, M - 1, 0), (0, "g", 1, M - 2, 0), (0, "g", 1, M - 2, 0), (1, "f", 1, M - 1, 0)]
+
+
+def latency_waits(res) -> list[dict]:
+    """Every wait of the latency theorem in a reference run (``RefResult`` of
+    :func:`fairsched.theory._reference.simulate_vtc`): for each arrival of a client f that
+    was not backlogged (step tau), up to f's next admission (step s). Rows: ``client``,
+    ``tau``, ``s`` [steps], ``wait`` = s - tau [steps], ``service`` (all clients' service from
+    the arrival to f's admission [units]), ``rate_min`` (least service delivered in one of the
+    steps tau .. s-1 [units/step]; the theorem's ``a`` for this wait), ``D_tau`` [units]
+    (``symbols.D_tau`` measured), ``n`` (clients of the run). Waits that never end are skipped."""
+    rows = []
+    tr, start = res.service_trace, res.step_start + [len(res.service_trace) - 1]
+    for tau, idx, f, D, B in res.returns:
+        adm = next(((s, j) for s, j, c in res.admissions if c == f and j > idx), None)
+        if adm is None:
+            continue
+        s, j = adm
+        per_step = [sum(tr[start[t + 1]]) - sum(tr[start[t]]) for t in range(tau, s)]
+        d_tau = D[f] + sum(v for c, v in D.items() if c != f and c not in B)
+        rows.append({"client": f, "tau": tau, "s": s, "wait": s - tau, "service": sum(tr[j - 1]) - sum(tr[idx]),
+                     "rate_min": min(per_step, default=0.0), "D_tau": d_tau, "n": len(res.clients)})
+    return rows
 
 
 def peak_nonbacklogged_counterexample_requests(M: int = 1000, n_g: int = 60, o_f: int = 600):
