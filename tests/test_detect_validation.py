@@ -169,3 +169,13 @@ def test_phase_diagram_runs_on_the_grid_executor_with_the_same_rows():
     kw = dict(xs=(0.6,), holders=(1, 2), n_instances=4, duration_s=8.0, qps=12.0)
     serial, pool = phase_diagram(**kw), phase_diagram(**kw, workers=2)
     assert len(serial) == 2 and serial.equals(pool)
+
+
+def test_erlang_b_recursion_is_the_closed_form():
+    A = sp.Rational(37, 10)
+    for s in range(0, 9):
+        closed = (A**s / sp.factorial(s)) / sum(A**j / sp.factorial(j) for j in range(s + 1))
+        assert abs(erlang_b(s, 3.7) - float(closed)) < 1e-12
+    for a in (0.2, 1.0, 3.7, 12.0, 60.0):  # slot s of the ordered hunt carries no more than slot s - 1
+        p = [a * (erlang_b(s - 1, a) - erlang_b(s, a)) for s in range(1, 120)]
+        assert all(p[i] >= p[i + 1] - 1e-12 for i in range(len(p) - 1))
