@@ -85,6 +85,55 @@ def test_stream_equals_naive_and_metrics(log):
     assert (m.pair, m.window, m.interval, m.left_closed) == (v.pair, v.window, v.interval, v.left_closed)
 
 
+@st.composite
+def many_client_logs(draw):
+    """Up to 12 clients, several backlog intervals each, simultaneous events: the pruned
+    pass (leaders by decreasing service, per_pair=False) has something to skip."""
+    n = draw(st.integers(2, 12))
+    n_ev = draw(st.integers(0, 60))
+    times = sorted(draw(st.lists(st.integers(0, 40), min_size=n_ev, max_size=n_ev)))
+    ev = [(float(t), draw(st.integers(0, n - 1)), float(draw(st.sampled_from([0, 1, 2, 2, 5, 9, 30]))))
+          for t in times]
+    bl = []
+    for c in range(n):
+        pts = sorted(draw(st.lists(st.integers(0, 40), max_size=8)))
+        for k, t in enumerate(pts):
+            bl.append((float(t), c, 1 if k % 2 == 0 else -1))
+    bl.sort(key=lambda b: (b[0], -b[2]))
+    return n, ev, bl
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(many_client_logs(), st.sampled_from([1, 8, 2_000_000]))
+def test_pruned_gap_equals_naive(log, cells):
+    """The branch-and-bound pass (proofs/gap_algorithm.md) finds the reference's gap, pair,
+    window, interval and number of windows, whatever the batch size."""
+    n, ev, bl = log
+    cols = _cols(ev, bl)
+    s = stream_max_gap(*cols, names=[f"c{i}" for i in range(n)], chunk_cells=cells)
+    v = naive_max_gap(*cols, names=[f"c{i}" for i in range(n)])
+    assert (s.gap, s.pair, s.window, s.interval, s.left_closed, s.n_windows) == \
+        (v.gap, v.pair, v.window, v.interval, v.left_closed, v.n_windows)
+
+
+def test_gap_rejects_negative_service():
+    with pytest.raises(ValueError, match="amounts must be >= 0"):
+        stream_max_gap([0.0], [0], [-1.0], [0.0, 0.0], [0, 1], [1, 1])
+
+
+def test_gap_with_many_clients_backlogged_at_once_needs_no_pair_matrix():
+    """20,000 clients backlogged together (4 * 10^8 cells for a pair matrix): the gap is the
+    largest service of one client in the common window (every other client got none)."""
+    n = 20_000
+    bt = np.r_[np.zeros(n), np.full(n, 10.0)]
+    bc = np.r_[np.arange(n), np.arange(n)]
+    bd = np.r_[np.ones(n, dtype=np.int64), -np.ones(n, dtype=np.int64)]
+    svc_c = np.array([7, 123, 19_999])
+    g = stream_max_gap([1.0, 2.0, 3.0], svc_c, [5.0, 40.0, 12.0], bt, bc, bd)
+    assert g.gap == 40.0 and g.pair == ("123", "0") and g.window == (0.0, 10.0)
+    assert g.n_windows == n * (n - 1) // 2
+
+
 def test_stream_equals_naive_on_synthetic_log():
     cols = synthetic_log(4000, 6, seed=3)
     s, v = stream_max_gap(*cols), naive_max_gap(*cols)

@@ -1,6 +1,6 @@
 """Fairness bounds on a run: one import for the bound checker's parts.
 
-- :mod:`fairsched.analysis.gap`: the service gap, in one streaming pass
+- :mod:`fairsched.analysis.gap`: the service gap, exact, pruned by each leader's service (``proofs/gap_algorithm.md``)
   (:func:`stream_max_gap`, :func:`max_service_gap`);
 - :mod:`fairsched.analysis.gap_reference`: its quadratic reference (:func:`naive_max_gap`)
   and benchmark logs (:func:`synthetic_log`);

@@ -1,9 +1,8 @@
 """The service gap: the largest difference in service between two clients while both are
-backlogged, computed in one streaming pass (:func:`stream_max_gap`) over a run's service
-and backlog logs. It is the fairness quantity the VTC / DLPM bounds speak about (VTC,
-Sheng et al. OSDI'24, Thm. 4.1; DLPM, Cao et al. arXiv 2501.14312, Thm. 4.2; the proved
-forms in ``proofs/``). This is its one implementation; the quadratic reference straight
-from the definition is :mod:`fairsched.analysis.gap_reference` (tests, benchmarks).
+backlogged (:func:`stream_max_gap`, :func:`max_service_gap`). It is the fairness quantity the
+VTC / DLPM bounds speak about (VTC, Sheng et al. OSDI'24, Thm. 4.1; DLPM, Cao et al. arXiv
+2501.14312, Thm. 4.2; the proved forms in ``proofs/``). This is its one implementation; the
+quadratic reference straight from the definition is :mod:`fairsched.analysis.gap_reference`.
 
 Definition (conventions in :mod:`fairsched.analysis.metrics`): for every pair of clients
 ``(f, g)`` and every maximal closed interval ``[s, e]`` in which both are backlogged, with
@@ -17,22 +16,29 @@ backlog intervals are closed, touching ones are merged, zero-length ones kept, a
 backlog still open at the end of the logs ends at the last time stamp of the two logs. The
 result is the maximum over pairs and windows; ties go to the first pair in client order,
 then the earliest window. On a simulator result (:func:`max_service_gap`) the "time
-stamps" are positions on the result's *causal axis* (``SimResult.svc_seq`` / ``bl_seq``:
-time, then order of logging, :func:`fairsched.sim.result.causal_order`): a client's last
-admission ends its backlog right after that admission's charge, and what follows at the
-same instant (a refill, another client's admission) is outside the window. Windows and
-intervals are reported in seconds.
+stamps" are positions on the result's *causal axis* (``SimResult.svc_seq`` / ``bl_seq``,
+:func:`fairsched.sim.result.causal_order`). Windows and intervals are reported in seconds.
 
-Algorithm: between two backlog changes the set ``A`` of backlogged clients is fixed; for
-every ordered pair of ``A`` the pass keeps the running max and min of ``D`` since the pair's
-window opened (two ``|A| x |A|`` matrices). Only a service event of ``f`` changes ``D_fg``,
-so the values of ``D_fg`` over a window are ``D(s^-)`` and its values at the times ``f`` or
-``g`` is served: a segment of events is processed in numpy as a (distinct times x ``|A|``)
-matrix of cumulative service from which, for each served client, the max / min of
-``W_f - W_g`` against every other client is folded into its matrix row (``ufunc.at``).
-Service of a client that is not backlogged only moves its ``W`` (one add). Cost
-``O(E |A| + B |A|)`` for E service events and B backlog changes; memory
-``O(n_clients + |A|^2 + chunk)``.
+Algorithm (proof: ``proofs/gap_algorithm.md``; service amounts must be >= 0). The gap is the
+largest *lead* ``max_{i <= j} (D(j) - D(i))`` of a client ``f`` (the leader) over a client
+``g`` in a common window. A lead of ``f`` is at most ``T_r``, f's service inside its own
+backlog interval ``r``; so the leader intervals are taken in decreasing ``T_r`` and the pass
+stops at the first one with ``T_r`` below the best lead found (branch and bound): with
+10^5 clients a handful of leaders are looked at, not the 10^7-10^8 pair windows. For one
+leader ``r`` and one interval ``r'`` of ``g`` overlapping it, in their window, ``D`` only
+rises at f's service and only falls at g's, so ``min_{i <= j} D(i)`` only changes at g's
+service times ``tau_1 < ... < tau_k``; between two of them the best ``j`` is the last point
+(``W_f`` is non-decreasing). With ``u_x(t)`` the service of ``x`` in ``[s, t]``::
+
+    lead = max(u_f(tau_1^-), max_m u_f(next_m^-) - u_g(tau_m) - min(0, min_{l <= m} d_l)),
+    d_l = u_f(tau_l) - u_g(tau_l),  next_m = tau_{m+1} (or e, inclusive, for m = k)
+
+all computed in numpy over every (leader, overlapping interval) pair of a batch: cost
+``O(sum over looked-at pairs of (1 + g's events in the window))`` after an
+``O((E + B) log(E + B))`` set-up (E service events, B backlog changes); memory
+``O(E + B + chunk)``, whatever the number of clients or how many are backlogged at once.
+The number of pair windows (``n_windows``) is counted, not enumerated. ``per_pair`` looks at
+every leader (it reports every pair).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["GapReport", "max_service_gap", "stream_max_gap"]
+__all__ = ["GapReport", "backlog_interval_arrays", "max_service_gap", "stream_max_gap"]
 
 
 @dataclass
@@ -65,7 +71,7 @@ class GapReport:
         per_pair: ``{(f, g): gap}`` for every pair with a common backlog (``f`` before
             ``g`` in ``result.clients`` order); filled only when asked for.
         n_events: service events read.
-        n_windows: pair windows (maximal common backlogs of two clients) closed.
+        n_windows: pair windows (maximal common backlogs of two clients).
     """
 
     gap: float = 0.0
@@ -96,7 +102,6 @@ class GapReport:
         return html_table(rows, title="service gap")
 
 
-
 def _sorted(t, *cols):
     """``t`` and ``cols`` sorted by ``t`` (stable), copied only if needed."""
     t = np.asarray(t, dtype=float)
@@ -107,162 +112,161 @@ def _sorted(t, *cols):
     return (t, *cols)
 
 
-class _Stream:
-    """State of :func:`stream_max_gap` (see the module docstring).
+def backlog_interval_arrays(bt, bc, bd, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All clients' merged closed backlog intervals ``(client, start, end)``, sorted by
+    (client, start), from a backlog log sorted by time (``bc`` int64, ``bd`` the +-k
+    changes of the waiting count; backlogged while the count is > 0). Touching intervals
+    of one client are merged, zero-length ones kept, one still open ends at ``horizon``.
+    O(B log B) time and memory, whatever the number of clients."""
+    z = np.empty(0, dtype=np.int64)
+    if not bt.size:
+        return z, np.empty(0), np.empty(0)
+    order = np.argsort(bc, kind="stable")  # by client, time order kept
+    cs, ts, ds = bc[order], bt[order], bd[order]
+    first = np.r_[True, cs[1:] != cs[:-1]]
+    cum = np.cumsum(ds)
+    seg = np.maximum.accumulate(np.where(first, np.arange(cs.size), 0))  # index of the client's first event
+    after = cum - (cum - ds)[seg]  # the client's waiting count after each event
+    before = after - ds
+    sm = (before <= 0) & (after > 0)
+    em = (before > 0) & (after <= 0)
+    sc, st = cs[sm], ts[sm]
+    ec, et = cs[em], ts[em]
+    if not st.size:
+        return z, np.empty(0), np.empty(0)
+    # starts and ends alternate: a client with one more start is still backlogged at the end
+    top = int(cs.max()) + 1
+    n_open = np.bincount(sc, minlength=top) - np.bincount(ec, minlength=top)
+    still = np.r_[sc[1:] != sc[:-1], True] & (n_open[sc] > 0)
+    ec = np.r_[ec, sc[still]]
+    et = np.r_[et, np.maximum(horizon, st[still])]
+    o = np.argsort(ec, kind="stable")  # the closing ends come last within their client
+    et = et[o]
+    new = np.r_[True, (sc[1:] != sc[:-1]) | (st[1:] > et[:-1])]  # merge touching intervals of one client
+    return sc[new], st[new], np.maximum.reduceat(et, np.flatnonzero(new))
 
-    Backlogged clients own a slot of the ``cap x cap`` matrices ``MX`` / ``MN``: for slots
-    ``(p, q)`` of clients ``(f, g)``, the max / min of ``W_f - W_g`` over the times ``f``
-    was served since the pair's window opened (and ``D(s^-)`` at the opening). Entries of
-    free slots are garbage and are overwritten when a window opens.
+
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated ``arange(lo[k], hi[k])`` and, for each element, its ``k``."""
+    n = np.maximum(hi - lo, 0)
+    k = np.repeat(np.arange(lo.size), n)
+    start = np.r_[0, np.cumsum(n)[:-1]] if n.size else n
+    return lo[k] + (np.arange(k.size) - start[k]), k
+
+
+class _Logs:
+    """Set-up shared by every batch: intervals, the in-backlog service table, the overlap index.
+
+    Table rows are the service events that lie in their own client's backlog interval,
+    summed per (interval, time stamp) and sorted by (interval, time); ``key`` = interval x
+    ``M`` + rank of the time among the table's time stamps, ``Cp`` the prefix sums of amounts.
     """
 
-    def __init__(self, n: int, chunk_cells: int):
-        self.n = n
-        self.W = np.zeros(n)
-        self.col = np.full(n, -1, dtype=np.int64)  # client -> slot (or -1)
-        cap = 8
-        self.owner = np.full(cap, -1, dtype=np.int64)  # slot -> client (or -1)
-        self.free: list[int] = list(range(cap - 1, -1, -1))
-        self.MX = np.zeros((cap, cap))
-        self.MN = np.zeros((cap, cap))
-        self.start = np.zeros(n)
-        self.n_active = 0
-        self.chunk_cells = chunk_cells
-        self.best: tuple | None = None  # (gap, (i, j) with i < j, (s, e))
-        self.per_pair: dict[tuple[int, int], float] | None = None
-        self.n_windows = 0
+    def __init__(self, st, sc, sa, bt, bc, bd, horizon):
+        self.ic, self.s, self.e = backlog_interval_arrays(bt, bc, bd, horizon)
+        ni = self.ic.size
+        # interval of each service event (the one of its own client containing it), or -1
+        grid = np.unique(np.r_[self.s, self.e])
+        m = grid.size + 1
+        ikey = self.ic * m + np.searchsorted(grid, self.s, side="right")
+        k = np.searchsorted(ikey, sc * m + np.searchsorted(grid, st, side="right"), side="right") - 1
+        ok = k >= 0
+        ok[ok] = (self.ic[k[ok]] == sc[ok]) & (st[ok] <= self.e[k[ok]])
+        iid, t, a = k[ok], st[ok], sa[ok]
+        o = np.argsort(iid, kind="stable")  # (interval, time)
+        iid, t, a = iid[o], t[o], a[o]
+        cut = np.flatnonzero(np.r_[True, (iid[1:] != iid[:-1]) | (t[1:] != t[:-1])]) if iid.size else iid
+        self.iid, self.t = iid[cut], t[cut]
+        self.a = np.add.reduceat(a, cut) if a.size else a
+        self.uniq = np.unique(self.t)
+        self.M = self.uniq.size + 1
+        self.rank = np.searchsorted(self.uniq, self.t)
+        self.key = self.iid * self.M + self.rank
+        self.Cp = np.r_[0.0, np.cumsum(self.a)]
+        self.T = np.bincount(self.iid, weights=self.a, minlength=ni)  # service inside each interval
+        # pair windows: intervals r, q of different clients with s_q <= e_r and e_q >= s_r
+        ss, es = np.sort(self.s), np.sort(self.e)
+        self.n_over = (np.searchsorted(ss, self.e, side="right") - np.searchsorted(es, self.s, side="left") - 1)
+        # overlap index: intervals bucketed by length (powers of two), each bucket sorted by start
+        length = self.e - self.s
+        b = np.floor(np.log2(length + 1.0)).astype(np.int64) if ni else np.zeros(0, dtype=np.int64)
+        self.buckets = []
+        for v in np.unique(b).tolist():
+            idx = np.flatnonzero(b == v)
+            idx = idx[np.argsort(self.s[idx], kind="stable")]
+            self.buckets.append((self.s[idx], idx, float(length[idx].max())))
 
-    def _grow(self) -> None:
-        old = self.MX.shape[0]
-        cap = 2 * old
-        for name in ("MX", "MN"):
-            new = np.zeros((cap, cap))
-            new[:old, :old] = getattr(self, name)
-            setattr(self, name, new)
-        self.owner = np.r_[self.owner, np.full(old, -1, dtype=np.int64)]
-        self.free.extend(range(cap - 1, old - 1, -1))
+    def pos(self, r: np.ndarray, x: np.ndarray, side: str) -> np.ndarray:
+        """Table row of interval ``r``'s first entry at time >= x (``left``) or > x (``right``)."""
+        return np.searchsorted(self.key, r * self.M + np.searchsorted(self.uniq, x, side=side))
 
-    def _slots(self) -> np.ndarray:
-        return np.flatnonzero(self.owner >= 0)
+    def overlapping(self, lead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All ``(leader, other)`` interval pairs with a common point (other != leader)."""
+        a, b = self.s[lead], self.e[lead]
+        out_l, out_r = [], []
+        for starts, idx, span in self.buckets:
+            pos, k = _ranges(np.searchsorted(starts, a - span, side="left"), np.searchsorted(starts, b, side="right"))
+            q = idx[pos]
+            keep = (self.e[q] >= a[k]) & (q != lead[k])
+            out_l.append(lead[k[keep]]), out_r.append(q[keep])
+        return np.concatenate(out_l), np.concatenate(out_r)
 
-    # -- service ---------------------------------------------------------------
-    def segment(self, t: np.ndarray, c: np.ndarray, a: np.ndarray) -> None:
-        """Apply service events (time-ordered) with the current backlogged set."""
-        if not t.size:
-            return
-        if self.n_active >= 2:
-            s = self.col[c]
-            m = s >= 0
-            if m.any():
-                self._pairs(t[m], s[m], a[m])
-        np.add.at(self.W, c, a)
+    def leads(self, L: np.ndarray, R: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For pairs of overlapping intervals: the most the leader's client got over the
+        other's in their window (see the module docstring), and the window ``(s, e)``;
+        at most about ``cells`` pairs + service entries at once."""
+        s, e = np.maximum(self.s[L], self.s[R]), np.minimum(self.e[L], self.e[R])
+        lo, hi = self.pos(R, s, "left"), self.pos(R, e, "right")
+        work = np.cumsum(1 + hi - lo)
+        out = np.empty(L.size)
+        a = 0
+        while a < L.size:
+            b = max(a + 1, int(np.searchsorted(work, (work[a - 1] if a else 0) + cells, side="right")))
+            out[a:b] = self._leads(L[a:b], s[a:b], e[a:b], lo[a:b], hi[a:b])
+            a = b
+        return out, s, e
 
-    def _pairs(self, t: np.ndarray, s: np.ndarray, a: np.ndarray) -> None:
-        cap = self.owner.size
-        newrow = np.empty(t.size, dtype=bool)
-        newrow[0] = True
-        np.not_equal(t[1:], t[:-1], out=newrow[1:])
-        r = np.cumsum(newrow) - 1
-        R = int(r[-1]) + 1
-        Wcur = self.W[np.maximum(self.owner, 0)]
-        per = max(1, self.chunk_cells // cap)
-        lo = 0
-        for r0 in range(0, R, per):
-            r1 = min(R, r0 + per)
-            hi = t.size if r1 == R else int(np.searchsorted(r, r1, side="left"))
-            rr, ss = r[lo:hi] - r0, s[lo:hi]
-            inc = np.zeros((r1 - r0, cap))
-            np.add.at(inc, (rr, ss), a[lo:hi])
-            Wm = np.cumsum(inc, axis=0)
-            Wm += Wcur
-            E = Wm[rr, ss][:, None] - Wm[rr]
-            np.maximum.at(self.MX, ss, E)
-            np.minimum.at(self.MN, ss, E)
-            Wcur = Wm[-1]
-            lo = hi
+    def _leads(self, L, s, e, lo, hi) -> np.ndarray:
+        import pandas as pd
 
-    # -- windows ---------------------------------------------------------------
-    def open(self, starters: list[int], now: float) -> None:
-        for c in starters:
-            if not self.free:
-                self._grow()
-            p = self.free.pop()
-            self.owner[p] = c
-            self.col[c] = p
-            self.start[c] = now
-        self.n_active += len(starters)
-        if self.n_active < 2:
-            return
-        S = self._slots()
-        Wa = self.W[self.owner[S]]
-        rows = self.col[np.asarray(starters, dtype=np.int64)]
-        d = self.W[self.owner[rows]][:, None] - Wa[None, :]
-        self.MX[rows[:, None], S] = d
-        self.MN[rows[:, None], S] = d
-        self.MX[S[:, None], rows] = -d.T
-        self.MN[S[:, None], rows] = -d.T
-
-    def close(self, enders: list[int], now: float) -> None:
-        if self.n_active >= 2:
-            S = self._slots()
-            alive = np.ones(S.size, dtype=bool)
-            for e in enders:
-                pe = self.col[e]
-                alive &= S != pe
-                So = S[alive]
-                if not So.size:
-                    continue
-                other = self.owner[So]
-                gaps = (np.maximum(self.MX[pe, So], -self.MN[So, pe])
-                        - np.minimum(self.MN[pe, So], -self.MX[So, pe]))
-                self.n_windows += other.size
-                if self.per_pair is not None:
-                    for g, j in zip(gaps.tolist(), other.tolist(), strict=True):
-                        key = (e, j) if e < j else (j, e)
-                        if g > self.per_pair.get(key, -1.0):
-                            self.per_pair[key] = g
-                top = float(gaps.max())
-                if self.best is not None and top < self.best[0]:
-                    continue
-                # ties: smaller pair (client index order), then earlier window
-                cand = [(min(e, int(j)), max(e, int(j)), float(max(self.start[e], self.start[j])))
-                        for j in other[gaps == top].tolist()]
-                i0, j0, ws = min(cand)
-                self._offer(top, (i0, j0), (ws, now))
-        for e in enders:
-            p = self.col[e]
-            self.owner[p] = -1
-            self.col[e] = -1
-            self.free.append(int(p))
-        self.n_active -= len(enders)
-
-    def _offer(self, gap: float, pair: tuple[int, int], window: tuple[float, float]) -> None:
-        b = self.best
-        if b is None or gap > b[0] or (gap == b[0] and (pair, window[0]) < (b[1], b[2][0])):
-            self.best = (gap, pair, window)
-
-    def active_clients(self) -> list[int]:
-        return self.owner[self._slots()].tolist()
+        base_f = self.Cp[self.pos(L, s, "left")]
+        uf_end = self.Cp[self.pos(L, e, "right")] - base_f
+        ev, p = _ranges(lo, hi)  # g's entries in each window, grouped by pair
+        lead = uf_end.copy()  # pairs without g service: f's whole service in the window
+        if ev.size:
+            ug = self.Cp[ev + 1] - self.Cp[lo][p]
+            fk = L[p] * self.M + self.rank[ev]
+            uf_minus = self.Cp[np.searchsorted(self.key, fk)] - base_f[p]
+            d = self.Cp[np.searchsorted(self.key, fk + 1)] - base_f[p] - ug
+            cm = np.minimum(pd.Series(d).groupby(p, sort=False).cummin().to_numpy(), 0.0)
+            last = np.r_[p[1:] != p[:-1], True]
+            end = np.where(last, uf_end[p], np.r_[uf_minus[1:], 0.0])
+            first = np.r_[True, last[:-1]]
+            lead[p[first]] = uf_minus[first]  # before g's first service in the window
+            np.maximum.at(lead, p, end - ug - cm)
+        return lead
 
 
 def stream_max_gap(svc_t, svc_client, svc_amount, bl_t, bl_client, bl_delta, names=None, *,
                    n_clients: int | None = None, per_pair: bool = False,
                    chunk_cells: int = 2_000_000) -> GapReport:
-    """Largest service gap between two backlogged clients, in one streaming pass.
+    """Largest service gap between two backlogged clients (module docstring: the algorithm).
 
     Args:
         svc_t, svc_client, svc_amount: service log (times [s], client indices, service
-            units); sorted by time here if needed (stable).
+            units >= 0); sorted by time here if needed (stable).
         bl_t, bl_client, bl_delta: backlog log (+1 / -1 changes of a client's waiting
             count, or any +-k whose running sum is the count; a client is backlogged while
             the sum is > 0).
         names: client names by index (default ``str(index)``).
         n_clients: number of clients (default: from ``names`` or the largest index + 1).
         per_pair: also return ``{(f, g): gap}`` for every pair with a common window.
-        chunk_cells: most matrix cells held per processing chunk (memory knob).
+        chunk_cells: most interval pairs looked at in one numpy batch (memory knob).
     Returns:
         :class:`GapReport` (same numbers as the reference
         :func:`fairsched.analysis.gap_reference.naive_max_gap`).
+    Raises:
+        ValueError: a negative client index or service amount.
     """
     st, sc, sa = _sorted(svc_t, np.asarray(svc_client, dtype=np.int64), np.asarray(svc_amount, dtype=float))
     bt, bc, bd = _sorted(bl_t, np.asarray(bl_client, dtype=np.int64), np.asarray(bl_delta, dtype=np.int64))
@@ -272,63 +276,56 @@ def stream_max_gap(svc_t, svc_client, svc_amount, bl_t, bl_client, bl_delta, nam
             n = max(n, int(arr.max()) + 1)
             if int(arr.min()) < 0:
                 raise ValueError("client indices must be >= 0")
+    if sa.size and float(sa.min()) < 0:
+        raise ValueError("service amounts must be >= 0")
     names = list(names) if names is not None else [str(i) for i in range(n)]
     names += [str(i) for i in range(len(names), n)]
     horizon = max(float(st[-1]) if st.size else 0.0, float(bt[-1]) if bt.size else 0.0)
-    S = _Stream(n, chunk_cells)
-    if per_pair:
-        S.per_pair = {}
-    level = [0] * n  # each client's waiting count (Python lists: one item at a time)
-    active = [False] * n
-    p = 0
-    if bt.size:
-        cuts = np.flatnonzero(np.r_[True, bt[1:] != bt[:-1]])
-        ends = np.r_[cuts[1:], bt.size].tolist()
-        times = bt[cuts]
-        q_left = np.searchsorted(st, times, side="left").tolist()  # service before each instant
-        q_right = np.searchsorted(st, times, side="right").tolist()  # ... and at it
-        bcl, bdl = bc.tolist(), bd.tolist()
-        for g, (lo, T) in enumerate(zip(cuts.tolist(), times.tolist(), strict=True)):
-            hi = ends[g]
-            q = q_left[g]
-            if q > p:
-                S.segment(st[p:q], sc[p:q], sa[p:q])
-                p = q
-            started: list[int] = []
-            touched: list[int] = []
-            for c, d in zip(bcl[lo:hi], bdl[lo:hi], strict=True):
-                before = level[c]
-                level[c] = before + d
-                if before <= 0 < before + d and not active[c]:
-                    started.append(c)
-                touched.append(c)
-            starters = list(dict.fromkeys(started))
-            if starters:
-                S.open(starters, T)
-                for c in starters:
-                    active[c] = True
-            q = q_right[g]
-            if q > p:
-                S.segment(st[p:q], sc[p:q], sa[p:q])
-                p = q
-            enders = [c for c in dict.fromkeys(touched) if active[c] and level[c] <= 0]
-            if enders:
-                S.close(enders, T)
-                for c in enders:
-                    active[c] = False
-    if p < st.size:
-        S.segment(st[p:], sc[p:], sa[p:])
-    rest = S.active_clients()
-    if rest:
-        S.close(rest, horizon)
-    res = GapReport(n_events=int(st.size), n_windows=S.n_windows)
-    if S.per_pair is not None:
-        res.per_pair = {(names[i], names[j]): g for (i, j), g in sorted(S.per_pair.items())}
-    if S.best is not None:
-        gap, (i, j), (s, e) = S.best
-        res.gap = gap
-        res.window = (s, e)
-        _witness(res, st, sc, sa, i, j, s, e, names)
+    lg = _Logs(st, sc, sa, bt, bc, bd, horizon)
+    res = GapReport(n_events=int(st.size), n_windows=int(lg.n_over.sum()) // 2)
+    if not res.n_windows:
+        return res
+    # leaders by decreasing T (ties: any order), batched by the number of pairs they bring
+    order = np.argsort(-lg.T, kind="stable")
+    work = np.cumsum(np.maximum(lg.n_over[order], 1))
+    best, key, pp = -np.inf, None, []
+    i, budget = 0, 1024  # batches grow: the first leaders usually settle the bound
+    while i < order.size:
+        if not per_pair and lg.T[order[i]] < best:
+            break  # no later leader can lead by more than its own T (module docstring)
+        j = max(i + 1, int(np.searchsorted(work, (work[i - 1] if i else 0) + budget, side="right")))
+        budget = min(2 * budget, max(chunk_cells // 4, 1))
+        lead_ids = order[i:j]
+        if not per_pair:
+            lead_ids = lead_ids[lg.T[lead_ids] >= best]
+        i = j
+        L, R = lg.overlapping(lead_ids)
+        if not L.size:
+            continue
+        v, s, e = lg.leads(L, R, chunk_cells)
+        cf, cg = lg.ic[L], lg.ic[R]
+        lo, hi = np.minimum(cf, cg), np.maximum(cf, cg)
+        if per_pair:
+            pp.append((lo * n + hi, v))
+        top = float(v.max())
+        if top < best:
+            continue
+        w = np.flatnonzero(v == top)
+        k = w[np.lexsort((s[w], hi[w], lo[w]))[0]]  # ties: smaller pair, then earlier window
+        cand = (int(lo[k]), int(hi[k]), float(s[k]))
+        if top > best or cand < key[0]:
+            best, key = top, (cand, float(e[k]))
+    if per_pair and pp:
+        kk, vv = np.concatenate([x[0] for x in pp]), np.concatenate([x[1] for x in pp])
+        o = np.lexsort((-vv, kk))
+        kk, vv = kk[o], vv[o]
+        firsts = np.r_[True, kk[1:] != kk[:-1]]
+        res.per_pair = {(names[q // n], names[q % n]): float(g)
+                        for q, g in zip(kk[firsts].tolist(), vv[firsts].tolist(), strict=True)}
+    (f, g, s), e = key
+    res.gap = best
+    res.window = (s, e)
+    _witness(res, st, sc, sa, f, g, s, e, names)
     return res
 
 

@@ -40,7 +40,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from fairsched.analysis.gap import GapReport, max_service_gap
+from fairsched.analysis.gap import GapReport, backlog_interval_arrays, max_service_gap
 from fairsched.analysis.gap_reference import max_service_gap_naive
 
 __all__ = [
@@ -231,39 +231,8 @@ def service_curves(result, clients: list[str] | None = None, max_points: int | N
 
 def _intervals(result) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All clients' merged closed backlog intervals, vectorised: ``(client, start, end)``
-    arrays sorted by (client, start). O(backlog events) time and memory, whatever the
-    number of clients."""
-    t, c, d = _bl_arrays(result)
-    z = np.empty(0, dtype=np.int64)
-    if not t.size:
-        return z, np.empty(0), np.empty(0)
-    order = np.argsort(c, kind="stable")  # by client, time order kept
-    cs, ts, ds = c[order], t[order], d[order]
-    first = np.r_[True, cs[1:] != cs[:-1]]
-    cum = np.cumsum(ds)
-    seg = np.maximum.accumulate(np.where(first, np.arange(cs.size), 0))  # index of the client's first event
-    after = cum - (cum - ds)[seg]  # the client's waiting count after each event
-    before = after - ds
-    sm = (before <= 0) & (after > 0)
-    em = (before > 0) & (after <= 0)
-    sc, st = cs[sm], ts[sm]
-    ec, et = cs[em], ts[em]
-    if not st.size:
-        return z, np.empty(0), np.empty(0)
-    # levels alternate start, end, start, ...: a client with one more start is still
-    # backlogged at the end of the log, which closes its last interval
-    n_open = np.bincount(sc, minlength=int(cs.max()) + 1) - np.bincount(ec, minlength=int(cs.max()) + 1)
-    last_start = np.r_[sc[1:] != sc[:-1], True]
-    still = last_start & (n_open[sc] > 0)
-    horizon = _horizon(result)
-    ec = np.r_[ec, sc[still]]
-    et = np.r_[et, np.maximum(horizon, st[still])]
-    o = np.argsort(ec, kind="stable")  # the closing ends come last within their client
-    ec, et = ec[o], et[o]
-    # merge touching / overlapping intervals of one client
-    new = np.r_[True, (sc[1:] != sc[:-1]) | (st[1:] > et[:-1])]
-    idx = np.flatnonzero(new)
-    return sc[new], st[new], np.maximum.reduceat(et, idx)
+    arrays sorted by (client, start) (:func:`fairsched.analysis.gap.backlog_interval_arrays`)."""
+    return backlog_interval_arrays(*_bl_arrays(result), _horizon(result))
 
 
 def _intervals_by_index(result) -> dict[int, np.ndarray]:
