@@ -236,17 +236,25 @@ def _table_html(summaries: Sequence[dict]) -> str:
 
 
 def jain_reason(summary: dict) -> str | None:
-    """Why a run's Jain's index is not available (None when it is)."""
+    """Why a run's Jain's index is not available (None when it is). On a cluster the
+    reason also says why no per-instance index is offered instead: a client waiting on one
+    instance is backlogged in the cluster, so on each instance at most as many clients are
+    backlogged, for no longer, and a per-instance index is undefined whenever the cluster's is."""
     n = summary.get("jain_n_clients")
     if summary.get("jain_index") is not None and (n is None or n >= 2):
         return None
     if n == 1:
-        return ("only one client was backlogged for 1% of the run or more, so its index (1) compares nothing; "
-                "see the max service gap instead")
-    if (summary.get("n_clients") or 0) < 2:
+        why = ("only one client was backlogged for 1% of the run or more, so its index (1) compares nothing; "
+               "see the max service gap instead")
+    elif (summary.get("n_clients") or 0) < 2:
         return "one client: Jain's index compares two or more clients"
-    return ("no client was backlogged for 1% of the run or more (light load: requests are admitted as they "
-            "arrive), so there are no service rates to compare; see the max service gap instead")
+    else:
+        why = ("no client was backlogged for 1% of the run or more (light load: requests are admitted as they "
+               "arrive), so there are no service rates to compare; see the max service gap instead")
+    if (summary.get("n_instances") or 1) > 1:
+        why += (". Per instance it is undefined too: a client waiting on one instance is backlogged in the "
+                "cluster, so no instance has more clients backlogged for longer")
+    return why
 
 
 def write_report(results: Sequence, summaries: Sequence[dict], out_dir: str | os.PathLike, title: str = "fairsched report",
