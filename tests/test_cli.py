@@ -124,10 +124,12 @@ def fake_calibration(monkeypatch):
     mod = types.ModuleType("fairsched.engine.calibrate")
     calls = {}
 
-    def run_calibration(out, preset, quick):
+    def run_calibration(out, preset, quick, progress=None):
         from fairsched.sim import CostModel
 
         calls.update(out=out, preset=preset, quick=quick)
+        for k in (1, 2, 3):  # the command shows a bar of the timings done / to do
+            progress(k, 3)
         CostModel(prefill_b=1.5e-4, name=f"fit-{preset}").save(out, r2={"prefill": 0.991, "decode": 0.973})
         return {"r2": {"prefill": 0.991, "decode": 0.973}}
 
@@ -142,6 +144,7 @@ def test_calibrate_prints_coefficients_and_r2(tmp_path, fake_calibration):
     assert res.exit_code == 0, res.output
     assert fake_calibration == {"out": out, "preset": "cpu-small", "quick": True}
     assert "prefill_b" in res.output and "0.0001" in res.output and "0.991" in res.output
+    assert "3/3" in res.output  # the progress bar counted the timings
     # the file it wrote is usable by analyze
     res = run("analyze", "--limit", 30, "--policy", "fcfs", "--cost-model", out, "--out", tmp_path / "o")
     assert res.exit_code == 0, res.output

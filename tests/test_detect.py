@@ -189,6 +189,9 @@ def test_detect_cli_hotspot_and_benign(tmp_path):
         assert {r["router"] for r in doc["latency"]} == {"least-load", "lmetric", "lmetric+mitigation"}
         assert (out / "detect.html").read_text().count("plotly.js v") == 1
         assert ("confirmed" in r.output) == flagged
+        n = len(gen(4, qps=15.0, **SMALL))  # a progress bar per run, counting arrived requests
+        assert all(f"{name} on 4 instances" in r.output for name in ("least-load", "lmetric", "lmetric+mitigation"))
+        assert f"{n}/{n}" in r.output
 
 
 def test_detect_cli_bad_input(tmp_path):

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from fairsched.commands import options as opt
-from fairsched.commands.common import UserError, console, fail, user_errors, working
+from fairsched.commands.common import UserError, console, fail, progress_bar, user_errors
 from fairsched.commands.limits import OUT_ROOT
 
 __all__ = ["calibrate"]
@@ -37,9 +37,12 @@ def calibrate(
         from fairsched.engine.calibrate import run_calibration
     except ImportError as e:
         fail(f"calibration is not available in this install ({e})", code=1)
-    with user_errors(), working(f"calibrating: timing prefill and decode on the {preset} toy engine "
-                                f"({'quick' if quick else 'full'} grid)"):
-        res = run_calibration(out=out, preset=preset, quick=quick)
+    with user_errors(), progress_bar() as prog:
+        console.print(f"calibrating: timing prefill and decode on the {preset} toy engine "
+                      f"({'quick' if quick else 'full'} grid)")
+        bar = prog.add_task(f"timings ({preset})", total=None)
+        res = run_calibration(out=out, preset=preset, quick=quick,
+                              progress=lambda k, n: prog.update(bar, completed=k, total=n))
     doc: dict = {}
     if out.is_file():
         with contextlib.suppress(ValueError, OSError):

@@ -17,9 +17,9 @@ from fairsched.commands.common import (
     announce_run,
     console,
     fmt_num,
+    progress_bar,
     resolve_run,
     user_errors,
-    working,
     workload_doc,
 )
 from fairsched.commands.limits import check_options, check_windows, open_out, require_finished
@@ -155,10 +155,11 @@ def detect(
         check_windows(window, workload.duration)
     announce_run(workload, cost, instances, f"window {window:g} s", inst)
     t0 = time.perf_counter()
-    with user_errors(), working(f"simulating {baseline}, lmetric and lmetric with the mitigation on "
-                                f"{instances} instances, and detecting"):
+    with user_errors(), progress_bar() as prog:
+        bars = {name: prog.add_task(f"{name} on {instances} instances", total=len(workload))
+                for name in (baseline, "lmetric", "lmetric+mitigation")}
         oc = detect_and_compare(workload, instances, config=cfg, baseline=baseline, policy=policy,
-                                instance=inst, cost=cost)
+                                instance=inst, cost=cost, progress=lambda name, k: prog.update(bars[name], completed=k))
         for name, res in oc.results.items():
             require_finished(res, name)
     elapsed = time.perf_counter() - t0

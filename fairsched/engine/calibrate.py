@@ -60,10 +60,12 @@ def _tokens(model: ToyLlama, n: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, model.config.vocab_size, (n,), generator=g).to(dev)
 
 
-def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, timer: str = "auto") -> pd.DataFrame:
+def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, timer: str = "auto",
+                    on_step=None) -> pd.DataFrame:
     """Prefill seconds for every ``(n, h)``: columns ``n, h, seconds`` (the fastest of the
     repeats: on a shared machine the minimum is the run least disturbed by other
-    processes, as in :mod:`timeit`) and ``median_s``."""
+    processes, as in :mod:`timeit`) and ``median_s``. ``on_step()``, if given, is called
+    after each of the ``repeats x len(ns) x len(hs)`` timings."""
     dev = next(model.parameters()).device
     timer = Timer(dev, timer)
     bs = 16
@@ -84,16 +86,18 @@ def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, ti
             t0 = timer.now()
             model.prefill(toks[h:h + n], pool, slots, h)
             times[(n, h)].append(timer.now() - t0)
+            if on_step is not None:
+                on_step()
     rows = [(n, h, min(ts), float(np.median(ts))) for (n, h), ts in times.items()]
     return pd.DataFrame(rows, columns=["n", "h", "seconds", "median_s"])
 
 
 def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int = 0,
-                   timer: str = "auto", max_context: int | None = None) -> pd.DataFrame:
+                   timer: str = "auto", max_context: int | None = None, on_step=None) -> pd.DataFrame:
     """Decode-step seconds for every ``(B, ctx)`` with ``B ctx <= max_context``: columns
     ``batch, ctx, context`` (= B ctx), ``seconds`` (fastest repeat) and ``median_s``. Every
     sequence of the batch reads the same ``ctx`` slots (the cost does not depend on which
-    slots are read)."""
+    slots are read). ``on_step()``, if given, is called after each timing."""
     dev = next(model.parameters()).device
     timer = Timer(dev, timer)
     bs = 16
@@ -112,6 +116,8 @@ def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int =
             t0 = timer.now()
             model.decode(toks[:b], pool, [slots[:c]] * b, [c] * b)
             times[(b, c)].append(timer.now() - t0)
+            if on_step is not None:
+                on_step()
     rows = [(b, c, b * c, min(ts), float(np.median(ts))) for (b, c), ts in times.items()]
     return pd.DataFrame(rows, columns=["batch", "ctx", "context", "seconds", "median_s"])
 
@@ -181,12 +187,14 @@ def fit_cost_model(prefill: pd.DataFrame, decode: pd.DataFrame, name: str = "eng
 def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-small",
                     device: str | torch.device | None = None, quick: bool = False, *,
                     model: ToyLlama | None = None, repeats: int | None = None, seed: int = 0,
-                    threads: int | None = None, timer: str = "auto") -> dict:
+                    threads: int | None = None, timer: str = "auto", progress=None) -> dict:
     """Measure the engine, fit the cost model, and save it as JSON at ``out`` (if given).
 
     ``quick`` uses the small grid (under a minute on 2 CPU cores for ``cpu-small``).
     ``threads`` and ``timer`` as for :func:`~fairsched.engine.cluster.run_engine` (default
     on CPU: one thread, CPU time), so the model describes the engine's own clock.
+    ``progress(done, total)``, if given, is called after each timing (``total``: prefill
+    and decode timings of the grid).
     Returns ``{"coefficients", "r2", "residual_rel_p90", "fit", "prefill" (DataFrame),
     "decode" (DataFrame), "cost_model", "seconds", "preset", "device", "path"}``.
     """
@@ -203,13 +211,22 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
     try:
         mode = Timer(dev, timer).mode
         with torch.inference_mode():
-            warm_up(model)
-            pre = measure_prefill(model, ns, hs, reps, seed, mode)
             from fairsched.engine.cluster import DEFAULT_INSTANCE
 
             cap = DEFAULT_INSTANCE.get(cfg.name)
-            dec = measure_decode(model, grid["batch"], [c for c in grid["ctx"] if c <= cfg.max_seq_len], reps,
-                                 seed, mode, max_context=cap.kv_capacity_tokens if cap else None)
+            ctxs = [c for c in grid["ctx"] if c <= cfg.max_seq_len]
+            mc = cap.kv_capacity_tokens if cap else None
+            total = reps * (len(ns) * len(hs) + sum(1 for b in grid["batch"] for c in ctxs if mc is None or b * c <= mc))
+            done = [0]
+
+            def step():
+                done[0] += 1
+                progress(done[0], total)
+
+            on_step = step if progress is not None else None
+            warm_up(model)
+            pre = measure_prefill(model, ns, hs, reps, seed, mode, on_step=on_step)
+            dec = measure_decode(model, grid["batch"], ctxs, reps, seed, mode, max_context=mc, on_step=on_step)
         n_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(old)

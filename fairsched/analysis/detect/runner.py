@@ -329,18 +329,25 @@ def detect_and_compare(workload, n_instances: int = 16, *, config: DetectorConfi
     Runs (same instances, cost model and queue policy): ``baseline`` routing; LMetric with
     the detector (no mitigation: what would happen); LMetric with the detector and
     mitigation (identical to the previous run when nothing is confirmed). Latency rows: all requests, the flagged classes'
-    requests, and those arriving after the first phase-2 confirmation.
+    requests, and those arriving after the first phase-2 confirmation. ``progress(label, k)``,
+    if given, is called as each run advances (``label``: ``baseline``, ``"lmetric"``,
+    ``"lmetric+mitigation"``; ``k``: requests arrived so far, up to ``len(workload)``).
     """
     from fairsched.sim import CostModel, simulate
 
     cfg = config or DetectorConfig()
     cost = cost or CostModel()
     pc = prefix_classes(workload)
-    base = simulate(workload, policy, baseline, n_instances=n_instances, instance=instance, cost=cost)
+    def tick(label):  # progress(label, requests arrived so far) of one of the three runs
+        return None if progress is None else (lambda k: progress(label, k))
+
+    base = simulate(workload, policy, baseline, n_instances=n_instances, instance=instance, cost=cost,
+                    progress=tick(baseline))
     rep, res = run_detection(workload, n_instances, config=DetectorConfig(**{**asdict(cfg), "mitigate": False}),
-                             policy=policy, instance=instance, cost=cost, classes=pc)
+                             policy=policy, instance=instance, cost=cost, classes=pc, progress=tick("lmetric"))
     mrep, mres = run_detection(workload, n_instances, config=DetectorConfig(**{**asdict(cfg), "mitigate": True}),
-                               policy=policy, instance=instance, cost=cost, classes=pc)
+                               policy=policy, instance=instance, cost=cost, classes=pc,
+                               progress=tick("lmetric+mitigation"))
     flagged = {f["klass"] for f in rep.flagged_classes}
     cls = np.array([c in flagged for c in pc.class_of], dtype=bool)
     arr = np.array([r.arrival for r in workload.requests])
