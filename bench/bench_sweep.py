@@ -7,12 +7,14 @@ Grid: routers least-load, vllm-v1, lmetric, sglang-cache-aware x policies fcfs, 
 instances 8, 16 x replay speed 0.25, 0.5, 0.75, 1 (64 points), each on the first --limit
 requests. Prints the wall time of each executor (Ray's start-up measured apart), the
 speed-up over serial, and whether the three tables are the same bytes. Each executor
-writes to a fresh directory, so nothing is resumed.
+writes to a fresh directory, so nothing is resumed. The load average before and after is
+printed: figures taken on a loaded machine must be reported as such.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -33,7 +35,8 @@ def main() -> None:
                                                                   "sglang-cache-aware"],
                      policies=["fcfs", "vtc"], instances=[8, 16], speed=[0.25, 0.5, 0.75, 1.0], limit=[a.limit])
     points = spec.points()
-    print(f"{len(points)} points, first {a.limit} requests of {trace}")
+    print(f"{len(points)} points, first {a.limit} requests of {trace}; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f} at the start")
     tables, rows = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         modes = [("serial", {"workers": 1}), ("2 local workers", {"workers": 2})]
@@ -60,13 +63,16 @@ def main() -> None:
                   + (f" (+ {startup:.1f} s Ray start-up)" if startup else "") + f", {counts['errors']} failed",
                   flush=True)
     base = rows[0][1]
-    print("\nexecutor          wall s   speed-up vs serial")
-    for name, wall, _, _ in rows:
-        print(f"{name:<16} {wall:8.1f}   {base / wall:5.2f}x")
+    print("\nexecutor          wall s   start-up s   speed-up vs serial   failed")
+    for name, wall, startup, err in rows:
+        print(f"{name:<16} {wall:8.1f}   {startup:10.1f}   {base / wall:18.2f}x   {err:6d}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min)")
     first = next(iter(tables.values()))
     print("tables identical (CSV and Parquet bytes):", all(t == first for t in tables.values()))
-    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB "
-          "(workers not included)")
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"CPU time: this process {me.ru_utime + me.ru_stime:.1f} s, its pool workers {kids.ru_utime + kids.ru_stime:.1f} s "
+          "(Ray's workers not included); peak RSS of this process "
+          f"{me.ru_maxrss / 1024:.0f} MiB, of the largest pool worker {kids.ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":
