@@ -42,6 +42,7 @@ import pandas as pd
 
 from fairsched.analysis.gap import GapReport, backlog_interval_arrays, max_service_gap
 from fairsched.analysis.gap_reference import max_service_gap_naive
+from fairsched.analysis.service_params import request_arrays
 
 __all__ = [
     "JAIN_MIN_BACKLOG_FRAC",
@@ -103,10 +104,6 @@ def _finished_mask(result) -> np.ndarray:
     return np.isfinite(np.asarray(result.finish_t, dtype=float))
 
 
-def _arrivals(result) -> np.ndarray:
-    return np.fromiter((r.arrival for r in result.workload), dtype=float, count=len(result.workload))
-
-
 # --------------------------------------------------------------------------- latency
 def latency_stats(result) -> dict[str, float | None]:
     """TTFT, TPOT and end-to-end latency statistics over *finished* requests [s].
@@ -120,11 +117,16 @@ def latency_stats(result) -> dict[str, float | None]:
     Returns ``{f"{m}_{s}_s": value}`` for ``m`` in ttft, tpot, e2e and ``s`` in mean,
     p50, p90, p99 (linear-interpolated percentiles); None where there is no data.
     """
-    df = result.requests_frame()
-    df = df[np.isfinite(df["finish_t"].to_numpy(dtype=float))]
+    arr, _, _, outp = request_arrays(result)
+    fin = np.asarray(result.finish_t, dtype=float)
+    first = np.asarray(result.first_token_t, dtype=float)
+    done = np.isfinite(fin)
+    gen = outp - 1
+    cols = {"ttft": first - arr, "e2e": fin - arr,
+            "tpot": np.where(gen > 0, (fin - first) / np.maximum(gen, 1), np.nan)}
     out: dict[str, float | None] = {}
     for m in ("ttft", "tpot", "e2e"):
-        v = df[f"{m}_s"].to_numpy(dtype=float)
+        v = cols[m][done]
         v = v[np.isfinite(v)]
         out[f"{m}_mean_s"] = _none_if_nan(v.mean()) if v.size else None
         for q, p in zip(_QUANTILES, np.percentile(v, _QUANTILES) if v.size else [None] * 3, strict=True):
@@ -159,8 +161,7 @@ def throughput_tok_s(result) -> dict[str, float | None]:
     keys = ("throughput_tok_s", "output_tok_s", "computed_tok_s")
     if not span or span <= 0:
         return dict.fromkeys(keys)
-    inp = np.fromiter((r.input_len for r in result.workload), dtype=float, count=fin.size)
-    outp = np.fromiter((r.output_len for r in result.workload), dtype=float, count=fin.size)
+    _, _, inp, outp = request_arrays(result)
     cached = np.asarray(result.cached_tokens, dtype=float)
     return {
         "throughput_tok_s": float((inp[fin] + outp[fin]).sum() / span),
@@ -179,7 +180,7 @@ def cache_hit_rate(result) -> float | None:
     adm = np.isfinite(np.asarray(result.admit_t, dtype=float))
     if not adm.any():
         return None
-    inp = np.fromiter((r.input_len for r in result.workload), dtype=float, count=adm.size)
+    inp = request_arrays(result)[2]
     total = inp[adm].sum()
     return float(np.asarray(result.cached_tokens, dtype=float)[adm].sum() / total) if total > 0 else None
 

@@ -13,12 +13,14 @@ per-instance logs they are measured on.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from fairsched.analysis.gap import _sorted
 
 __all__ = ["concurrency_k", "everywhere_backlog_log", "has_instance_logs", "instance_backlog_log",
-           "instance_service", "measured_x", "simulate_for_check"]
+           "instance_service", "measured_x", "request_arrays", "simulate_for_check"]
 
 
 def simulate_for_check(workload, policy="fcfs", router=None, n_instances: int = 1, instance=None, cost=None,
@@ -35,15 +37,28 @@ def simulate_for_check(workload, policy="fcfs", router=None, n_instances: int = 
                     recorders=(InstanceRecorder(weights),), service_log=service_log, policy_params=policy_params)
 
 
-def _request_arrays(result):
+def request_arrays(result) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-request columns of ``result.workload``, read once per result (a million
+    ``Request`` objects take seconds to walk): ``(arrival [s], client index into
+    ``result.clients`` (int64), input_len, output_len [tokens])``, shape ``(n_requests,)``."""
     wl = result.workload
+    key = (id(wl), len(wl), id(result.clients))
+    cached = getattr(result, "_request_arrays", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     n = len(wl)
     arr = np.fromiter((r.arrival for r in wl), dtype=float, count=n)
     cidx = {c: i for i, c in enumerate(result.clients)}
     cl = np.fromiter((cidx[r.client] for r in wl), dtype=np.int64, count=n)
     inp = np.fromiter((r.input_len for r in wl), dtype=float, count=n)
     out = np.fromiter((r.output_len for r in wl), dtype=float, count=n)
-    return arr, cl, inp, out
+    cols = (arr, cl, inp, out)
+    with contextlib.suppress(AttributeError):
+        result._request_arrays = (key, cols)
+    return cols
+
+
+_request_arrays = request_arrays
 
 
 def has_instance_logs(result) -> bool:
@@ -67,17 +82,21 @@ def everywhere_backlog_log(result):
     of :func:`simulate_for_check`."""
     K = int(result.n_instances)
     o = np.argsort(result.ibl_seq, kind="stable")
-    cnt: dict[int, int] = {}
-    out_t, out_c, out_d = [], [], []
-    for tt, cc, dd in zip(result.ibl_seq[o].tolist(), result.ibl_client[o].tolist(), result.ibl_delta[o].tolist(),
-                          strict=True):
-        k = cnt.get(cc, 0)
-        cnt[cc] = k + dd
-        if dd > 0 and k + 1 == K:
-            out_t.append(tt), out_c.append(cc), out_d.append(1)
-        elif dd < 0 and k == K:
-            out_t.append(tt), out_c.append(cc), out_d.append(-1)
-    return np.asarray(out_t, dtype=float), np.asarray(out_c, dtype=np.int64), np.asarray(out_d, dtype=np.int64)
+    t = np.asarray(result.ibl_seq, dtype=float)[o]
+    c = np.asarray(result.ibl_client, dtype=np.int64)[o]
+    d = np.asarray(result.ibl_delta, dtype=np.int64)[o]
+    if not t.size:
+        return t, c, d
+    by = np.argsort(c, kind="stable")  # per client, time order kept
+    cs, ds = c[by], d[by]
+    first = np.r_[True, cs[1:] != cs[:-1]]
+    cum = np.cumsum(ds)
+    seg = np.maximum.accumulate(np.where(first, np.arange(cs.size), 0))
+    before = np.empty(t.size, dtype=np.int64)
+    before[by] = cum - (cum - ds)[seg] - ds  # the client's count of queues holding it, before each change
+    up, down = (d > 0) & (before + 1 == K), (d < 0) & (before == K)
+    keep = up | down
+    return t[keep], c[keep], np.where(up[keep], 1, -1).astype(np.int64)
 
 
 def instance_service(result, j: int, causal: bool = False):
@@ -88,8 +107,16 @@ def instance_service(result, j: int, causal: bool = False):
     c = np.asarray(result.svc_client, dtype=np.int64)
     a = np.asarray(result.svc_amount, dtype=float)
     if getattr(result, "svc_instance", None) is not None:
-        m = np.asarray(result.svc_instance, dtype=np.int64) == j
-        t, c, a = t[m], c[m], a[m]
+        inst = np.asarray(result.svc_instance, dtype=np.int64)
+        cached = getattr(result, "_instance_order", None)
+        if cached is None or cached[0] != inst.size:
+            order = np.argsort(inst, kind="stable")  # by instance, log order kept
+            cached = (inst.size, order, np.searchsorted(inst[order], np.arange(int(result.n_instances) + 1)))
+            with contextlib.suppress(AttributeError):
+                result._instance_order = cached
+        _, order, bounds = cached
+        idx = order[bounds[j]:bounds[j + 1]] if 0 <= j < bounds.size - 1 else order[:0]
+        t, c, a = t[idx], c[idx], a[idx]
     return _sorted(t, c, a)
 
 
@@ -120,11 +147,9 @@ def concurrency_k(result) -> dict[int, int]:
     base = np.r_[0, run[cuts[1:] - 1]]
     seg = np.repeat(base, np.diff(np.r_[cuts, k2.size]))
     level = run - seg
-    gmax = np.maximum.reduceat(level, cuts)
-    for g, v in zip(k2[cuts].tolist(), gmax.tolist(), strict=True):
-        j = g % int(result.n_instances)
-        out[j] = max(out[j], int(v))
-    return out
+    best = np.zeros(int(result.n_instances), dtype=np.int64)
+    np.maximum.at(best, k2[cuts] % int(result.n_instances), np.maximum.reduceat(level, cuts))
+    return {j: int(v) for j, v in enumerate(best.tolist())}
 
 
 def measured_x(result, w_p: float = 1.0, w_q: float = 2.0) -> dict[int, float]:

@@ -34,6 +34,7 @@ from fairsched.analysis.service_params import (
     instance_backlog_log,
     instance_service,
     measured_x,
+    request_arrays,
 )
 
 __all__ = ["STATUS_CANDIDATE_VIOLATED", "STATUS_HOLDS", "STATUS_NA", "STATUS_NO_BOUND", "STATUS_PUBLISHED_VIOLATED",
@@ -160,8 +161,9 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
     if len(wl) == 0 or len(clients) < 2:
         return [Verdict(label, "service gap", "cluster", None, "", 0.0, None, STATUS_NA, "none",
                         note=f"{len(clients)} client(s): a service gap needs two clients")]
-    L = float(max(r.input_len for r in wl))
-    O_max = float(max(r.output_len for r in wl))  # longest output [tokens]
+    _, _, inp, outp = request_arrays(result)
+    L = float(inp.max())
+    O_max = float(outp.max())  # longest output [tokens]
     meta = getattr(result, "meta", None) or {}
     M_kv = meta.get("kv_capacity_tokens")  # VTC's M: tokens that fit in the running batch
     admission = meta.get("admission", "reserve")
