@@ -278,8 +278,10 @@ def write_report(results: Sequence, summaries: Sequence[dict], out_dir: str | os
         ("", fig_latency_cdf(results, "e2e_s", labels, colors=colors)),
         ("Prefix cache", fig_hit_rate(summaries, colors=colors)),
     ]
-    for k, r in enumerate(list(results)[:max_service_runs]):
-        figs.append(("Service curves" if k == 0 else "",
+    full = [k for k, r in enumerate(results) if getattr(r, "service_log", "full") == "full"]  # curves need every charge
+    for k in full[:max_service_runs]:
+        r = results[k]
+        figs.append(("Service curves" if k == full[0] else "",
                      fig_service_curves(r, label=labels[k] if labels else None,
                                         gap=_gap_from_summary(summaries[k]) if labels else None)))
     note = ("<p class='note'>max gap: largest difference in service received by two clients "

@@ -83,6 +83,7 @@ def analyze(
     admission: opt.Admission = "reserve",
     seed: opt.Seed = 0,
     service: opt.Service = "tokens",
+    service_log: opt.ServiceLog = "full",
 ) -> None:
     """Compare schedulers on a workload: fairness, cache locality, latency.
 
@@ -106,6 +107,8 @@ def analyze(
     weights = ServiceWeights()
     if service not in ("tokens", "seconds"):
         fail(f"--service must be 'tokens' or 'seconds', got {service!r}")
+    if service_log not in opt.SERVICE_LOGS:
+        fail(f"--service-log must be 'full' or 'backlogged', got {service_log!r}")
     from fairsched.policies.seconds import service_for_run
 
     measure, q0 = service_for_run(service, workload, cost, inst.kv_capacity_tokens, weights)
@@ -121,7 +124,7 @@ def analyze(
             if r_name == "d2lpm":
                 rparams["quantum_w"] = quantum_w
             rt = make_router(r_name, measure, **rparams) if r_name != "none" else None
-            sims.append(Simulator(workload, pf, rt, instances, inst, cost, measure))
+            sims.append(Simulator(workload, pf, rt, instances, inst, cost, measure, service_log=service_log))
 
     n_clients = len(workload.clients)
     announce_run(workload, cost, instances,
@@ -166,7 +169,8 @@ def analyze(
                    "trace": str(trace) if trace else None, "format": format, "limit": limit, "seed": seed,
                    "quantum": quantum, "quantum_w": quantum_w, "lam": lam,
                    "instance": asdict(inst), "cost_model": asdict(cost),
-                   "weights": {"w_p": weights.w_p, "w_q": weights.w_q}, "service": service},
+                   "weights": {"w_p": weights.w_p, "w_q": weights.w_q}, "service": service,
+                   "service_log": service_log},
         "runs": summaries,
     }
     with user_errors(), od:

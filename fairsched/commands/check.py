@@ -124,6 +124,7 @@ def check(
     limit: opt.Limit = None,
     seed: opt.Seed = 0,
     service: opt.Service = "tokens",
+    service_log: opt.ServiceLog = "full",
 ) -> None:
     """Check the fairness bounds (VTC, DLPM, D2LPM) on a workload.
 
@@ -151,6 +152,8 @@ def check(
         check_quanta(quantum, quantum_w)
         if service not in ("tokens", "seconds"):
             raise ValueError(f"--service must be 'tokens' or 'seconds', got {service!r}")
+        if service_log not in opt.SERVICE_LOGS:
+            raise ValueError(f"--service-log must be 'full' or 'backlogged', got {service_log!r}")
         pols = policy or list(CHECK_POLICIES_1 if instances == 1 else CHECK_POLICIES_N)
         rts = router or (None if instances == 1 else list(CHECK_ROUTERS_N))
         combos = scheduler_combos(instances, rts, pols)
@@ -193,7 +196,8 @@ def check(
                         rt = make_router(r_name, measure, **({"quantum_w": params["quantum_w"]} if r_name == "d2lpm" else {}))
                     arr = prog.add_task(f"  {label}: arrivals", total=len(workload))
                     res = simulate_for_check(workload, pf, rt, instances, inst, cost, measure,
-                                             progress=lambda k, arr=arr: prog.update(arr, completed=k))
+                                             progress=lambda k, arr=arr: prog.update(arr, completed=k),
+                                             service_log=service_log)
                     prog.update(arr, description=f"  {label}: checking bounds")
                     require_finished(res, label)
                 sim_s = time.perf_counter() - t0
@@ -238,7 +242,8 @@ def check(
            "config": {"instances": instances, "combos": [list(c) for c in combos], "trace": str(trace) if trace else None,
                       "format": fmt, "limit": limit, "seed": seed, "quantum": q_u, "quantum_w": quantum_w,
                       "instance": asdict(inst), "cost_model": asdict(cost),
-                      "weights": {"w_p": weights.w_p, "w_q": weights.w_q}, "service": service},
+                      "weights": {"w_p": weights.w_p, "w_q": weights.w_q}, "service": service,
+                      "service_log": service_log},
            "runs": runs, "verdicts": [v.to_dict() for v in verdicts], "notes": notes}
     with user_errors(), od:
         head = ["run", "check", "scope", "bound", "bound formula", "measured gap", "ratio", "verdict", "worst pair",
@@ -261,7 +266,7 @@ def check(
             sections.append(("Gap vs. bound", fig_gap_vs_bound(verdicts)))
         for res, label in zip(results, labels, strict=True):
             vv = [v for v in verdicts if v.run == label and v.pair]
-            if vv:
+            if vv and res.service_log == "full":  # service curves need every charge
                 sections.append((f"Worst pair: {label}", _fig_pair(res, max(vv, key=lambda v: v.measured), label)))
         if results:
             sections.append(("Latency", fig_latency_cdf(results, "ttft_s", labels)))
