@@ -32,3 +32,15 @@ def test_jain_na_is_explained_on_one_instance_and_on_a_cluster():
     many = jain_reason({"jain_index": 1.0, "jain_n_clients": 1, "n_clients": 5, "n_instances": 4})
     assert "only one client" in many and "Per instance it is undefined too" in many
     assert "one client" in jain_reason({"jain_index": None, "jain_n_clients": 0, "n_clients": 1})
+
+
+def test_pages_are_the_same_bytes_for_the_same_figures():
+    import plotly.graph_objects as go
+
+    from fairsched.analysis.page import html_page
+
+    def page():
+        return html_page("t", [("a", go.Figure(go.Bar(x=[1, 2], y=[3, 4]))), ("b", go.Figure(go.Scatter(y=[1])))])
+
+    p = page()
+    assert p == page() and 'id="figure-0"' in p and 'id="figure-1"' in p

@@ -65,7 +65,8 @@ def html_page(title: str, sections: Sequence[tuple[str, object]], *, intro: str 
         title: page title and ``<h1>``.
         sections: ``(heading, body)`` pairs; ``body`` is an HTML string or a plotly figure;
             an empty heading adds no ``<h2>``. A figure with nothing to draw (:func:`is_empty`)
-            is replaced by a sentence (its title), never shown as blank axes.
+            is replaced by a sentence (its title), never shown as blank axes. Figures get the
+            ids ``figure-0``, ``figure-1``, ... so the same sections give the same bytes.
         intro: a note under the title (plain text, escaped).
         css: extra style rules after :data:`BASE_CSS`.
     """
@@ -73,7 +74,7 @@ def html_page(title: str, sections: Sequence[tuple[str, object]], *, intro: str 
              f"<style>{BASE_CSS}\n{css}</style></head><body><h1>{html.escape(title)}</h1>"]
     if intro:
         parts.append(f"<p class='note'>{html.escape(intro)}</p>")
-    first = True
+    first, n_fig = True, 0
     for head, body in sections:
         if head:
             parts.append(f"<h2>{html.escape(head)}</h2>")
@@ -83,7 +84,9 @@ def html_page(title: str, sections: Sequence[tuple[str, object]], *, intro: str 
             title = getattr(getattr(body.layout, "title", None), "text", None) or "this figure"
             parts.append(f"<p class='empty'>{html.escape(title)}: nothing to draw.</p>")
         else:
-            parts.append(body.to_html(full_html=False, include_plotlyjs=first, default_width="100%"))
+            parts.append(body.to_html(full_html=False, include_plotlyjs=first, default_width="100%",
+                                      div_id=f"figure-{n_fig}"))  # not plotly's random id: same input, same bytes
             first = False
+            n_fig += 1
     parts.append("</body></html>")
     return "\n".join(parts)
