@@ -66,6 +66,7 @@ class QueuePolicy(ABC):
 
     def __init__(self):
         self.n_waiting: dict[str, int] = {}
+        self._n = 0  # waiting requests (len), kept so that len() is O(1)
 
     # -- queue bookkeeping -----------------------------------------------------------
     def add(self, req: Request, now: float) -> None:
@@ -74,6 +75,7 @@ class QueuePolicy(ABC):
         if k == 0:
             self.on_backlogged(req.client, now)
         self.n_waiting[req.client] = k + 1
+        self._n += 1
         self._add(req, now)
 
     def offer(self, inst: InstanceView, req: Request, now: float) -> Admission:
@@ -87,6 +89,7 @@ class QueuePolicy(ABC):
     def _admitted(self, req: Request) -> None:
         """Bookkeeping after ``try_admit`` accepted ``req``: dequeue it."""
         self._remove(req)
+        self._n -= 1
         k = self.n_waiting[req.client] - 1
         if k:
             self.n_waiting[req.client] = k
@@ -98,7 +101,7 @@ class QueuePolicy(ABC):
         return iter(self.n_waiting)
 
     def __len__(self) -> int:
-        return sum(self.n_waiting.values())
+        return self._n
 
     # -- hooks for subclasses --------------------------------------------------------
     def on_backlogged(self, client: str, now: float) -> None:

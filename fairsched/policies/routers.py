@@ -133,11 +133,14 @@ class LMetric(Router):
         if req.client in self.mitigate:
             return _argmin(n, lambda i: (_load(cluster, i), cluster.queued_prefill_tokens(i)))
 
-        def key(i):
+        # argmin of (P_i (B_i + 1), B_i + 1, i) in one pass (the router's hot path)
+        best, best_key = 0, None
+        for i in range(n):
             p, b = self.score(req, cluster, i)
-            return (p * b, b)
-
-        return _argmin(n, key)
+            key = (p * b, b)
+            if best_key is None or key < best_key:
+                best, best_key = i, key
+        return best
 
 
 class D2LPM(Router):

@@ -170,7 +170,10 @@ class InstanceBase:
         """Prompt tokens of ``req`` in the prefix cache or in prompts routed here and not
         yet prefilled, whichever matches more (the router's optimistic view)."""
         p = req.prompt
-        return req.tokens_in(max(self.cache.match(p), self.routed.match(p)))
+        m = self.cache.match(p)
+        if self.routed.size:  # (an empty tree matches nothing)
+            m = max(m, self.routed.match(p))
+        return req.tokens_in(m)
 
     def enqueue(self, req: Request, now: float) -> None:
         """``req`` was routed here at ``now``: count its prefill estimate (uncached tokens,
