@@ -24,3 +24,7 @@ class View:
 
     def cache_size_tokens(self, i):
         return self.c[i]
+
+    def instance_state(self, r):
+        n = range(self.n_instances)
+        return [self.w[i] + self.r[i] for i in n], list(self.q), [self.h[i] for i in n]

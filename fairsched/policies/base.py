@@ -153,6 +153,10 @@ class ClusterView(Protocol):
         """Prefill tokens instance ``i`` still has to compute for waiting and running
         requests (uncached tokens as estimated at routing)."""
 
+    def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
+        """All instances at once (a router's hot path, one call per arrival): per instance
+        ``n_waiting + n_running``, ``queued_prefill_tokens`` and ``cached_tokens(i, req)``."""
+
 
 class Router(ABC):
     """Base class of the cluster routers. ``route`` returns an instance index."""

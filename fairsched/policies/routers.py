@@ -123,20 +123,27 @@ class LMetric(Router):
     def __init__(self, mitigate: set[str] | None = None):
         self.mitigate = set(mitigate or ())
 
+    @staticmethod
+    def _score(queued: int, uncached: int, load: int) -> tuple[float, float]:
+        """``(P_i, B_i + 1)`` from instance i's queued prefill tokens, the request's tokens
+        not in its cache and its load ``B_i`` (waiting + running)."""
+        return float(queued + uncached), float(load + 1)
+
     def score(self, req: Request, cluster: ClusterView, i: int) -> tuple[float, float]:
         """``(P_i, B_i + 1)`` for routing ``req`` to instance ``i``."""
-        p = cluster.queued_prefill_tokens(i) + req.input_len - cluster.cached_tokens(i, req)
-        return float(p), float(_load(cluster, i) + 1)
+        return self._score(cluster.queued_prefill_tokens(i), req.input_len - cluster.cached_tokens(i, req),
+                           _load(cluster, i))
 
     def route(self, req, cluster, now):
         n = cluster.n_instances
         if req.client in self.mitigate:
             return _argmin(n, lambda i: (_load(cluster, i), cluster.queued_prefill_tokens(i)))
 
-        # argmin of (P_i (B_i + 1), B_i + 1, i) in one pass (the router's hot path)
+        # argmin of (P_i (B_i + 1), B_i + 1, i), the cluster read once (the router's hot path)
+        loads, queued, cached = cluster.instance_state(req)
         best, best_key = 0, None
         for i in range(n):
-            p, b = self.score(req, cluster, i)
+            p, b = self._score(queued[i], req.input_len - cached[i], loads[i])
             key = (p * b, b)
             if best_key is None or key < best_key:
                 best, best_key = i, key

@@ -88,6 +88,7 @@ class ClusterBackend:
         self._backlog_end = [-math.inf] * len(clients)  # when each client's last backlog ended
         self.full_log = getattr(self, "full_log", True)
         self._context_free = bool(getattr(self.service, "context_free", False))
+        self._batch_aware = bool(getattr(self.service, "batch_aware", False))
         self._heap: list[tuple[float, int, int, int]] = []  # (t, seq, instance, gen)
         self._seq = 0
         self.instances: list[ServingInstance] = [make_instance(i, p) for i, p in enumerate(policies)]
@@ -146,6 +147,14 @@ class ClusterBackend:
 
     def cache_size_tokens(self, i: int) -> int:
         return self.instances[i].cache.size_tokens
+
+    def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
+        loads, queued, cached = [], [], []
+        for inst in self.instances:
+            loads.append(len(inst.policy) + len(inst.prefilling) + len(inst.decoding))
+            queued.append(inst.pending_prefill)
+            cached.append(inst.routed_cached_tokens(req))
+        return loads, queued, cached
 
     # ------------------------------------------------------------- arrivals
     def _arrive(self, req: Request) -> None:
@@ -217,12 +226,13 @@ class ClusterBackend:
                 e[0] += 1
                 e[1] += ctx
         measure, policy, i, res, recs = self.service, inst.policy, inst.idx, self.res, self.recorders
-        split = self._decode_split(per, len(seqs), seconds)
+        # measured seconds (engine) are split among the clients; none: every share is 0
+        split = self._decode_split(per, len(seqs), seconds) if seconds else None
         # a measure may price the first token (made by the prefill) apart, and may want the
         # batch size (SecondsService: the step's fixed cost is shared by its sequences)
         fn = getattr(measure, "first_token", measure.decode) if first else measure.decode
         kw = ({"batch": len(seqs), "batch_context": sum(e[1] for e in per.values())}
-              if getattr(measure, "batch_aware", False) else {})
+              if self._batch_aware else {})
         full, waiting, ended, t_first = self.full_log, self._waiting_per_client, self._backlog_end, times[0]
         ts = None  # the k step times as an array, made once if some entry is logged
         for c, (n, ctx, client) in per.items():
@@ -230,7 +240,7 @@ class ClusterBackend:
             if k == 1:
                 total = fn(n, ctx, **kw)
                 if log:
-                    self._service(now, c, total, split[c])
+                    self._service(now, c, total, split[c] if split else 0.0)
             elif self._context_free:
                 step = measure.decode(n, ctx, **kw)
                 total = step * k
