@@ -12,8 +12,10 @@
    (:func:`fairsched.analysis.metrics.summarize`: latency, throughput, hit rate, the
    service gap, Jain's index) and the bound check (:func:`fairsched.analysis.verdicts.check_run`)
    are computed.
-3. Printed: wall seconds of each stage, peak RSS (``resource.getrusage``), simulated
-   requests per second, and the goals (<= 120 s, <= 4 GB for 10^6 requests).
+3. Printed: wall and CPU seconds of each stage (``time.perf_counter`` /
+   ``time.process_time``: on a shared machine CPU time is the steadier figure), peak RSS
+   (``resource.getrusage``), simulated requests per second, and the goals (<= 120 s,
+   <= 4 GB for 10^6 requests).
 
 Mooncake statistics used (``../shared/data/mooncake_conversation.jsonl``, 12,031 requests;
 measured once, see the closing note of issue 13): prompt tokens log-normal (mu 8.74,
@@ -29,6 +31,7 @@ Inference") is the peer simulator; its speed figure is quoted in the closing not
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -141,6 +144,20 @@ def gap_many_clients(n_clients: int) -> None:
           f"peak RSS {peak_rss_gb():.2f} GB")
 
 
+class Phase:
+    """Wall and CPU seconds of a ``with`` block (``.wall``, ``.cpu``)."""
+
+    def __enter__(self):
+        self.w0, self.c0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.w0, time.process_time() - self.c0
+
+    def __str__(self):
+        return f"{self.wall:.1f} s wall, {self.cpu:.1f} s CPU"
+
+
 def peak_rss_gb() -> float:
     """Peak resident set size of this process so far [GB] (Linux: ru_maxrss is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
@@ -168,42 +185,41 @@ def main(argv=None) -> None:
     from fairsched.sim import InstanceConfig, Simulator
     from fairsched.sim.recorder import InstanceRecorder
 
-    t0 = time.perf_counter()
-    w = scaled_to_load(a.requests, a.instances, a.load, a.seed)
-    t_gen = time.perf_counter() - t0
+    with Phase() as gen:
+        w = scaled_to_load(a.requests, a.instances, a.load, a.seed)
     print(f"workload: {len(w):,} requests, {len(w.clients):,} clients, {w.duration:,.0f} s of arrivals; "
-          f"generated in {t_gen:.1f} s; peak RSS {peak_rss_gb():.2f} GB", flush=True)
+          f"generated in {gen}; peak RSS {peak_rss_gb():.2f} GB", flush=True)
     rec = () if a.no_check else (InstanceRecorder(),)
     sim = Simulator(w, a.policy, a.router, a.instances, InstanceConfig(), service_log=a.service_log,
                     recorders=rec)
-    t0 = time.perf_counter()
-    if a.profile:
-        import cProfile
+    with Phase() as ph_sim:
+        if a.profile:
+            import cProfile
 
-        prof = cProfile.Profile()
-        res = prof.runcall(sim.run)
-        prof.dump_stats(a.profile)
-    else:
-        res = sim.run()
-    t_sim = time.perf_counter() - t0
-    print(f"simulated in {t_sim:.1f} s = {len(w) / t_sim:,.0f} requests/s; {res.n_finished:,} finished; "
-          f"{len(res.svc_t):,} service-log entries kept; peak RSS {peak_rss_gb():.2f} GB", flush=True)
-    t0 = time.perf_counter()
-    s = summarize(res)
-    t_sum = time.perf_counter() - t0
-    print(f"summary in {t_sum:.1f} s: gap {s['max_service_gap']:,.0f}, Jain {s['jain_index']}, "
+            prof = cProfile.Profile()
+            res = prof.runcall(sim.run)
+            prof.dump_stats(a.profile)
+        else:
+            res = sim.run()
+    print(f"simulated in {ph_sim} = {len(w) / ph_sim.wall:,.0f} requests/s ({len(w) / ph_sim.cpu:,.0f} per CPU "
+          f"second); {res.n_finished:,} finished; {len(res.svc_t):,} service-log entries kept; "
+          f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    with Phase() as ph_sum:
+        s = summarize(res)
+    print(f"summary in {ph_sum}: gap {s['max_service_gap']:,.0f}, Jain {s['jain_index']}, "
           f"hit rate {s['cache_hit_rate']:.3f}, TTFT p50 {s['ttft_p50_s']:.3f} s; peak RSS {peak_rss_gb():.2f} GB",
           flush=True)
-    t_chk = 0.0
+    phases = [ph_sim, ph_sum]
     if not a.no_check:
-        t0 = time.perf_counter()
-        vs = check_run(res, a.policy, {"router": a.router})
-        t_chk = time.perf_counter() - t0
-        print(f"bound check in {t_chk:.1f} s: " + "; ".join(f"{v.check} [{v.scope}] {v.status}" for v in vs))
-    total = t_sim + t_sum + t_chk
+        with Phase() as ph_chk:
+            vs = check_run(res, a.policy, {"router": a.router})
+        phases.append(ph_chk)
+        print(f"bound check in {ph_chk}: " + "; ".join(f"{v.check} [{v.scope}] {v.status}" for v in vs))
+    total, cpu = sum(p.wall for p in phases), sum(p.cpu for p in phases)
     rss = peak_rss_gb()
-    print(f"TOTAL (simulate + summary + check) {total:.1f} s, peak RSS {rss:.2f} GB "
-          f"(goal for 10^6 requests: <= 120 s, <= 4 GB); {len(w) / total:,.0f} requests/s end to end")
+    print(f"TOTAL (simulate + summary + check) {total:.1f} s wall, {cpu:.1f} s CPU, peak RSS {rss:.2f} GB "
+          f"(goal for 10^6 requests: <= 120 s, <= 4 GB); {len(w) / total:,.0f} requests/s end to end; "
+          f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     sys.stdout.flush()
 
 

@@ -2,6 +2,6 @@
 
 from fairsched.sim.cost import CostModel
 from fairsched.sim.result import SimResult
-from fairsched.sim.simulator import InstanceConfig, Simulator, simulate
+from fairsched.sim.simulator import InstanceConfig, Simulator, UnfinishedError, simulate
 
-__all__ = ["CostModel", "InstanceConfig", "SimResult", "Simulator", "simulate"]
+__all__ = ["CostModel", "InstanceConfig", "SimResult", "Simulator", "UnfinishedError", "simulate"]

@@ -38,6 +38,8 @@ import stat
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
+
 MAX_COEFFICIENT = 1e3
 """Largest coefficient accepted (s, s/token, s/token^2): a thousand seconds per unit is
 far beyond any hardware; larger values are typos or overflow bait (1e300)."""
@@ -130,6 +132,15 @@ class CostModel:
         ``S2 = (m-1)m(2m-1)/6`` (``proofs/cost_model.md``)."""
         if batch <= 0 or m <= 0:
             return 0.0
+        s1 = m * (m - 1) / 2
+        s2 = (m - 1) * m * (2 * m - 1) / 6
+        return (m * self.decode_time(batch, context) + self.decode_c * batch * s1
+                + self.decode_q * (2 * context * batch * s1 + batch * batch * s2))
+
+    def decode_run_times(self, batch: int, context: int, k: int) -> np.ndarray:
+        """:meth:`decode_run_time` for ``m = 1..k`` at once, shape ``(k,)`` [s]: the same
+        formula element-wise (so the same floats as ``k`` scalar calls); ``batch >= 1``."""
+        m = np.arange(1, k + 1)
         s1 = m * (m - 1) / 2
         s2 = (m - 1) * m * (2 * m - 1) / 6
         return (m * self.decode_time(batch, context) + self.decode_c * batch * s1

@@ -107,8 +107,8 @@ class Instance(InstanceBase):
 class StepTimes:
     """The end times of steps 1..k of an instance's decode run, computed when asked:
     ``len``, ``[0]``, ``[-1]`` (one :meth:`Instance._run_end` each) and ``numpy.asarray``
-    (all k, :meth:`Instance._run_end` each: the very times the run's events use). Most runs
-    need only the first and the last."""
+    (all k at once, :meth:`CostModel.decode_run_times`: the very floats of :meth:`Instance._run_end`
+    that the run's events use). Most runs need only the first and the last."""
 
     __slots__ = ("inst", "k")
 
@@ -124,8 +124,8 @@ class StepTimes:
         return self.inst._run_end(j % self.k + 1)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        run_end = self.inst._run_end
-        return np.array([run_end(m) for m in range(1, self.k + 1)], dtype=dtype or float)
+        t0, b, ctx = self.inst._run
+        return np.asarray(t0 + self.inst.sim.cost.decode_run_times(b, ctx, self.k), dtype=dtype or float)
 
 
 class Simulator(ClusterBackend):
@@ -191,24 +191,46 @@ class Simulator(ClusterBackend):
             self.res.audit.append((now, inst.idx, s.req.rid, s.matched, s.units, inst.cache.evicted))
 
 
+class UnfinishedError(ValueError):
+    """A run ended with requests that never finished: the instances went idle with requests
+    still waiting (a policy that never admits them, a cost model or instance that cannot
+    serve them). ``result`` is the partial :class:`SimResult`; ``n_unfinished`` the count."""
+
+    def __init__(self, message: str, result: SimResult, n_unfinished: int):
+        super().__init__(message)
+        self.result = result
+        self.n_unfinished = n_unfinished
+
+
 def simulate(workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
              n_instances: int = 1, instance: InstanceConfig | None = None, cost: CostModel | None = None,
              weights: ServiceMeasure | None = None, audit: bool = False,
              progress: Callable[[int], None] | None = None, decode_runs: bool = True, *,
              policy_params: dict | None = None, recorders: tuple = (), service_log: str = "full",
-             service: ServiceMeasure | None = None, admission: str | None = None) -> SimResult:
+             service: ServiceMeasure | None = None, admission: str | None = None,
+             allow_unfinished: bool = False) -> SimResult:
     """Simulate ``workload`` and return a :class:`SimResult` (see :class:`Simulator`;
     ``progress`` as for :meth:`~fairsched.sim.backend.ClusterBackend.run`). ``service`` is
     ``weights`` under its other name (e.g. ``SecondsService(cost)``, fairness in predicted
-    seconds; :mod:`fairsched.policies.seconds`).
+    seconds; :mod:`fairsched.policies.seconds`). ``allow_unfinished=True`` returns a run
+    that left requests unfinished instead of raising (its metrics then describe only the
+    finished requests).
 
     Raises:
         ValueError: if both ``service`` and ``weights`` are given.
+        UnfinishedError: (a ``ValueError``) if some requests never finished and
+            ``allow_unfinished`` is False.
     """
     if service is not None:
         if weights is not None:
             raise ValueError("pass the service measure as service= or weights=, not both")
         weights = service
-    return Simulator(workload, policy, router, n_instances, instance, cost, weights, audit,
-                     decode_runs, policy_params=policy_params, recorders=recorders,
-                     service_log=service_log, admission=admission).run(progress)
+    res = Simulator(workload, policy, router, n_instances, instance, cost, weights, audit,
+                    decode_runs, policy_params=policy_params, recorders=recorders,
+                    service_log=service_log, admission=admission).run(progress)
+    n, done = len(workload), res.n_finished
+    if done < n and not allow_unfinished:
+        raise UnfinishedError(f"simulate: {n - done:,} of {n:,} requests never finished (policy {res.policy}, "
+                              f"router {res.router}); check the policy, cost model and instance resources, "
+                              "or pass allow_unfinished=True for the partial result", res, n - done)
+    return res
