@@ -293,6 +293,12 @@ def test_cli_unknown_claim_exits_2(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_cli_bad_workers_exits_2(tmp_path):
+    res = runner.invoke(_app(), ["reproduce", "2", "--quick", "--workers", "0", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "--workers" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_cli_bad_cost_model_exits_2(tmp_path):
     bad = tmp_path / "cost.json"
     bad.write_text("{}")
@@ -306,13 +312,13 @@ def test_cli_runs_a_quick_claim(tmp_path):
     cost = tmp_path / "cost.json"
     CostModel.from_profile("a100-llama3-8b").save(cost)
     res = runner.invoke(_app(), ["reproduce", "dlpm-fairness", "--quick", "--out", str(tmp_path / "o"),
-                                 "--cost-model", str(cost)])
+                                 "--cost-model", str(cost), "--workers", "2"])
     assert res.exit_code == 0, res.output
     entries = json.loads((tmp_path / "o" / "reproduce.json").read_text())
     assert len(entries) == 1 and entries[0]["claim"] == "dlpm-fairness"
     assert entries[0]["verdict"] in VERDICTS and entries[0]["cost_model"] == "a100-llama3-8b"
     assert (tmp_path / "o" / "reproduce.html").is_file()
-    assert "dlpm-fairness" in res.output
+    assert "dlpm-fairness" in res.output and "2 local process(es)" in res.output
 
 
 def test_cli_list():
