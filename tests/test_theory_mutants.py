@@ -1,0 +1,160 @@
+"""Tests written for mutants that survived the mutmut run (``bench/mutation_score.py``): each
+compares a formula or construction of :mod:`fairsched.theory` with something independent
+(numbers evaluated by hand or by sympy, the simulator, the figures the proofs state)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import sympy as sp
+import z3
+
+from fairsched.theory import fairness as F
+from fairsched.theory import lmetric as LM
+from fairsched.theory import symbols as S
+from fairsched.theory import vtc_claims as V
+from fairsched.theory._reference import max_backlogged_gap, simulate_vtc
+from fairsched.theory.smt import prove, to_z3, z3_vars
+
+
+# ---------------------------------------------------------------- smt: sympy -> z3 translation
+def _z3_value(e, env, vals):
+    sub = [(env[s], z3.RealVal(str(v)) if not s.is_integer else z3.IntVal(v)) for s, v in vals.items() if s in env]
+    r = z3.simplify(z3.substitute(e, *sub)) if sub else z3.simplify(e)
+    if z3.is_bool(r):
+        return z3.is_true(r)
+    return sp.Rational(r.as_fraction()) if z3.is_rational_value(r) else sp.Integer(r.as_long())
+
+
+def test_to_z3_agrees_with_sympy_on_numbers():
+    """Every construct ``to_z3`` supports, evaluated at several points by sympy and by z3."""
+    a, b = sp.symbols("a b", real=True)
+    n = sp.Symbol("n", integer=True, positive=True)
+    exprs = [a + b, a - 3 * b, a * b, a / b, a**2, a**0, b**-2, sp.Rational(3, 7) * a, sp.Max(a, b), sp.Min(a, b),
+             sp.Abs(a - b), sp.harmonic(4) * a, a + n]
+    rels = [a < b, a <= b, a > b, a >= b, sp.Eq(a, b), sp.Ne(a, b), sp.And(a < b, b > 0), sp.Or(a > b, b < 0),
+            sp.Not(a < b), sp.Implies(a > 0, b > 0), sp.true, sp.false]
+    for va, vb, vn in [(2, 5, 3), (-3, 1, 1), (4, 4, 2), (sp.Rational(1, 2), -2, 5)]:
+        vals = {a: sp.nsimplify(va), b: sp.nsimplify(vb), n: vn}
+        for e in exprs:
+            env = {}
+            z = to_z3(e, env)
+            assert _z3_value(z, env, vals) == sp.nsimplify(e.subs(vals)), e
+        for r in rels:
+            env = {}
+            z = to_z3(r, env)
+            assert _z3_value(z, env, vals) == bool(r.subs(vals)), r
+
+
+def test_z3_vars_names_and_sorts():
+    env = z3_vars(S.n_clients + S.X)
+    assert env[S.n_clients].sort() == z3.IntSort() and env[S.X].sort() == z3.RealSort()
+    assert str(env[S.n_clients]) == "n" and str(env[S.X]) == "X"
+    assert z3_vars(S.X, {})[S.X].sort() == z3.RealSort()
+
+
+# ---------------------------------------------------------------- fairness formulas
+def _internal_dlpm_inv(q, P, x, qu):
+    """The invariant the DLPM step proofs keep (``tests/test_theory_fairness.py::_inv_dlpm``):
+    q <= Q^u, q - P >= -X, 0 <= P <= X (P: pending decode charge)."""
+    return z3.And(q <= qu, q - P >= -x, P >= 0, P <= x)
+
+
+def test_library_dlpm_invariants_are_what_the_step_proofs_give():
+    """The proved internal invariant implies ``dlpm_deficit_invariant()`` and (with X <= U) the
+    published one, and both ends are reachable in it (q = -X with P = 0, q = Q^u): neither
+    library invariant may be stronger or weaker."""
+    env = {}
+    inv, pub = to_z3(F.dlpm_deficit_invariant(), env), to_z3(F.dlpm_deficit_invariant_published(), env)
+    q, x, qu, u = (to_z3(s, env) for s in (S.q_def, S.X, S.Q_u, S.U))
+    P = z3.Real("P")
+    hyp = [x > 0, qu > 0, _internal_dlpm_inv(q, P, x, qu)]
+    assert prove(inv, *hyp)[0]
+    assert prove(pub, *hyp, x <= u)[0]
+    for end in (q == -x, q == qu):  # each end is allowed by the internal invariant
+        s = z3.Solver()
+        s.add(*hyp, end)
+        assert s.check() == z3.sat
+
+
+def test_longest_output_reading_and_lower_bound_by_hand():
+    assert F.evaluate(F.U_longest_output_expr(), w_p=1, w_q=2, L_in=100, O_max=30) == 100
+    assert F.evaluate(F.U_longest_output_expr(), w_p=3, w_q=2, L_in=10, O_max=40) == 80
+    assert F.evaluate(F.work_conserving_lower_bound(), w_p=1, w_q=2, M=100, L_in=40) == 40 + 2 * 60
+
+
+def test_adversarial_workload_attains_the_lower_bound_for_L_above_one():
+    """The lower-bound workload with L = 48 > 1 prompt tokens (three 16-token blocks, nothing
+    cached: distinct prompt units) on the project simulator: the measured gap is exactly
+    w_p L + w_q (M - L) = 152."""
+    from fairsched.analysis.bounds import simulate_for_check
+    from fairsched.analysis.gap import max_service_gap
+    from fairsched.sim import InstanceConfig
+    wl = F.adversarial_lower_bound_workload(48, 100)
+    units = [u for r in wl for u in r.prompt]
+    assert len(units) == len(set(units)) == 18 and all(r.arrival == 0 for r in wl) and len(wl) == 6
+    assert wl.meta["expected_gap_units"] == {"w_p=1,w_q=2": 152}
+    res = simulate_for_check(wl, "vtc", instance=InstanceConfig(kv_capacity_tokens=100))
+    want = F.evaluate(F.work_conserving_lower_bound(), w_p=1, w_q=2, M=100, L_in=48)
+    assert max_service_gap(res).gap == want == 152
+    assert len(F.adversarial_lower_bound_workload(1, 2)) == 6
+    for L, M in ((0, 10), (10, 10)):
+        with pytest.raises(ValueError, match=f"L={L}, M={M}"):
+            F.adversarial_lower_bound_workload(L, M)
+
+
+def test_params_from_workload_by_hand():
+    wl = F.adversarial_lower_bound_workload(40, 100)
+    p = F.params_from_workload(wl)
+    assert p[S.w_p] == 1 and p[S.w_q] == 2 and p[S.M_kv] == 100
+    assert p[S.U] == max(1 * 40, 2 * 100)
+    assert p[S.X] == F.evaluate(F.X_expr(1), w_p=1, w_q=2, L_in=40, O_max=60)  # k = 1 by default
+    assert F.params_from_workload(wl, 3.0, 1.0)[S.U] == max(3 * 40, 1 * 100)
+
+
+# ---------------------------------------------------------------- figures the proofs state
+def test_lift_counterexample_figures():
+    """``vtc_upper_bound.md``: gap 408 with the min-over-backlogged lift, 28 with the watermark."""
+    reqs = F.vtc_lift_counterexample_requests()
+    assert max_backlogged_gap(simulate_vtc(reqs, lift="min_backlogged"), "f", "g") == 408
+    assert max_backlogged_gap(simulate_vtc(reqs, lift="watermark"), "f", "g") == 28
+
+
+def test_peak_nonbacklogged_figures():
+    """``vtc_other_claims.md`` (a): 9,048 over f's backlog, occupancy 999, X 9,169."""
+    res = simulate_vtc(V.peak_nonbacklogged_counterexample_requests(), max_running=10**6, kv_capacity=1000,
+                       admission="peak")
+    assert V.max_gain_over_backlogged(res, "f", "g") == 9048
+    assert res.max_occupancy == 999 and res.x_measured == 9169
+
+
+# ---------------------------------------------------------------- LMetric score comparisons
+def test_score_relations_agree_with_arithmetic():
+    """product / linear preference and the disagreement condition against direct arithmetic,
+    for default and non-default scale factors."""
+    for p1, b1, p2, b2 in itertools.product((1, 3, 7), (2, 5), (2, 6), (1, 4)):
+        vals = {LM.P1: p1, LM.B1: b1, LM.P2: p2, LM.B2: b2}
+        assert bool(LM.product_prefers_first().subs(vals)) == (p1 * b1 < p2 * b2)
+        assert sp.simplify(LM.scaled_product_difference().subs(vals)
+                           - S.alpha * S.beta * (p1 * b1 - p2 * b2)) == 0
+        for lam_v, (a, b) in itertools.product((sp.Rational(1, 4), sp.Rational(2, 3)), ((1, 1), (2, 3))):
+            lin = lam_v * a * p1 + (1 - lam_v) * b * b1 < lam_v * a * p2 + (1 - lam_v) * b * b2
+            rel = (LM.linear_prefers_first(a, b) if (a, b) != (1, 1) else LM.linear_prefers_first())
+            assert bool(rel.subs(vals).subs(LM.lam, lam_v)) == lin
+            tie = lam_v * a * (p1 - p2) + (1 - lam_v) * b * (b1 - b2) == 0 or p1 * b1 == p2 * b2
+            cond = LM.linear_disagreement_condition(a, b) if (a, b) != (1, 1) else LM.linear_disagreement_condition()
+            got = bool(cond.subs(vals).subs(LM.lam, lam_v))
+            assert got == ((lin != (p1 * b1 < p2 * b2)) and not tie), (p1, b1, p2, b2, lam_v, a, b)
+
+
+def test_log_linear_score_is_linear_in_the_logs():
+    e = LM.log_linear_score()
+    P, B = LM.P1, LM.B1
+    assert sp.expand(e - (sp.log(P) + sp.log(B) + sp.log(S.alpha) + sp.log(S.beta))) == 0
+
+
+def test_decode_step_time_by_hand():
+    from fairsched.theory.cost import decode_step_time
+    k = {"decode_a_s": 0.01, "decode_b_s_per_seq": 0.002, "decode_c_s_per_ctx_tok": 1e-6}
+    assert decode_step_time(8, 4000, k) == pytest.approx(0.01 + 0.002 * 8 + 1e-6 * 4000)
