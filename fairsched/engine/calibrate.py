@@ -6,9 +6,14 @@ cache, :meth:`ToyLlama.decode` over a padded batch):
 * prefill time of ``n`` new tokens after ``h`` cached ones over a grid of ``(n, h)``;
 * decode step time of ``B`` sequences with ``ctx`` context tokens each (``C = B ctx``).
 
-Each grid point is timed ``repeats`` times in interleaved, shuffled passes (a transient
-slowdown of the machine hits one repeat of many points rather than every repeat of one)
-and the fastest repeat is kept (the median is reported too). Then it fits, with cvxpy
+Each grid point is timed ``repeats`` times (after untimed warm-up forwards) in interleaved,
+shuffled passes (a transient slowdown of the machine hits one repeat of many points rather
+than every repeat of one), on the engine's own clock (:class:`~fairsched.engine.timing.Timer`:
+per-thread CPU time with one thread on CPU, ``torch.cuda.synchronize`` + wall clock on CUDA).
+The *median* repeat is fitted (``seconds``; the fastest, ``min_s``, is kept too): the engine
+runs each forward once, at the machine's typical speed, not its best (fitting the fastest
+repeats left the simulator's TTFT 20-26% off the engine's end to end, the median 2-9%;
+``proofs/cost_model.md``). Then it fits, with cvxpy
 (:func:`fairsched.theory.fit.nnls_rel`: non-negative coefficients, least squares on
 *relative* errors because times span three orders of magnitude), the engine's cost model
 (``proofs/cost_model.md``, "The toy engine's kernels")::
@@ -62,10 +67,10 @@ def _tokens(model: ToyLlama, n: int, seed: int = 0) -> torch.Tensor:
 
 def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, timer: str = "auto",
                     on_step=None) -> pd.DataFrame:
-    """Prefill seconds for every ``(n, h)``: columns ``n, h, seconds`` (the fastest of the
-    repeats: on a shared machine the minimum is the run least disturbed by other
-    processes, as in :mod:`timeit`) and ``median_s``. ``on_step()``, if given, is called
-    after each of the ``repeats x len(ns) x len(hs)`` timings."""
+    """Prefill seconds for every ``(n, h)``: columns ``n, h, seconds`` (the median of the
+    repeats, the typical time the engine meets) and ``min_s`` (the fastest, the run least
+    disturbed by other processes). ``on_step()``, if given, is called after each of the
+    ``repeats x len(ns) x len(hs)`` timings."""
     dev = next(model.parameters()).device
     timer = Timer(dev, timer)
     bs = 16
@@ -88,14 +93,14 @@ def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, ti
             times[(n, h)].append(timer.now() - t0)
             if on_step is not None:
                 on_step()
-    rows = [(n, h, min(ts), float(np.median(ts))) for (n, h), ts in times.items()]
-    return pd.DataFrame(rows, columns=["n", "h", "seconds", "median_s"])
+    rows = [(n, h, float(np.median(ts)), min(ts)) for (n, h), ts in times.items()]
+    return pd.DataFrame(rows, columns=["n", "h", "seconds", "min_s"])
 
 
 def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int = 0,
                    timer: str = "auto", max_context: int | None = None, on_step=None) -> pd.DataFrame:
     """Decode-step seconds for every ``(B, ctx)`` with ``B ctx <= max_context``: columns
-    ``batch, ctx, context`` (= B ctx), ``seconds`` (fastest repeat) and ``median_s``. Every
+    ``batch, ctx, context`` (= B ctx), ``seconds`` (median repeat) and ``min_s`` (fastest). Every
     sequence of the batch reads the same ``ctx`` slots (the cost does not depend on which
     slots are read). ``on_step()``, if given, is called after each timing."""
     dev = next(model.parameters()).device
@@ -118,8 +123,8 @@ def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int =
             times[(b, c)].append(timer.now() - t0)
             if on_step is not None:
                 on_step()
-    rows = [(b, c, b * c, min(ts), float(np.median(ts))) for (b, c), ts in times.items()]
-    return pd.DataFrame(rows, columns=["batch", "ctx", "context", "seconds", "median_s"])
+    rows = [(b, c, b * c, float(np.median(ts)), min(ts)) for (b, c), ts in times.items()]
+    return pd.DataFrame(rows, columns=["batch", "ctx", "context", "seconds", "min_s"])
 
 
 def _stats(t: np.ndarray, fit: np.ndarray) -> dict:
