@@ -17,7 +17,7 @@ available, else CPU, ``cpu-small``, float32):
    90% of its prompt in the prefix cache, measured prefill seconds vs a cold one.
 
 Every time is the fastest of ``repeats`` interleaved runs. On CPU each thread setting is
-measured separately; with one thread the clock is the process CPU time (robust to other
+measured separately; with one thread the clock is the thread's CPU time (robust to other
 processes on a shared machine, see ``fairsched.engine.timing.Timer``), with more it is
 wall time.
 """

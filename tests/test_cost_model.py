@@ -34,10 +34,10 @@ def test_prefill_time_is_the_sympy_engine_model():
 def test_fit_recovers_the_engine_model():
     """Noise-free times from known coefficients: the cvxpy fit finds them (the fit can fail)."""
     true = CostModel(prefill_a=5e-3, prefill_b=1e-4, prefill_c=9e-8, prefill_e=8e-5, prefill_g=1.6e-6,
-                     prefill_w=8e-8, decode_a=4e-3, decode_b=2e-4, decode_c=8e-7, decode_q=3e-11)
+                     prefill_w=8e-8, decode_a=4e-3, decode_b=2e-4, decode_c=8e-7, decode_q=3e-11, decode_e=1.5e-3)
     ns, hs = (16, 64, 256, 1024, 2048), (0, 128, 1024, 4096)
     pre = pd.DataFrame([(n, h, true.prefill_time(n, h)) for n in ns for h in hs], columns=["n", "h", "seconds"])
-    dec = pd.DataFrame([(b, b * c, true.decode_time(b, b * c)) for b in (1, 4, 16, 32) for c in (64, 512, 1024)],
+    dec = pd.DataFrame([(b, b * c, true.decode_time(b, b * c)) for b in (1, 2, 4, 16, 32) for c in (64, 512, 1024)],
                        columns=["batch", "context", "seconds"])
     cm, fit = fit_cost_model(pre, dec)
     assert fit["prefill"]["residual_rel_max"] < 1e-3 and fit["decode"]["residual_rel_max"] < 1e-3

@@ -118,6 +118,9 @@ def test_engine_seconds_gap_within_measured_bound(engine_runs):
         res = engine_runs["results"][run]
         # the log is in predicted seconds and the measured seconds are the engine's
         assert sum(res.meta["svc_seconds"]) == pytest.approx(res.meta["compute_s"], rel=1e-6)
+    # the share deviation in service units is at most the gap over the mean service in the window
+    for run, row in tab.iterrows():
+        assert row["share_max_dev_units"] <= row["gap_units"] / row["window_mean_client_units"] + 1e-9, run
     # per-client measured prefill and decode seconds are recorded for every run
     cl = engine_runs["clients"]
     assert (cl.groupby("run")["client"].count() == 5).all() and (cl["prefill_s"] > 0).all()

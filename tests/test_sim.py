@@ -233,15 +233,17 @@ def test_decode_run_closed_form():
     = the step-by-step sum, with the C^2 term the engine calibration fits."""
     import sympy as sp
 
+    from fairsched.theory.cost import d_e, decode_run_expr, decode_step_expr, multi
     from fairsched.theory.cost import d_q as q_sym
-    from fairsched.theory.cost import decode_run_expr, decode_step_expr
     from fairsched.theory.symbols import batch, ctx, d_a, d_b, d_c
 
     m, j = sp.symbols("m j", positive=True, integer=True)
-    step = (decode_step_expr() + q_sym * ctx ** 2).subs(ctx, ctx + j * batch)
+    step = (decode_step_expr() + d_e * multi + q_sym * ctx ** 2).subs(ctx, ctx + j * batch)
     assert sp.simplify(sp.summation(step, (j, 0, m - 1)) - decode_run_expr(m)) == 0
-    cm = CostModel(decode_a=4e-3, decode_b=2e-4, decode_c=8e-7, decode_q=3e-11)
-    vals = {d_a: cm.decode_a, d_b: cm.decode_b, d_c: cm.decode_c, q_sym: cm.decode_q, batch: 7, ctx: 3000}
+    cm = CostModel(decode_a=4e-3, decode_b=2e-4, decode_c=8e-7, decode_q=3e-11, decode_e=1e-3)
+    assert cm.decode_time(1, 100) + cm.decode_e == pytest.approx(cm.decode_time(2, 100) - cm.decode_b)
+    vals = {d_a: cm.decode_a, d_b: cm.decode_b, d_c: cm.decode_c, q_sym: cm.decode_q, d_e: cm.decode_e, multi: 1,
+            batch: 7, ctx: 3000}
     for k in (1, 2, 9, 40):
         direct = sum(cm.decode_time(7, 3000 + i * 7) for i in range(k))
         assert cm.decode_run_time(7, 3000, k) == pytest.approx(direct, rel=1e-12)

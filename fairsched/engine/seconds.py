@@ -80,20 +80,34 @@ def all_backlogged_window(result: SimResult) -> tuple[float, float] | None:
 
 def time_shares(result: SimResult) -> dict:
     """Measured seconds each client received while all were backlogged, as shares of their
-    sum (``{"window": (s, e), "shares": {client: share}, "max_dev": max |n share - 1|}``)."""
+    sum: ``{"window": (s, e), "shares": {client: share}, "max_dev": max |n share - 1|,
+    "max_dev_units": the same for the run's own service units (predicted seconds or tokens),
+    "mean_client_s", "mean_client_units": mean measured seconds / service units per client in
+    the window}``.
+
+    Why a deviation: the window is inside every pair's common backlog, so each pair's
+    difference over it is at most the run's gap ``G`` (itself at most the bound), and
+    ``max_dev_units <= G / mean_client_units``: the share goal needs a window long against the
+    gap (``proofs/seconds_bounds.md``, "Shares")."""
     win = all_backlogged_window(result)
     names = list(result.clients)
     if win is None:
-        return {"window": None, "shares": {}, "max_dev": float("nan")}
+        return {"window": None, "shares": {}, "max_dev": float("nan"), "max_dev_units": float("nan"),
+                "mean_client_s": float("nan"), "mean_client_units": float("nan")}
     t = np.asarray(result.svc_t, dtype=float)
     c = np.asarray(result.svc_client, dtype=np.int64)
-    s = np.asarray(result.meta["svc_seconds"], dtype=float)
     m = (t >= win[0]) & (t <= win[1])
-    per = np.bincount(c[m], weights=s[m], minlength=len(names))
-    tot = per.sum()
-    shares = {names[i]: float(per[i] / tot) if tot else float("nan") for i in range(len(names))}
-    dev = float(np.max(np.abs(np.array(list(shares.values())) * len(names) - 1.0))) if tot else float("nan")
-    return {"window": win, "shares": shares, "max_dev": dev}
+
+    def dev(w):
+        per = np.bincount(c[m], weights=np.asarray(w, dtype=float)[m], minlength=len(names))
+        tot = per.sum()
+        sh = per / tot if tot else np.full(len(names), np.nan)
+        return per, sh, float(np.max(np.abs(sh * len(names) - 1.0))) if tot else float("nan")
+
+    per, sh, d = dev(result.meta["svc_seconds"])
+    per_u, _, du = dev(result.svc_amount)
+    return {"window": win, "shares": {names[i]: float(sh[i]) for i in range(len(names))}, "max_dev": d,
+            "max_dev_units": du, "mean_client_s": float(per.mean()), "mean_client_units": float(per_u.mean())}
 
 
 def check_seconds_run(result: SimResult, policy: str, service: SecondsService, quantum: float | None = None) -> dict:
@@ -191,6 +205,8 @@ def run_fairness_in_seconds(workload: Workload | None = None, cost: CostModel | 
             cs = _client_seconds(res).assign(run=run, share=lambda d, s=sh: d["client"].map(s["shares"]))
             cl_rows.append(cs)
             row = {"run": run, "policy": pol, "service": svc_name, "quantum": q, "share_max_dev": sh["max_dev"],
+                   "share_max_dev_units": sh["max_dev_units"], "window_mean_client_s": sh["mean_client_s"],
+                   "window_mean_client_units": sh["mean_client_units"],
                    "window_s": (sh["window"][1] - sh["window"][0]) if sh["window"] else float("nan"),
                    "makespan_s": float(np.nanmax(res.finish_t) - w[0].arrival),
                    "compute_s": res.meta["compute_s"],

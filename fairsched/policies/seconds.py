@@ -7,15 +7,15 @@ context and each generated token its predicted decode time at its context
 
     prefill(n, h)         = t_prefill(n, h)                          [s]
     first token           = 0                                        (made by the prefill)
-    decode(k, C_k; B, C)  = k (a_d / B + b_d) + (c_d + d_q C) C_k      [s]
+    decode(k, C_k; B, C)  = k (A(B) / B + b_d) + (c_d + d_q C) C_k     [s],  A(B) = a_d + e_d [B > 1]
 
 for ``k`` tokens of one client made in one decode step of ``B`` sequences holding ``C``
 context tokens, the client's ``k`` sequences holding ``C_k`` of them: the clients' charges
-of a step sum to its predicted time ``t_d(B, C)`` (the fixed cost ``a_d`` shared per
+of a step sum to its predicted time ``t_d(B, C)`` (the fixed cost ``A(B)`` shared per
 sequence, the batch term ``d_q C^2`` per context token). The backend passes ``B`` and
 ``C``; with ``batch_ref`` set, ``B = batch_ref`` and ``C = 0`` are used instead (a charge
 that depends only on the request). A batch-dependent charge is bounded by its worst case,
-``B = 1`` and ``C = context_cap`` (the instance's KV capacity), which the proofs use for the
+``A(B) / B <= max(a_d, (a_d + e_d) / 2)`` and ``C = context_cap`` (the instance's KV capacity), which the proofs use for the
 outstanding decode charges (:meth:`SecondsService.request_decode`;
 ``proofs/seconds_bounds.md``).
 
@@ -76,7 +76,7 @@ class SecondsService(ServiceMeasure):
 
     def decode(self, tokens: int = 1, context_tokens: int | np.ndarray = 0,
                batch: int | None = None, batch_context: int | np.ndarray = 0) -> float | np.ndarray:
-        """``tokens (a_d / B + b_d) + (c_d + d_q C) context_tokens`` [s] (elementwise on arrays),
+        """``tokens (A(B) / B + b_d) + (c_d + d_q C) context_tokens`` [s] (elementwise on arrays),
         ``B, C`` = ``batch_ref, 0`` if ``batch_ref`` is set, else ``batch`` (default 1) and
         ``batch_context``."""
         c = self.cost
@@ -84,15 +84,21 @@ class SecondsService(ServiceMeasure):
             b, big_c = self.batch_ref, 0
         else:
             b, big_c = batch or 1, batch_context
-        return tokens * (c.decode_a / b + c.decode_b) + (c.decode_c + c.decode_q * big_c) * context_tokens
+        fixed = c.decode_a + (c.decode_e if b > 1 else 0.0)
+        return tokens * (fixed / b + c.decode_b) + (c.decode_c + c.decode_q * big_c) * context_tokens
 
     def request_decode(self, input_len: int, output_len: int) -> float:
         """Largest possible sum of a request's decode charges [s]: tokens ``j = 1 ..
         output_len - 1`` at context ``input_len + j`` (the KV tokens before them, as
-        ``ClusterBackend._on_decode`` counts them), each in a batch of ``batch_ref`` (or 1)
-        holding ``0`` (or ``context_cap``) context tokens."""
+        ``ClusterBackend._on_decode`` counts them), each in a batch of ``batch_ref`` holding no
+        other context, or (actual batch) at the largest fixed share ``max_B A(B) / B = max(a_d,
+        (a_d + e_d) / 2)`` and ``context_cap`` context tokens."""
         c = self.cost
-        per = c.decode_a / (self.batch_ref or 1) + c.decode_b
+        if self.batch_ref is not None:
+            b = self.batch_ref
+            per = (c.decode_a + (c.decode_e if b > 1 else 0.0)) / b + c.decode_b
+        else:
+            per = max(c.decode_a, (c.decode_a + c.decode_e) / 2) + c.decode_b
         cc = c.decode_c + (0 if self.batch_ref is not None else c.decode_q * self.context_cap)
         m = max(output_len - 1, 0)
         return float(m * per + cc * (m * input_len + m * (m + 1) / 2))

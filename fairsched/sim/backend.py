@@ -266,7 +266,7 @@ class ClusterBackend:
         """Measured ``seconds`` of a decode step split among the clients of ``per`` (client
         -> [sequences, context tokens, id]): equal per sequence, or, with a cost model in
         ``self.attribution``, in proportion to the clients' predicted shares
-        ``k (a_d / B + b_d) + (c_d + d_q C) ctx`` (the seconds service's decode charges; they
+        ``k ((a_d + e_d [B > 1]) / B + b_d) + (c_d + d_q C) ctx`` (the seconds service's decode charges; they
         sum to ``t_d(B, C)``, so every client of a step gets the same measured / predicted
         ratio; ``proofs/seconds_bounds.md``)."""
         att = getattr(self, "attribution", None)
@@ -275,7 +275,8 @@ class ClusterBackend:
         if att is None:
             return {c: seconds * e[0] / n_seqs for c, e in per.items()}
         C = sum(e[1] for e in per.values())
-        wt = {c: e[0] * (att.decode_a / n_seqs + att.decode_b) + e[1] * (att.decode_c + att.decode_q * C)
+        fixed = att.decode_a + (att.decode_e if n_seqs > 1 else 0.0)
+        wt = {c: e[0] * (fixed / n_seqs + att.decode_b) + e[1] * (att.decode_c + att.decode_q * C)
               for c, e in per.items()}
         tot = sum(wt.values())
         return {c: seconds * v / tot if tot > 0 else seconds * per[c][0] / n_seqs for c, v in wt.items()}

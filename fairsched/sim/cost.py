@@ -79,6 +79,8 @@ class CostModel:
         decode_b: per sequence in the decode batch [s/seq].
         decode_c: per context token of the decoding sequences [s/token].
         decode_q: per squared context token of the decode batch [s/token^2].
+        decode_e: extra fixed cost of a step of two or more sequences [s] (the toy engine on
+            CPU: matrix-matrix instead of matrix-vector products; 0 on the GPU profiles).
         name: label (profile or calibration source).
     """
 
@@ -97,6 +99,7 @@ class CostModel:
     prefill_g: float = 0.0
     prefill_w: float = 0.0
     decode_q: float = 0.0
+    decode_e: float = 0.0
 
     def __post_init__(self):
         for f in fields(self):
@@ -123,7 +126,8 @@ class CostModel:
         """Seconds for one decode step of ``batch`` sequences holding ``context`` tokens."""
         if batch <= 0:
             return 0.0
-        return self.decode_a + self.decode_b * batch + context * (self.decode_c + self.decode_q * context)
+        return (self.decode_a + (self.decode_e if batch > 1 else 0.0) + self.decode_b * batch
+                + context * (self.decode_c + self.decode_q * context))
 
     def decode_run_time(self, batch: int, context: int, m: int) -> float:
         """Seconds of ``m`` consecutive decode steps of the same ``batch`` sequences, the
@@ -233,10 +237,10 @@ class CostModel:
         atomic_write_text(path, dumps({"name": name, "coefficients": d, "units": UNITS, **extra}))
 
 
-OPTIONAL = ("prefill_e", "prefill_g", "prefill_w", "decode_q")
+OPTIONAL = ("prefill_e", "prefill_g", "prefill_w", "decode_q", "decode_e")
 """Coefficients a cost-model file may leave out (0: files written before they existed)."""
 
 UNITS = {"prefill_a": "s", "prefill_b": "s/token", "prefill_c": "s/token^2", "prefill_e": "s",
          "prefill_g": "s/token", "prefill_w": "s/token^2",
          "decode_a": "s", "decode_b": "s/sequence", "decode_c": "s/context token",
-         "decode_q": "s/context token^2"}
+         "decode_q": "s/context token^2", "decode_e": "s"}

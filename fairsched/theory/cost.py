@@ -61,7 +61,8 @@ def decode_step_expr() -> sp.Expr:
     return d_a + d_b * batch + d_c * ctx
 
 
-c_e, c_g, c_w, d_q = sp.symbols("e g w d_q", nonnegative=True)  # engine terms (proofs/cost_model.md)
+c_e, c_g, c_w, d_q, d_e = sp.symbols("e g w d_q e_d", nonnegative=True)  # engine terms (proofs/cost_model.md)
+multi = sp.Symbol("[B>1]", nonnegative=True)  # 1 for a decode step of two or more sequences, else 0
 
 
 def engine_prefill_time_expr(cached: bool = True) -> sp.Expr:
@@ -71,11 +72,18 @@ def engine_prefill_time_expr(cached: bool = True) -> sp.Expr:
     return base + c_e + c_g * (h_cached + n_new) + c_w * n_new ** 2 / 2 if cached else base
 
 
+def engine_decode_step_expr() -> sp.Expr:
+    """The toy engine's decode step: ``a_d + e_d [B>1] + b_d B + c_d C + d_q C^2`` (``[B>1]`` is the
+    symbol :data:`multi`, 1 for a batch of two or more sequences: matrix-matrix products instead
+    of matrix-vector ones; ``CostModel.decode_time``)."""
+    return decode_step_expr() + d_e * multi + d_q * ctx ** 2
+
+
 def decode_run_expr(m: sp.Symbol) -> sp.Expr:
-    """Closed form of ``sum_{j<m} t_d(B, C + j B)`` with ``t_d = a_d + b_d B + c_d C + d_q C^2``:
-    ``m t_d(B, C) + c_d B m(m-1)/2 + d_q (C B m(m-1) + B^2 (m-1) m (2m-1) / 6)``
+    """Closed form of ``sum_{j<m} t_d(B, C + j B)`` with ``t_d = a_d + e_d [B>1] + b_d B + c_d C +
+    d_q C^2``: ``m t_d(B, C) + c_d B m(m-1)/2 + d_q (C B m(m-1) + B^2 (m-1) m (2m-1) / 6)``
     (``CostModel.decode_run_time``; ``test_decode_run_closed_form``)."""
-    td = decode_step_expr() + d_q * ctx ** 2
+    td = engine_decode_step_expr()
     return (m * td + d_c * batch * m * (m - 1) / 2
             + d_q * (ctx * batch * m * (m - 1) + batch ** 2 * (m - 1) * m * (2 * m - 1) / 6))
 
