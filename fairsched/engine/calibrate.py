@@ -12,8 +12,8 @@ than every repeat of one), on the engine's own clock (:class:`~fairsched.engine.
 per-thread CPU time with one thread on CPU, ``torch.cuda.synchronize`` + wall clock on CUDA).
 The *median* repeat is fitted (``seconds``; the fastest, ``min_s``, is kept too): the engine
 runs each forward once, at the machine's typical speed, not its best (fitting the fastest
-repeats left the simulator's TTFT 20-26% off the engine's end to end, the median 2-9%;
-``proofs/cost_model.md``). Then it fits, with cvxpy
+repeats left the simulator 20-26% too fast end to end; with the median what remains, 1-14%, is
+the machine's drift between runs; ``proofs/cost_model.md``). Then it fits, with cvxpy
 (:func:`fairsched.theory.fit.nnls_rel`: non-negative coefficients, least squares on
 *relative* errors because times span three orders of magnitude), the engine's cost model
 (``proofs/cost_model.md``, "The toy engine's kernels")::
@@ -27,7 +27,8 @@ every layer, and the ``n^2 / 2`` masked-out pairs it computes anyway); ``d_q`` t
 step's slowdown once the gathered keys/values of the batch outgrow the CPU caches; ``d_e``
 what a batched step (matrix-matrix products) costs beyond a single sequence's
 (matrix-vector): with 41 repeats the residuals of the model without it are +9-11% at B = 1
-and -4 to -12% at B = 2..8, and it takes the decode p90 from 10.2% to 4.9%.
+and -4 to -12% at B = 2..8, and it takes the decode p90 from 13.3% to 5.6% (committed
+calibration).
 
 and reports ``R^2`` (on the seconds, not on logs) and the spread of the relative
 residuals ``|t_fit - t| / t`` (median, p90, max). The JSON written by
@@ -54,12 +55,13 @@ __all__ = ["DECODE_TERMS", "GRIDS", "PREFILL_TERMS", "fit_cost_model", "fit_deco
 
 GRIDS = {
     "full": {"n": (16, 32, 64, 128, 256, 512, 1024, 2048), "h": (0, 128, 512, 1024, 2048, 4096),
-             "batch": (1, 2, 4, 8, 16, 32), "ctx": (64, 256, 1024, 2048, 4096), "repeats": 7},
+             "batch": (1, 2, 4, 8, 16, 32), "ctx": (64, 256, 1024, 2048, 4096), "repeats": 15, "decode_repeats": 41},
     "quick": {"n": (16, 64, 256, 1024), "h": (0, 1024, 3072),
-              "batch": (1, 4, 16), "ctx": (128, 1024), "repeats": 3},
+              "batch": (1, 4, 16), "ctx": (128, 1024), "repeats": 3, "decode_repeats": 9},
 }
 """Measurement grids: prefill ``n`` x ``h``, decode ``batch`` x per-sequence ``ctx`` (points
-with ``batch * ctx`` above the instance's KV capacity are skipped: the engine never runs them)."""
+with ``batch * ctx`` above the instance's KV capacity are skipped: the engine never runs them),
+and the repeats of each point (decode steps are short and noisy, and cheap to repeat)."""
 
 
 def _tokens(model: ToyLlama, n: int, seed: int = 0) -> torch.Tensor:
@@ -213,6 +215,7 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
     dev = next(model.parameters()).device
     grid = GRIDS["quick" if quick else "full"]
     reps = repeats or grid["repeats"]
+    dreps = repeats or grid["decode_repeats"]
     cfg = model.config
     ns = [n for n in grid["n"] if n <= cfg.max_seq_len // 2]
     hs = [h for h in grid["h"] if h + max(ns) <= cfg.max_seq_len]
@@ -225,7 +228,8 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
             cap = DEFAULT_INSTANCE.get(cfg.name)
             ctxs = [c for c in grid["ctx"] if c <= cfg.max_seq_len]
             mc = cap.kv_capacity_tokens if cap else None
-            total = reps * (len(ns) * len(hs) + sum(1 for b in grid["batch"] for c in ctxs if mc is None or b * c <= mc))
+            total = (reps * len(ns) * len(hs)
+                     + dreps * sum(1 for b in grid["batch"] for c in ctxs if mc is None or b * c <= mc))
             done = [0]
 
             def step():
@@ -235,7 +239,7 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
             on_step = step if progress is not None else None
             warm_up(model)
             pre = measure_prefill(model, ns, hs, reps, seed, mode, on_step=on_step)
-            dec = measure_decode(model, grid["batch"], ctxs, reps, seed, mode, max_context=mc, on_step=on_step)
+            dec = measure_decode(model, grid["batch"], ctxs, dreps, seed, mode, max_context=mc, on_step=on_step)
         n_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(old)
@@ -249,7 +253,7 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
     if out is not None:
         out = Path(out)
         cm.save(out, r2=r2, residual_rel_p90=p90, residuals=fit, preset=cfg.name, device=str(dev),
-                dtype=dtype, threads=n_threads, timer=mode, quick=bool(quick), repeats=reps,
+                dtype=dtype, threads=n_threads, timer=mode, quick=bool(quick), repeats={"prefill": reps, "decode": dreps},
                 source="fairsched.engine.calibrate.run_calibration",
                 measurements={"prefill": pre.to_dict(orient="list"), "decode": dec.to_dict(orient="list")},
                 model=cfg.to_dict(), seconds=elapsed)
