@@ -32,7 +32,8 @@ def test_to_z3_agrees_with_sympy_on_numbers():
     a, b = sp.symbols("a b", real=True)
     n = sp.Symbol("n", integer=True, positive=True)
     exprs = [a + b, a - 3 * b, a * b, a / b, a**2, a**0, b**-2, sp.Rational(3, 7) * a, sp.Max(a, b), sp.Min(a, b),
-             sp.Abs(a - b), sp.harmonic(4) * a, a + n]
+             sp.Abs(a - b), sp.harmonic(4) * a, a + n, sp.Float(0.5) * a, sp.Pow(a, 0, evaluate=False) + b,
+             sp.Mul(sp.harmonic(3, evaluate=False), a, evaluate=False)]
     rels = [a < b, a <= b, a > b, a >= b, sp.Eq(a, b), sp.Ne(a, b), sp.And(a < b, b > 0), sp.Or(a > b, b < 0),
             sp.Not(a < b), sp.Implies(a > 0, b > 0), sp.true, sp.false]
     for va, vb, vn in [(2, 5, 3), (-3, 1, 1), (4, 4, 2), (sp.Rational(1, 2), -2, 5)]:
@@ -40,7 +41,7 @@ def test_to_z3_agrees_with_sympy_on_numbers():
         for e in exprs:
             env = {}
             z = to_z3(e, env)
-            assert _z3_value(z, env, vals) == sp.nsimplify(e.subs(vals)), e
+            assert _z3_value(z, env, vals) == sp.nsimplify(e.subs(vals).doit()), e
         for r in rels:
             env = {}
             z = to_z3(r, env)
@@ -133,7 +134,7 @@ def test_peak_nonbacklogged_figures():
 def test_score_relations_agree_with_arithmetic():
     """product / linear preference and the disagreement condition against direct arithmetic,
     for default and non-default scale factors."""
-    for p1, b1, p2, b2 in itertools.product((1, 3, 7), (2, 5), (2, 6), (1, 4)):
+    for p1, b1, p2, b2 in itertools.product((1, 7), (2, 5), (2, 6), (1, 4)):
         vals = {LM.P1: p1, LM.B1: b1, LM.P2: p2, LM.B2: b2}
         assert bool(LM.product_prefers_first().subs(vals)) == (p1 * b1 < p2 * b2)
         assert sp.simplify(LM.scaled_product_difference().subs(vals)

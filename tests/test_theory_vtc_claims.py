@@ -135,12 +135,13 @@ latency_req_st = st.tuples(st.integers(0, 30), st.sampled_from("abc"), st.intege
                            st.just(0))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(latency_req_st, min_size=2, max_size=20), st.sampled_from(["reserve", "peak"]),
-       st.integers(14, 40))
+       st.integers(18, 40))
 def test_latency_within_proved_bound_random(reqs, admission, cap):
     """Every wait in random runs (reserve and peak admission): service during the wait and
-    ``wait * a_min`` stay within ``2(n - 1) X + D_tau`` (X, D_tau measured in the same run)."""
+    ``wait * a_min`` stay within ``2(n - 1) X + D_tau`` (X, D_tau measured in the same run).
+    KV capacity >= 18 = the largest prompt + output, so every request fits an empty batch."""
     res = simulate_vtc(reqs, max_running=10**6, kv_capacity=cap, admission=admission)
     for w in V.latency_waits(res):
         bound = 2 * (w["n"] - 1) * res.x_measured + w["D_tau"]
