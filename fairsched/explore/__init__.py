@@ -9,7 +9,8 @@
 
 The computation behind each control is a plain function of those modules (tested without
 a browser); :mod:`fairsched.explore.widgets` only wires them to ipywidgets and a plotly
-``FigureWidget``. Importing this package does not import ipywidgets: the explorers do.
+figure (shown in an ipywidgets ``Output``; why not a ``FigureWidget``: that module's
+docstring). Importing this package does not import ipywidgets: the explorers do.
 """
 
 from .cost import (

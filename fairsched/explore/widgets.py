@@ -4,6 +4,13 @@
 ``ipywidgets.Output``: the front end's plotly renderer draws it, so it works wherever plotly
 figures display).
 
+Why not plotly's ``FigureWidget``: with plotly 7.1 (its anywidget-based FigureWidget),
+anywidget 0.11 and JupyterLab 4.6.6 (all lab extensions enabled), a FigureWidget in headless
+Chromium drew empty axes, with no traces and no title: on its own in 3 of 4 runs, inside a
+``VBox`` in all 3 (checked 2026-12-01; no error in the browser console), while a figure as
+a mime bundle in an ``Output`` always renders (``tests/test_browser.py``). The explorers use
+the Output until a FigureWidget renders reliably there.
+
 Sliders send their value when released (``continuous_update=False``: one update per move,
 the debounce), and every update runs synchronously in the kernel, so setting a control's
 ``value`` from Python (tests, ``bench/bench_explore.py``) updates the figure before it
