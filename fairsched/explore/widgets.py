@@ -29,7 +29,6 @@ import numpy as np
 import plotly.graph_objects as go
 import sympy as sp
 from IPython import get_ipython
-from IPython.display import clear_output, display
 from plotly.subplots import make_subplots
 
 from fairsched.display import html_table, verdict_color
@@ -90,9 +89,9 @@ class _Explorer(W.VBox):
                        "text/plain": str(self.figure.layout.title.text or "figure")}
         if get_ipython() is None:  # plain Python (a script, the benchmark): nothing to draw on
             return
-        with self.view:
-            clear_output(wait=True)
-            display(self.bundle, raw=True)
+        # the Output's state, set directly (one widget update; no output capture through the
+        # kernel's display hook, which made nbclient wait for an idle message until its timeout)
+        self.view.outputs = ({"output_type": "display_data", "data": self.bundle, "metadata": {}},)
 
     def _update(self, v: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
