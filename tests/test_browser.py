@@ -118,7 +118,8 @@ def test_explore_notebook_in_chromium(lab, tmp_path):
 
 
 def _drive(page, base: str, token: str, shots: Path):
-    """Open, run all, screenshot the explorers, move the Q^u slider; returns the fairness
+    """Open, run all, screenshot the explorers, move the Q^u slider, switch to seconds
+    service; returns the fairness
     figure's title before and after, the number of stderr outputs and the notebook's text."""
     page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
     page.locator(".jp-NotebookPanel").first.wait_for()
@@ -158,6 +159,13 @@ def _drive(page, base: str, token: str, shots: Path):
     while (after := title.text_content()) == before and time.monotonic() < t_end:
         time.sleep(0.25)
     boxes[0].screenshot(path=str(shots / "fairness_explorer_after_slider.png"))
+    # service in predicted seconds: the bound, the gap and the units change
+    boxes[0].get_by_role("button", name="seconds", exact=True).click()
+    t_end = time.monotonic() + 60
+    while "seconds" not in (secs := title.text_content()) and time.monotonic() < t_end:
+        time.sleep(0.25)
+    assert "seconds" in secs and secs.endswith(" s"), secs
+    boxes[0].screenshot(path=str(shots / "fairness_explorer_seconds.png"))
     n_stderr = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count()
     text = page.locator(".jp-Notebook").inner_text()
     return before, after, n_stderr, text

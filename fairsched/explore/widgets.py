@@ -117,9 +117,9 @@ class FairnessExplorer(_Explorer):
         c = {"policy": W.ToggleButtons(options=list(F.POLICIES), value="DLPM", description="policy",
                                        style={"button_width": "70px", "description_width": "130px"}),
              "quantum": W.FloatLogSlider(value=4096, base=2, min=6, max=17, step=0.5, description="Qᵘ [tokens]",
-                                         **_SLIDER),
+                                         readout_format=".0f", **_SLIDER),
              "quantum_w": W.FloatLogSlider(value=8192, base=2, min=8, max=18, step=0.5, description="Qʷ [tokens]",
-                                           **_SLIDER),
+                                           readout_format=".0f", **_SLIDER),
              "w_p": W.FloatSlider(value=1.0, min=0.25, max=4.0, step=0.25, description="w_p (prefill)", **_SLIDER),
              "w_q": W.FloatSlider(value=2.0, min=0.25, max=4.0, step=0.25, description="w_q (decode)", **_SLIDER),
              "n_instances": W.IntSlider(value=1, min=1, max=8, description="instances", **_SLIDER),
@@ -129,7 +129,7 @@ class FairnessExplorer(_Explorer):
             c["admission"] = W.Dropdown(options=["reserve", "peak"], value="reserve", description="admission",
                                         style={"description_width": "130px"})
         c["service"] = W.ToggleButtons(options=["tokens", "seconds"], value="tokens", description="service",
-                                       style={"button_width": "70px", "description_width": "130px"})
+                                       style={"button_width": "80px", "description_width": "130px"})
         fig = _fig(("worst service gap vs. bounds [service units]", "service W(t) of the worst pair"))
         fig.add_bar(x=[], y=[], name="bound", marker_color="#9bb", row=1, col=1)
         fig.add_bar(x=[], y=[], name="measured gap", row=1, col=1)
