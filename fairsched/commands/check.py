@@ -254,14 +254,19 @@ def check(
         css = ["holds" if v.status.startswith("holds") else "VIOLATED" if v.status == "VIOLATED"
                else "published" if "violated" in v.status or "exceeded" in v.status else "" for v in verdicts]
         sections: list[tuple[str, object]] = [("Verdicts", html_table(head, rows, left=3, row_classes=css))]
-        sections.append(("", "<p class='note'>gap: largest difference in service (" + (
-                             "predicted seconds of prefill and decode, proofs/seconds_bounds.md; X_s, Q^u in seconds"
-                             if service == "seconds" else "w_p x uncached prefill + w_q x decode tokens") + ") received by two clients over an interval in which both were backlogged "
-                             "(waiting). Proved bounds use X (largest prefill charge + outstanding decode charge of a "
-                             "client at an admission; measured, and bounded by w_p L_in + k w_q O_max, O_max the "
-                             "longest output); published bounds use VTC's U = max(w_p L_in, w_q M), M the instance's "
-                             "KV token capacity: proved for reserve admission with w_p <= w_q or L_in >= M, refuted "
-                             "for peak admission (proofs/admission.md).</p>"))
+        what = ("predicted seconds of prefill and decode" if service == "seconds"
+                else "w_p x uncached prefill + w_q x decode tokens")
+        how = ("Proved bounds use X_s (largest prefill charge + worst-case outstanding decode charges of a "
+               "client at an admission, in predicted seconds; measured, and bounded by t_pre^max(L_in) + k D_max, "
+               "D_max the largest predicted decode of one request); Q^u in seconds; the published token bounds "
+               "(VTC's U) are not evaluated in seconds (proofs/seconds_bounds.md)." if service == "seconds" else
+               "Proved bounds use X (largest prefill charge + outstanding decode charge of a "
+               "client at an admission; measured, and bounded by w_p L_in + k w_q O_max, O_max the "
+               "longest output); published bounds use VTC's U = max(w_p L_in, w_q M), M the instance's "
+               "KV token capacity: proved for reserve admission with w_p <= w_q or L_in >= M, refuted "
+               "for peak admission (proofs/admission.md).")
+        sections.append(("", f"<p class='note'>gap: largest difference in service ({what}) received by two clients "
+                             f"over an interval in which both were backlogged (waiting). {how}</p>"))
         if any(v.bound is not None for v in verdicts):
             sections.append(("Gap vs. bound", fig_gap_vs_bound(verdicts)))
         for res, label in zip(results, labels, strict=True):
