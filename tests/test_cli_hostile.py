@@ -219,7 +219,7 @@ def test_calibrate_writes_under_fairsched_out_by_default(tmp_path, monkeypatch):
     from fairsched.sim import CostModel
 
     mod = types.ModuleType("fairsched.engine.calibrate")
-    mod.run_calibration = lambda out, preset, quick: CostModel(name=preset).save(out)
+    mod.run_calibration = lambda out, preset, quick, progress=None: CostModel(name=preset).save(out)
     monkeypatch.setitem(sys.modules, "fairsched.engine.calibrate", mod)
     monkeypatch.chdir(tmp_path)
     res = run("calibrate", "--quick")
