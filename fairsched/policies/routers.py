@@ -4,7 +4,8 @@ All read the cluster through :class:`~fairsched.policies.base.ClusterView`: per 
 the waiting and running counts, the prefill tokens still queued, and the tokens of the
 request found in its prefix cache (counting prompts already routed there: the optimistic
 update, so two back-to-back requests with one prefix see the first one's blocks).
-Ties go to the lowest index, so every router is deterministic.
+Ties go to the lowest index, so every router is deterministic. LMetric, the router of the
+scale benchmark, reads all instances at once (``ClusterView.instance_state``).
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ its cluster as a :class:`~fairsched.sim.instance.Backend`.
 Charging: the backend asks the run's one service measure (``self.service``, a
 :class:`~fairsched.policies.service.ServiceMeasure`) for each charge once, logs it and
 hands the same amount to the instance's queue policy (:meth:`QueuePolicy.charge`).
+Hot path (``bench/bench_scale.py``, profiled with py-spy): a router reads every instance in
+one :meth:`ClusterBackend.instance_state` call per arrival, and a decode event's measured
+seconds are split among its clients only when there are any (the engine's).
 Recording: the :class:`~fairsched.sim.result.SimResult` keeps the cluster-wide logs;
 optional *recorders* (e.g. :class:`~fairsched.sim.recorder.InstanceRecorder`, the
 per-instance logs of the bound checker) get the same events with the instance.
