@@ -33,7 +33,7 @@ def test_unfinished_run_returned_when_allowed():
     assert simulate(_workload()).n_finished == 6  # a normal run is untouched
 
 
-@pytest.mark.parametrize("cm", [CostModel(), CostModel(decode_q=3e-11, decode_c=8e-7)])
+@pytest.mark.parametrize("cm", [CostModel(), CostModel(decode_q=3e-11, decode_c=8e-7, decode_e=2e-3)])
 def test_vector_decode_run_times_are_the_scalar_floats(cm):
     """StepTimes uses decode_run_times: bit for bit the floats of decode_run_time (the times
     the run's events use), so the service log does not move by one ulp."""

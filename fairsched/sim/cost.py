@@ -136,15 +136,15 @@ class CostModel:
         ``S2 = (m-1)m(2m-1)/6`` (``proofs/cost_model.md``)."""
         if batch <= 0 or m <= 0:
             return 0.0
-        s1 = m * (m - 1) / 2
-        s2 = (m - 1) * m * (2 * m - 1) / 6
-        return (m * self.decode_time(batch, context) + self.decode_c * batch * s1
-                + self.decode_q * (2 * context * batch * s1 + batch * batch * s2))
+        return self._run_sum(batch, context, m)
 
     def decode_run_times(self, batch: int, context: int, k: int) -> np.ndarray:
         """:meth:`decode_run_time` for ``m = 1..k`` at once, shape ``(k,)`` [s]: the same
-        formula element-wise (so the same floats as ``k`` scalar calls); ``batch >= 1``."""
-        m = np.arange(1, k + 1)
+        expression element-wise (so the same floats as ``k`` scalar calls); ``batch >= 1``."""
+        return self._run_sum(batch, context, np.arange(1, k + 1))
+
+    def _run_sum(self, batch: int, context: int, m):
+        """The closed form of :meth:`decode_run_time`; ``m`` an int or an integer array."""
         s1 = m * (m - 1) / 2
         s2 = (m - 1) * m * (2 * m - 1) / 6
         return (m * self.decode_time(batch, context) + self.decode_c * batch * s1
