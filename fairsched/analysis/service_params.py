@@ -70,9 +70,23 @@ def instance_backlog_log(result, instance: int):
     """Backlog log of one instance's queue ``(position, client, delta)`` on the
     per-instance causal axis (``result.inst_seq_t[position]`` is its time). Needs a result
     of :func:`simulate_for_check`."""
-    m = result.ibl_instance == instance
-    o = np.argsort(result.ibl_seq[m], kind="stable")
-    return result.ibl_seq[m][o], result.ibl_client[m][o], result.ibl_delta[m][o]
+    idx = _by_instance(result, "_ibl_order", np.asarray(result.ibl_instance, dtype=np.int64), instance)
+    seq = result.ibl_seq[idx]
+    o = idx[np.argsort(seq, kind="stable")]
+    return result.ibl_seq[o], result.ibl_client[o], result.ibl_delta[o]
+
+
+def _by_instance(result, name: str, inst: np.ndarray, j: int) -> np.ndarray:
+    """Indices (increasing) of the entries of instance ``j`` in ``inst``, from one stable argsort
+    kept on ``result`` under ``name`` (16 instances: one sort instead of 16 scans)."""
+    cached = getattr(result, name, None)
+    if cached is None or cached[0] != inst.size:
+        order = np.argsort(inst, kind="stable")  # by instance, log order kept
+        cached = (inst.size, order, np.searchsorted(inst[order], np.arange(int(result.n_instances) + 1)))
+        with contextlib.suppress(AttributeError):
+            setattr(result, name, cached)
+    _, order, bounds = cached
+    return order[bounds[j]:bounds[j + 1]] if 0 <= j < bounds.size - 1 else order[:0]
 
 
 def everywhere_backlog_log(result):
@@ -107,15 +121,7 @@ def instance_service(result, j: int, causal: bool = False):
     c = np.asarray(result.svc_client, dtype=np.int64)
     a = np.asarray(result.svc_amount, dtype=float)
     if getattr(result, "svc_instance", None) is not None:
-        inst = np.asarray(result.svc_instance, dtype=np.int64)
-        cached = getattr(result, "_instance_order", None)
-        if cached is None or cached[0] != inst.size:
-            order = np.argsort(inst, kind="stable")  # by instance, log order kept
-            cached = (inst.size, order, np.searchsorted(inst[order], np.arange(int(result.n_instances) + 1)))
-            with contextlib.suppress(AttributeError):
-                result._instance_order = cached
-        _, order, bounds = cached
-        idx = order[bounds[j]:bounds[j + 1]] if 0 <= j < bounds.size - 1 else order[:0]
+        idx = _by_instance(result, "_svc_order", np.asarray(result.svc_instance, dtype=np.int64), j)
         t, c, a = t[idx], c[idx], a[idx]
     return _sorted(t, c, a)
 
