@@ -19,7 +19,7 @@ CPU_COST = "data/engine_cpu-small_cost.json"  # a CPU calibration of the toy eng
 costs = st.builds(CostModel, prefill_a=st.floats(1e-4, 1e-2), prefill_b=st.floats(1e-6, 1e-3),
                   prefill_c=st.floats(0, 1e-6), decode_a=st.floats(1e-4, 1e-2), decode_b=st.floats(0, 1e-3),
                   decode_c=st.floats(0, 1e-5), prefill_e=st.floats(0, 1e-2), prefill_g=st.floats(0, 1e-4),
-                  prefill_w=st.floats(0, 1e-6), decode_q=st.floats(0, 1e-8))
+                  prefill_w=st.floats(0, 1e-6), decode_q=st.floats(0, 1e-8), decode_e=st.floats(0, 1e-2))
 
 
 def _span_needed(res, w) -> float:
@@ -79,7 +79,7 @@ def test_warning_fires_on_a_cpu_calibration_with_a100_kv_and_its_claim_holds():
     drain, first, last, p99 = _drain_and_ttft(w, cost, inst)
     # the warning's claim: at least (rho - 1) x span of work is still queued at the last arrival
     assert drain >= (rho - 1) * w.duration
-    assert last > 3 * first and p99 > w.duration  # measured: TTFT grows through the run
+    assert last > 2 * first and p99 > w.duration  # measured: TTFT grows through the run
     # with the instances the warning suggests, it is silent
     n = int(rho) + 1
     assert overload_warning(w, cost, n, inst) is None

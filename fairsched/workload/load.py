@@ -68,7 +68,8 @@ def busy_lower_bound(w: Workload, cost=None, instance=None) -> dict:
     recomputed), ``n_r = L_r - h_r``, ``D`` the tokens of the distinct prompt prefixes (each
     computed at least once somewhere) and ``T`` the token budget. Decode (``r`` decodes
     ``m_r = o_r - 1`` steps at contexts ``L_r + 1 .. L_r + m_r``; a step holds at most
-    ``B = min(max_batch_size, token_budget)`` sequences; ``(sum x)^2 >= sum x^2``)::
+    ``B = min(max_batch_size, token_budget)`` sequences; ``(sum x)^2 >= sum x^2``; ``decode_e``,
+    paid only by steps of two or more sequences, is not forced and is left out)::
 
         S = sum_r m_r,   D_dec = d_a ceil(S / B) + d_b S + d_c sum_r sum_j (L_r + j)
                                   + d_q sum_r sum_j (L_r + j)^2
