@@ -23,7 +23,6 @@ d_a_sym = sp.Symbol("d_a", positive=True)  # fixed cost of one iteration [s]
 HARM_REL = 0.10  # proofs/lmetric_harm_validation.md §1: harmful = > 10 % and > 5 ms more mean TTFT
 HARM_ABS_S = 0.005
 HOTSPOT_RATIO = 1.25
-RHO_CAP = 0.95  # utilisation at which an instance's sojourn is capped in the tie-break term
 
 
 def iteration_time() -> sp.Expr:
@@ -92,8 +91,7 @@ def ordered_hunt_loads(A: float, n: int) -> list[float]:
     return loads
 
 
-def tie_break_loads(A: float, n: int, holder_share: Sequence[float], hot_per_holder: float,
-                    rho: float = 0.0) -> tuple[float, float]:
+def tie_break_loads(A: float, n: int, holder_share: Sequence[float], hot_per_holder: float) -> tuple[float, float]:
     """Mean load ``(B_M, B_Mbar)`` [requests] of the holders and of the other instances when
     the whole traffic (``A`` Erlangs) joins the shortest queue with ties to the lowest index
     (:func:`ordered_hunt_loads`) and the class (``hot_per_holder`` Erlangs on each holder)
@@ -113,8 +111,6 @@ def tie_break_loads(A: float, n: int, holder_share: Sequence[float], hot_per_hol
         excess -= take
         if excess <= 0:
             break
-    if 0 < rho < 1 and A > 0:  # an instance given more arrivals iterates longer: B_i = lam_i T(rho_i)
-        bb = [bi * (1 - rho) / (1 - min(RHO_CAP, rho * bi * n / A)) for bi in bb]
     m, o = sum(w), n - sum(w)
     b_m = sum(wi * bi for wi, bi in zip(w, bb, strict=True)) / m if m > 0 else 0.0
     b_o = sum((1 - wi) * bi for wi, bi in zip(w, bb, strict=True)) / o if o > 0 else 0.0
@@ -164,18 +160,18 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
             return L_cold / (h * u + (1 - h) * L_cold)  # queues dominate: the limit of the ratio
         return (lam_tau * L_cold + L_cold) / (lam_tau * (h * u + (1 - h) * L_cold) + L_cold)
 
-    def tie_ratio(m):  # §4: lowest-index ties, holders where holder_share puts them
-        if holder_share is None or not math.isfinite(tau_all):
+    def tie_ratio(m):  # §4: lowest-index ties where the class fits in its holders' share (x <= m/N)
+        if holder_share is None or not math.isfinite(tau_all) or x_val * n > m:
             return 1.0
         t_hot = 1.5 * tau_all + f_u + out * tau_all
         t_cold = 1.5 * tau_all + _prefill(L_cold, 0, k) + out_cold * tau_all
         A = qps * (x_val * t_hot + xb * t_cold)
-        b_m, b_o = tie_break_loads(A, n, holder_share, x_val * qps * t_hot / max(m, 1e-9), rho_all)
+        b_m, b_o = tie_break_loads(A, n, holder_share, x_val * qps * t_hot / max(m, 1e-9))
         return (b_m + 1) / (b_o + 1)
 
     m = max(1, int(m0))
     while True:
-        r_fill = filled_ratio(m)  # other traffic shares the holders: queued prefill and ties (§4) apply
+        r_fill = filled_ratio(m)  # other traffic shares the holders: queued prefill (§3), ties on the benign side (§4)
         if x_val * n <= m or m >= n:  # benign: other traffic fills the holders
             ratio, ttft_lm, rho_m, rho_o = r_fill * tie_ratio(m), 1.5 * tau_all + f_u, rho_all, rho_all
             break
@@ -193,7 +189,7 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
             if (Q_m + u) * (B_m + 1) <= (Q_o + L) * (B_o + 1):  # the product keeps the class on M
                 r_conc = (B_m + 1) / (B_o + 1)
                 # if the class alone leaves M below the filled ratio, other traffic joins it there
-                ratio, ttft_lm = (r_conc, ttft_m) if r_conc >= r_fill else (r_fill * tie_ratio(m), 1.5 * tau_all + f_u)
+                ratio, ttft_lm = (r_conc, ttft_m) if r_conc >= r_fill else (r_fill, 1.5 * tau_all + f_u)
                 break
         m += 1  # saturated, or the score diverts: the class replicates to one more holder
     ttft_lm += miss_cost(m - m0) / max(1.0, n_hot)
