@@ -40,9 +40,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from fairsched.analysis.columns import request_arrays
 from fairsched.analysis.gap import GapReport, backlog_interval_arrays, max_service_gap
 from fairsched.analysis.gap_reference import max_service_gap_naive
-from fairsched.analysis.service_params import request_arrays
 
 __all__ = [
     "JAIN_MIN_BACKLOG_FRAC",

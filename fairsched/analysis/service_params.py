@@ -17,6 +17,7 @@ import contextlib
 
 import numpy as np
 
+from fairsched.analysis.columns import request_arrays
 from fairsched.analysis.gap import _sorted
 
 __all__ = ["concurrency_k", "everywhere_backlog_log", "has_instance_logs", "instance_backlog_log",
@@ -35,30 +36,6 @@ def simulate_for_check(workload, policy="fcfs", router=None, n_instances: int = 
 
     return simulate(workload, policy, router, n_instances, instance, cost, weights, progress=progress,
                     recorders=(InstanceRecorder(weights),), service_log=service_log, policy_params=policy_params)
-
-
-def request_arrays(result) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-request columns of ``result.workload``, read once per result (a million
-    ``Request`` objects take seconds to walk): ``(arrival [s], client index into
-    ``result.clients`` (int64), input_len, output_len [tokens])``, shape ``(n_requests,)``."""
-    wl = result.workload
-    key = (id(wl), len(wl), id(result.clients))
-    cached = getattr(result, "_request_arrays", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    n = len(wl)
-    arr = np.fromiter((r.arrival for r in wl), dtype=float, count=n)
-    cidx = {c: i for i, c in enumerate(result.clients)}
-    cl = np.fromiter((cidx[r.client] for r in wl), dtype=np.int64, count=n)
-    inp = np.fromiter((r.input_len for r in wl), dtype=float, count=n)
-    out = np.fromiter((r.output_len for r in wl), dtype=float, count=n)
-    cols = (arr, cl, inp, out)
-    with contextlib.suppress(AttributeError):
-        result._request_arrays = (key, cols)
-    return cols
-
-
-_request_arrays = request_arrays
 
 
 def has_instance_logs(result) -> bool:
@@ -132,7 +109,7 @@ def concurrency_k(result) -> dict[int, int]:
     A request runs on ``[admit_t, finish_t)``; at equal times finishes come first (the
     simulator frees a request before the next admission), so back-to-back requests do not
     overlap."""
-    _, cl, _, _ = _request_arrays(result)
+    _, cl, _, _ = request_arrays(result)
     adm = np.asarray(result.admit_t, dtype=float)
     fin = np.asarray(result.finish_t, dtype=float)
     inst = np.asarray(result.instance, dtype=np.int64)
@@ -185,7 +162,7 @@ def measured_x(result, w_p: float = 1.0, w_q: float = 2.0) -> dict[int, float]:
         return {j: float(result.inst_x.get(j, 0.0)) for j in range(K)}
     if getattr(result, "service_log", "full") != "full":
         raise ValueError("measured X needs the full service log or the run's InstanceRecorder with the same weights")
-    arr, cl, inp, out = _request_arrays(result)
+    arr, cl, inp, out = request_arrays(result)
     adm = np.asarray(result.admit_t, dtype=float)
     fin = np.asarray(result.finish_t, dtype=float)
     cached = np.asarray(result.cached_tokens, dtype=float)
