@@ -159,3 +159,48 @@ def test_decode_step_time_by_hand():
     from fairsched.theory.cost import decode_step_time
     k = {"decode_a_s": 0.01, "decode_b_s_per_seq": 0.002, "decode_c_s_per_ctx_tok": 1e-6}
     assert decode_step_time(8, 4000, k) == pytest.approx(0.01 + 0.002 * 8 + 1e-6 * 4000)
+
+
+# ---------------------------------------------------------------- bounds against their proofs
+def test_bounds_equal_the_stated_formulas():
+    """Published bounds as the papers state them; D2LPM's per-worker bound is the sum of K DLPM
+    bounds (Theorem A's proof); X_reserve by hand with w_p > w_q and L_in < M."""
+    assert sp.simplify(F.dlpm_gap_bound_published() - 2 * (S.U + S.Q_u)) == 0
+    for k in (None, 3):
+        assert sp.simplify(F.d2lpm_gap_bound_per_worker(k) - S.K_workers * F.dlpm_gap_bound(k)) == 0
+    assert F.evaluate(F.X_reserve_expr(), w_p=3, w_q=1, L_in=10, M=100) == 100 + 2 * 10
+    assert F.evaluate(F.X_reserve_expr(), w_p=3, w_q=1, L_in=500, M=100) == 100 + 2 * 100
+
+
+def test_nonbacklogged_3X_is_what_the_proof_gives_and_no_less():
+    """z3 from ``nonbacklogged_bound()``: the proof's facts (vtc_other_claims.md (a), g not
+    backlogged at t1, m = m*(t1), c_f = c_f(t2): W_f >= c_f - m - X by (I2) at t1, and
+    W_g <= c_f + 2X - m) imply W_g - W_f <= bound, and a model meets it with equality (so the
+    proof does not give less, and a looser formula is not what it proves)."""
+    env = {}
+    bound = to_z3(V.nonbacklogged_bound(), env)
+    x = to_z3(S.X, env)
+    Wf, Wg, cf, m = (z3.Real(n) for n in ("W_f", "W_g", "c_f", "m"))
+    facts = [x > 0, Wf >= cf - m - x, Wg <= cf + 2 * x - m]
+    assert prove(Wg - Wf <= bound, *facts)[0]
+    s = z3.Solver()
+    s.add(*facts, Wf == cf - m - x, Wg == cf + 2 * x - m, Wg - Wf == bound)
+    assert s.check() == z3.sat
+
+
+def _peak_fits_brute_force(running, prompt, output, cap):
+    """Occupancy at every future step if nothing else is admitted: request j holds h_j + t
+    tokens until its r_j-th token (t = r_j) and then leaves."""
+    reqs = [(r, h) for _, r, h in running] + [(output, prompt)]
+    return all(sum(h + t for r, h in reqs if r >= t) <= cap for t in range(1, max(r for r, _ in reqs) + 1))
+
+
+def test_peak_admission_rule_matches_brute_force():
+    from fairsched.theory._reference import fits
+    cases = itertools.product([[], [("a", 5, 1)], [("a", 5, 1), ("b", 2, 9)], [("a", 1, 12), ("b", 9, 1)]],
+                              (1, 4), (1, 3, 8), (12, 16, 20, 30))
+    for running, prompt, output, cap in cases:
+        assert fits(running, prompt, output, cap, "peak") == _peak_fits_brute_force(running, prompt, output, cap)
+    assert fits([("a", 5, 1)], 1, 1, None, "peak") and fits([("a", 50, 1)], 1, 1, 10, "slots")
+    with pytest.raises(ValueError, match="admission must be"):
+        fits([], 1, 1, 10, "lazy")
