@@ -32,15 +32,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from fairsched.analysis.gap import GapReport, in_seconds, max_service_gap, stream_max_gap
+from fairsched.analysis.gap import max_service_gap
 from fairsched.analysis.service_params import (
     concurrency_k,
-    everywhere_backlog_log,
     has_instance_logs,
-    instance_backlog_log,
-    instance_service,
 )
-from fairsched.analysis.verdicts import STATUS_NA, Verdict, _verdict, verdict_frame
+from fairsched.analysis.verdicts import (
+    STATUS_NA,
+    Verdict,
+    _verdict,
+    anywhere_gap,
+    instance_gaps,
+    verdict_frame,
+)
 
 __all__ = ["check_seconds", "measured_x_seconds", "prefill_cap_seconds"]
 
@@ -149,13 +153,7 @@ def check_seconds(result, policy: str | None = None, service=None, quantum: floa
 
     out: list[Verdict] = []
     if K == 1 or has_instance_logs(result):
-        gaps: dict[int, GapReport] = {}
-        if K == 1:
-            gaps[0] = max_service_gap(result, per_pair=False)
-        for j in range(K if K > 1 else 0):
-            st, sc, sa = instance_service(result, j, causal=True)
-            gaps[j] = in_seconds(stream_max_gap(st, sc, sa, *instance_backlog_log(result, j), names=clients),
-                                 result.inst_seq_t)
+        gaps = instance_gaps(result, K)
         scope = "instance 0" if K == 1 else f"per instance, worst of {K}"
         if bounded:
             for how in ("k", "measured"):
@@ -181,8 +179,7 @@ def check_seconds(result, policy: str | None = None, service=None, quantum: floa
                                 {**base, "instance": jw}))
     if K > 1:
         if bounded and has_instance_logs(result):
-            g_all = in_seconds(stream_max_gap(result.inst_svc_seq, result.svc_client, result.svc_amount,
-                                              *everywhere_backlog_log(result), names=clients), result.inst_seq_t)
+            g_all = anywhere_gap(result)
             Xsum = sum(max(Xs.get(j, 0.0), 0.0) for j in range(K))
             b = (F.evaluate(F.vtc_upper_bound(), X=Xsum) if policy == "vtc"
                  else F.evaluate(F.d2lpm_gap_bound_per_worker(), K=K, Q_u=quantum, X=Xsum / K))

@@ -132,6 +132,32 @@ def _verdict(run, check, scope, kind, bound, expr, gap: GapReport, note="", para
                    kind, gap.pair, gap.window, gap.interval, note, dict(params or {}))
 
 
+def instance_gaps(result, K: int) -> dict[int, GapReport]:
+    """The service gap of each instance's queue, measured on that instance's own service and
+    backlog (the scope of the per-instance bounds; ``proofs/service_model.md``):
+    ``{instance: GapReport}``. With one instance, the run's gap. Times in seconds.
+    The one place both the token check and the seconds check
+    (:mod:`fairsched.analysis.seconds_check`) get these gaps from."""
+    if K == 1:
+        return {0: max_service_gap(result, per_pair=False)}
+    clients = list(result.clients)
+    gaps: dict[int, GapReport] = {}
+    for j in range(K):
+        st, sc, sa = instance_service(result, j, causal=True)
+        gaps[j] = in_seconds(stream_max_gap(st, sc, sa, *instance_backlog_log(result, j), names=clients),
+                             result.inst_seq_t)
+    return gaps
+
+
+def anywhere_gap(result) -> GapReport:
+    """The service gap between clients backlogged at *some* instance, on cluster-wide
+    service (``everywhere_backlog_log``; the scope of D2LPM's summed bound). Needs the
+    per-instance logs of :func:`~fairsched.analysis.service_params.simulate_for_check`."""
+    return in_seconds(stream_max_gap(result.inst_svc_seq, result.svc_client, result.svc_amount,
+                                     *everywhere_backlog_log(result), names=list(result.clients)),
+                      result.inst_seq_t)
+
+
 def check_run(result, policy: str | None = None, params: dict | None = None) -> list[Verdict]:
     """Check every bound that applies to ``result`` (a run of ``policy``).
 
@@ -201,13 +227,7 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
     name = {"vtc": "VTC", "dlpm": "DLPM"}.get(policy, policy.upper())
     # ---- per instance: the queue policy's own guarantee
     if per_instance:
-        gaps: dict[int, GapReport] = {}
-        if K == 1:
-            gaps[0] = max_service_gap(result, per_pair=False)
-        for j in range(K if K > 1 else 0):
-            st, sc, sa = instance_service(result, j, causal=True)
-            gaps[j] = in_seconds(stream_max_gap(st, sc, sa, *instance_backlog_log(result, j), names=clients),
-                                  result.inst_seq_t)
+        gaps = instance_gaps(result, K)
         scope = "instance 0" if K == 1 else f"per instance, worst of {K}"
         if bounded:
             rows = []
@@ -255,8 +275,7 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
     if K > 1:
         cluster = max_service_gap(result, per_pair=False)
         if bounded and per_instance:
-            g_all = in_seconds(stream_max_gap(result.inst_svc_seq, result.svc_client, result.svc_amount,
-                                               *everywhere_backlog_log(result), names=clients), result.inst_seq_t)
+            g_all = anywhere_gap(result)
             Xsum = sum(max(Xs.get(j, 0.0), 0.0) for j in range(K))
             b = (F.evaluate(F.vtc_upper_bound(), X=Xsum) if policy == "vtc"
                  else F.evaluate(F.d2lpm_gap_bound_per_worker(), K=K, Q_u=Q, X=Xsum / K))
