@@ -63,6 +63,7 @@ from fairsched.engine.instance import Engine, _Seq
 from fairsched.engine.model import ModelConfig, ToyLlama, build_model, default_device
 from fairsched.engine.timing import Timer, set_threads, warm_up
 from fairsched.policies.base import Router, ServiceWeights
+from fairsched.policies.seconds import SecondsService
 from fairsched.policies.service import ServiceMeasure
 from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.config import InstanceConfig
@@ -123,7 +124,9 @@ class EngineCluster(ClusterBackend):
         if service is not None and weights is not None:
             raise ValueError("pass the service measure as service= or weights=, not both")
         weights = service if service is not None else weights
-        self.attribution = attribution  # splits measured decode steps among clients (backend)
+        # splits measured decode steps among clients (backend) in proportion to the seconds
+        # service's decode charges of this cost model (one formula: SecondsService.decode)
+        self.attribution = SecondsService(attribution) if attribution is not None else None
         if model is None:
             model = build_model(preset, device, dtype)
         self.model = model

@@ -267,20 +267,18 @@ class ClusterBackend:
 
     def _decode_split(self, per: dict, n_seqs: int, seconds: float) -> dict:
         """Measured ``seconds`` of a decode step split among the clients of ``per`` (client
-        -> [sequences, context tokens, id]): equal per sequence, or, with a cost model in
-        ``self.attribution``, in proportion to the clients' predicted shares
-        ``k ((a_d + e_d [B > 1]) / B + b_d) + (c_d + d_q C) ctx`` (the seconds service's decode charges; they
-        sum to ``t_d(B, C)``, so every client of a step gets the same measured / predicted
-        ratio; ``proofs/seconds_bounds.md``)."""
+        -> [sequences, context tokens, id]): equal per sequence, or, with a seconds service in
+        ``self.attribution`` (the engine's), in proportion to the clients' predicted decode
+        charges ``SecondsService.decode`` at the step's batch (they sum to ``t_d(B, C)``, so
+        every client of a step gets the same measured / predicted ratio;
+        ``proofs/seconds_bounds.md``)."""
         att = getattr(self, "attribution", None)
         if not n_seqs:
             return {c: 0.0 for c in per}
         if att is None:
             return {c: seconds * e[0] / n_seqs for c, e in per.items()}
         C = sum(e[1] for e in per.values())
-        fixed = att.decode_a + (att.decode_e if n_seqs > 1 else 0.0)
-        wt = {c: e[0] * (fixed / n_seqs + att.decode_b) + e[1] * (att.decode_c + att.decode_q * C)
-              for c, e in per.items()}
+        wt = {c: att.decode(e[0], e[1], batch=n_seqs, batch_context=C) for c, e in per.items()}
         tot = sum(wt.values())
         return {c: seconds * v / tot if tot > 0 else seconds * per[c][0] / n_seqs for c, v in wt.items()}
 
