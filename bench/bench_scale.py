@@ -163,14 +163,20 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=1_000_000)
+def workload_args(ap: argparse.ArgumentParser, requests: int) -> None:
+    """The options of the scale workload (:func:`scaled_to_load`) and its run, shared with
+    ``bench_vidur.py``."""
+    ap.add_argument("--requests", type=int, default=requests)
     ap.add_argument("--instances", type=int, default=16)
     ap.add_argument("--router", default="lmetric")
     ap.add_argument("--policy", default="fcfs")
     ap.add_argument("--load", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    workload_args(ap, 1_000_000)
     ap.add_argument("--service-log", default="backlogged", choices=["backlogged", "full"])
     ap.add_argument("--no-check", action="store_true", help="skip the bound check")
     ap.add_argument("--profile", help="write a cProfile of the simulation to this file")

@@ -44,16 +44,12 @@ VIDUR_ISSUE_41 = {"requests": 128, "replicas": 4, "seconds_low": 1.0, "seconds_h
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=10_000)
-    ap.add_argument("--instances", type=int, default=16)
-    ap.add_argument("--router", default="lmetric")
-    ap.add_argument("--policy", default="fcfs")
-    ap.add_argument("--load", type=float, default=0.7)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_scale import scaled_to_load
+    from bench_scale import scaled_to_load, workload_args
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    workload_args(ap, 10_000)
+    a = ap.parse_args(argv)
 
     from fairsched.sim import InstanceConfig, Simulator
 
