@@ -108,3 +108,21 @@ def test_upfront_routing_balance_is_nearly_attained():
     tightened to Q^w + c_max / 2 or below fails here."""
     from fairsched.theory.d2lpm import max_routing_imbalance
     assert max_routing_imbalance([(0, "a", 8, 8, "p")] * 2, q_u=10, q_w=30) == 48
+
+
+def test_rate_construction_gap_grows_linearly_under_every_charge():
+    """Theorem D: prompt-heavy requests give a worker ~c units per step, decode-heavy ones 2, and
+    the cache steers g's decode-heavy requests to worker 0 while f's prompt-heavy backlog waits
+    at worker 1; the gap grows with the burst size R under every routing charge (the router's
+    'uncached' = reference 'uncached-upfront', its 'full' = 'upfront'); exactly
+    157,608 R - 79,598 for the router's default charge."""
+    from fairsched.theory.d2lpm import CHARGES, d2lpm_rate_gap
+    cand = F.evaluate(F.d2lpm_candidate_global_bound(), K=2, Q_u=400, Q_w=800, X=798)  # 7,992
+    g = [d2lpm_rate_gap(R) for R in (1, 2, 3)]
+    assert g == [157_608 * R - 79_598 for R in (1, 2, 3)]
+    assert g[0] > 9 * cand
+    for charge in CHARGES:
+        g1, g2 = d2lpm_rate_gap(1, charge), d2lpm_rate_gap(2, charge)
+        assert g1 > 9 * cand and g2 - g1 > 150_000, charge
+    with pytest.raises(ValueError, match="charge"):
+        d2lpm_rate_gap(1, "cached")

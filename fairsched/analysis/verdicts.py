@@ -290,9 +290,9 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
             b = F.evaluate(F.d2lpm_candidate_global_bound(), K=K, Q_u=Q, Q_w=Qw, X=X)
             out.append(_verdict(label, "D2LPM candidate 2K(Qu+Qw+X)", "backlogged anywhere", "candidate",
                                 b, f"2*{K}({Q:g} + {Qw:g} + {X:g})", cluster,
-                                "refuted candidate (proofs/d2lpm_bound.md): with the router's default uncached "
-                                "charge no bound exists for clients backlogged somewhere (Theorem C; with "
-                                "charge='full' none is proved); shown for scale", {**base, "K": K, "Q_u": Q, "Q_w": Qw, "X": X}))
+                                "refuted candidate (proofs/d2lpm_bound.md): no bound exists for clients "
+                                "backlogged somewhere under any routing charge, the router's 'uncached' and "
+                                "'full' included (Theorem D); shown for scale", {**base, "K": K, "Q_u": Q, "Q_w": Qw, "X": X}))
         else:
             out.append(_verdict(label, "service gap", "backlogged anywhere", "none", None, "", cluster,
                                 "no bound for clients backlogged at some instance (routing decides where work "

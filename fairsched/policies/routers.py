@@ -164,9 +164,11 @@ class D2LPM(Router):
     locally (with ``Q^u``). Bound: ``proofs/d2lpm_bound.md``.
 
     ``charge="full"`` charges the whole prompt, ``w_p * input_len + w_q * output_len``, cached
-    or not: the variant without the "cached work is free at routing" hole that lets a client's
-    backlog pile up on the worker holding its prefix (``proofs/d2lpm_bound.md``; costs hit
-    rate, measured there).
+    or not (cached work is not cheaper at routing; costs hit rate, measured in
+    ``proofs/d2lpm_bound.md``). Both charge the whole output at routing (the reference model's
+    ``"uncached-upfront"`` and ``"upfront"``): each client's routed cost stays balanced across
+    workers within ``Q^w + c_max`` (proved), but neither bounds the service gap of clients
+    backlogged at some worker (Theorem D there).
 
     ``quantum_w`` should be at least the cost of one request, or a client's next request
     is pushed off the worker that holds its prefix; the CLI uses ``U`` of the workload

@@ -208,7 +208,10 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
     described: uncached prefill at routing, ``w_q`` per decode token as produced) or ``"full"``
     (the whole prompt ``w_p * input`` whether cached or not, plus ``w_q`` per decode token as
     produced) or ``"upfront"`` (the request's whole cost ``w_p * input + w_q * output`` at
-    routing, nothing later; with an output estimate in place of the output in a real system).
+    routing, nothing later; with an output estimate in place of the output in a real system) or
+    ``"uncached-upfront"`` (uncached prefill + ``w_q * output`` at routing: what the router of
+    :class:`fairsched.policies.routers.D2LPM` charges by default; its ``charge="full"`` is
+    ``"upfront"``).
     ``proofs/d2lpm_bound.md``.
     ``on_step(step, state)``: called after every step with a dict (``S`` services, ``dw``
     router deficits, ``q`` worker deficits, ``waiting`` / ``running`` per worker, ``holders``).
@@ -248,7 +251,8 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
                 k = min(range(n_workers), key=lambda k: (load[k], k))
             u = 0 if k in holders.get(pid, ()) else inp
             holders.setdefault(pid, set()).add(k)
-            dw[c, k] -= w_p * (inp if charge in ("full", "upfront") else u) + (w_q * r[3] if charge == "upfront" else 0)
+            upfront = charge in ("upfront", "uncached-upfront")
+            dw[c, k] -= w_p * (inp if charge in ("full", "upfront") else u) + (w_q * r[3] if upfront else 0)
             waiting[k].append((idx, r, u))
             pos += 1
             snap()
@@ -267,7 +271,7 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
                 snap()
             for rr in running[k]:
                 q[k][rr[0]] -= w_q
-                if charge != "upfront":
+                if charge not in ("upfront", "uncached-upfront"):
                     dw[rr[0], k] -= w_q
                 S[rr[0]] += w_q
                 rr[1] -= 1

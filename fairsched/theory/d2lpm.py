@@ -8,6 +8,10 @@
   one every 5 steps, one prefix; g: ``2H/10 + 50`` requests at step 0 over two prefixes).
 - :func:`routing_balance_bound`, :func:`max_routing_imbalance`: the router's per-client balance
   ``Q^w + c_max`` for ``charge="upfront"`` (whole cost at routing), proved, and measured.
+- :func:`d2lpm_rate_requests`: the rate construction (``proofs/d2lpm_bound.md``, Theorem D):
+  the gap grows linearly in the burst size under *every* routing charge, because a worker
+  serving prompt-heavy requests delivers far more service units per step than one serving
+  decode-heavy requests, and the cache steers one client's decode-heavy requests to one worker.
 - :func:`periodic_certificate`: a computer-assisted proof that the gap is unbounded: it finds
   steps ``t1 < t2`` at which the simulator's whole state, up to the number of g's queued
   requests, is the same, with both clients backlogged somewhere throughout and g ahead by
@@ -25,7 +29,12 @@ from ._reference import max_gap_under, simulate_d2lpm
 from .symbols import L_in, O_max, Q_w, w_p, w_q
 
 __all__ = ["d2lpm_hole_requests", "d2lpm_hole_gap", "periodic_certificate", "routing_balance_bound",
-           "max_routing_imbalance"]
+           "max_routing_imbalance", "d2lpm_rate_requests", "d2lpm_rate_gap", "CHARGES"]
+
+# routing charges of the reference model; the router of ``fairsched.policies.routers.D2LPM``
+# charges the whole estimated cost at routing: its ``charge="uncached"`` (default) is
+# ``"uncached-upfront"`` here, its ``charge="full"`` is ``"upfront"``
+CHARGES = ("uncached", "full", "upfront", "uncached-upfront")
 
 
 def d2lpm_hole_requests(H: int, L: int = 20, O: int = 10, every: int = 5, burst: int = 5):  # noqa: E741
@@ -145,3 +154,38 @@ def max_routing_imbalance(reqs, *, n_workers: int = 2, q_u: float = 40, q_w: flo
     simulate_d2lpm(reqs, n_workers=n_workers, q_u=q_u, q_w=q_w, max_running=max_running, charge=charge,
                    on_step=on_step)
     return best[0]
+
+
+def d2lpm_rate_requests(R: int, c: int = 400):
+    """Abstract requests of the rate construction with burst size ``R`` (``proofs/d2lpm_bound.md``,
+    Theorem D; run with 2 workers, one running request each, ``Q^u = c``, ``Q^w = 2c``, w_p = 1,
+    w_q = 2). Two kinds of request, both of cost ``c`` [service units] under every charge:
+    *slow* (0-token prompt, ``c/2`` output tokens: ``c/2`` steps) and *fast* (fresh prefix of
+    ``c - 2`` prompt tokens, 1 output token: 1 step). Step 0: a 1-token seed of g (prefix ``pg``,
+    lands on worker 0) and of f (``pf``, worker 1); f sends ``R`` rounds of (2 slow on ``pf``,
+    2 fast) then ``199 R`` rounds of 4 fast. Step ``t1 = 400 R + 2``: g sends ``R`` rounds of
+    (2 slow on ``pg``, 2 fast). Each round spends ``Q^w`` at each worker, slow requests go to
+    the worker caching their prefix, fast ones to the other (the only eligible one)."""
+    if R < 1 or c < 4 or c % 2:
+        raise ValueError(f"need R >= 1 and an even c >= 4, got R={R}, c={c}")
+    n_out, P = c // 2, c - 2
+    out = [(0, "g", 0, 1, "pg"), (0, "f", 0, 1, "pf")]
+    fresh = iter(range(10**9))
+    for _ in range(R):
+        out += [(0, "f", 0, n_out, "pf")] * 2 + [(0, "f", P, 1, f"x{next(fresh)}") for _ in range(2)]
+    out += [(0, "f", P, 1, f"x{next(fresh)}") for _ in range(4 * 199 * R)]
+    t1 = 2 * R + 2 * 199 * R + 2
+    for _ in range(R):
+        out += [(t1, "g", 0, n_out, "pg")] * 2 + [(t1, "g", P, 1, f"x{next(fresh)}") for _ in range(2)]
+    return out
+
+
+def d2lpm_rate_gap(R: int, charge: str = "uncached-upfront", c: int = 400) -> float:
+    """Largest ``|W_f - W_g|`` [service units] over intervals in which f and g are both
+    backlogged at some worker, on :func:`d2lpm_rate_requests` (2 workers, one running request
+    each, ``Q^u = c``, ``Q^w = 2c``) under the routing ``charge`` (one of :data:`CHARGES`)."""
+    if charge not in CHARGES:
+        raise ValueError(f"charge must be one of {CHARGES}, got {charge!r}")
+    cl, tr, _, glob = simulate_d2lpm(d2lpm_rate_requests(R, c), n_workers=2, q_u=c, q_w=2 * c, max_running=1,
+                                     charge=charge)
+    return max_gap_under(cl, tr, lambda k, cl_: cl_ in glob[k], "f", "g")
