@@ -21,6 +21,7 @@ from fairsched.policies.routers import (
     LeastLoad,
     Linear,
     LMetric,
+    LMetricSeconds,
     RoundRobin,
     SGLangCacheAware,
     VLLMv1,
@@ -73,6 +74,6 @@ def make_router(name: str, weights: ServiceWeights | None = None, **params) -> R
     return cls(**params)
 
 
-__all__ = ["D2LPM", "DLPM", "FCFS", "LPM", "VTC", "Admission", "ClusterView", "InstanceView", "LMetric",
+__all__ = ["D2LPM", "DLPM", "FCFS", "LPM", "VTC", "Admission", "ClusterView", "InstanceView", "LMetric", "LMetricSeconds",
            "LeastLoad", "Linear", "POLICY_NAMES", "QueuePolicy", "ROUTER_NAMES", "RoundRobin", "Router",
            "SGLangCacheAware", "ServiceMeasure", "ServiceWeights", "VLLMv1", "default_quantum", "make_policy_factory", "make_router"]

@@ -153,6 +153,18 @@ class ClusterView(Protocol):
         """Prefill tokens instance ``i`` still has to compute for waiting and running
         requests (uncached tokens as estimated at routing)."""
 
+    def queued_prefill_seconds(self, i: int) -> float:
+        """The same queued prefill in predicted seconds [s]: ``sum t_pre(rest, done)`` over
+        the waiting and running requests under the cost model given to
+        :meth:`track_prefill_seconds` (0.0 until then; seconds-LMetric)."""
+
+    def track_prefill_seconds(self, cost) -> None:
+        """Keep :meth:`queued_prefill_seconds` under ``cost`` (a
+        :class:`~fairsched.sim.cost.CostModel`) from now on; call before the first request.
+
+        Raises:
+            RuntimeError: requests were already queued, or another cost model is tracked."""
+
     def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
         """All instances at once (a router's hot path, one call per arrival): per instance
         ``n_waiting + n_running``, ``queued_prefill_tokens`` and ``cached_tokens(i, req)``."""

@@ -151,6 +151,61 @@ class LMetric(Router):
         return best
 
 
+class LMetricSeconds(LMetric):
+    """LMetric with ``P`` in predicted prefill seconds (``proofs/seconds_lmetric.md``).
+
+    argmin of ``P^s_i (B_i + 1)``: ``P^s_i`` = the cost model's predicted seconds of the
+    prefill instance i still has queued, ``sum t_pre(rest, done)`` over its waiting requests
+    (the uncached estimate made at routing) and running ones (the rest at the context already
+    computed; ``ClusterView.queued_prefill_seconds``), plus ``t_pre(L - h_i, h_i)`` for the
+    request, ``h_i`` its tokens in i's cache (``CostModel.prefill_time``, the model of
+    ``proofs/cost_model.md``). ``B_i``, the +1, ties and ``mitigate``: as :class:`LMetric`.
+
+    Proved there: a common speed factor of the cost model cancels (Statement 1); with a token-
+    linear model (only ``prefill_b > 0``) it routes as token LMetric; any other cost shape
+    routes some state differently (Statement 2); if each queued prompt's measured prefill
+    seconds lie within ``[r_lo, r_hi]`` times the prediction, the choice's measured score is
+    within ``r_hi / r_lo`` of the best instance's (Statement 3, z3, tight).
+
+    Args:
+        cost: the :class:`~fairsched.sim.cost.CostModel` that predicts; default the cluster's
+            clock (``cluster.cost``: the simulator's model, the engine's ``clock=`` model).
+        mitigate: as :class:`LMetric`.
+
+    Raises:
+        ValueError: (at the first routing) no ``cost`` and the cluster has no cost model (the
+            engine on its measured clock: pass ``cost=``, e.g. a calibration).
+    """
+
+    name = "lmetric-seconds"
+
+    def __init__(self, cost=None, mitigate: set[str] | None = None):
+        super().__init__(mitigate)
+        self.cost = cost
+        self._tracked, self._pc = None, cost
+
+    def route(self, req, cluster, now):
+        if self._tracked is not cluster:  # first request of a run: start the instances' counters
+            self._pc = self.cost if self.cost is not None else getattr(cluster, "cost", None)
+            if self._pc is None:
+                raise ValueError("router lmetric-seconds needs a cost model: pass cost= "
+                                 "(the cluster runs on a measured clock)")
+            cluster.track_prefill_seconds(self._pc)
+            self._tracked = cluster
+        n = cluster.n_instances
+        if req.client in self.mitigate:
+            return _argmin(n, lambda i: (_load(cluster, i), cluster.queued_prefill_tokens(i)))
+        loads, _, cached = cluster.instance_state(req)
+        t_pre, L = self._pc.prefill_time, req.input_len
+        best, best_key = 0, None
+        for i in range(n):
+            b = float(loads[i] + 1)
+            key = ((cluster.queued_prefill_seconds(i) + t_pre(L - cached[i], cached[i])) * b, b)
+            if best_key is None or key < best_key:
+                best, best_key = i, key
+        return best
+
+
 class D2LPM(Router):
     """D²LPM's global scheduler (Cao et al., arXiv 2501.14312, Sec. 5).
 
@@ -306,5 +361,6 @@ class Preble(Router):
 
 
 ROUTERS = {"rr": RoundRobin, "least-load": LeastLoad, "vllm-v1": VLLMv1,
-           "sglang-cache-aware": SGLangCacheAware, "linear": Linear, "lmetric": LMetric, "d2lpm": D2LPM,
+           "sglang-cache-aware": SGLangCacheAware, "linear": Linear, "lmetric": LMetric,
+           "lmetric-seconds": LMetricSeconds, "d2lpm": D2LPM,
            "preble": Preble}

@@ -34,6 +34,7 @@ import numpy as np
 
 from fairsched.policies.base import QueuePolicy, Router
 from fairsched.policies.service import ServiceMeasure
+from fairsched.sim.cost import CostModel
 from fairsched.sim.instance import ServingInstance
 from fairsched.sim.result import SimResult
 from fairsched.workload.request import Request, Workload
@@ -150,6 +151,15 @@ class ClusterBackend:
 
     def cache_size_tokens(self, i: int) -> int:
         return self.instances[i].cache.size_tokens
+
+    def queued_prefill_seconds(self, i: int) -> float:
+        return self.instances[i].pending_prefill_s
+
+    def track_prefill_seconds(self, cost: CostModel) -> None:
+        for inst in self.instances:
+            if inst.pending_prefill or inst.prefill_cost not in (None, cost):
+                raise RuntimeError("track_prefill_seconds: call it once, before the first request")
+            inst.prefill_cost = cost
 
     def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
         loads, queued, cached = [], [], []

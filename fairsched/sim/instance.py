@@ -91,6 +91,8 @@ class ServingInstance(Protocol):
     prefilling: list[Seq]
     decoding: list[Seq]
     pending_prefill: int
+    pending_prefill_s: float
+    prefill_cost: CostModel | None
 
     def routed_cached_tokens(self, req: Request) -> int:
         """Prompt tokens of ``req`` in the cache or in prompts routed here (optimistic)."""
@@ -155,6 +157,11 @@ class InstanceBase:
         self.reserved = 0  # memory units reserved by running requests outside the cache
         self.pending_prefill = 0  # prefill tokens still to compute for waiting + running
         self.est_prefill: dict[int, int] = {}  # rid -> uncached estimate made at routing
+        # seconds-LMetric's counter (kept only once a router sets prefill_cost): predicted
+        # seconds t_pre(rest, done) of the same queued prefill (proofs/seconds_lmetric.md)
+        self.prefill_cost: CostModel | None = None
+        self.pending_prefill_s = 0.0
+        self.est_prefill_s: dict[int, float] = {}  # rid -> t_pre of the routing estimate [s]
         self.peak_kv = 0  # most KV tokens in use (cache + reservations) at any time
         self.busy = False
         self.gen = 0  # event generation: events pushed with an older one are stale
@@ -182,6 +189,9 @@ class InstanceBase:
         est = req.input_len - min(self.routed_cached_tokens(req), req.input_len - 1)
         self.est_prefill[req.rid] = est
         self.pending_prefill += est
+        if self.prefill_cost is not None:
+            e = self.est_prefill_s[req.rid] = self.prefill_cost.prefill_time(est, req.input_len - est)
+            self.pending_prefill_s += e
         self.routed.insert(req.prompt, now)
         self.routed.lock(req.prompt, len(req.prompt))
         self.policy.add(req, now)
@@ -234,6 +244,9 @@ class InstanceBase:
             self.inflight.insert(p, now)
             self.inflight.lock(p, len(p))
         self.pending_prefill += new - self.est_prefill.pop(req.rid, new)
+        if self.prefill_cost is not None:
+            e = self.prefill_cost.prefill_time(new, cached)
+            self.pending_prefill_s += e - self.est_prefill_s.pop(req.rid, e)
         s.chunk = min(new, self._budget)
         self._budget -= s.chunk
         self.prefilling.append(s)
@@ -315,8 +328,12 @@ class InstanceBase:
             backend._on_decode(self, self.decoding, times, self._decode_dt)
         still: list[Seq] = []
         first: list[Seq] = []
+        pc = self.prefill_cost
         for s in self.prefilling:
             if s.chunk:
+                if pc is not None:  # the rest re-priced at its longer context
+                    n, d = s.req.input_len - s.done, s.done
+                    self.pending_prefill_s += pc.prefill_time(n - s.chunk, d + s.chunk) - pc.prefill_time(n, d)
                 s.done += s.chunk
                 self.pending_prefill -= s.chunk
                 s.chunk = 0
@@ -329,6 +346,8 @@ class InstanceBase:
             if s.req.output_len == 1:
                 finished.append(s)
         self.prefilling = still
+        if pc is not None and not self.pending_prefill:
+            self.pending_prefill_s = 0.0  # nothing queued: drop the float drift
         if first:
             backend._on_first_token(self, first, now)
             self.decoding.extend(s for s in first if s.req.output_len > 1)
