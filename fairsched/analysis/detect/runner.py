@@ -39,21 +39,51 @@ class DetectingLMetric(LMetric):
     until that copy is prefilled (estimated with the cost model) the new holder is left
     out; every other class request is routed by the product score as usual, which spreads
     the class once the holders exist.
+
+    **With ``warmup=True``** (the simulator must be a
+    :class:`~fairsched.analysis.detect.warmup.WarmupSimulator`) no user request seeds: the
+    new holder (least loaded non-holder, one warm-up in flight at a time) gets a
+    :class:`~fairsched.analysis.detect.warmup.Warmup` job that prefills the class's shared
+    prefix, and the class's requests are routed by the product score over the instances
+    *not* warming up, so none is sent to a holder before its copy is complete
+    (``proofs/lmetric_harm_validation.md`` §5.2).
     """
 
     name = "lmetric"
 
-    def __init__(self, detector: HotspotDetector, record: bool = True, cost=None):
+    def __init__(self, detector: HotspotDetector, record: bool = True, cost=None, warmup: bool = False):
         from fairsched.sim import CostModel
 
         super().__init__()
         self.det = detector
         self.record = record
         self.cost = cost or CostModel()
+        self.warmup = warmup
         self.decisions: list[tuple] = []
         self.seeding: dict[int, float] = {}  # new holder -> time its copy of the prefix should be ready [s]
 
+    def _warmed(self, req, cluster, now, holders, loads, qp) -> int:
+        """Mitigation by warm-up (class docstring): maybe issue one warm-up, then the
+        product score over the instances not warming up."""
+        n, c = cluster.n_instances, self.det.class_of[req.rid]
+        target = self.det.flagged.get(c, {}).get("target") or n
+        warming = {i for i, k in cluster.warming.items() if k}
+        if len(holders) < min(n, target) and not warming:
+            hold = set(holders)
+            i = min((j for j in range(n) if j not in hold), key=lambda j: (loads[j], qp[j], j))
+            units = max(1, self.det.pc.classes[c]["shared_tokens"] // req.block_size)
+            cluster.warm_up(i, req, min(units, len(req.prompt)), now, c)
+            warming.add(i)
+
+        def key(i):
+            p, b = self.score(req, cluster, i)
+            return (i in warming, p * b, b, i)
+
+        return min(range(n), key=key)
+
     def _mitigated(self, req, cluster, now, holders, loads, qp) -> int:
+        if self.warmup:
+            return self._warmed(req, cluster, now, holders, loads, qp)
         n = cluster.n_instances
         target = self.det.flagged.get(self.det.class_of[req.rid], {}).get("target") or n
         pending = {i for i, t in self.seeding.items() if t > now}
@@ -79,6 +109,8 @@ class DetectingLMetric(LMetric):
         c = self.det.class_of[req.rid]
         base = self.det.pc.base_tokens
         holders = [i for i in range(n) if cluster.cached_tokens(i, req) > base] if c is not None else []
+        if self.warmup and holders:  # a copy still being warmed up is not a holder yet
+            holders = [i for i in holders if not cluster.warming.get(i)]
         chosen = self._mitigated(req, cluster, now, holders, loads, qp) if c in self.det.mitigated else product
         mean_load = sum(loads) / n
         self.det.observe(now, req.rid, holders, chosen, loads, product, load_choice, mean_load,
@@ -115,6 +147,9 @@ class DetectionReport:
         events: flag / confirm / mitigate / clear events.
         config: the :class:`DetectorConfig` as a dict; n_instances: N.
         classes: :meth:`PrefixClasses.summary`.
+        warmups: the warm-up prefills the mitigation issued (``run_detection(warmup=True)``;
+            :attr:`~fairsched.analysis.detect.warmup.WarmupSimulator.warmups`), their
+            ``gpu_s`` summed is the mitigation's GPU overhead [s].
     """
 
     flagged_classes: list[dict]
@@ -125,6 +160,7 @@ class DetectionReport:
     n_instances: int
     classes: dict = field(default_factory=dict)
     tops: pd.DataFrame = field(default_factory=pd.DataFrame)
+    warmups: list[dict] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per flagged class: ``klass``, ``x``, ``holders`` (worst window),
@@ -158,7 +194,7 @@ class DetectionReport:
         return {"n_instances": self.n_instances, "config": self.config, "classes": self.classes,
                 "flagged_classes": self.flagged_classes, "events": _clean(self.events),
                 "windows_checked": int(self.windows.window.nunique()) if len(self.windows) else 0,
-                "closest_to_violation": self.closest()}
+                "closest_to_violation": self.closest(), "warmups": _clean(self.warmups)}
 
 
 _clean = jsonable  # the one JSON cleaner (fairsched.output)
@@ -210,7 +246,7 @@ def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
                    "B0": b0, "L": L, "u": u, "O": n_out})
 
 
-def _report(det: HotspotDetector, router: DetectingLMetric, cost) -> DetectionReport:
+def _report(det: HotspotDetector, router: DetectingLMetric, cost, warmups=()) -> DetectionReport:
     rows = pd.DataFrame(det.rows)
     decisions = pd.DataFrame(router.decisions, columns=DECISION_COLUMNS)
     flagged: list[dict] = []
@@ -237,14 +273,18 @@ def _report(det: HotspotDetector, router: DetectingLMetric, cost) -> DetectionRe
                                "mitigated": any(e["event"] == "mitigate" and e["klass"] == c for e in det.events),
                                "class_info": {k: v for k, v in det.pc.classes[c].items() if k != "root"}}))
     return DetectionReport(flagged, rows, decisions, det.events, asdict(det.cfg), det.N, det.pc.summary(),
-                           pd.DataFrame(det.tops))
+                           pd.DataFrame(det.tops), list(warmups))
 
 
 def run_detection(workload, n_instances: int = 16, *, config: DetectorConfig | None = None, policy: str = "fcfs",
                   instance=None, cost=None, classes: PrefixClasses | None = None,
-                  preload: dict[str, list[int]] | None = None, progress=None):
+                  preload: dict[str, list[int]] | None = None, progress=None, warmup: bool = False):
     """Simulate ``workload`` under LMetric with the detector (and mitigation if
     ``config.mitigate``). Returns ``(DetectionReport, SimResult)``.
+
+    ``warmup``: mitigate by warm-up prefills (:class:`DetectingLMetric`, run in a
+    :class:`~fairsched.analysis.detect.warmup.WarmupSimulator`; the warm-ups are in the
+    report's ``warmups`` and in no user metric), not by seeding with user requests.
 
     ``preload``: class name -> instances whose cache holds the class's shared prefix at
     t = 0 (for controlled experiments such as :func:`phase_diagram`).
@@ -257,8 +297,11 @@ def run_detection(workload, n_instances: int = 16, *, config: DetectorConfig | N
     pc = classes or prefix_classes(workload)
     det = HotspotDetector(pc, n_instances, config,
                           assess=lambda row: theory_for_window(row, pc.classes[row["klass"]], n_instances, cost))
-    router = DetectingLMetric(det, cost=cost)
-    sim = Simulator(workload, policy, router, n_instances, instance, cost)
+    from fairsched.analysis.detect.warmup import WarmupSimulator
+
+    warmup = warmup and det.cfg.mitigate
+    router = DetectingLMetric(det, cost=cost, warmup=warmup)
+    sim = (WarmupSimulator if warmup else Simulator)(workload, policy, router, n_instances, instance, cost)
     for name, insts in (preload or {}).items():
         rid = pc.class_of.index(name)
         req = workload.requests[rid]
@@ -267,7 +310,7 @@ def run_detection(workload, n_instances: int = 16, *, config: DetectorConfig | N
             sim.instances[i].cache.insert(req.prompt[:units], 0.0)
     res = sim.run(progress)
     det.finish(workload.requests[-1].arrival if len(workload) else 0.0)
-    return _report(det, router, cost), res
+    return _report(det, router, cost, getattr(sim, "warmups", ())), res
 
 
 def ttft_stats(res, mask=None) -> dict:

@@ -1,0 +1,57 @@
+"""Mitigation of a harmful KV-cache hotspot (issue 11 item 2): paced seeding vs warm-up
+prefills, on members of the detector's validation family.
+
+    nice python bench/bench_mitigation.py [--ids 18,24,...] [--all] [--force] [--workers 2] [--out mitigation.csv]
+
+Default ids: the 16 workloads where mitigation acted in round 3 (a harmful verdict
+confirmed by phase 2; ``proofs/lmetric_harm_validation.md`` §5.1). ``--all``: the whole
+family of 200. Prints per rule the distribution of the hot class's p99 TTFT change and the
+overall mean TTFT change vs LMetric, and the share of the gap to the best router
+recovered on harmed workloads; wall and CPU time. Definitions: §5.2 of that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import pandas as pd
+
+from fairsched.analysis.detect.mitigation import mitigation_study, summarize
+
+ACTED_R3 = (18, 24, 68, 91, 101, 122, 128, 142, 146, 148, 151, 152, 172, 173, 174, 188)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ids", default=",".join(map(str, ACTED_R3)))
+    ap.add_argument("--all", action="store_true")
+    ap.add_argument("--force", action="store_true", help="mitigate wherever phase 2 confirms, any regime")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="mitigation.csv")
+    a = ap.parse_args()
+    ids = list(range(200)) if a.all else [int(i) for i in a.ids.split(",")]
+    t0 = time.perf_counter()
+    f = mitigation_study(ids, workers=a.workers, force=a.force, progress=True)
+    wall = time.perf_counter() - t0
+    ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu = sum(r.ru_utime + r.ru_stime for r in ru)
+    f.to_csv(a.out, index=False)
+    s = summarize(f)
+    pd.set_option("display.width", 220)
+    pd.set_option("display.max_rows", 500)
+    print(s[s.acted].round(3).to_string(index=False))
+    for rule, g in s.groupby("rule", sort=False):
+        rec = g.gap_recovered.dropna()
+        print(f"\n{rule}: acted on {int(g.acted.sum())} of {len(g)}; hot p99 change: max {g.hot_p99_change.max():+.3f}, "
+              f"> +10 % on {int((g.hot_p99_change > 0.10).sum())}; overall mean change: max {g.all_mean_change.max():+.4f}, "
+              f"raised on {int((g.all_mean_change > 0).sum())}; harmed {len(rec)}: gap recovered median "
+              f"{rec.median() if len(rec) else float('nan'):.3f}, >= 0.8 on {int((rec >= 0.8).sum())}, "
+              f"min {rec.min() if len(rec) else float('nan'):.3f}")
+    print(f"warm-ups: {int(f.warmup_n.sum())} issued, {f.warmup_gpu_s.sum():.2f} GPU s in all")
+    print(f"wall {wall:.1f} s, CPU {cpu:.1f} s (self + children)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Warm-up prefills (fairsched.analysis.detect.warmup) and the mitigation that uses them.
+
+- with no warm-up issued, a WarmupSimulator run is the Simulator's, record for record;
+- a warm-up pays its prefill on its instance (its chunks' seconds are its GPU time, the
+  instance is busy exactly that long), is in no user metric (requests, TTFT, service
+  log, decode tokens, n_finished), and leaves the prefix in that instance's cache;
+- its GPU time is real: user requests sharing the instance are served later;
+- the mitigating router never sends a flagged-class request to an instance whose warm-up
+  is still running, and on the detect test's hotspot it recovers the class's TTFT without
+  raising its p99 or the overall mean (proofs/lmetric_harm_validation.md §5.2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairsched.analysis.detect import DetectorConfig, run_detection
+from fairsched.analysis.detect.runner import ttft_stats
+from fairsched.analysis.detect.warmup import WARMUP_CLIENT, Warmup, WarmupSimulator
+from fairsched.policies.base import Router
+from fairsched.sim import CostModel
+from fairsched.sim.simulator import Simulator
+from fairsched.workload.hotspot import hotspot_workload
+from fairsched.workload.request import Request, Workload
+
+BS = 16
+DOC = tuple(range(1, 513))  # 512 units = 8,192 tokens of shared prefix
+
+
+class To0(Router):
+    """Every request to instance 0."""
+
+    name = "to0"
+
+    def route(self, req, cluster, now):
+        return 0
+
+
+def _wl(n=6, gap=0.05):
+    reqs = []
+    for k in range(n):
+        p = DOC + (10_000 + k,)
+        reqs.append(Request(k, gap * k, f"c{k % 2}", p, len(p) * BS, 8, BS))
+    return Workload(reqs, block_size=BS)
+
+
+def _frame(res):
+    return res.requests_frame().reset_index(drop=True)
+
+
+def _svc(res):
+    return np.asarray(res.svc_t), np.asarray(res.svc_client), np.asarray(res.svc_amount)
+
+
+def test_no_warmup_is_the_simulator():
+    wl = _wl()
+    a = Simulator(wl, "fcfs", "least-load", 2).run()
+    b = WarmupSimulator(wl, "fcfs", "least-load", 2).run()
+    pd.testing.assert_frame_equal(_frame(a), _frame(b))
+    for x, y in zip(_svc(a), _svc(b), strict=True):
+        assert np.array_equal(x, y)
+    assert a.decode_tokens == b.decode_tokens
+
+
+def test_warmup_pays_prefill_is_invisible_and_fills_the_cache():
+    wl = _wl()
+    cost = CostModel()
+    base = Simulator(wl, "fcfs", To0(), 2, cost=cost).run()
+    sim = WarmupSimulator(wl, "fcfs", To0(), 2, cost=cost)
+    w = sim.warm_up(1, wl[0], len(DOC), 0.0, "doc")
+    assert isinstance(w, Warmup) and w.rid < 0 and w.client == WARMUP_CLIENT and w.input_len == len(DOC) * BS
+    res = sim.run()
+    (rec,) = sim.warmups
+    # it paid its prefill on instance 1 (nothing else runs there): busy exactly its chunks' seconds
+    assert rec["instance"] == 1 and rec["admitted_s"] == 0.0 and rec["cached_tokens"] == 0
+    assert rec["gpu_s"] > 0 and rec["ready_s"] == pytest.approx(rec["gpu_s"], rel=1e-12)
+    assert rec["gpu_s"] >= cost.prefill_time(len(DOC) * BS - 1, 0) * 0.5
+    # the prefix is in instance 1's cache afterwards, unlocked (an ordinary LRU entry)
+    inst = sim.instances[1]
+    assert inst.cache.match(wl[0].prompt) == len(DOC)
+    assert inst.pending_prefill == 0 and inst.reserved == 0 and sim.warming[1] == 0 and sim.n_active == 0
+    # invisible: every user metric and log is the run without the warm-up's
+    assert res.n_finished == len(wl) and len(_frame(res)) == len(wl)
+    pd.testing.assert_frame_equal(_frame(base), _frame(res))
+    for x, y in zip(_svc(base), _svc(res), strict=True):
+        assert np.array_equal(x, y)
+    assert res.decode_tokens == base.decode_tokens == len(wl) * 8
+    assert WARMUP_CLIENT not in res.clients
+
+
+def test_warmup_gpu_time_is_real():
+    wl = _wl()
+    base = Simulator(wl, "fcfs", To0(), 2).run()
+    sim = WarmupSimulator(wl, "fcfs", To0(), 2)
+    sim.warm_up(0, Request(0, 0.0, "x", tuple(range(5000, 5512)), 512 * BS, 1, BS), 512, 0.0)
+    res = sim.run()
+    delay = _frame(res).ttft_s.to_numpy() - _frame(base).ttft_s.to_numpy()
+    assert delay.max() > 0 and delay.min() >= 0  # users on the warmed instance wait for its prefill
+    assert res.n_finished == len(wl)
+
+
+def test_warm_up_rejects_bad_arguments():
+    wl = _wl(2)
+    sim = WarmupSimulator(wl, "fcfs", To0(), 2)
+    with pytest.raises(ValueError, match="instance 2"):
+        sim.warm_up(2, wl[0], 1, 0.0)
+    with pytest.raises(ValueError, match="units=0"):
+        sim.warm_up(0, wl[0], 0, 0.0)
+
+
+SMALL = dict(warm_s=20.0, burst_s=60.0, tail_s=20.0)
+
+
+@pytest.fixture(scope="module")
+def hot_runs():
+    wl = hotspot_workload(8, **SMALL)
+    out = {}
+    for label, mit, wu in (("lmetric", False, False), ("warmup", True, True)):
+        cfg = DetectorConfig(window_s=20.0, mitigate=mit)
+        out[label] = run_detection(wl, 8, config=cfg, warmup=wu)
+    hot = np.array([r.client == "hot" for r in wl], dtype=bool)
+    return wl, hot, out
+
+
+def test_flagged_class_never_routed_to_a_cold_holder(hot_runs):
+    wl, hot, out = hot_runs
+    rep, res = out["warmup"]
+    assert rep.warmups and all(w["ready_s"] is not None and w["gpu_s"] > 0 for w in rep.warmups)
+    d = rep.decisions
+    d = d[d.mitigated & (d.klass == "hot")]
+    assert len(d)
+    for w in rep.warmups:
+        during = d[(d.t >= w["issued_s"]) & (d.t < w["ready_s"])]
+        assert not (during.chosen == w["instance"]).any()
+    # once warm, the new holders do get the class
+    warmed = {w["instance"] for w in rep.warmups}
+    assert set(d.chosen) & warmed
+    assert res.n_finished == len(wl)
+
+
+def test_warmup_mitigation_recovers_without_hurting(hot_runs):
+    wl, hot, out = hot_runs
+    lm, mit = (ttft_stats(out[k][1], hot) for k in ("lmetric", "warmup"))
+    assert mit["ttft_mean_s"] < 0.75 * lm["ttft_mean_s"]
+    assert mit["ttft_p99_s"] <= 1.10 * lm["ttft_p99_s"]
+    assert ttft_stats(out["warmup"][1])["ttft_mean_s"] <= ttft_stats(out["lmetric"][1])["ttft_mean_s"]
