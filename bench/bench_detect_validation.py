@@ -7,19 +7,22 @@ distribution of the mitigation's effect.
 The same study as ``fairsched detect --validate N`` (which writes JSON + CSV). Points run
 through the sweep runner (local process pool, or Ray with ``--ray``). Prints the confusion
 matrix (rows: verdict, columns: measured outcome), the agreement, each disagreement, the
-mitigation figures, wall and CPU time; writes one row per workload to ``--out``.
+mitigation figures, wall and CPU time; writes one row per workload to ``--out`` and every
+seed's hot-class window rows (the model's inputs) to ``<out>_windows.json``.
 Definitions: ``proofs/lmetric_harm_validation.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
 
 import pandas as pd
 
-from fairsched.analysis.detect.validation import validate
+from fairsched.analysis.detect.validation import SEEDS, validate
+from fairsched.output import jsonable
 
 
 def main() -> None:
@@ -28,14 +31,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--ray", action="store_true")
+    ap.add_argument("--seeds", type=int, default=SEEDS, help="workload seeds per spec for the measured outcome")
     ap.add_argument("--out", default="detect_validation.csv")
     a = ap.parse_args()
     t0 = time.perf_counter()
-    v = validate(a.n, a.seed, workers=a.workers, use_ray=a.ray, progress=True)
+    v = validate(a.n, a.seed, workers=a.workers, use_ray=a.ray, progress=True, seeds=a.seeds)
     wall = time.perf_counter() - t0
     ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     cpu = sum(r.ru_utime + r.ru_stime for r in ru)
-    v.frame.to_csv(a.out, index=False)
+    v.frame.drop(columns=["windows", "hot_class"]).to_csv(a.out, index=False)
+    with open(a.out.rsplit(".", 1)[0] + "_windows.json", "w") as f:  # the model's inputs, to rescore a form of it
+        json.dump(jsonable(v.frame[["id", "hot_class", "windows"]].to_dict("records")), f)
     pd.set_option("display.width", 220)
     print(v.summary_text())
     print(f"wall {wall:.0f} s, CPU {cpu:.0f} s ({a.workers} workers; 2 shared cores, under contention)")

@@ -5,6 +5,8 @@ model, edge windows and the mitigation gate.
 - the corrected model never calls a class harmful unless the benign condition is violated
   at the holder count LMetric settles at, and never when ``x <= |M|/N`` (hypothesis);
 - a slice of the validation family: the verdict equals the measured outcome;
+- the measured outcome of a spec over several workload seeds: the mean with a t-interval,
+  "indeterminate" when the interval straddles a line;
 - edge windows: a window with too few class arrivals or mostly past the end of the trace
   gives no verdict and no "closest to violating";
 - mitigation acts only on a class the model calls harmful (else the run is LMetric's).
@@ -17,7 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairsched.analysis.detect import DetectorConfig, HotspotDetector, run_detection
-from fairsched.analysis.detect.validation import family, outcome_label, validate
+from fairsched.analysis.detect.validation import (
+    evaluate,
+    family,
+    harm_excess,
+    outcome_label,
+    spec_outcome,
+    validate,
+)
 from fairsched.analysis.prefix_classes import prefix_classes
 from fairsched.theory.lmetric import (
     d_a_sym,
@@ -80,9 +89,36 @@ def test_outcome_label_definition():
     assert outcome_label(0.05, 0.10, 1.2) == "benign"
 
 
+def test_spec_outcome_is_the_mean_over_seeds_with_an_interval():
+    # one run: the same as outcome_label (harm_excess > 0 iff harmful)
+    for lm, ll, r in ((0.20, 0.10, 1.0), (0.104, 0.10, 3.0), (0.0200, 0.0120, 1.0), (0.0045, 0.0040, 1.0)):
+        assert spec_outcome([harm_excess(lm, ll)], [r]) == outcome_label(lm, ll, r)
+    assert harm_excess(None, 0.1) != harm_excess(None, 0.1)  # NaN: no TTFT, no harm
+    no_harm = [-0.03, -0.04, -0.05, -0.02]
+    assert spec_outcome(no_harm, [1.10, 1.14, 1.12, 1.09]) == "benign"  # every seed below 1.25, tight
+    assert spec_outcome(no_harm, [1.40, 1.38, 1.45, 1.41]) == "hotspot"
+    # id 115 of the family: 1.14 / 1.27 / 1.27 / 1.46 on four seeds: the interval straddles 1.25
+    assert spec_outcome(no_harm, [1.14, 1.27, 1.27, 1.46]) == "indeterminate"
+    assert spec_outcome([0.05, 0.06, 0.04, 0.05], [1.0] * 4) == "harmful"
+    assert spec_outcome([0.05, -0.06, 0.04, -0.01], [3.0] * 4) == "indeterminate"  # harm line not settled
+    # the interval, checked by hand: mean 1.285, s = 0.1317, t(0.95, 3) = 2.353 -> 1.285 -/+ 0.155
+    import numpy as np
+    v = np.array([1.14, 1.27, 1.27, 1.46])
+    half = 2.353 * v.std(ddof=1) / 2
+    assert v.mean() - half < 1.25 < v.mean() + half
+
+
+def test_outcome_over_four_seeds_on_a_spec_near_the_line():
+    # family id 15: hotspot on no seed (measured 1.10-1.15), so its outcome is benign, settled
+    r = evaluate(family(200, 0)[15], seeds=4)
+    assert len(r["seed_ratio"]) == 4 and max(r["seed_ratio"]) < 1.25 and r["outcome"] == "benign"
+    assert {w["seed_j"] for w in r["windows"]} == {0, 1, 2, 3}  # every run's window rows, the model's inputs
+    assert all(len(w["holder_share"]) == r["n"] for w in r["windows"])
+
+
 def test_validation_slice_verdicts_match_the_simulator():
     # benign (holders last), hotspot (random holders), harmful (harm corner), benign (random holders)
-    v = validate(200, 0, ids=[4, 23, 24, 75], workers=1)
+    v = validate(200, 0, ids=[4, 23, 24, 75], workers=1, seeds=1)  # one seed: the outcome is outcome_label's
     assert v.agreement == 1.0, v.disagreements()
     assert v.frame.verdict.tolist() == ["benign", "hotspot", "harmful", "benign"]
     assert v.frame.placement.tolist() == ["high", "random", "low", "random"]
@@ -153,14 +189,20 @@ def test_cli_validate_writes_the_confusion_matrix_and_disagreements(tmp_path):
 
     from fairsched.cli import app
 
-    r = CliRunner().invoke(app, ["detect", "--validate", "1", "--out", str(tmp_path / "v")])
+    r = CliRunner().invoke(app, ["detect", "--validate", "1", "--outcome-seeds", "2", "--out", str(tmp_path / "v")])
     assert r.exit_code == 0, r.output
     doc = json.loads((tmp_path / "v" / "validation.json").read_text())
     assert doc["n"] == 1 and sum(sum(row.values()) for row in doc["confusion"].values()) == 1
-    assert (tmp_path / "v" / "validation_confusion.csv").read_text().startswith("verdict,benign,hotspot,harmful")
+    assert (tmp_path / "v" / "validation_confusion.csv").read_text().startswith(
+        "verdict,benign,hotspot,harmful,indeterminate")
+    assert len(doc["disagreements"]) + doc["n_agree"] == 1 and doc["n_determined"] <= 1
+    win = json.loads((tmp_path / "v" / "validation_windows.json").read_text())
+    assert {w["seed_j"] for w in win[0]["windows"]} <= {0, 1}
     assert (tmp_path / "v" / "validation_disagreements.csv").exists()
     bad = CliRunner().invoke(app, ["detect", "--validate", "0", "--out", str(tmp_path / "w")])
     assert bad.exit_code == 2 and "--validate" in bad.output and not (tmp_path / "w").exists()
+    bad = CliRunner().invoke(app, ["detect", "--validate", "1", "--outcome-seeds", "0", "--out", str(tmp_path / "w")])
+    assert bad.exit_code == 2 and "--outcome-seeds" in bad.output and not (tmp_path / "w").exists()
 
 
 def test_phase_diagram_runs_on_the_grid_executor_with_the_same_rows():

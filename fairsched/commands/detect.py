@@ -27,7 +27,7 @@ from fairsched.commands.limits import check_options, check_windows, open_out, re
 __all__ = ["detect"]
 
 
-def _validate(n: int, seed: int, workers: int, ray: bool, trace, out, force: bool) -> None:
+def _validate(n: int, seed: int, workers: int, ray: bool, trace, out, force: bool, seeds: int = 4) -> None:
     """``detect --validate N``: the validation study on the family's first N workloads."""
     from rich.markup import escape
 
@@ -40,12 +40,14 @@ def _validate(n: int, seed: int, workers: int, ray: bool, trace, out, force: boo
             raise UserError(f"--validate must be between 1 and 10000 workloads, got {n}")
         if workers < 1:
             raise UserError(f"--workers must be >= 1, got {workers}")
+        if not 1 <= seeds <= 16:
+            raise UserError(f"--outcome-seeds must be between 1 and 16, got {seeds}")
         od = open_out(out, "detect", force, None, suffix=f"validate-{n}-seed{seed}")
     console.print(f"validation study: {n} workloads of the family (seed {seed}) on "
                   f"{'Ray' if ray else f'{workers} local process(es)'}")
     t0 = time.perf_counter()
     with user_errors():
-        v = run_validation(n, seed, workers=workers, use_ray=ray, progress=True)
+        v = run_validation(n, seed, workers=workers, use_ray=ray, progress=True, seeds=seeds)
     elapsed = time.perf_counter() - t0
     console.print(escape(v.summary_text()))
     conf = v.confusion()
@@ -55,7 +57,8 @@ def _validate(n: int, seed: int, workers: int, ray: bool, trace, out, force: boo
         od.write_csv("validation_confusion.csv", [{"verdict": r, **{c: int(conf.loc[r, c]) for c in conf.columns}}
                                                   for r in conf.index])
         od.write_csv("validation_disagreements.csv", v.disagreements().to_dict("records"))
-        od.write_csv("validation_rows.csv", v.frame.to_dict("records"))
+        od.write_csv("validation_rows.csv", v.frame.drop(columns=["windows", "hot_class"]).to_dict("records"))
+        od.write_json("validation_windows.json", v.frame[["id", "hot_class", "windows"]].to_dict("records"))
         od.write_json("timing.json", {"total_s": round(elapsed, 3), "workers": workers, "ray": ray})
     console.print(f"wrote {escape(str(js))} ({elapsed:.1f} s)")
 
@@ -119,8 +122,12 @@ def detect(
     validate: Annotated[int | None, typer.Option(
         help="Instead of a trace: run the first N workloads of the seeded validation family (--seed; "
              "the benchmark is N = 200) and compare each verdict with the simulated harm. Writes "
-             "validation.json, validation_confusion.csv, validation_disagreements.csv, validation_rows.csv.",
+             "validation.json, validation_confusion.csv, validation_disagreements.csv, validation_rows.csv, "
+             "validation_windows.json (every run's hot-class window rows: the model's inputs).",
         show_default=False)] = None,
+    outcome_seeds: Annotated[int, typer.Option(
+        help="With --validate: workload seeds per workload for the measured outcome (1-16; mean with a 90 % "
+             "t-interval, 'indeterminate' when it straddles a line).")] = 4,
     workers: Annotated[int, typer.Option(help="With --validate: local worker processes.")] = 1,
     ray: Annotated[bool, typer.Option("--ray", help="With --validate: run the workloads on Ray.")] = False,
 ) -> None:
@@ -139,7 +146,7 @@ def detect(
     from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
 
     if validate is not None:
-        return _validate(validate, seed, workers, ray, trace, out, force)
+        return _validate(validate, seed, workers, ray, trace, out, force, outcome_seeds)
     with user_errors():
         if instances < 2:
             raise UserError(f"detect needs --instances >= 2 (routing between instances), got {instances}")

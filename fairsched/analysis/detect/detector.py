@@ -196,7 +196,8 @@ class HotspotDetector:
                        out_other=(self.w_other_out - co) / n_other if n_other else 0.0, n_class_cum=self.cum[c])
             if self.assess is not None:  # every checked class: the corrected model's regime
                 hold = self.w_hold_idx[c]  # where the holders sit matters: ties go to the lowest index
-                row["theory"] = self.assess({**row, "holder_share": [hold[i] / n for i in range(N)]})
+                row["holder_share"] = [hold[i] / n for i in range(N)]  # kept: a verdict is a function of the row
+                row["theory"] = self.assess(dict(row))
             regime = row.get("theory", {}).get("regime", "harmful")
             if bad and c not in self.flagged:
                 self.flagged[c] = {"since": k, "M": M, "regime": regime,

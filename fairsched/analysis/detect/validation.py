@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -39,13 +40,14 @@ from fairsched.analysis.detect.detector import DetectorConfig
 from fairsched.analysis.detect.runner import run_detection, ttft_stats
 from fairsched.analysis.prefix_classes import prefix_classes
 
-__all__ = ["HARM_ABS_S", "HARM_REL", "HOTSPOT_RATIO", "LABELS", "ROUTERS", "Validation", "capacity_qps",
-           "evaluate", "family", "outcome_label", "validate", "workload_of"]
+__all__ = ["HARM_ABS_S", "HARM_REL", "HOTSPOT_RATIO", "LABELS", "OUTCOMES", "ROUTERS", "SEEDS", "Validation", "capacity_qps",
+           "evaluate", "family", "harm_excess", "outcome_label", "spec_outcome", "validate", "workload_of"]
 
 HARM_REL = 0.10  # LMetric's hot-class mean TTFT above least-load's by more than 10 % ...
 HARM_ABS_S = 0.005  # ... and by more than 5 ms (half a decode step: below it is noise)
 HOTSPOT_RATIO = 1.25  # holders' (B + 1) over the others' at hot-class decisions (phase diagram's rule)
 LABELS = ("benign", "hotspot", "harmful")
+OUTCOMES = (*LABELS, "indeterminate")  # a spec whose seeds do not settle which side of a line it is on
 ROUTERS = ("least-load", "linear")  # compared with LMetric; "best" = lowest hot-class mean TTFT
 SUFFIX = (16, 64)
 OUTPUT = (32, 96)
@@ -145,6 +147,45 @@ def outcome_label(lm_hot: float | None, ll_hot: float | None, load_ratio: float)
     return "hotspot" if load_ratio > HOTSPOT_RATIO else "benign"
 
 
+SEEDS = 4  # workload seeds per spec for the measured outcome (proofs/lmetric_harm_validation.md §1.1)
+T90 = {2: 6.314, 3: 2.920, 4: 2.353, 5: 2.132, 6: 2.015, 8: 1.895}  # Student t, one-sided 5 % (two-sided 90 %), k-1 dof
+
+
+def harm_excess(lm_hot: float | None, ll_hot: float | None) -> float:
+    """How far one run is past the harm line [s]: ``T_LM - max((1 + HARM_REL) T_LL, T_LL + HARM_ABS_S)``;
+    > 0 iff :func:`outcome_label` calls the run harmful (NaN if a mean is missing)."""
+    if lm_hot is None or ll_hot is None:
+        return math.nan
+    return lm_hot - max(ll_hot * (1 + HARM_REL), ll_hot + HARM_ABS_S)
+
+
+def _side(values: Sequence[float], line: float) -> int:
+    """+1 / -1 if the mean of ``values`` is above / below ``line`` with 95 % one-sided
+    confidence (Student t on the seeds, the two-sided 90 % interval excludes the line), 0 if
+    the interval straddles it. One value: its side (no interval)."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if not v.size:
+        return -1
+    m = float(v.mean())
+    if v.size == 1:
+        return 1 if m > line else -1
+    half = T90.get(v.size, 1.645) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return 1 if m - half > line else -1 if m + half <= line else 0
+
+
+def spec_outcome(excess: Sequence[float], ratios: Sequence[float]) -> str:
+    """The measured outcome of a *spec* from its ``k`` seeded runs (``excess``: per run
+    :func:`harm_excess` [s]; ``ratios``: per run the load ratio R). ``harmful`` if the mean
+    excess is above 0 with 95 % one-sided confidence; ``indeterminate`` if its interval
+    straddles 0; otherwise the same test of the mean R against :data:`HOTSPOT_RATIO`
+    (``hotspot`` / ``benign`` / ``indeterminate``). With one run it is :func:`outcome_label`.
+    Definition and justification: ``proofs/lmetric_harm_validation.md`` §1.1."""
+    h = _side(excess, 0.0)
+    if h:
+        return "harmful" if h > 0 else {1: "hotspot", -1: "benign", 0: "indeterminate"}[_side(ratios, HOTSPOT_RATIO)]
+    return "indeterminate"
+
+
 def _verdict(rep) -> tuple[str, dict]:
     """The worst regime the model gives over the hot class's checked windows (benign if none)."""
     f = next((f for f in rep.flagged_classes if f["klass"] == "hot"), None)
@@ -158,8 +199,13 @@ def _verdict(rep) -> tuple[str, dict]:
     return worst, extra
 
 
-def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS) -> dict:
-    """Detector verdict, measured outcome and latencies for one spec (one row)."""
+def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS, seeds: int = SEEDS) -> dict:
+    """Detector verdict, measured outcome and latencies for one spec (one row).
+
+    The verdict and the latencies are those of the spec's own seed; the outcome is
+    :func:`spec_outcome` over ``seeds`` workload seeds (``seed``, ``seed + 1``, ...: LMetric
+    with the detector and least-load on each; ``outcome_seed0`` is the first seed's label).
+    ``windows`` keeps every seed's hot-class window rows (:func:`_hot_windows`)."""
     from fairsched.sim import CostModel, simulate
 
     cost = cost or CostModel()
@@ -171,9 +217,7 @@ def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS) -> dict:
     row = {**spec, "qps": qps, "horizon_s": H, "n_requests": len(wl), "n_hot": int(hot.sum())}
     rep, lm = run_detection(wl, spec["n"], config=cfg, cost=cost, instance=instance, classes=pc, preload=pre)
     verdict, extra = _verdict(rep)
-    d = rep.decisions
-    d = d[(d.klass == "hot") & (d.n_holders > 0) & (d.n_holders < spec["n"])]
-    ratio = float((d.load_holders.mean() + 1) / (d.load_others.mean() + 1)) if len(d) else 1.0
+    ratio = _load_ratio(rep, spec["n"])
     row.update(verdict=verdict, load_ratio=ratio, **extra)
     mcfg = DetectorConfig(window_s=H / 4, top_k=3, min_class_requests=5, mitigate=True)
     mit = lm  # mitigation changes nothing unless the verdict is harmful and phase 2 confirms
@@ -188,8 +232,48 @@ def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS) -> dict:
                     f"{name}_all_mean": a["ttft_mean_s"], f"{name}_all_p99": a["ttft_p99_s"]})
     best = min(routers, key=lambda r: row[f"{r}_hot_mean"] if row[f"{r}_hot_mean"] is not None else math.inf)
     row["best_router"] = best
-    row["outcome"] = outcome_label(row["lmetric_hot_mean"], row["least-load_hot_mean"], ratio)
+    row["outcome_seed0"] = outcome_label(row["lmetric_hot_mean"], row["least-load_hot_mean"], ratio)
+    runs = [(harm_excess(row["lmetric_hot_mean"], row["least-load_hot_mean"]), ratio, verdict)]
+    windows = [_hot_windows(rep, 0)]
+    for j in range(1, seeds):  # the same spec, other workload seeds: LMetric (+ detector) and least-load only
+        wl_j, _, _ = workload_of({**spec, "seed": spec["seed"] + j}, cost)
+        pc_j = prefix_classes(wl_j)
+        hot_j = np.array([c == "hot" for c in pc_j.class_of], dtype=bool)
+        rep_j, lm_j = run_detection(wl_j, spec["n"], config=cfg, cost=cost, instance=instance, classes=pc_j,
+                                    preload=pre)
+        ll_j = simulate(wl_j, "fcfs", "least-load", n_instances=spec["n"], instance=instance, cost=cost)
+        runs.append((harm_excess(ttft_stats(lm_j, hot_j)["ttft_mean_s"], ttft_stats(ll_j, hot_j)["ttft_mean_s"]),
+                     _load_ratio(rep_j, spec["n"]), _verdict(rep_j)[0]))
+        windows.append(_hot_windows(rep_j, j))
+    row["seed_excess"] = [round(float(e), 6) for e, _, _ in runs]
+    row["seed_ratio"] = [round(float(r), 4) for _, r, _ in runs]
+    row["seed_verdict"] = [v for _, _, v in runs]
+    row["outcome"] = spec_outcome(row["seed_excess"], row["seed_ratio"])
+    row["windows"] = [w for ws in windows for w in ws]
+    row["hot_class"] = {k: pc.classes["hot"][k] for k in ("mean_input", "shared_tokens", "mean_output")} \
+        if "hot" in pc.classes else None
     return row
+
+
+def _load_ratio(rep, n: int) -> float:
+    """``(mean B_M + 1) / (mean B_Mbar + 1)`` at hot-class decisions with holders and non-holders (1 if none)."""
+    d = rep.decisions
+    d = d[(d.klass == "hot") & (d.n_holders > 0) & (d.n_holders < n)]
+    return float((d.load_holders.mean() + 1) / (d.load_others.mean() + 1)) if len(d) else 1.0
+
+
+WINDOW_KEYS = ("window", "x", "holders_eval", "n_class", "qps", "load0", "in_other", "out_other", "n_class_cum",
+               "holder_share")
+
+
+def _hot_windows(rep, j: int) -> list[dict]:
+    """The hot class's checked window rows (the model's inputs, :data:`WINDOW_KEYS`), tagged
+    with the seed offset ``j``: a verdict is a function of these rows only, so another form
+    of the model can be scored without rerunning the simulator."""
+    w = rep.windows
+    if not len(w):
+        return []
+    return [{"seed_j": j, **{k: r.get(k) for k in WINDOW_KEYS}} for r in w[w.klass == "hot"].to_dict("records")]
 
 
 @dataclass
@@ -200,13 +284,25 @@ class Validation:
 
     def confusion(self) -> pd.DataFrame:
         """Counts: rows = detector verdict, columns = measured outcome."""
-        return pd.crosstab(pd.Categorical(self.frame.verdict, LABELS), pd.Categorical(self.frame.outcome, LABELS),
+        return pd.crosstab(pd.Categorical(self.frame.verdict, LABELS), pd.Categorical(self.frame.outcome, OUTCOMES),
                            rownames=["verdict"], colnames=["outcome"], dropna=False)
 
     @property
     def agreement(self) -> float:
-        """Share of workloads whose verdict equals the measured outcome."""
+        """Share of workloads whose verdict equals the measured outcome (an indeterminate
+        outcome never agrees)."""
         return float((self.frame.verdict == self.frame.outcome).mean())
+
+    @property
+    def determined(self) -> pd.DataFrame:
+        """The rows whose outcome is not indeterminate."""
+        return self.frame[self.frame.outcome != "indeterminate"]
+
+    @property
+    def agreement_determined(self) -> float:
+        """Agreement over the workloads whose outcome is determined (NaN if none)."""
+        d = self.determined
+        return float((d.verdict == d.outcome).mean()) if len(d) else math.nan
 
     @property
     def harm_agreement(self) -> float:
@@ -216,7 +312,8 @@ class Validation:
 
     def disagreements(self) -> pd.DataFrame:
         cols = ["id", "kind", "n", "holders", "placement", "holder_ids", "x", "x_over_threshold", "load", "doc_tokens",
-                "mode", "verdict", "outcome", "predicted_ratio", "load_ratio", "lmetric_hot_mean", "least-load_hot_mean"]
+                "mode", "verdict", "outcome", "outcome_seed0", "predicted_ratio", "load_ratio", "seed_ratio",
+                "seed_excess", "lmetric_hot_mean", "least-load_hot_mean"]
         f = self.frame
         return f.loc[f.verdict != f.outcome, [c for c in cols if c in f]]
 
@@ -228,6 +325,7 @@ class Validation:
         rec = m.gap_recovered.dropna()
         conf = self.confusion()
         return {"n": len(self.frame), "agreement": self.agreement, "n_agree": int((self.frame.verdict == self.frame.outcome).sum()),
+                "n_determined": len(self.determined), "agreement_determined": self.agreement_determined,
                 "harm_agreement": self.harm_agreement,
                 "confusion": {str(r): {str(c): int(conf.loc[r, c]) for c in conf.columns} for r in conf.index},
                 "worst_hot_p99_change": float(m.hot_p99_change.max()), "worst_all_mean_change": float(m.all_mean_change.max()),
@@ -241,7 +339,8 @@ class Validation:
         m = self.mitigation()
         return "\n".join([
             "confusion matrix (rows: detector verdict, columns: simulated outcome)", self.confusion().to_string(),
-            f"agreement {s['agreement']:.3f} ({s['n_agree']} of {s['n']}); harmful-or-not {s['harm_agreement']:.3f}",
+            f"agreement {s['agreement']:.3f} ({s['n_agree']} of {s['n']}); on the {s['n_determined']} determined "
+            f"outcomes {s['agreement_determined']:.3f}; harmful-or-not {s['harm_agreement']:.3f}",
             "", "disagreements", self.disagreements().round(3).to_string(index=False), "",
             "mitigation vs LMetric: hot-class p99 TTFT change (fraction)",
             m.hot_p99_change.describe(percentiles=[0.5, 0.9, 0.99]).round(4).to_string(),
@@ -263,8 +362,9 @@ class Validation:
 
 
 def validate(n: int = 200, seed: int = 0, *, ids: Sequence[int] | None = None, workers: int = 1,
-             use_ray: bool = False, ray_address: str | None = None, progress: bool = False) -> Validation:
-    """Run :func:`evaluate` on ``family(n, seed)`` (or its members ``ids``) through the
+             use_ray: bool = False, ray_address: str | None = None, progress: bool = False,
+             seeds: int = SEEDS) -> Validation:
+    """Run :func:`evaluate` (``seeds`` workload seeds per spec) on ``family(n, seed)`` (or its members ``ids``) through the
     sweep runner (:func:`fairsched.sweep.map_grid`: serial, ``workers`` local processes, or
     Ray); the default A100 cost model and instance. Rows in family order.
 
@@ -279,6 +379,6 @@ def validate(n: int = 200, seed: int = 0, *, ids: Sequence[int] | None = None, w
         if bad:
             raise ValueError(f"ids {bad} are outside the family of {n} workloads")
         fam = [fam[i] for i in ids]
-    rows = map_grid(evaluate, fam, workers=workers, use_ray=use_ray, ray_address=ray_address, progress=progress,
+    rows = map_grid(partial(evaluate, seeds=seeds), fam, workers=workers, use_ray=use_ray, ray_address=ray_address, progress=progress,
                     desc="validation workloads")
     return Validation(pd.DataFrame(rows))
