@@ -1,11 +1,11 @@
-"""Speed of the service gap (fairsched.analysis.gap.stream_max_gap, its one implementation).
+"""Speed of the service gap (fairsched.analysis.gap.max_gap_from_logs, its one implementation).
 
     python bench/bench_bounds.py [--events 1000000] [--clients 64] [--small 3000] [--sim]
 
 1. A random service log of ``--events`` events (``synthetic_log``: steps of 20 ms, ~16
-   events a step, backlogs toggling every ~120 steps) is checked by the streaming
+   events a step, backlogs toggling every ~120 steps) is checked by the branch-and-bound
    checker; the wall time is printed (target: < 10 s for 1,000,000 events).
-2. A small log (``--small`` events, 5 clients, backlogs toggling every ~6 steps) is checked by the streaming checker and
+2. A small log (``--small`` events, 5 clients, backlogs toggling every ~6 steps) is checked by the branch-and-bound checker and
    the naive all-pairs reference side by side: same gap, same worst pair, window and interval.
 3. ``--sim``: the checker on a real simulator log (Mooncake trace, 16 instances, VTC)
    when the shared data directory exists.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from fairsched.analysis.gap import max_service_gap, stream_max_gap
+from fairsched.analysis.gap import max_gap_from_logs, max_service_gap
 from fairsched.analysis.gap_reference import naive_max_gap, synthetic_log
 
 
@@ -39,21 +39,21 @@ def main() -> None:
     cols = synthetic_log(a.events, a.clients, seed=a.seed)
     print(f"large log: {cols[0].size:,} service events, {cols[3].size:,} backlog changes, {a.clients} clients")
     t = time.perf_counter()
-    g = stream_max_gap(*cols)
+    g = max_gap_from_logs(*cols)
     dt = time.perf_counter() - t
-    _row("streaming", dt, g)
+    _row("branch-and-bound", dt, g)
     print(f"  -> {cols[0].size / dt:,.0f} events/s; {g.n_windows:,} pair windows closed; "
           f"{'OK' if dt < 10 else 'SLOWER THAN'} the 10 s target")
 
     small = synthetic_log(a.small, 5, seed=a.seed + 1, mean_toggle_steps=6.0)
     print(f"small log: {small[0].size:,} service events, {small[3].size} backlog changes, 5 clients")
     res = {}
-    for name, fn in (("streaming", lambda: stream_max_gap(*small, per_pair=True)),
+    for name, fn in (("branch-and-bound", lambda: max_gap_from_logs(*small, per_pair=True)),
                      ("naive all-pairs", lambda: naive_max_gap(*small))):
         t = time.perf_counter()
         res[name] = fn()
         _row(name, time.perf_counter() - t, res[name])
-    s, v = res["streaming"], res["naive all-pairs"]
+    s, v = res["branch-and-bound"], res["naive all-pairs"]
     same = s.gap == v.gap and s.pair == v.pair and s.window == v.window and s.interval == v.interval
     pp = max(abs(s.per_pair[k] - v.per_pair[k]) for k in v.per_pair) if v.per_pair else 0.0
     print(f"  -> same answers: {same}; per-pair gaps: {len(v.per_pair)} pairs, max difference {pp:g}")
@@ -72,7 +72,7 @@ def main() -> None:
               f"{len(r.bl_t):,} backlog changes, {len(r.clients):,} clients")
         t = time.perf_counter()
         g = max_service_gap(r, per_pair=False)
-        _row("streaming (cluster log)", time.perf_counter() - t, g)
+        _row("branch-and-bound (cluster log)", time.perf_counter() - t, g)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ from typer.testing import CliRunner
 from fairsched.analysis.bounds import (
     check_run,
     concurrency_k,
+    max_gap_from_logs,
     max_service_gap,
     measured_x,
     naive_max_gap,
     simulate_for_check,
-    stream_max_gap,
     synthetic_log,
 )
 from fairsched.analysis.gap_reference import max_service_gap_naive
@@ -71,7 +71,7 @@ def test_stream_equals_naive_and_metrics(log):
     n, ev, bl = log
     cols = _cols(ev, bl)
     names = [f"c{i}" for i in range(n)]
-    s = stream_max_gap(*cols, names=names, per_pair=True)
+    s = max_gap_from_logs(*cols, names=names, per_pair=True)
     v = naive_max_gap(*cols, names=names)
     fake = SimpleNamespace(svc_t=cols[0], svc_client=cols[1].astype(np.int64), svc_amount=cols[2], bl_t=cols[3],
                            bl_client=cols[4].astype(np.int64), bl_delta=cols[5].astype(np.int64), clients=names)
@@ -110,7 +110,7 @@ def test_pruned_gap_equals_naive(log, cells):
     window, interval and number of windows, whatever the batch size."""
     n, ev, bl = log
     cols = _cols(ev, bl)
-    s = stream_max_gap(*cols, names=[f"c{i}" for i in range(n)], chunk_cells=cells)
+    s = max_gap_from_logs(*cols, names=[f"c{i}" for i in range(n)], chunk_cells=cells)
     v = naive_max_gap(*cols, names=[f"c{i}" for i in range(n)])
     assert (s.gap, s.pair, s.window, s.interval, s.left_closed, s.n_windows) == \
         (v.gap, v.pair, v.window, v.interval, v.left_closed, v.n_windows)
@@ -118,7 +118,7 @@ def test_pruned_gap_equals_naive(log, cells):
 
 def test_gap_rejects_negative_service():
     with pytest.raises(ValueError, match="amounts must be >= 0"):
-        stream_max_gap([0.0], [0], [-1.0], [0.0, 0.0], [0, 1], [1, 1])
+        max_gap_from_logs([0.0], [0], [-1.0], [0.0, 0.0], [0, 1], [1, 1])
 
 
 def test_gap_with_many_clients_backlogged_at_once_needs_no_pair_matrix():
@@ -129,21 +129,21 @@ def test_gap_with_many_clients_backlogged_at_once_needs_no_pair_matrix():
     bc = np.r_[np.arange(n), np.arange(n)]
     bd = np.r_[np.ones(n, dtype=np.int64), -np.ones(n, dtype=np.int64)]
     svc_c = np.array([7, 123, 19_999])
-    g = stream_max_gap([1.0, 2.0, 3.0], svc_c, [5.0, 40.0, 12.0], bt, bc, bd)
+    g = max_gap_from_logs([1.0, 2.0, 3.0], svc_c, [5.0, 40.0, 12.0], bt, bc, bd)
     assert g.gap == 40.0 and g.pair == ("123", "0") and g.window == (0.0, 10.0)
     assert g.n_windows == n * (n - 1) // 2
 
 
 def test_stream_equals_naive_on_synthetic_log():
     cols = synthetic_log(4000, 6, seed=3)
-    s, v = stream_max_gap(*cols), naive_max_gap(*cols)
+    s, v = max_gap_from_logs(*cols), naive_max_gap(*cols)
     assert s.gap == v.gap and s.pair == v.pair and s.window == v.window and s.interval == v.interval
     assert s.n_windows == v.n_windows
 
 
 def test_stream_memory_knob_does_not_change_the_answer():
     cols = synthetic_log(20000, 12, seed=1)
-    assert stream_max_gap(*cols).gap == stream_max_gap(*cols, chunk_cells=50).gap
+    assert max_gap_from_logs(*cols).gap == max_gap_from_logs(*cols, chunk_cells=50).gap
 
 
 @pytest.mark.parametrize("policy", ["fcfs", "lpm", "vtc", "dlpm"])
@@ -157,8 +157,8 @@ def test_stream_equals_naive_on_simulator_runs(policy):
 
 def test_empty_and_single_client_logs():
     z = np.zeros(0)
-    assert stream_max_gap(z, z, z, z, z, z).gap == 0.0
-    g = stream_max_gap([0.0, 1.0], [0, 0], [5.0, 5.0], [0.0, 2.0], [0, 0], [1, -1])
+    assert max_gap_from_logs(z, z, z, z, z, z).gap == 0.0
+    g = max_gap_from_logs([0.0, 1.0], [0, 0], [5.0, 5.0], [0.0, 2.0], [0, 0], [1, -1])
     assert g.gap == 0.0 and g.pair is None and g.n_windows == 0
 
 

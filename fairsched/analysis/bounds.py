@@ -1,7 +1,7 @@
 """Fairness bounds on a run: one import for the bound checker's parts.
 
 - :mod:`fairsched.analysis.gap`: the service gap, exact, pruned by each leader's service (``proofs/gap_algorithm.md``)
-  (:func:`stream_max_gap`, :func:`max_service_gap`);
+  (:func:`max_gap_from_logs`, :func:`max_service_gap`);
 - :mod:`fairsched.analysis.gap_reference`: its quadratic reference (:func:`naive_max_gap`)
   and benchmark logs (:func:`synthetic_log`);
 - :mod:`fairsched.analysis.service_params`: the parameters the bounds are evaluated with
@@ -13,7 +13,7 @@
 """
 
 from fairsched.analysis.bound_figures import fig_gap_vs_bound
-from fairsched.analysis.gap import GapReport, max_service_gap, stream_max_gap
+from fairsched.analysis.gap import GapReport, max_gap_from_logs, max_service_gap
 from fairsched.analysis.gap_reference import naive_max_gap, synthetic_log
 from fairsched.analysis.service_params import (
     concurrency_k,
@@ -37,5 +37,5 @@ from fairsched.analysis.verdicts import (
 
 __all__ = ["STATUS_CANDIDATE_VIOLATED", "STATUS_HOLDS", "STATUS_NA", "STATUS_NO_BOUND", "STATUS_PUBLISHED_VIOLATED",
            "STATUS_VACUOUS", "STATUS_VIOLATED", "GapReport", "Verdict", "check_run", "concurrency_k",
-           "everywhere_backlog_log", "fig_gap_vs_bound", "instance_backlog_log", "max_service_gap", "measured_x",
-           "naive_max_gap", "simulate_for_check", "stream_max_gap", "synthetic_log", "verdict_frame"]
+           "everywhere_backlog_log", "fig_gap_vs_bound", "instance_backlog_log", "max_gap_from_logs", "max_service_gap",
+           "measured_x", "naive_max_gap", "simulate_for_check", "synthetic_log", "verdict_frame"]

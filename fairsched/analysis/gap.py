@@ -1,5 +1,5 @@
 """The service gap: the largest difference in service between two clients while both are
-backlogged (:func:`stream_max_gap`, :func:`max_service_gap`). It is the fairness quantity the
+backlogged (:func:`max_gap_from_logs`, :func:`max_service_gap`). It is the fairness quantity the
 VTC / DLPM bounds speak about (VTC, Sheng et al. OSDI'24, Thm. 4.1; DLPM, Cao et al. arXiv
 2501.14312, Thm. 4.2; the proved forms in ``proofs/``). This is its one implementation; the
 quadratic reference straight from the definition is :mod:`fairsched.analysis.gap_reference`.
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["GapReport", "backlog_interval_arrays", "max_service_gap", "stream_max_gap"]
+__all__ = ["GapReport", "backlog_interval_arrays", "max_gap_from_logs", "max_service_gap"]
 
 
 @dataclass
@@ -247,9 +247,9 @@ class _Logs:
         return lead
 
 
-def stream_max_gap(svc_t, svc_client, svc_amount, bl_t, bl_client, bl_delta, names=None, *,
-                   n_clients: int | None = None, per_pair: bool = False,
-                   chunk_cells: int = 2_000_000) -> GapReport:
+def max_gap_from_logs(svc_t, svc_client, svc_amount, bl_t, bl_client, bl_delta, names=None, *,
+                      n_clients: int | None = None, per_pair: bool = False,
+                      chunk_cells: int = 2_000_000) -> GapReport:
     """Largest service gap between two backlogged clients (module docstring: the algorithm).
 
     Args:
@@ -356,7 +356,7 @@ def _witness(res: GapReport, st, sc, sa, f: int, g: int, s: float, e: float, nam
 
 
 def max_service_gap(result, per_pair: bool = True) -> GapReport:
-    """:func:`stream_max_gap` on a run's own logs (the cluster-wide backlog: a client is
+    """:func:`max_gap_from_logs` on a run's own logs (the cluster-wide backlog: a client is
     backlogged while it waits anywhere), on the result's causal axis (``svc_seq`` /
     ``bl_seq``) when it has one; ``window`` and ``interval`` in seconds.
 
@@ -374,12 +374,12 @@ def max_service_gap(result, per_pair: bool = True) -> GapReport:
         return copy.deepcopy(cache[1])
     names = list(result.clients)
     if getattr(result, "svc_seq", None) is not None and getattr(result, "bl_seq", None) is not None:
-        g = stream_max_gap(result.svc_seq, result.svc_client, result.svc_amount, result.bl_seq, result.bl_client,
-                           result.bl_delta, names=names, per_pair=per_pair)
+        g = max_gap_from_logs(result.svc_seq, result.svc_client, result.svc_amount, result.bl_seq, result.bl_client,
+                              result.bl_delta, names=names, per_pair=per_pair)
         g = in_seconds(g, result.seq_t)
     else:
-        g = stream_max_gap(result.svc_t, result.svc_client, result.svc_amount, result.bl_t, result.bl_client,
-                           result.bl_delta, names=names, per_pair=per_pair)
+        g = max_gap_from_logs(result.svc_t, result.svc_client, result.svc_amount, result.bl_t, result.bl_client,
+                              result.bl_delta, names=names, per_pair=per_pair)
     if getattr(result, "svc_seq", None) is not None:  # a finalized SimResult: remember it (summary, then check)
         with contextlib.suppress(AttributeError):
             result._gap_cache = (key, copy.deepcopy(g))

@@ -105,7 +105,7 @@ def _max_service_gap_naive(result) -> GapReport:
 
 
 def naive_max_gap(svc_t, svc_client, svc_amount, bl_t, bl_client, bl_delta, names=None) -> GapReport:
-    """Quadratic reference of :func:`fairsched.analysis.gap.stream_max_gap` (for tests and
+    """Quadratic reference of :func:`fairsched.analysis.gap.max_gap_from_logs` (for tests and
     the benchmark): :func:`max_service_gap_naive` on these columns (same arguments)."""
 
     c, bc = np.asarray(svc_client, dtype=np.int64), np.asarray(bl_client, dtype=np.int64)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from fairsched.analysis.gap import GapReport, in_seconds, max_service_gap, stream_max_gap
+from fairsched.analysis.gap import GapReport, in_seconds, max_gap_from_logs, max_service_gap
 from fairsched.analysis.service_params import (
     concurrency_k,
     everywhere_backlog_log,
@@ -144,7 +144,7 @@ def instance_gaps(result, K: int) -> dict[int, GapReport]:
     gaps: dict[int, GapReport] = {}
     for j in range(K):
         st, sc, sa = instance_service(result, j, causal=True)
-        gaps[j] = in_seconds(stream_max_gap(st, sc, sa, *instance_backlog_log(result, j), names=clients),
+        gaps[j] = in_seconds(max_gap_from_logs(st, sc, sa, *instance_backlog_log(result, j), names=clients),
                              result.inst_seq_t)
     return gaps
 
@@ -153,8 +153,8 @@ def anywhere_gap(result) -> GapReport:
     """The service gap between clients backlogged at *some* instance, on cluster-wide
     service (``everywhere_backlog_log``; the scope of D2LPM's summed bound). Needs the
     per-instance logs of :func:`~fairsched.analysis.service_params.simulate_for_check`."""
-    return in_seconds(stream_max_gap(result.inst_svc_seq, result.svc_client, result.svc_amount,
-                                     *everywhere_backlog_log(result), names=list(result.clients)),
+    return in_seconds(max_gap_from_logs(result.inst_svc_seq, result.svc_client, result.svc_amount,
+                                        *everywhere_backlog_log(result), names=list(result.clients)),
                       result.inst_seq_t)
 
 
