@@ -43,11 +43,12 @@ every leader (it reports every pair).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from fairsched.analysis.columns import memo
 
 __all__ = ["GapReport", "backlog_interval_arrays", "max_gap_from_logs", "max_service_gap"]
 
@@ -367,23 +368,20 @@ def max_service_gap(result, per_pair: bool = True) -> GapReport:
         per_pair: also fill ``GapReport.per_pair`` (one entry per pair of clients ever
             backlogged together; can be large with thousands of clients).
     """
-    key = (id(result.svc_amount), len(result.svc_amount), id(getattr(result, "svc_seq", None)),
-           id(getattr(result, "bl_seq", None)), bool(per_pair))
-    cache = getattr(result, "_gap_cache", None)  # (key, report) of the last call on these logs
-    if cache is not None and cache[0] == key:
-        return copy.deepcopy(cache[1])
-    names = list(result.clients)
-    if getattr(result, "svc_seq", None) is not None and getattr(result, "bl_seq", None) is not None:
-        g = max_gap_from_logs(result.svc_seq, result.svc_client, result.svc_amount, result.bl_seq, result.bl_client,
-                              result.bl_delta, names=names, per_pair=per_pair)
-        g = in_seconds(g, result.seq_t)
-    else:
-        g = max_gap_from_logs(result.svc_t, result.svc_client, result.svc_amount, result.bl_t, result.bl_client,
-                              result.bl_delta, names=names, per_pair=per_pair)
-    if getattr(result, "svc_seq", None) is not None:  # a finalized SimResult: remember it (summary, then check)
-        with contextlib.suppress(AttributeError):
-            result._gap_cache = (key, copy.deepcopy(g))
-    return g
+    def compute() -> GapReport:
+        names = list(result.clients)
+        if getattr(result, "svc_seq", None) is not None and getattr(result, "bl_seq", None) is not None:
+            g = max_gap_from_logs(result.svc_seq, result.svc_client, result.svc_amount, result.bl_seq,
+                                  result.bl_client, result.bl_delta, names=names, per_pair=per_pair)
+            return in_seconds(g, result.seq_t)
+        return max_gap_from_logs(result.svc_t, result.svc_client, result.svc_amount, result.bl_t, result.bl_client,
+                                 result.bl_delta, names=names, per_pair=per_pair)
+
+    if getattr(result, "svc_seq", None) is None:  # not a finalized SimResult: its logs may still grow
+        return compute()
+    inputs = (result.svc_amount, len(result.svc_amount), result.svc_seq, getattr(result, "bl_seq", None),
+              bool(per_pair))
+    return copy.deepcopy(memo(result, "gap", inputs, compute))  # the caller may edit its report
 
 
 def in_seconds(g: GapReport, seq_t) -> GapReport:

@@ -13,11 +13,9 @@ per-instance logs they are measured on.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
-from fairsched.analysis.columns import request_arrays
+from fairsched.analysis.columns import memo, request_arrays
 from fairsched.analysis.gap import _sorted
 
 __all__ = ["concurrency_k", "everywhere_backlog_log", "has_instance_logs", "instance_backlog_log",
@@ -47,7 +45,7 @@ def instance_backlog_log(result, instance: int):
     """Backlog log of one instance's queue ``(position, client, delta)`` on the
     per-instance causal axis (``result.inst_seq_t[position]`` is its time). Needs a result
     of :func:`simulate_for_check`."""
-    idx = _by_instance(result, "_ibl_order", np.asarray(result.ibl_instance, dtype=np.int64), instance)
+    idx = _by_instance(result, "ibl_order", np.asarray(result.ibl_instance, dtype=np.int64), instance)
     seq = result.ibl_seq[idx]
     o = idx[np.argsort(seq, kind="stable")]
     return result.ibl_seq[o], result.ibl_client[o], result.ibl_delta[o]
@@ -55,14 +53,12 @@ def instance_backlog_log(result, instance: int):
 
 def _by_instance(result, name: str, inst: np.ndarray, j: int) -> np.ndarray:
     """Indices (increasing) of the entries of instance ``j`` in ``inst``, from one stable argsort
-    kept on ``result`` under ``name`` (16 instances: one sort instead of 16 scans)."""
-    cached = getattr(result, name, None)
-    if cached is None or cached[0] != inst.size:
+    kept in ``result.analysis_cache[name]`` (16 instances: one sort instead of 16 scans)."""
+    def sort():
         order = np.argsort(inst, kind="stable")  # by instance, log order kept
-        cached = (inst.size, order, np.searchsorted(inst[order], np.arange(int(result.n_instances) + 1)))
-        with contextlib.suppress(AttributeError):
-            setattr(result, name, cached)
-    _, order, bounds = cached
+        return order, np.searchsorted(inst[order], np.arange(int(result.n_instances) + 1))
+
+    order, bounds = memo(result, name, (inst.size,), sort)
     return order[bounds[j]:bounds[j + 1]] if 0 <= j < bounds.size - 1 else order[:0]
 
 
@@ -98,7 +94,7 @@ def instance_service(result, j: int, causal: bool = False):
     c = np.asarray(result.svc_client, dtype=np.int64)
     a = np.asarray(result.svc_amount, dtype=float)
     if getattr(result, "svc_instance", None) is not None:
-        idx = _by_instance(result, "_svc_order", np.asarray(result.svc_instance, dtype=np.int64), j)
+        idx = _by_instance(result, "svc_order", np.asarray(result.svc_instance, dtype=np.int64), j)
         t, c, a = t[idx], c[idx], a[idx]
     return _sorted(t, c, a)
 

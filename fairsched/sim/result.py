@@ -69,6 +69,10 @@ class SimResult:
     n_instances: int = 1
     audit: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    # what fairsched.analysis derives once per result, not part of the run's data: name ->
+    # (inputs it was computed from, value); "request_arrays" (analysis.columns), "svc_order" /
+    # "ibl_order" (analysis.service_params), "gap" (analysis.gap.max_service_gap)
+    analysis_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def empty(cls, workload: Workload, clients: list[str], n: int) -> SimResult:
