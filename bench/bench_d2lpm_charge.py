@@ -1,43 +1,102 @@
-"""Hit-rate cost of D2LPM's full-charge routing variant (``proofs/d2lpm_bound.md``).
+"""D2LPM's two routing charges (``proofs/d2lpm_bound.md``): hit-rate cost and the gap of Theorem D.
 
-Runs DLPM behind the D2LPM router on 4 instances (Q^u = Q^w = the CLI's default quantum) on
-the DLPM paper's workload kinds (fairsched generators, default sizes, seed 0) with routing
-charging the uncached prompt (D2LPM) and the full prompt (variant), and prints per workload:
-requests, then for each charge rule the cache hit rate, throughput [tok/s], mean TTFT [s] and
-the largest gap between two clients backlogged somewhere [service units].
+Part 1 (``--part cost``): DLPM behind the D2LPM router on 4 instances (Q^u = Q^w = the CLI's
+default quantum, A100 / Llama-3-8B hardware) with routing charging the uncached prompt
+(``charge="uncached"``, default) and the whole prompt (``charge="full"``), both plus the whole
+output at routing. Workloads: the DLPM paper's kinds (fairsched generators, default sizes,
+seed 0), claim 3's mix (``mixed(seed=0, scale=4, duration=60)``) and the LMSYS trace of
+``../shared/data`` (``lmsys_vtc_27clients.jsonl``). Per workload and charge: cache hit rate,
+throughput [tok/s], mean TTFT [s], and the largest gap between two clients backlogged at
+some instance [service units] next to the gap of clients backlogged at every instance and
+its proved bound ``2K(Q^u + X)`` (Theorem A).
 
-    python bench/bench_d2lpm_charge.py
+Part 2 (``--part rate``): Theorem D's construction on the simulator (2 instances, one running
+request each, Q^u = 400, Q^w = 800, g at 13.3 R s), gap of clients backlogged somewhere for
+R = 1, 2, 4 under both charges, against the refuted candidate ``2K(Q^u + Q^w + X)``.
+
+    nice python bench/bench_d2lpm_charge.py [--part cost|rate|all]
 """
 
 from __future__ import annotations
 
-from fairsched.analysis.bounds import check_run, simulate_for_check
+import argparse
+import resource
+import time
+
 from fairsched.analysis.metrics import summarize
+from fairsched.analysis.service_params import simulate_for_check
+from fairsched.analysis.verdicts import check_run
 from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
-from fairsched.workload.generators import (
+from fairsched.reproduce import common as cm
+from fairsched.sim.config import InstanceConfig
+from fairsched.theory.d2lpm import d2lpm_rate_workload
+from fairsched.workload import (
     llm_as_judge,
+    load_trace,
     long_document_qa,
+    mixed,
     multi_turn_chat,
+    shared_data_dir,
     tree_of_thought,
 )
 
+CHARGES = ("uncached", "full")
 
-def main() -> None:
+
+def _gaps(r, params) -> dict:
+    v = {x.scope: x for x in check_run(r, "dlpm", params)}
+    a, e = v["backlogged anywhere"], v["backlogged at every instance"]
+    return {"anywhere": a.measured, "candidate": a.bound, "every": e.measured, "theoremA": e.bound}
+
+
+def part_cost() -> None:
     w = ServiceWeights()
-    print("workload  n  | charge hit thr ttft gap_anywhere | charge hit thr ttft gap_anywhere")
-    for name, wl in [("long-doc-QA", long_document_qa(n_clients=8, seed=0)), ("chat", multi_turn_chat(n_clients=8, seed=0)),
-                     ("ToT", tree_of_thought(n_clients=4, seed=0)), ("judge", llm_as_judge(n_clients=4, seed=0))]:
+    cost, inst = cm.hardware(None, cm.A100)
+    wls = [("long-doc-QA", long_document_qa(n_clients=8, seed=0)), ("chat", multi_turn_chat(n_clients=8, seed=0)),
+           ("ToT", tree_of_thought(n_clients=4, seed=0)), ("judge", llm_as_judge(n_clients=4, seed=0)),
+           ("claim3-mix", mixed(seed=0, scale=4.0, duration=60.0))]
+    data = shared_data_dir()
+    if data is not None and (data / "lmsys_vtc_27clients.jsonl").exists():
+        wls.append(("lmsys", load_trace(data / "lmsys_vtc_27clients.jsonl")))
+    print("workload n | charge: hit thr[tok/s] ttft[s] gap_anywhere gap_every/theoremA")
+    for name, wl in wls:
         q = default_quantum(wl, w)
         row = [name, len(wl)]
-        for charge in ("uncached", "full"):
+        for charge in CHARGES:
             r = simulate_for_check(wl, make_policy_factory("dlpm", w, quantum=q),
-                                   make_router("d2lpm", w, quantum_w=q, charge=charge), 4)
-            s = summarize(r)
-            anywhere = [v for v in check_run(r, "dlpm", {"quantum": q, "quantum_w": q, "router": "d2lpm"})
-                        if v.scope == "backlogged anywhere"][0]
-            row += ["|", charge, f"{s['cache_hit_rate']:.4f}", f"{s['throughput_tok_s']:.0f}", f"{s['ttft_mean_s']:.3f}",
-                    f"{anywhere.measured:.0f}"]
+                                   make_router("d2lpm", w, quantum_w=q, charge=charge), 4, inst, cost)
+            s, g = summarize(r), _gaps(r, {"quantum": q, "quantum_w": q, "router": "d2lpm"})
+            row += ["|", f"{charge}:", f"{s['cache_hit_rate']:.4f}", f"{s['throughput_tok_s']:.0f}",
+                    f"{s['ttft_mean_s']:.3f}", f"{g['anywhere']:.0f}", f"{g['every']:.0f}/{g['theoremA']:.0f}"]
         print(*row, flush=True)
+
+
+def part_rate() -> None:
+    w = ServiceWeights()
+    print("R | charge: gap_anywhere candidate | gap_every theoremA")
+    for R in (1, 2, 4):
+        wl = d2lpm_rate_workload(R, 13.3 * R)
+        for charge in CHARGES:
+            r = simulate_for_check(wl, make_policy_factory("dlpm", w, quantum=400),
+                                   make_router("d2lpm", w, quantum_w=800, charge=charge), 2,
+                                   InstanceConfig(max_batch_size=1))
+            g = _gaps(r, {"quantum": 400, "quantum_w": 800, "router": "d2lpm"})
+            print(R, "|", f"{charge}:", f"{g['anywhere']:.0f}", f"{g['candidate']:.0f}", "|", f"{g['every']:.0f}",
+                  f"{g['theoremA']:.0f}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("cost", "rate", "all"), default="all")
+    part = ap.parse_args().part
+    t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+    if part in ("cost", "all"):
+        part_cost()
+    if part in ("rate", "all"):
+        part_rate()
+    c1 = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"wall {time.perf_counter() - t0:.1f} s, CPU {c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime:.1f} s, "
+          f"peak RSS {c1.ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

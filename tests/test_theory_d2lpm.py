@@ -126,3 +126,43 @@ def test_rate_construction_gap_grows_linearly_under_every_charge():
         assert g1 > 9 * cand and g2 - g1 > 150_000, charge
     with pytest.raises(ValueError, match="charge"):
         d2lpm_rate_gap(1, "cached")
+
+
+def test_rate_construction_in_the_simulator_exceeds_the_candidate_for_both_router_charges():
+    """Theorem D on the simulator (prefill takes time there: ~0.04 s for a fast request, ~2 s for
+    a slow one): the kit's verdicts, computed from the run, report the gap of clients backlogged
+    somewhere above the candidate (22,006 > 7,992 at R = 1), while Theorem A's sum holds."""
+    from fairsched.analysis.service_params import simulate_for_check
+    from fairsched.analysis.verdicts import check_run
+    from fairsched.policies import ServiceWeights, make_policy_factory
+    from fairsched.sim.config import InstanceConfig
+    from fairsched.theory.d2lpm import d2lpm_rate_workload
+
+    w = ServiceWeights()
+    wl = d2lpm_rate_workload(1, 13.3)
+    for charge in ("uncached", "full"):
+        r = simulate_for_check(wl, make_policy_factory("dlpm", w, quantum=400),
+                               make_router("d2lpm", w, quantum_w=800, charge=charge), 2, InstanceConfig(max_batch_size=1))
+        v = {x.scope: x for x in check_run(r, "dlpm", {"quantum": 400, "quantum_w": 800, "router": "d2lpm"})}
+        anywhere, every = v["backlogged anywhere"], v["backlogged at every instance"]
+        assert anywhere.bound == 7992 and anywhere.measured > 2.5 * anywhere.bound, charge
+        assert "exceeded" in anywhere.status and "holds" in every.status
+
+
+def test_cli_d2lpm_charge_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from fairsched.cli import app
+    from fairsched.workload import default_workload, save_jsonl
+    trace = tmp_path / "t.jsonl"
+    save_jsonl(default_workload(1).head(40), trace)
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])  # noqa: E731
+    res = run("check", "--trace", trace, "--instances", 2, "--router", "d2lpm", "--d2lpm-charge", "full",
+              "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    import json
+    assert json.loads((tmp_path / "o" / "check.json").read_text())["config"]["d2lpm_charge"] == "full"
+    bad = run("analyze", "--trace", trace, "--instances", 2, "--router", "d2lpm", "--d2lpm-charge", "cached",
+              "--out", tmp_path / "b")
+    assert bad.exit_code != 0 and "--d2lpm-charge" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "b").exists()

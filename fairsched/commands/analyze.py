@@ -20,6 +20,7 @@ from fairsched.commands.common import (
     CLUSTER_ROUTERS,
     SINGLE_INSTANCE_POLICIES,
     announce_run,
+    check_d2lpm_charge,
     check_quanta,
     console,
     fail,
@@ -76,6 +77,7 @@ def analyze(
     limit: opt.Limit = None,
     quantum: opt.Quantum = None,
     quantum_w: opt.QuantumW = None,
+    d2lpm_charge: opt.D2LPMCharge = "uncached",
     lam: Annotated[float | None, typer.Option(help="Linear router weight of the KV-miss term, in [0, 1].")] = None,
     max_batch_size: opt.MaxBatchSize = None,
     token_budget: opt.TokenBudget = None,
@@ -99,6 +101,7 @@ def analyze(
     # ---- validate everything before simulating anything
     with user_errors():
         check_quanta(quantum, quantum_w)
+        check_d2lpm_charge(d2lpm_charge)
         check_options(lam=lam)
         combos = scheduler_combos(instances, router, policy)
         od = open_out(out, "analyze", force, trace)
@@ -122,7 +125,7 @@ def analyze(
             if r_name == "linear" and lam is not None:
                 rparams["lam"] = lam
             if r_name == "d2lpm":
-                rparams["quantum_w"] = quantum_w
+                rparams.update(quantum_w=quantum_w, charge=d2lpm_charge)
             rt = make_router(r_name, measure, **rparams) if r_name != "none" else None
             sims.append(Simulator(workload, pf, rt, instances, inst, cost, measure, service_log=service_log))
 
@@ -167,7 +170,7 @@ def analyze(
         "config": {"instances": instances, "combos": [list(c) for c in combos],
                    "routers": router or None, "policies": policy or None,
                    "trace": str(trace) if trace else None, "format": format, "limit": limit, "seed": seed,
-                   "quantum": quantum, "quantum_w": quantum_w, "lam": lam,
+                   "quantum": quantum, "quantum_w": quantum_w, "d2lpm_charge": d2lpm_charge, "lam": lam,
                    "instance": asdict(inst), "cost_model": asdict(cost),
                    "weights": {"w_p": weights.w_p, "w_q": weights.w_q}, "service": service,
                    "service_log": service_log},

@@ -13,6 +13,7 @@ from fairsched.analysis.page import html_page, html_table
 from fairsched.commands import options as opt
 from fairsched.commands.common import (
     announce_run,
+    check_d2lpm_charge,
     check_quanta,
     console,
     fail,
@@ -113,6 +114,7 @@ def check(
         help="Router (repeatable, several instances). Default: least-load d2lpm (d2lpm with dlpm).")] = None,
     quantum: opt.Quantum = None,
     quantum_w: opt.QuantumW = None,
+    d2lpm_charge: opt.D2LPMCharge = "uncached",
     cost_model: opt.CostModelFile = None,
     profile: opt.Profile = None,
     max_batch_size: opt.MaxBatchSize = None,
@@ -150,6 +152,7 @@ def check(
 
     with user_errors():
         check_quanta(quantum, quantum_w)
+        check_d2lpm_charge(d2lpm_charge)
         if service not in ("tokens", "seconds"):
             raise ValueError(f"--service must be 'tokens' or 'seconds', got {service!r}")
         if service_log not in opt.SERVICE_LOGS:
@@ -193,7 +196,8 @@ def check(
                     pf = make_policy_factory(p_name, weights, **({"quantum": q_u} if p_name == "dlpm" else {}))
                     rt = None
                     if r_name != "none":
-                        rt = make_router(r_name, measure, **({"quantum_w": params["quantum_w"]} if r_name == "d2lpm" else {}))
+                        rt = make_router(r_name, measure, **({"quantum_w": params["quantum_w"], "charge": d2lpm_charge}
+                                                            if r_name == "d2lpm" else {}))
                     arr = prog.add_task(f"  {label}: arrivals", total=len(workload))
                     res = simulate_for_check(workload, pf, rt, instances, inst, cost, measure,
                                              progress=lambda k, arr=arr: prog.update(arr, completed=k),
@@ -243,7 +247,7 @@ def check(
                       "format": fmt, "limit": limit, "seed": seed, "quantum": q_u, "quantum_w": quantum_w,
                       "instance": asdict(inst), "cost_model": asdict(cost),
                       "weights": {"w_p": weights.w_p, "w_q": weights.w_q}, "service": service,
-                      "service_log": service_log},
+                      "service_log": service_log, "d2lpm_charge": d2lpm_charge},
            "runs": runs, "verdicts": [v.to_dict() for v in verdicts], "notes": notes}
     with user_errors(), od:
         head = ["run", "check", "scope", "bound", "bound formula", "measured gap", "ratio", "verdict", "worst pair",

@@ -149,6 +149,14 @@ def resolve_run(trace: Path | None, fmt: str | None, limit: int | None, seed: in
     return workload, fmt, cost, inst
 
 
+def check_d2lpm_charge(charge: str) -> None:
+    """Exit with a clear message (naming ``--d2lpm-charge``) on an unknown D2LPM routing charge."""
+    from .options import D2LPM_CHARGES
+
+    if charge not in D2LPM_CHARGES:
+        fail(f"--d2lpm-charge must be one of {', '.join(D2LPM_CHARGES)}, got {charge!r}")
+
+
 def check_quanta(quantum: float | None, quantum_w: float | None) -> None:
     """Validate ``--quantum`` / ``--quantum-w`` (finite, in the range of
     ``fairsched.commands.limits.LIMITS``, when given).

@@ -54,6 +54,12 @@ Quantum = Annotated[float | None, typer.Option(
 QuantumW = Annotated[float | None, typer.Option(
     help="D2LPM worker quantum Q^w in service units, the credit per client per instance "
          "(default: U of the workload).")]
+D2LPM_CHARGES = ("uncached", "full")  # fairsched.policies.routers.D2LPM(charge=...)
+D2LPMCharge = Annotated[str, typer.Option(
+    "--d2lpm-charge", metavar=choices(D2LPM_CHARGES),
+    help="What the D2LPM router charges a (client, instance) deficit at routing: uncached (uncached "
+         "prompt + output, the default) or full (whole prompt + output, cached or not). Neither bounds "
+         "the gap of clients backlogged at some instance (proofs/d2lpm_bound.md, Theorem D).")]
 Service = Annotated[str, typer.Option(
     metavar="[tokens|seconds]",
     help="Service measure of VTC/DLPM/D2LPM: tokens (w_p=1 per uncached prompt token, w_q=2 per output "

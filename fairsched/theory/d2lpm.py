@@ -29,7 +29,7 @@ from ._reference import max_gap_under, simulate_d2lpm
 from .symbols import L_in, O_max, Q_w, w_p, w_q
 
 __all__ = ["d2lpm_hole_requests", "d2lpm_hole_gap", "periodic_certificate", "routing_balance_bound",
-           "max_routing_imbalance", "d2lpm_rate_requests", "d2lpm_rate_gap", "CHARGES"]
+           "max_routing_imbalance", "d2lpm_rate_requests", "d2lpm_rate_gap", "d2lpm_rate_workload", "CHARGES"]
 
 # routing charges of the reference model; the router of ``fairsched.policies.routers.D2LPM``
 # charges the whole estimated cost at routing: its ``charge="uncached"`` (default) is
@@ -189,3 +189,20 @@ def d2lpm_rate_gap(R: int, charge: str = "uncached-upfront", c: int = 400) -> fl
     cl, tr, _, glob = simulate_d2lpm(d2lpm_rate_requests(R, c), n_workers=2, q_u=c, q_w=2 * c, max_running=1,
                                      charge=charge)
     return max_gap_under(cl, tr, lambda k, cl_: cl_ in glob[k], "f", "g")
+
+
+def d2lpm_rate_workload(R: int, t1_s: float, c: int = 400):
+    """:func:`d2lpm_rate_requests` as a simulator :class:`~fairsched.workload.Workload`: the same
+    requests (an empty prompt becomes the 1-token prompt of its prefix, a fresh prefix fresh
+    tokens), f's at 0 s and g's at ``t1_s`` seconds. Run it on 2 instances with one running
+    request each (``max_batch_size=1``); ``t1_s`` should be when instance 0 has served f's share
+    (about ``13.3 R`` s under the default cost model)."""
+    from fairsched.workload import Request, Workload
+
+    tok = iter(range(1000, 10**9))
+    seeds = {"pg": (1,), "pf": (2,)}
+    reqs = []
+    for i, (step, cl, inp, out, pid) in enumerate(d2lpm_rate_requests(R, c)):
+        prompt = seeds[pid] if pid in seeds else tuple(next(tok) for _ in range(inp))
+        reqs.append(Request(i, 0.0 if step == 0 else float(t1_s), cl, prompt, len(prompt), out))
+    return Workload(reqs, name=f"d2lpm-rate-R{R}", source="fairsched.theory.d2lpm.d2lpm_rate_workload")
