@@ -166,3 +166,25 @@ def test_cli_d2lpm_charge_option(tmp_path):
               "--out", tmp_path / "b")
     assert bad.exit_code != 0 and "--d2lpm-charge" in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "b").exists()
+
+
+def test_rate_construction_phase_structure():
+    """The schedule argued in Theorem D's proof, checked step by step at R = 2: at the end of
+    at least (2R - 1) 200 - 10 steps g waits only at worker 0 (decode-heavy, 2 units/step)
+    and f only at worker 1 (prompt-heavy, 400 units/step), and f's service grows by 400 a
+    step over them."""
+    from fairsched.theory._reference import simulate_d2lpm
+    from fairsched.theory.d2lpm import d2lpm_rate_requests
+    R, prev, phase = 2, {}, []
+
+    def on_step(step, st):
+        who = [{r[1] for _, r, _u in w} for w in st["waiting"]]
+        if who == [{"g"}, {"f"}]:
+            phase.append((step, st["S"]["f"] - prev.get("f", 0), st["S"]["g"] - prev.get("g", 0)))
+        prev.update(st["S"])
+
+    simulate_d2lpm(d2lpm_rate_requests(R), n_workers=2, q_u=400, q_w=800, charge="uncached-upfront", on_step=on_step)
+    assert len(phase) >= (2 * R - 1) * 200 - 10
+    steps = [s for s, _, _ in phase]
+    assert steps == list(range(steps[0], steps[0] + len(steps)))  # one unbroken phase
+    assert all(df == 400 and dg == 2 for _, df, dg in phase[1:])
