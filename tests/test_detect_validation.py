@@ -61,6 +61,33 @@ def test_harm_needs_violation_at_the_settled_holder_count(x, m0, n, load, doc, u
     assert d["ratio"] >= 1 - 1e-9 and m0 <= d["target_holders"] <= n and d["tie_ratio"] == 1.0
 
 
+@settings(max_examples=120, deadline=None, derandomize=True)
+@given(x=st.floats(0.02, 0.9), m0=st.integers(1, 16), n=st.integers(2, 32), load=st.floats(0.05, 0.95),
+       doc=st.integers(500, 32000), u=st.integers(8, 256))
+def test_filled_state_equalises_the_other_traffic_score(x, m0, n, load, doc, u):
+    # §3.1: where the other traffic joins the holders (o > 0) its score is equal on both sides,
+    # and the ratio is (B_M + 1) / (B_Mbar + 1) of that state (no holder_share: no tie factor)
+    m0 = min(m0, n - 1)
+    d = steady_state_hotspot(x, m0, n, load * n / 0.2, doc + u, u, 64, 2000, 64, 100)
+    if d["other_on_holders"] > 0 and d["B_Mbar"] is not None:
+        lhs = (d["Q_M"] + 2000) * (d["B_M"] + 1)
+        rhs = (d["Q_Mbar"] + 2000) * (d["B_Mbar"] + 1)
+        assert abs(lhs - rhs) <= 1e-6 * rhs
+        assert abs(d["ratio"] - (d["B_M"] + 1) / (d["B_Mbar"] + 1)) <= 1e-9 * d["ratio"]
+        assert d["other_on_holders"] <= (1 - x) * load * n / 0.2 / d["holders"]  # no more than all other traffic
+
+
+def test_filled_ratio_uses_the_holders_arrival_mix():
+    # family id 15 (window 0): x = 0.206 on 5.63 of 32 holders at 87 % utilisation; measured
+    # (B_M+1)/(B_Mbar+1) 1.10-1.15 on four seeds. The old fill (holders' share of the class capped
+    # at 1) gave 1.50; with the other traffic's own share on the holders the model gives < 1.25
+    from fairsched.analysis.detect.runner import _coeffs
+    from fairsched.sim import CostModel
+
+    d = steady_state_hotspot(0.206, 5.63, 32, 210.0, 1742.1, 46.1, 64.3, 2023.0, 64.0, 65, coeffs=_coeffs(CostModel()))
+    assert d["other_on_holders"] > 0 and 1.0 < d["ratio"] < 1.25 and d["regime"] == "benign"
+
+
 def test_ordered_hunt_conserves_load_and_favours_low_indices():
     for A, n in ((0.5, 4), (4.0, 8), (30.0, 16), (200.0, 64)):
         b = ordered_hunt_loads(A, n)

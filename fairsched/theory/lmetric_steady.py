@@ -136,7 +136,15 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
     ``ttft_lmetric``, ``ttft_leastload`` (predicted class mean TTFT [s]), ``regime``,
     ``tie_ratio`` (the tie-break's factor on the filled ratio, 1 without ``holder_share``), and
     ``target_holders``: the fewest holders at which they are no busier than the cluster
-    (``x QPS w_hit / m <= rho_all``), the mitigation's target.
+    (``x QPS w_hit / m <= rho_all``), the mitigation's target; ``other_on_holders`` [req/s per
+    holder]: the other traffic the holders take in the filled state (0: concentrated), and the
+    state's ``B_M``, ``B_Mbar`` [requests], ``Q_M``, ``Q_Mbar`` [queued prefill tokens] (None
+    where no steady state exists).
+
+    The filled state (§3.1) solves the other traffic's equal-score condition
+    ``(Q_M + L_o)(B_M + 1) = (Q_Mbar + L_o)(B_Mbar + 1)`` for the other rate on a holder, with
+    the holders' arrival mix (class + other) in ``B_M`` and ``Q_M``; the difference of the
+    two sides is increasing in that rate, so bisection finds the unique root.
     """
     k = coeffs or default_cost_coefficients()
     xb = 1 - x_val
@@ -153,12 +161,40 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
 
     ttft_ll = 1.5 * tau_all + f_u + miss_cost(n - m0) / max(1.0, n_hot)
 
-    def filled_ratio(m):  # other traffic fills up to equal scores: (Q_M + L_o)(B_M + 1) = (Q_o + L_o)(B_o + 1)
-        h = min(1.0, x_val * n / m)  # class share of a holder's arrivals
-        lam_tau = (qps / n) * tau_all if math.isfinite(tau_all) else math.inf
-        if not math.isfinite(lam_tau):
-            return L_cold / (h * u + (1 - h) * L_cold)  # queues dominate: the limit of the ratio
-        return (lam_tau * L_cold + L_cold) / (lam_tau * (h * u + (1 - h) * L_cold) + L_cold)
+    f_o = _prefill(L_cold, 0, k)
+
+    def station(a_c, o):  # a holder with class rate a_c and other rate o: (B, Q, tau) or None if saturated
+        lam = a_c + o
+        rho, tau = _station(1.0, a_c * w_hit + o * w_cold, k) if lam > 0 else (0.0, k["decode_a_s"])
+        if tau is None:
+            return None
+        B = a_c * (1.5 * tau + f_u + out * tau) + o * (1.5 * tau + f_o + out_cold * tau)  # Little
+        return B, tau * (a_c * u + o * L_cold), tau  # queued prefill: tokens arriving within one iteration
+
+    def fill(m):  # §3.1: the other traffic joins the holders until its score is equal on both sides
+        a_c, o_tot = x_val * qps / m, xb * qps
+        o_max = o_tot / m if m < n else 0.0
+
+        def gap(o):  # cold request's score on a holder minus on a non-holder; > 0: it avoids the holders
+            hm = station(a_c, o)
+            ho = station(0.0, (o_tot - m * o) / (n - m)) if m < n else (0.0, 0.0, 0.0)
+            if hm is None:
+                return math.inf, hm, ho
+            if ho is None:
+                return -math.inf, hm, ho
+            return (hm[1] + L_cold) * (hm[0] + 1) - (ho[1] + L_cold) * (ho[0] + 1), hm, ho
+
+        g0 = gap(0.0)
+        if g0[0] >= 0 or m >= n:
+            return 0.0, g0[1], g0[2]
+        lo, hi = 0.0, o_max
+        for _ in range(60):  # bisection: gap is increasing in o (holders busier, others less busy)
+            mid = (lo + hi) / 2
+            if gap(mid)[0] < 0:
+                lo = mid
+            else:
+                hi = mid
+        return lo, *gap(lo)[1:]  # gap(lo) < 0: the holders are not saturated there
 
     def tie_ratio(m):  # §4: lowest-index ties where the class fits in its holders' share (x <= m/N)
         if holder_share is None or not math.isfinite(tau_all) or x_val * n > m:
@@ -170,28 +206,36 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         return (b_m + 1) / (b_o + 1)
 
     m = max(1, int(m0))
+    rho_m = rho_o = rho_all
+    o, hm, ho = 0.0, None, None
     while True:
-        r_fill = filled_ratio(m)  # other traffic shares the holders: queued prefill (§3), ties on the benign side (§4)
-        if x_val * n <= m or m >= n:  # benign: other traffic fills the holders
-            ratio, ttft_lm, rho_m, rho_o = r_fill * tie_ratio(m), 1.5 * tau_all + f_u, rho_all, rho_all
+        if m >= n:  # every instance holds the class
+            ratio, ttft_lm = 1.0, 1.5 * tau_all + f_u
             break
-        a, b = x_val * qps / m, xb * qps / (n - m)
-        rho_m, tau_m = _station(a, w_hit, k)
-        rho_o, tau_o = _station(b, w_cold, k)
-        if tau_m is not None and tau_o is None:  # the others saturate: their traffic spills onto M
-            ratio, ttft_lm, rho_o = r_fill, 1.5 * tau_all + f_u, rho_all
+        o, hm, ho = fill(m)
+        if hm is None:  # the class alone saturates its holders: it replicates
+            m += 1
+            continue
+        B_m, Q_m, tau_m = hm
+        if ho is None:  # every instance is saturated (the cluster is overloaded): queues dominate the score,
+            h = min(1.0, x_val * n / m)  # (Q_M (B_M + 1) = Q_o (B_o + 1)), the limit of the filled ratio
+            ratio, ttft_lm = L_cold / (h * u + (1 - h) * L_cold), 1.5 * tau_all + f_u
             break
-        if tau_m is not None:
-            ttft_m = 1.5 * tau_m + f_u
-            B_m = a * (ttft_m + out * tau_m)  # Little: arrival rate x sojourn
-            B_o = b * (1.5 * tau_o + _prefill(L_cold, 0, k) + out_cold * tau_o)
-            Q_m, Q_o = u * a * tau_m, L_cold * b * tau_o  # prefill queued within one iteration
-            if (Q_m + u) * (B_m + 1) <= (Q_o + L) * (B_o + 1):  # the product keeps the class on M
-                r_conc = (B_m + 1) / (B_o + 1)
-                # if the class alone leaves M below the filled ratio, other traffic joins it there
-                ratio, ttft_lm = (r_conc, ttft_m) if r_conc >= r_fill else (r_fill, 1.5 * tau_all + f_u)
-                break
-        m += 1  # saturated, or the score diverts: the class replicates to one more holder
+        B_o, Q_o, tau_o = ho
+        if x_val * n > m and (Q_m + u) * (B_m + 1) > (Q_o + L) * (B_o + 1):  # the product diverts the class:
+            # it replicates (on the benign side, x <= m/N, the class fits in its holders' share and stays, §3)
+            m += 1
+            continue
+        ratio = (B_m + 1) / (B_o + 1)
+        a_c, b = x_val * qps / m, (xb * qps - m * o) / (n - m)
+        rho_m, rho_o = a_c * w_hit + o * w_cold, b * w_cold
+        if o > 0:  # filled: the holders share the cluster's traffic (§3.1), the class's TTFT as in §3
+            ttft_lm = 1.5 * tau_all + f_u
+            if x_val * n <= m:  # the benign side: ties to the lowest index (§4)
+                ratio *= tie_ratio(m)
+        else:  # concentrated: the holders serve the class alone
+            ttft_lm = 1.5 * tau_m + f_u
+        break
     ttft_lm += miss_cost(m - m0) / max(1.0, n_hot)
     if math.isfinite(ttft_ll) and ttft_lm > ttft_ll * (1 + HARM_REL) and ttft_lm - ttft_ll > HARM_ABS_S:
         regime = "harmful"
@@ -200,7 +244,9 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
     # fewest holders no busier than the cluster: x QPS w_hit / m <= rho_all (the mitigation's target)
     target = n if rho_all <= 0 else min(n, max(int(m0), math.ceil(x_val * qps * w_hit / rho_all - 1e-9)))
     return {"holders": m, "target_holders": target, "rho_M": rho_m, "rho_Mbar": rho_o, "rho_all": rho_all, "ratio": ratio,
-            "ttft_lmetric": ttft_lm, "ttft_leastload": ttft_ll, "regime": regime, "tie_ratio": tie_ratio(m)}
+            "ttft_lmetric": ttft_lm, "ttft_leastload": ttft_ll, "regime": regime, "tie_ratio": tie_ratio(m),
+            "other_on_holders": o, "B_M": hm[0] if hm else None, "B_Mbar": ho[0] if ho else None,
+            "Q_M": hm[1] if hm else None, "Q_Mbar": ho[1] if ho else None}
 
 
 def classify_steady(*args, **kw) -> str:
