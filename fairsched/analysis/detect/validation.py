@@ -240,7 +240,7 @@ def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS, seeds: int =
         pc_j = prefix_classes(wl_j)
         hot_j = np.array([c == "hot" for c in pc_j.class_of], dtype=bool)
         rep_j, lm_j = run_detection(wl_j, spec["n"], config=cfg, cost=cost, instance=instance, classes=pc_j,
-                                    preload=pre)
+                                    preload=pre if "hot" in pc_j.classes else None)  # a short trace may lack it
         ll_j = simulate(wl_j, "fcfs", "least-load", n_instances=spec["n"], instance=instance, cost=cost)
         runs.append((harm_excess(ttft_stats(lm_j, hot_j)["ttft_mean_s"], ttft_stats(ll_j, hot_j)["ttft_mean_s"]),
                      _load_ratio(rep_j, spec["n"]), _verdict(rep_j)[0]))
