@@ -204,3 +204,23 @@ def test_peak_admission_rule_matches_brute_force():
     assert fits([("a", 5, 1)], 1, 1, None, "peak") and fits([("a", 50, 1)], 1, 1, 10, "slots")
     with pytest.raises(ValueError, match="admission must be"):
         fits([], 1, 1, 10, "lazy")
+
+
+def test_watermark_is_the_minimum_before_the_last_backlogged_client_is_admitted():
+    """``proofs/vtc_upper_bound.md`` (lift rule and Lemma 1): with nobody backlogged, a
+    returning client is lifted to the minimum counter at the last time one was backlogged,
+    i.e. *before* the admission that emptied the set. Found by hypothesis
+    (``test_theory_fairness.py::test_admission_X_bounds_random``): a reference that took the
+    watermark only after admissions lifted ``a`` at step 7 to 1 instead of b's 17, and the
+    gap reached 49 > 2X = 48. By hand here: f is admitted alone at step 3 with counter
+    5 + 2 = 7 (its first request: prompt 5, one token), so g, arriving at step 5 with nobody
+    backlogged, starts at 7, not 0. g sends six one-token requests at step 5 (each adds
+    1 + 2 = 3), f one at step 6 (its counter 14): g is served at 7 -> 10, 10 -> 13, 13 -> 16,
+    then f (14), then g's last three; from 0, g would be served five times before f."""
+    reqs = [(0, "f", 5, 1, 0), (3, "f", 5, 1, 0), *[(5, "g", 1, 1, 0)] * 6, (6, "f", 1, 1, 0)]
+    res = simulate_vtc(reqs, w_p=1.0, w_q=2.0, max_running=1)
+    assert [c for _, _, c in res.admissions] == ["f", "f", "g", "g", "g", "f", "g", "g", "g"]
+    reqs = [(0, "b", 1, 1, 0), (0, "b", 4, 5, 0), (6, "b", 1, 10, 0), (11, "b", 8, 6, 0), (22, "a", 7, 1, 0),
+            (7, "a", 4, 10, 0), (0, "a", 1, 1, 0), (10, "a", 6, 5, 0), (10, "a", 1, 1, 0)]
+    res = simulate_vtc(reqs, w_p=1.0, w_q=2.0, max_running=10**6, kv_capacity=24, admission="reserve")
+    assert max_backlogged_gap(res) <= 2 * res.x_measured

@@ -114,6 +114,7 @@ def _run(reqs, policy, *, w_p=1.0, w_q=2.0, max_running=1, quantum=1.0, lift="wa
             B = backlogged()
             if policy == "vtc":
                 m = min(cnt[j] for j in B)
+                watermark[0] = max(watermark[0], m)  # the minimum while someone is backlogged (before it leaves)
                 # smallest counter; ties: earliest arrival (FCFS among tied clients)
                 k = min(range(len(waiting)), key=lambda i: (cnt[waiting[i][1][1]] > m, waiting[i][0]))
             else:  # dlpm: LPM order, first request whose client has positive deficit
