@@ -3,7 +3,10 @@ requests unfinished is an error (issue 13). Speed itself is measured in bench/be
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from fairsched.cache.radix import RadixCache, match_all
 from fairsched.policies.queue import FCFS
 from fairsched.sim import CostModel, UnfinishedError, simulate
 from fairsched.workload.request import make_workload
@@ -44,3 +47,54 @@ def test_vector_decode_run_times_are_the_scalar_floats(cm):
         vec = t0 + cm.decode_run_times(b, ctx, k)
         one = np.array([t0 + cm.decode_run_time(b, ctx, m) for m in range(1, k + 1)])
         assert np.array_equal(vec, one)
+
+
+def _tree_state(t):
+    """Everything a RadixCache's later behaviour depends on: nodes (path, ref, last), the
+    sizes, and the LRU heap's entries in heap order."""
+    nodes, stack = [], [(t.root, ())]
+    while stack:
+        n, pre = stack.pop()
+        pre = pre + n.key
+        nodes.append((pre, n.ref, n.last))
+        stack.extend((c, pre) for c in n.children.values())
+    heap = [(last, uid, id(nd) and nd.key) for last, uid, nd in t._heap]
+    return sorted(nodes), t.size, t.locked, t.version, t.evicted, heap
+
+
+@given(st.lists(st.tuples(st.sampled_from(["ins", "lock", "unlock", "touch", "evict", "clear"]),
+                          st.lists(st.integers(0, 3), min_size=1, max_size=6), st.integers(0, 6)),
+                max_size=40))
+@settings(max_examples=150, deadline=None)
+def test_node_handles_do_what_the_walks_do(ops):
+    """lock_node / unlock_node / touch_node / insert_lock (the simulator's walk-free hot path)
+    leave a tree exactly as lock / unlock / touch / insert + lock leave another, heap included;
+    match_all equals match tree by tree."""
+    a, b = RadixCache(None, 4), RadixCache(None, 4)
+    held: list[tuple[tuple, int, object]] = []  # (prompt, n, node of b)
+    for now, (op, p, n) in enumerate(ops):
+        p = tuple(p)
+        if op == "ins":
+            a.insert(p, float(now))
+            a.lock(p, len(p))
+            held.append((p, len(p), b.insert_lock(p, float(now))))
+        elif op == "lock" and a.match(p) >= min(n, len(p)):
+            n = min(n, len(p))
+            a.lock(p, n)
+            held.append((p, n, b.lock_node(p, n)))
+        elif op in ("unlock", "touch") and held:
+            q, m, node = held[n % len(held)]
+            if op == "unlock":
+                held.remove((q, m, node))
+                a.unlock(q, m)
+                b.unlock_node(node)
+            else:
+                a.touch(q, m, float(now))
+                b.touch_node(node, float(now))
+        elif op == "evict":
+            assert a.evict(n) == b.evict(n)
+        elif op == "clear":
+            a.clear()
+            b.clear()
+        assert _tree_state(a) == _tree_state(b)
+        assert match_all([a, b, RadixCache(None, 4)], p) == [a.match(p), b.match(p), 0]

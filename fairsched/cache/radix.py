@@ -49,6 +49,31 @@ def _common(a: Sequence[int], ai: int, b: Sequence[int], bi: int, lim: int) -> i
     return lim
 
 
+def match_all(trees: Sequence[RadixCache], prompt: Sequence[int]) -> list[int]:
+    """:meth:`RadixCache.match` of one ``prompt`` in each of ``trees``, in one call (a
+    router reads two trees per instance at every arrival). Returns one unit count per tree."""
+    if type(prompt) is not tuple:
+        prompt = tuple(prompt)
+    n = len(prompt)
+    out = []
+    for tree in trees:
+        node, i = tree.root, 0
+        while i < n:
+            child = node.children.get(prompt[i])
+            if child is None:
+                break
+            k = child.key
+            lk = len(k)
+            if prompt[i:i + lk] == k:
+                i += lk
+                node = child
+                continue
+            i += _common(k, 0, prompt, i, min(lk, n - i))
+            break
+        out.append(i)
+    return out
+
+
 class CacheFullError(RuntimeError):
     """Raised when an insert cannot fit because every evictable unit is referenced."""
 
@@ -107,21 +132,7 @@ class RadixCache:
 
     def match(self, prompt: Sequence[int]) -> int:
         """Number of leading units of ``prompt`` that are cached. No side effects."""
-        if type(prompt) is not tuple:
-            prompt = tuple(prompt)
-        node, i, n = self.root, 0, len(prompt)
-        while i < n:
-            child = node.children.get(prompt[i])
-            if child is None:
-                return i
-            k = child.key
-            lk = len(k)
-            if prompt[i:i + lk] == k:
-                i += lk
-                node = child
-                continue
-            return i + _common(k, 0, prompt, i, min(lk, n - i))
-        return i
+        return match_all((self,), prompt)[0]
 
     # ------------------------------------------------------------------ internals
     def _walk(self, prompt: Sequence[int], n: int, now: float | None) -> tuple[_Node, int]:
@@ -136,9 +147,12 @@ class RadixCache:
                 break
             k = child.key
             lk = len(k)
-            j = _common(k, 0, prompt, i, min(lk, n - i))
-            if j < lk:
-                child = self._split(child, j)
+            if lk <= n - i and prompt[i:i + lk] == k:  # the whole edge (one C compare)
+                j = lk
+            else:
+                j = _common(k, 0, prompt, i, min(lk, n - i))
+                if j < lk:
+                    child = self._split(child, j)
             if now is not None and child.last < now:
                 child.last = now
             i += j
@@ -170,11 +184,23 @@ class RadixCache:
         Raises:
             CacheFullError: with a capacity, when referenced units leave no room.
         """
+        return self._insert(prompt, now)[0]
+
+    def insert_lock(self, prompt: Sequence[int], now: float = 0.0) -> _Node:
+        """:meth:`insert` then :meth:`lock_node` of the whole prompt, in one walk; returns the
+        node where the prompt ends (release with :meth:`unlock_node`)."""
+        new, node = self._insert(prompt, now)
+        if node is not self.root:
+            self._ref_path(node, +1)
+        return node
+
+    def _insert(self, prompt: Sequence[int], now: float) -> tuple[int, _Node]:
+        """:meth:`insert`; also returns the node where the prompt ends."""
         n = len(prompt)
         node, i = self._walk(prompt, n, now)
         new = n - i
         if new == 0:
-            return 0
+            return 0, node
         if self.capacity_units is not None:
             over = self.size + new - self.capacity_units
             if over > 0:
@@ -187,15 +213,13 @@ class RadixCache:
                             f"{self.capacity_units} units)")
                 finally:
                     self._ref_path(node, -1)
-        was_leaf = not node.children
+        # (if node was a leaf, its heap entry becomes stale and is skipped)
         leaf = _Node(tuple(prompt[i:]), node, now, next(self._uids))
         node.children[leaf.key[0]] = leaf
         self.size += new
         self.version += 1
-        if was_leaf:
-            pass  # node stops being a leaf; its heap entry becomes stale and is skipped
         self._push_if_leaf(leaf)
-        return new
+        return new, leaf
 
     def _ref_path(self, node: _Node, d: int) -> None:
         while node is not self.root:
@@ -215,13 +239,48 @@ class RadixCache:
         Raises:
             KeyError: if fewer than ``n`` units of ``prompt`` are cached.
         """
+        return self.lock_node(prompt, n).uid
+
+    def lock_node(self, prompt: Sequence[int], n: int) -> _Node:
+        """:meth:`lock`, returning the node where the locked prefix ends (the root if
+        ``n <= 0``). While the lock is held that node stays in the tree and keeps ending at
+        depth ``n`` (a split keeps the lower part, eviction spares referenced nodes), so
+        :meth:`unlock_node` and :meth:`touch_node` can start from it without a walk.
+
+        Raises:
+            KeyError: if fewer than ``n`` units of ``prompt`` are cached.
+        """
         if n <= 0:
-            return self.root.uid
+            return self.root
         node, i = self._walk(prompt, n, None)
         if i < n:
             raise KeyError(f"lock: only {i} of {n} units cached")
         self._ref_path(node, +1)
-        return node.uid
+        return node
+
+    def unlock_node(self, node: _Node) -> None:
+        """Remove the reference added by the :meth:`lock_node` (or :meth:`insert_lock`) that
+        returned ``node``: :meth:`unlock` without the walk.
+
+        Raises:
+            KeyError: if ``node`` is not referenced.
+        """
+        if node is self.root:
+            return
+        if node.ref <= 0:
+            raise KeyError("unlock: prefix is not locked")
+        self._ref_path(node, -1)
+
+    def touch_node(self, node: _Node, now: float) -> None:
+        """:meth:`touch` of the prefix ending at ``node`` (locked, from :meth:`lock_node`)."""
+        if node is self.root:
+            return
+        nd = node
+        while nd is not self.root:
+            if nd.last < now:
+                nd.last = now
+            nd = nd.parent
+        self._push_if_leaf(node)
 
     def match_tree(self, other: RadixCache) -> dict[int, int]:
         """Cached units along every path of ``other``, in one simultaneous walk.

@@ -142,13 +142,9 @@ class LMetric(Router):
 
         # argmin of (P_i (B_i + 1), B_i + 1, i), the cluster read once (the router's hot path)
         loads, queued, cached = cluster.instance_state(req)
-        best, best_key = 0, None
-        for i in range(n):
-            p, b = self._score(queued[i], req.input_len - cached[i], loads[i])
-            key = (p * b, b)
-            if best_key is None or key < best_key:
-                best, best_key = i, key
-        return best
+        L = req.input_len
+        keys = [(p * b, b) for p, b in map(self._score, queued, [L - c for c in cached], loads)]
+        return keys.index(min(keys))  # the first of the smallest: ties go to the lowest index
 
 
 class LMetricSeconds(LMetric):

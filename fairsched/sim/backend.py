@@ -35,7 +35,7 @@ import numpy as np
 from fairsched.policies.base import QueuePolicy, Router
 from fairsched.policies.service import ServiceMeasure
 from fairsched.sim.cost import CostModel
-from fairsched.sim.instance import ServingInstance
+from fairsched.sim.instance import ServingInstance, routed_cached_all
 from fairsched.sim.result import SimResult
 from fairsched.workload.request import Request, Workload
 
@@ -162,12 +162,9 @@ class ClusterBackend:
             inst.prefill_cost = cost
 
     def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
-        loads, queued, cached = [], [], []
-        for inst in self.instances:
-            loads.append(len(inst.policy) + len(inst.prefilling) + len(inst.decoding))
-            queued.append(inst.pending_prefill)
-            cached.append(inst.routed_cached_tokens(req))
-        return loads, queued, cached
+        insts = self.instances
+        loads = [inst.waiting + len(inst.prefilling) + len(inst.decoding) for inst in insts]
+        return loads, [inst.pending_prefill for inst in insts], routed_cached_all(insts, req)
 
     # ------------------------------------------------------------- arrivals
     def _arrive(self, req: Request) -> None:
@@ -231,13 +228,12 @@ class ClusterBackend:
         for s in seqs:
             r = s.req
             c = ci[r.client]
-            ctx = r.input_len + s.generated - k  # KV tokens before this iteration's token
             e = per.get(c)
             if e is None:
-                per[c] = [1, ctx, r.client]
+                per[c] = [1, r.input_len + s.generated - k, r.client]  # KV tokens before this token
             else:
                 e[0] += 1
-                e[1] += ctx
+                e[1] += r.input_len + s.generated - k
         measure, policy, i, res, recs = self.service, inst.policy, inst.idx, self.res, self.recorders
         # measured seconds (engine) are split among the clients; none: every share is 0
         split = self._decode_split(per, len(seqs), seconds) if seconds else None
@@ -245,30 +241,36 @@ class ClusterBackend:
         # batch size (SecondsService: the step's fixed cost is shared by its sequences)
         fn = getattr(measure, "first_token", measure.decode) if first else measure.decode
         kw = ({"batch": len(seqs), "batch_context": sum(e[1] for e in per.values())}
-              if self._batch_aware else {})
-        full, waiting, ended, t_first = self.full_log, self._waiting_per_client, self._backlog_end, times[0]
+              if self._batch_aware else None)
+        # the default QueuePolicy.charge does nothing (FCFS): skip the call (a wrapper class
+        # without its own charge, e.g. WarmupFirst, is called)
+        charge = policy.charge if getattr(type(policy), "charge", None) is not QueuePolicy.charge else None
+        full, waiting, ended = self.full_log, self._waiting_per_client, self._backlog_end
+        t_first = None if full else times[0]
         ts = None  # the k step times as an array, made once if some entry is logged
         for c, (n, ctx, client) in per.items():
             log = full or waiting[c] > 0 or ended[c] >= t_first
             if k == 1:
-                total = fn(n, ctx, **kw)
+                total = fn(n, ctx, **kw) if kw else fn(n, ctx)
                 if log:
                     self._service(now, c, total, split[c] if split else 0.0)
             elif self._context_free:
-                step = measure.decode(n, ctx, **kw)
+                step = measure.decode(n, ctx, **kw) if kw else measure.decode(n, ctx)
                 total = step * k
                 if log:
                     ts = np.asarray(times, dtype=float) if ts is None else ts
                     res.service_steps(ts, c, step)
             else:
-                steps = np.asarray(measure.decode(n, ctx + n * np.arange(k), **kw), dtype=float)  # context grows
+                ctxs = ctx + n * np.arange(k)  # context grows
+                steps = np.asarray(measure.decode(n, ctxs, **kw) if kw else measure.decode(n, ctxs), dtype=float)
                 total = float(steps.sum())
                 if log:
                     ts = np.asarray(times, dtype=float) if ts is None else ts
                     res.service_steps(ts, c, steps)
             if not log:
                 res.unlogged[c] += total
-            policy.charge(client, total, now)
+            if charge is not None:
+                charge(client, total, now)
             for rec in recs:
                 if log:
                     rec.served(i, k)

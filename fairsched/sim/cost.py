@@ -129,25 +129,26 @@ class CostModel:
         return (self.decode_a + (self.decode_e if batch > 1 else 0.0) + self.decode_b * batch
                 + context * (self.decode_c + self.decode_q * context))
 
-    def decode_run_time(self, batch: int, context: int, m: int) -> float:
+    def decode_run_time(self, batch: int, context: int, m: int, step: float | None = None) -> float:
         """Seconds of ``m`` consecutive decode steps of the same ``batch`` sequences, the
         context growing by ``batch`` tokens a step: ``sum_{j<m} decode_time(B, C + j B)`` =
         ``m t_d(B, C) + d_c B S1 + d_q (2 C B S1 + B^2 S2)`` with ``S1 = m(m-1)/2``,
-        ``S2 = (m-1)m(2m-1)/6`` (``proofs/cost_model.md``)."""
+        ``S2 = (m-1)m(2m-1)/6`` (``proofs/cost_model.md``). ``step``: ``decode_time(batch,
+        context)`` if the caller has it (a decode run evaluates this for many ``m``)."""
         if batch <= 0 or m <= 0:
             return 0.0
-        return self._run_sum(batch, context, m)
+        return self._run_sum(batch, context, m, step)
 
     def decode_run_times(self, batch: int, context: int, k: int) -> np.ndarray:
         """:meth:`decode_run_time` for ``m = 1..k`` at once, shape ``(k,)`` [s]: the same
         expression element-wise (so the same floats as ``k`` scalar calls); ``batch >= 1``."""
         return self._run_sum(batch, context, np.arange(1, k + 1))
 
-    def _run_sum(self, batch: int, context: int, m):
+    def _run_sum(self, batch: int, context: int, m, step: float | None = None):
         """The closed form of :meth:`decode_run_time`; ``m`` an int or an integer array."""
         s1 = m * (m - 1) / 2
         s2 = (m - 1) * m * (2 * m - 1) / 6
-        return (m * self.decode_time(batch, context) + self.decode_c * batch * s1
+        return (m * (self.decode_time(batch, context) if step is None else step) + self.decode_c * batch * s1
                 + self.decode_q * (2 * context * batch * s1 + batch * batch * s2))
 
     # ---------------------------------------------------------------- persistence

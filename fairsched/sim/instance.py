@@ -40,9 +40,10 @@ part grows with the tokens generated). ``capacity``, ``reserved`` and every
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-from fairsched.cache.radix import RadixCache
+from fairsched.cache.radix import RadixCache, match_all
 from fairsched.policies.base import Admission, QueuePolicy
 from fairsched.sim.admission import PeakPlan
 from fairsched.sim.config import InstanceConfig
@@ -107,7 +108,8 @@ class ServingInstance(Protocol):
 class Seq:
     """A request in an instance's running batch."""
 
-    __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk", "out_units")
+    __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk", "out_units",
+                 "node", "inode")
 
     def __init__(self, req: Request, matched: int, cached: int, reserved: int):
         self.req = req
@@ -119,6 +121,8 @@ class Seq:
         self.reserved = reserved  # private KV memory held outside the cache (memory units)
         self.chunk = 0  # prefill tokens scheduled in the current iteration
         self.out_units = 0  # the part of `reserved` held for output tokens (memory units)
+        self.node = None  # cache node where its locked prefix ends (RadixCache.lock_node)
+        self.inode = None  # the same in the instance's tree of prompts being prefilled
 
 
 class InstanceBase:
@@ -156,6 +160,8 @@ class InstanceBase:
         self.decoding: list[Seq] = []
         self.reserved = 0  # memory units reserved by running requests outside the cache
         self.pending_prefill = 0  # prefill tokens still to compute for waiting + running
+        self.waiting = 0  # requests in the policy's queue (= len(policy), read without a call)
+        self._routed_node: dict = {}  # rid -> node of `routed` where its locked prompt ends
         self.est_prefill: dict[int, int] = {}  # rid -> uncached estimate made at routing
         # seconds-LMetric's counter (kept only once a router sets prefill_cost): predicted
         # seconds t_pre(rest, done) of the same queued prefill (proofs/seconds_lmetric.md)
@@ -176,11 +182,7 @@ class InstanceBase:
     def routed_cached_tokens(self, req: Request) -> int:
         """Prompt tokens of ``req`` in the prefix cache or in prompts routed here and not
         yet prefilled, whichever matches more (the router's optimistic view)."""
-        p = req.prompt
-        m = self.cache.match(p)
-        if self.routed.size:  # (an empty tree matches nothing)
-            m = max(m, self.routed.match(p))
-        return req.tokens_in(m)
+        return routed_cached_all((self,), req)[0]
 
     def enqueue(self, req: Request, now: float) -> None:
         """``req`` was routed here at ``now``: count its prefill estimate (uncached tokens,
@@ -192,8 +194,8 @@ class InstanceBase:
         if self.prefill_cost is not None:
             e = self.est_prefill_s[req.rid] = self.prefill_cost.prefill_time(est, req.input_len - est)
             self.pending_prefill_s += e
-        self.routed.insert(req.prompt, now)
-        self.routed.lock(req.prompt, len(req.prompt))
+        self._routed_node[req.rid] = self.routed.insert_lock(req.prompt, now)
+        self.waiting += 1
         self.policy.add(req, now)
         if not self.busy:
             self.start_step(now)
@@ -215,14 +217,14 @@ class InstanceBase:
         cached = min(req.tokens_in(m), req.input_len - 1)  # the last token is always recomputed
         new = req.input_len - cached
         prompt = (len(p) - m) * bu
-        cache.lock(p, m)
+        node = cache.lock_node(p, m)
         if self.peak_rule:
             out = -(-self.out_lead // u)
             completes = new <= self._budget  # its first token comes with the next step's
             if self._plan is None:
                 self._plan = PeakPlan(self.decoding, self.prefilling, u, bu)
             if self._plan.need(len(p), o, completes) > self.capacity:
-                cache.unlock(p, m)
+                cache.unlock_node(node)
                 return Admission.FULL
         else:
             out = -(-o // u)
@@ -230,19 +232,20 @@ class InstanceBase:
         if over > 0:
             short = -(-over // bu)  # blocks to evict
             if self._evict(short) < short:
-                cache.unlock(p, m)
+                cache.unlock_node(node)
                 return Admission.FULL
         need = prompt + out
         now = self._now
-        cache.touch(p, m, now)
+        cache.touch_node(node, now)
         s = self._new_seq(req, m, cached, need, out)
+        s.node = node
+        self.waiting -= 1
         self.reserved += need
         if self.peak_rule:
             self._plan.add(len(p), o, completes)
         self._note_peak()
         if m < len(p):
-            self.inflight.insert(p, now)
-            self.inflight.lock(p, len(p))
+            s.inode = self.inflight.insert_lock(p, now)
         self.pending_prefill += new - self.est_prefill.pop(req.rid, new)
         if self.prefill_cost is not None:
             e = self.prefill_cost.prefill_time(new, cached)
@@ -289,7 +292,7 @@ class InstanceBase:
             s.chunk = min(left, budget) if budget > 0 else 0
             budget -= s.chunk
         self._budget = budget
-        if len(self.policy):
+        if self.waiting:
             self.policy.schedule(self, now)
         end = self._start(now)
         if end is None:
@@ -324,7 +327,7 @@ class InstanceBase:
                 s.generated += k
                 if s.generated == s.req.output_len:
                     finished.append(s)
-            times = [now] if k == 1 else self._step_ends(k)
+            times = [now] if k == 1 else self._step_ends(k, now)
             backend._on_decode(self, self.decoding, times, self._decode_dt)
         still: list[Seq] = []
         first: list[Seq] = []
@@ -365,14 +368,15 @@ class InstanceBase:
         from the reservation into the cache) and stays locked while ``s`` runs."""
         p, cache = s.req.prompt, self.cache
         if s.matched < s.units:
-            self.inflight.unlock(p, s.units)
+            self.inflight.unlock_node(s.inode)
             self.inflight.clear()
-        self.routed.unlock(p, s.units)
+        self.routed.unlock_node(self._routed_node.pop(s.req.rid))
         self.routed.clear()
         new = self._insert_prompt(s, now)
         # the prompt's blocks are now in the cache: keep them locked while we run
-        cache.lock(p, s.units)
-        cache.unlock(p, s.matched)
+        node = cache.lock_node(p, s.units)
+        cache.unlock_node(s.node)
+        s.node = node
         moved = new * self.block_units
         self.reserved -= moved
         s.reserved -= moved
@@ -380,7 +384,7 @@ class InstanceBase:
         self.backend._on_prefill_done(self, s, new, now)
 
     def _finish(self, s: Seq, now: float) -> None:
-        self.cache.unlock(s.req.prompt, s.units)
+        self.cache.unlock_node(s.node)
         self.reserved -= s.reserved
         self._release(s)
         self.policy.on_finish(s.req, now)
@@ -392,9 +396,9 @@ class InstanceBase:
         return the time it ends, or ``None`` if there is nothing to do (idle)."""
         raise NotImplementedError
 
-    def _step_ends(self, k: int) -> list[float]:
-        """End times of the ``k > 1`` decode steps covered by the ending event (only a
-        subclass that sets ``_steps > 1`` needs it)."""
+    def _step_ends(self, k: int, now: float) -> list[float]:
+        """End times of the ``k > 1`` decode steps covered by the event ending at ``now``
+        (the last of them; only a subclass that sets ``_steps > 1`` needs it)."""
         raise NotImplementedError
 
     def interrupt(self, now: float) -> None:
@@ -426,3 +430,12 @@ class InstanceBase:
 
     def _release(self, s: Seq) -> None:
         """``s`` finished and its reservation was returned. Default: nothing else to free."""
+
+
+def routed_cached_all(instances: Sequence[InstanceBase], req: Request) -> list[int]:
+    """:meth:`InstanceBase.routed_cached_tokens` of every instance, in one pass (the
+    router's hot path: ``ClusterBackend.instance_state``)."""
+    p, tok = req.prompt, req.tokens_in
+    cached = match_all([inst.cache for inst in instances], p)
+    routed = match_all([inst.routed for inst in instances], p)  # (an empty tree matches nothing)
+    return [tok(a if a >= b else b) for a, b in zip(cached, routed, strict=True)]

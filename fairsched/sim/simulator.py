@@ -59,16 +59,17 @@ class Instance(InstanceBase):
         super().__init__(idx, sim, policy, unit=1)
         self.sim = sim
         self.cache = RadixCache(None, self.bs)
-        self._run = (0.0, 0, 0)  # decode run: (start time, batch size, context tokens)
+        self._run = (0.0, 0, 0, 0.0)  # decode run: (start time, batch size, context tokens, first step [s])
 
     def _start(self, now: float) -> float | None:
         self._steps = 1
-        if self.sim.decode_runs and not self.prefilling and self.decoding and not len(self.policy):
+        if self.sim.decode_runs and not self.prefilling and self.decoding and not self.waiting:
             # Decode run: nothing can change on this instance before its first sequence
             # finishes or a request arrives here (which truncates the run, see
             # `interrupt`), so k decode steps become one event, exactly.
             k = min(s.req.output_len - s.generated for s in self.decoding)
-            self._run = (now, len(self.decoding), self._ctx())
+            b, ctx = len(self.decoding), self._ctx()
+            self._run = (now, b, ctx, self.sim.cost.decode_time(b, ctx))
             self._steps = k
             return self._run_end(k)
         dur = self._model_time(self.sim.cost)
@@ -77,19 +78,30 @@ class Instance(InstanceBase):
     def _run_end(self, m: int) -> float:
         """End of the m-th step of the current decode run: the context grows by one token
         per sequence per step, so sum_{j<m} decode_time(B, C + j B) in closed form."""
-        t0, b, ctx = self._run
-        return t0 + self.sim.cost.decode_run_time(b, ctx, m)
+        t0, b, ctx, step = self._run
+        return t0 + self.sim.cost.decode_run_time(b, ctx, m, step)
 
-    def _step_ends(self, k: int) -> StepTimes:
-        return StepTimes(self, k)
+    def _step_ends(self, k: int, now: float) -> StepTimes:
+        return StepTimes(self, k, now)
 
     def interrupt(self, now: float) -> None:
         """A request arrived at ``now`` during a decode run: end the run at the first step
         boundary at or after ``now`` (where the step-by-step simulation would schedule)."""
         if self._steps <= 1:
             return
-        # smallest m >= 1 with _run_end(m) >= now (_run_end increases with m): bisection
+        # smallest m >= 1 with _run_end(m) >= now (_run_end increases with m): bisection,
+        # narrowed first around m ~ (now - t0) / (first step's seconds) (checked, so exact)
         lo, hi = 1, self._steps
+        t0, step = self._run[0], self._run[3]
+        if step > 0:
+            g = min(hi, max(lo, int((now - t0) / step) + 1))
+            if self._run_end(g) >= now:
+                hi = g
+                if g > lo and self._run_end(g - 1) < now:
+                    lo = g
+            else:
+                lo = g + 1
+        lo = min(lo, self._steps)
         while lo < hi:
             mid = (lo + hi) // 2
             if self._run_end(mid) < now:
@@ -110,10 +122,10 @@ class StepTimes:
     (all k at once, :meth:`CostModel.decode_run_times`: the very floats of :meth:`Instance._run_end`
     that the run's events use). Most runs need only the first and the last."""
 
-    __slots__ = ("inst", "k")
+    __slots__ = ("inst", "k", "end")
 
-    def __init__(self, inst: Instance, k: int):
-        self.inst, self.k = inst, k
+    def __init__(self, inst: Instance, k: int, end: float):
+        self.inst, self.k, self.end = inst, k, end  # end: the k-th step's end, the event's time
 
     def __len__(self) -> int:
         return self.k
@@ -121,10 +133,11 @@ class StepTimes:
     def __getitem__(self, j: int) -> float:
         if not -self.k <= j < self.k:
             raise IndexError(j)
-        return self.inst._run_end(j % self.k + 1)
+        m = j % self.k + 1
+        return self.end if m == self.k else self.inst._run_end(m)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        t0, b, ctx = self.inst._run
+        t0, b, ctx, _ = self.inst._run
         return np.asarray(t0 + self.inst.sim.cost.decode_run_times(b, ctx, self.k), dtype=dtype or float)
 
 
