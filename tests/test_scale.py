@@ -74,9 +74,11 @@ def test_logged_decode_run_steps_are_the_runs_own_step_times():
     inst = sim.instances[0]
     old_end = type(inst)._step_ends
 
-    def check(self, k):
-        st = old_end(self, k)
+    def check(self, k, now):
+        assert now == self._run_end(k)  # the event's time: StepTimes[-1] without recomputing
+        st = old_end(self, k, now)
         assert np.asarray(st).tolist() == [self._run_end(m) for m in range(1, k + 1)]
+        assert [st[j] for j in (0, -1)] == [self._run_end(1), now]
         return st
 
     type(inst)._step_ends = check
