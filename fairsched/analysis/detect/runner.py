@@ -50,6 +50,8 @@ class DetectingLMetric(LMetric):
     """
 
     name = "lmetric"
+    warmup_all = False  # warm up every instance, not the model's target number of holders
+    warmup_inflight = 1  # warm-ups running at once
 
     def __init__(self, detector: HotspotDetector, record: bool = True, cost=None, warmup: bool = False):
         from fairsched.sim import CostModel
@@ -66,10 +68,10 @@ class DetectingLMetric(LMetric):
         """Mitigation by warm-up (class docstring): maybe issue one warm-up, then the
         product score over the instances not warming up."""
         n, c = cluster.n_instances, self.det.class_of[req.rid]
-        target = self.det.flagged.get(c, {}).get("target") or n
+        target = n if self.warmup_all else (self.det.flagged.get(c, {}).get("target") or n)
         warming = {i for i, k in cluster.warming.items() if k}
-        if len(holders) < min(n, target) and not warming:
-            hold = set(holders)
+        while len(holders) + len(warming) < min(n, target) and len(warming) < self.warmup_inflight:
+            hold = set(holders) | warming
             i = min((j for j in range(n) if j not in hold), key=lambda j: (loads[j], qp[j], j))
             units = max(1, self.det.pc.classes[c]["shared_tokens"] // req.block_size)
             cluster.warm_up(i, req, min(units, len(req.prompt)), now, c)

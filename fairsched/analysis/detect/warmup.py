@@ -18,10 +18,14 @@ What a warm-up is, in the simulator (:class:`WarmupSimulator`):
 * **Invisible to users.** No arrival, no routing record, no TTFT / TPOT / e2e, no service
   charge (so no queue policy's fairness counter and no client's backlog moves), not
   counted in ``n_finished`` or the decode-token count.
-* **Order.** Each instance's queue policy is wrapped (:class:`WarmupFirst`, a misnomer
-  kept short: warm-ups are offered *after* the user requests the policy admits in the
-  same planning step), so a warm-up never takes an admission a waiting user request
-  could have had in that step.
+* **Background.** Each instance's queue policy is wrapped (:class:`WarmupQueue`):
+  warm-ups are offered to admission *after* the user requests the policy admits in the
+  same planning step, and a running warm-up takes no batch slot and only the token
+  budget the users' chunks leave in each iteration (:class:`_WarmInstance`). So, as long
+  as KV memory does not bind (the warm-up holds its prefix's blocks), every iteration
+  admits the same users and gives them the same chunks as it would without the warm-up;
+  it is longer by the warm-up's chunk, ``prefill_time(chunk, done)``
+  (``proofs/lmetric_harm_validation.md`` §5.2).
 * **Cache afterwards.** When its prefill completes the prefix enters the cache (as any
   prompt does) and is unlocked when the job ends: an ordinary LRU entry.
 
@@ -43,7 +47,7 @@ from fairsched.policies.base import Admission
 from fairsched.sim.simulator import Instance, Simulator
 from fairsched.workload.request import Request
 
-__all__ = ["WARMUP_CLIENT", "Warmup", "WarmupFirst", "WarmupSimulator"]
+__all__ = ["WARMUP_CLIENT", "Warmup", "WarmupQueue", "WarmupSimulator"]
 
 WARMUP_CLIENT = "__warmup__"
 
@@ -59,10 +63,11 @@ class Warmup(Request):
     klass: str = ""
 
 
-class WarmupFirst:
+class WarmupQueue:
     """Wraps one instance's queue policy: user requests go to ``inner``; :class:`Warmup`
     jobs wait in a FIFO of their own and are offered to ``try_admit`` after ``inner``
-    has scheduled (a warm-up that does not fit yet waits; it never blocks a user request).
+    has scheduled (a warm-up that does not fit yet waits; it never blocks a user request);
+    an admitted one is handed to the instance's background list (its chunk budget refunded).
     Everything else (``charge``, ``backlogged``, ``waiting``, ``n_waiting``, ``name``...) is
     ``inner``'s: warm-ups are never charged, never backlog a client, never finish for the
     policy. ``len`` counts both (the instance stays awake while a warm-up waits)."""
@@ -88,6 +93,10 @@ class WarmupFirst:
             self.inner.schedule(inst, now)
         while self.jobs and inst.try_admit(self.jobs[0]) is Admission.ADMITTED:
             self.jobs.pop(0)
+            s = inst.prefilling.pop()  # the warm-up just admitted runs in the background:
+            inst._budget += s.chunk  # its budget is what the users leave (_WarmInstance._start)
+            s.chunk = 0
+            inst.bg.append(s)
 
     def on_finish(self, req: Request, now: float) -> None:
         if not isinstance(req, Warmup):
@@ -95,7 +104,34 @@ class WarmupFirst:
 
 
 class _WarmInstance(Instance):
-    """A simulated instance that adds up the seconds of its warm-ups' prefill chunks."""
+    """A simulated instance that runs warm-ups in the background and adds up the seconds
+    of their prefill chunks.
+
+    Background: while an iteration is planned (:meth:`start_step`: the chunks of the
+    prompts in prefill, then the queue policy's admissions) the running warm-ups are out
+    of ``prefilling``, so they take no batch slot and no token budget from a user request;
+    :meth:`_start` then gives each the budget the users left (possibly 0: it waits) and
+    puts it back for the iteration (its chunk is paid in the iteration's time)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.bg: list = []  # warm-up sequences held out of `prefilling` while planning
+
+    def start_step(self, now: float) -> None:
+        if self.sim.n_active and self.prefilling:
+            self.bg = [s for s in self.prefilling if isinstance(s.req, Warmup)]
+            if self.bg:
+                self.prefilling = [s for s in self.prefilling if not isinstance(s.req, Warmup)]
+        super().start_step(now)
+
+    def _start(self, now: float) -> float | None:
+        if self.bg:
+            for s in self.bg:
+                s.chunk = min(s.req.input_len - s.done, max(0, self._budget))
+                self._budget -= s.chunk
+            self.prefilling.extend(self.bg)
+            self.bg = []
+        return super()._start(now)
 
     def _model_time(self, cost) -> float:
         sim = self.sim
@@ -121,7 +157,7 @@ class WarmupSimulator(Simulator):
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        self.instances = [_WarmInstance(i, self, WarmupFirst(inst.policy)) for i, inst in enumerate(self.instances)]
+        self.instances = [_WarmInstance(i, self, WarmupQueue(inst.policy)) for i, inst in enumerate(self.instances)]
         self.warmups: list[dict] = []
         self.warming: dict[int, int] = {}
         self.n_active = 0  # warm-ups issued and not finished (0: every hook is Simulator's)
