@@ -67,7 +67,7 @@ def test_hotspot_hurts_and_mitigation_recovers_ttft(hot_outcome):
     assert lm["ttft_mean_s"] > 2 * base["ttft_mean_s"]  # the hotspot degrades TTFT vs load-only routing
     assert lm["tpot_mean_s"] > 2 * base["tpot_mean_s"]
     assert mit["ttft_mean_s"] < 0.75 * lm["ttft_mean_s"]  # mitigation recovers most of it
-    # ... without hurting the tail (paced replication, not load-only routing)
+    # ... without hurting the tail (warm-up prefills, not load-only routing)
     assert _lat(hot_outcome, "lmetric+mitigation", "flagged classes")["ttft_p99_s"] <= 1.10 * _lat(
         hot_outcome, "lmetric", "flagged classes")["ttft_p99_s"]
     assert _lat(hot_outcome, "lmetric+mitigation", "all requests")["ttft_mean_s"] <= _lat(

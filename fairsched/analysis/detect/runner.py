@@ -50,8 +50,6 @@ class DetectingLMetric(LMetric):
     """
 
     name = "lmetric"
-    warmup_all = False  # warm up every instance, not the model's target number of holders
-    warmup_inflight = 1  # warm-ups running at once
 
     def __init__(self, detector: HotspotDetector, record: bool = True, cost=None, warmup: bool = False):
         from fairsched.sim import CostModel
@@ -68,10 +66,10 @@ class DetectingLMetric(LMetric):
         """Mitigation by warm-up (class docstring): maybe issue one warm-up, then the
         product score over the instances not warming up."""
         n, c = cluster.n_instances, self.det.class_of[req.rid]
-        target = n if self.warmup_all else (self.det.flagged.get(c, {}).get("target") or n)
+        target = self.det.flagged.get(c, {}).get("target") or n
         warming = {i for i, k in cluster.warming.items() if k}
-        while len(holders) + len(warming) < min(n, target) and len(warming) < self.warmup_inflight:
-            hold = set(holders) | warming
+        if len(holders) < min(n, target) and not warming:
+            hold = set(holders)
             i = min((j for j in range(n) if j not in hold), key=lambda j: (loads[j], qp[j], j))
             units = max(1, self.det.pc.classes[c]["shared_tokens"] // req.block_size)
             cluster.warm_up(i, req, min(units, len(req.prompt)), now, c)
@@ -280,13 +278,15 @@ def _report(det: HotspotDetector, router: DetectingLMetric, cost, warmups=()) ->
 
 def run_detection(workload, n_instances: int = 16, *, config: DetectorConfig | None = None, policy: str = "fcfs",
                   instance=None, cost=None, classes: PrefixClasses | None = None,
-                  preload: dict[str, list[int]] | None = None, progress=None, warmup: bool = False):
+                  preload: dict[str, list[int]] | None = None, progress=None, warmup: bool = True):
     """Simulate ``workload`` under LMetric with the detector (and mitigation if
     ``config.mitigate``). Returns ``(DetectionReport, SimResult)``.
 
-    ``warmup``: mitigate by warm-up prefills (:class:`DetectingLMetric`, run in a
+    ``warmup`` (default): mitigate by warm-up prefills (:class:`DetectingLMetric`, run in a
     :class:`~fairsched.analysis.detect.warmup.WarmupSimulator`; the warm-ups are in the
-    report's ``warmups`` and in no user metric), not by seeding with user requests.
+    report's ``warmups`` and in no user metric); False: paced seeding with user requests
+    (round 3's rule, ``proofs/lmetric_harm_validation.md`` §5). Without ``config.mitigate``
+    the run is the plain simulator's either way.
 
     ``preload``: class name -> instances whose cache holds the class's shared prefix at
     t = 0 (for controlled experiments such as :func:`phase_diagram`).
