@@ -138,7 +138,7 @@ def detect(
     holder that was not the least loaded. Simulates the baseline router, LMetric, and
     LMetric with the mitigation (a confirmed harmful class gets new holders warmed by
     warm-up prefills, never routed to a cold one). Writes OUT/detect.json
-    (flagged_classes, warmups) and OUT/detect.html.
+    (flagged_classes; mitigation.warmups and their GPU seconds) and OUT/detect.html.
     """
     from rich.markup import escape
 

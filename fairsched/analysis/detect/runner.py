@@ -361,7 +361,9 @@ class DetectOutcome:
         d = self.report.to_dict()
         d["mitigation"] = None if self.mitigated_report is None else {
             "events": _clean(self.mitigated_report.events),
-            "confirmed": [f["klass"] for f in self.mitigated_report.flagged_classes if f["phase2_confirmed"]]}
+            "confirmed": [f["klass"] for f in self.mitigated_report.flagged_classes if f["phase2_confirmed"]],
+            "warmups": _clean(self.mitigated_report.warmups),
+            "warmup_gpu_s": float(sum(w["gpu_s"] for w in self.mitigated_report.warmups))}
         d["latency"] = _clean(self.latency)
         return d
 
