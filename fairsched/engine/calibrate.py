@@ -55,13 +55,16 @@ __all__ = ["DECODE_TERMS", "GRIDS", "PREFILL_TERMS", "fit_cost_model", "fit_deco
 
 GRIDS = {
     "full": {"n": (16, 32, 64, 128, 256, 512, 1024, 2048), "h": (0, 128, 512, 1024, 2048, 4096),
-             "batch": (1, 2, 4, 8, 16, 32), "ctx": (64, 256, 1024, 2048, 4096), "repeats": 15, "decode_repeats": 41},
+             "batch": (1, 2, 4, 8, 16, 32), "ctx": (64, 256, 1024, 2048, 4096), "repeats": 5, "decode_repeats": 15,
+             "budget_s": 1.0, "max_repeats": 61},
     "quick": {"n": (16, 64, 256, 1024), "h": (0, 1024, 3072),
               "batch": (1, 4, 16), "ctx": (128, 1024), "repeats": 3, "decode_repeats": 9},
 }
 """Measurement grids: prefill ``n`` x ``h``, decode ``batch`` x per-sequence ``ctx`` (points
 with ``batch * ctx`` above the instance's KV capacity are skipped: the engine never runs them),
-and the repeats of each point (decode steps are short and noisy, and cheap to repeat)."""
+and the repeats of each point: with ``budget_s``, about that many seconds of timings per point,
+at least ``repeats`` (prefill) / ``decode_repeats`` (decode) and at most ``max_repeats``
+(:func:`_time_points`); without, exactly those repeats."""
 
 
 def _tokens(model: ToyLlama, n: int, seed: int = 0) -> torch.Tensor:
@@ -70,12 +73,58 @@ def _tokens(model: ToyLlama, n: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(0, model.config.vocab_size, (n,), generator=g).to(dev)
 
 
+def _time_points(points, run, timer: Timer, repeats: int, budget_s: float | None, max_repeats: int, seed: int,
+                 on_step=None, on_plan=None) -> dict:
+    """Time ``run(point)`` for every point; returns ``point -> list of seconds``.
+
+    A first pass over every point, in shuffled order, is timed but not kept: it pays each
+    shape's first-call costs and gives its cost ``c_i``. Then point i gets ``R_i`` timings:
+    ``repeats`` if ``budget_s`` is None, else ``clip(ceil(budget_s / c_i), repeats,
+    max_repeats)`` (about ``budget_s`` seconds of timings per point: cheap points, whose
+    timings vary most on a shared machine, get the most repeats). The timings run in
+    interleaved passes, each over the points that still need one, in a fresh shuffled order,
+    so that a slow spell of the machine hits one repeat of many points, not many repeats of one
+    (``proofs/cost_model.md``, "Measuring on a shared machine"). ``on_plan(k)`` is called
+    once with the number of timings still to come, ``on_step()`` after each timing."""
+    rng = np.random.default_rng(seed)
+    first = {}
+    for k in rng.permutation(len(points)):
+        t0 = timer.now()
+        run(points[k])
+        first[points[k]] = timer.now() - t0
+    if budget_s is None:
+        reps = dict.fromkeys(points, repeats)
+    else:
+        reps = {p: int(min(max(repeats, np.ceil(budget_s / max(first[p], 1e-9))), max_repeats)) for p in points}
+    if on_plan is not None:
+        on_plan(sum(reps.values()))
+    times: dict = {p: [] for p in points}
+    for r in range(max(reps.values())):
+        todo = [p for p in points if reps[p] > r]
+        for k in rng.permutation(len(todo)):
+            t0 = timer.now()
+            run(todo[k])
+            times[todo[k]].append(timer.now() - t0)
+            if on_step is not None:
+                on_step()
+    return times
+
+
+def _summary(ts: list[float]) -> tuple[float, float, float, int]:
+    """``(median, fastest, spread, repeats)`` of one point's timings; spread = interquartile
+    range / median (the repeat-to-repeat variation)."""
+    a = np.asarray(ts)
+    q1, med, q3 = np.percentile(a, (25, 50, 75))
+    return float(med), float(a.min()), float((q3 - q1) / med), int(a.size)
+
+
 def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, timer: str = "auto",
-                    on_step=None) -> pd.DataFrame:
+                    on_step=None, budget_s: float | None = None, max_repeats: int = 61,
+                    on_plan=None) -> pd.DataFrame:
     """Prefill seconds for every ``(n, h)``: columns ``n, h, seconds`` (the median of the
-    repeats, the typical time the engine meets) and ``min_s`` (the fastest, the run least
-    disturbed by other processes). ``on_step()``, if given, is called after each of the
-    ``repeats x len(ns) x len(hs)`` timings."""
+    repeats), ``min_s`` (the fastest), ``spread`` (interquartile range / median) and
+    ``repeats``. Repeats, order and callbacks: :func:`_time_points` (``repeats`` each, or
+    about ``budget_s`` seconds each with at least ``repeats`` and at most ``max_repeats``)."""
     dev = next(model.parameters()).device
     timer = Timer(dev, timer)
     bs = 16
@@ -88,26 +137,19 @@ def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, ti
     for a in range(0, hmax, 2048):
         model.prefill(toks[a:min(a + 2048, hmax)], pool, slots, a)
     points = [(n, h) for n in ns for h in hs]
-    times: dict[tuple[int, int], list[float]] = {p: [] for p in points}
-    rng = np.random.default_rng(seed)
-    for _ in range(repeats):
-        for k in rng.permutation(len(points)):
-            n, h = points[k]
-            t0 = timer.now()
-            model.prefill(toks[h:h + n], pool, slots, h)
-            times[(n, h)].append(timer.now() - t0)
-            if on_step is not None:
-                on_step()
-    rows = [(n, h, float(np.median(ts)), min(ts)) for (n, h), ts in times.items()]
-    return pd.DataFrame(rows, columns=["n", "h", "seconds", "min_s"])
+    times = _time_points(points, lambda p: model.prefill(toks[p[1]:p[1] + p[0]], pool, slots, p[1]), timer,
+                         repeats, budget_s, max_repeats, seed, on_step, on_plan)
+    rows = [(n, h, *_summary(ts)) for (n, h), ts in times.items()]
+    return pd.DataFrame(rows, columns=["n", "h", "seconds", "min_s", "spread", "repeats"])
 
 
 def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int = 0,
-                   timer: str = "auto", max_context: int | None = None, on_step=None) -> pd.DataFrame:
+                   timer: str = "auto", max_context: int | None = None, on_step=None,
+                   budget_s: float | None = None, max_repeats: int = 61, on_plan=None) -> pd.DataFrame:
     """Decode-step seconds for every ``(B, ctx)`` with ``B ctx <= max_context``: columns
-    ``batch, ctx, context`` (= B ctx), ``seconds`` (median repeat) and ``min_s`` (fastest). Every
-    sequence of the batch reads the same ``ctx`` slots (the cost does not depend on which
-    slots are read). ``on_step()``, if given, is called after each timing."""
+    ``batch, ctx, context`` (= B ctx), ``seconds`` (median repeat), ``min_s`` (fastest),
+    ``spread`` and ``repeats`` (as :func:`measure_prefill`). Every sequence of the batch reads
+    the same ``ctx`` slots (the cost does not depend on which slots are read)."""
     dev = next(model.parameters()).device
     timer = Timer(dev, timer)
     bs = 16
@@ -118,18 +160,10 @@ def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int =
     for a in range(0, cmax, 2048):
         model.prefill(toks[a:min(a + 2048, cmax)], pool, slots, a)
     points = [(b, c) for b in batches for c in ctxs if max_context is None or b * c <= max_context]
-    times: dict[tuple[int, int], list[float]] = {p: [] for p in points}
-    rng = np.random.default_rng(seed)
-    for _ in range(repeats):
-        for k in rng.permutation(len(points)):
-            b, c = points[k]
-            t0 = timer.now()
-            model.decode(toks[:b], pool, [slots[:c]] * b, [c] * b)
-            times[(b, c)].append(timer.now() - t0)
-            if on_step is not None:
-                on_step()
-    rows = [(b, c, b * c, float(np.median(ts)), min(ts)) for (b, c), ts in times.items()]
-    return pd.DataFrame(rows, columns=["batch", "ctx", "context", "seconds", "min_s"])
+    times = _time_points(points, lambda p: model.decode(toks[:p[0]], pool, [slots[:p[1]]] * p[0], [p[1]] * p[0]),
+                         timer, repeats, budget_s, max_repeats, seed, on_step, on_plan)
+    rows = [(b, c, b * c, *_summary(ts)) for (b, c), ts in times.items()]
+    return pd.DataFrame(rows, columns=["batch", "ctx", "context", "seconds", "min_s", "spread", "repeats"])
 
 
 def _stats(t: np.ndarray, fit: np.ndarray) -> dict:
@@ -216,6 +250,8 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
     grid = GRIDS["quick" if quick else "full"]
     reps = repeats or grid["repeats"]
     dreps = repeats or grid["decode_repeats"]
+    budget = None if repeats else grid.get("budget_s")  # repeats= given: exactly that many
+    cap_reps = grid.get("max_repeats", 61)
     cfg = model.config
     ns = [n for n in grid["n"] if n <= cfg.max_seq_len // 2]
     hs = [h for h in grid["h"] if h + max(ns) <= cfg.max_seq_len]
@@ -228,18 +264,24 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
             cap = DEFAULT_INSTANCE.get(cfg.name)
             ctxs = [c for c in grid["ctx"] if c <= cfg.max_seq_len]
             mc = cap.kv_capacity_tokens if cap else None
-            total = (reps * len(ns) * len(hs)
-                     + dreps * sum(1 for b in grid["batch"] for c in ctxs if mc is None or b * c <= mc))
+            n_dec = sum(1 for b in grid["batch"] for c in ctxs if mc is None or b * c <= mc)
+            # timings to come: known once each measurement has planned its repeats
+            plan = {"prefill": reps * len(ns) * len(hs), "decode": dreps * n_dec}
             done = [0]
 
             def step():
                 done[0] += 1
-                progress(done[0], total)
+                progress(done[0], sum(plan.values()))
+
+            def planner(part):
+                return lambda k: plan.__setitem__(part, k)
 
             on_step = step if progress is not None else None
             warm_up(model)
-            pre = measure_prefill(model, ns, hs, reps, seed, mode, on_step=on_step)
-            dec = measure_decode(model, grid["batch"], ctxs, dreps, seed, mode, max_context=mc, on_step=on_step)
+            pre = measure_prefill(model, ns, hs, reps, seed, mode, on_step=on_step, budget_s=budget,
+                                  max_repeats=cap_reps, on_plan=planner("prefill"))
+            dec = measure_decode(model, grid["batch"], ctxs, dreps, seed, mode, max_context=mc, on_step=on_step,
+                                 budget_s=budget, max_repeats=cap_reps, on_plan=planner("decode"))
         n_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(old)
@@ -253,7 +295,8 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
     if out is not None:
         out = Path(out)
         cm.save(out, r2=r2, residual_rel_p90=p90, residuals=fit, preset=cfg.name, device=str(dev),
-                dtype=dtype, threads=n_threads, timer=mode, quick=bool(quick), repeats={"prefill": reps, "decode": dreps},
+                dtype=dtype, threads=n_threads, timer=mode, quick=bool(quick),
+                repeats={"prefill": reps, "decode": dreps, "budget_s": budget, "max_repeats": cap_reps},
                 source="fairsched.engine.calibrate.run_calibration",
                 measurements={"prefill": pre.to_dict(orient="list"), "decode": dec.to_dict(orient="list")},
                 model=cfg.to_dict(), seconds=elapsed)

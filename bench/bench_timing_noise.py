@@ -1,0 +1,130 @@
+"""Which clock and which estimator make the engine's prefill timings reproducible?
+
+    python bench/bench_timing_noise.py [--repeats 15] [--raw raw.json] [--load raw.json]
+
+Times the calibration's prefill grid (``cpu-small``, one thread) ``--repeats`` times in shuffled
+interleaved passes after a warm-up, reading both clocks around every call: the thread's CPU time
+(``time.thread_time``, the engine's CPU clock) and the wall clock (``time.perf_counter``). Then,
+per clock and per estimator of a point's cost (fastest, 10th / 25th percentile, median, mean):
+
+* split-half spread: the estimator on the even passes vs on the odd ones, ``|a - b| / mean``
+  over the points (p50, p90): how reproducible the estimate is;
+* fit residual: ``|fit - t| / t`` of the cost model (``calibrate.fit_prefill``) on the estimates;
+* systematic share: the correlation, over the points, of the residuals of the model fitted on
+  each half alone; noise gives 0, a shape the model lacks gives 1.
+
+Prints one table per clock and the autocorrelation of the timings' log-deviations in time order
+(lag 1, 2, 5, 10 calls). ``--raw`` saves the timings; ``--load`` analyses saved ones instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+GRID_N = (16, 32, 64, 128, 256, 512, 1024, 2048)
+GRID_H = (0, 128, 512, 1024, 2048, 4096)
+ESTIMATORS = {"min": np.min, "q10": lambda a: np.quantile(a, 0.10), "q25": lambda a: np.quantile(a, 0.25),
+              "median": np.median, "mean": np.mean}
+
+
+def measure(repeats: int, seed: int = 0) -> dict:
+    """``{"points": [[n, h], ...], "order": [point index per call], "cpu": [...], "wall": [...]}``."""
+    import torch
+
+    from fairsched.engine.calibrate import _tokens
+    from fairsched.engine.kv import PagedKVCache
+    from fairsched.engine.model import build_model
+    from fairsched.engine.timing import warm_up
+
+    torch.set_num_threads(1)
+    model = build_model("cpu-small", "cpu")
+    points = [(n, h) for n in GRID_N for h in GRID_H]
+    order, cpu, wall = [], [], []
+    with torch.inference_mode():
+        warm_up(model)
+        bs, total = 16, max(GRID_H) + max(GRID_N)
+        pool = PagedKVCache.for_model(model, -(-total // bs), bs)
+        slots = torch.arange(pool.n_blocks * bs)
+        toks = _tokens(model, total, seed)
+        for a in range(0, max(GRID_H), 2048):
+            model.prefill(toks[a:min(a + 2048, max(GRID_H))], pool, slots, a)
+        for n, h in points:  # first calls of every shape, not kept
+            model.prefill(toks[h:h + n], pool, slots, h)
+        rng = np.random.default_rng(seed)
+        for _ in range(repeats):
+            for k in rng.permutation(len(points)):
+                n, h = points[k]
+                w0, c0 = time.perf_counter(), time.thread_time()
+                model.prefill(toks[h:h + n], pool, slots, h)
+                c1, w1 = time.thread_time(), time.perf_counter()
+                order.append(int(k))
+                cpu.append(c1 - c0)
+                wall.append(w1 - w0)
+    return {"points": [list(p) for p in points], "order": order, "cpu": cpu, "wall": wall}
+
+
+def analyse(raw: dict) -> dict:
+    """The tables described in the module docstring, as ``{clock: {estimator: {...}}}``."""
+    from fairsched.engine.calibrate import prefill_features
+    from fairsched.theory.fit import nnls_rel
+
+    pts = raw["points"]
+    n = np.array([p[0] for p in pts], dtype=float)
+    h = np.array([p[1] for p in pts], dtype=float)
+    X = prefill_features(n, h)
+    order = np.asarray(raw["order"])
+    out: dict = {}
+    for clock in ("cpu", "wall"):
+        t = np.asarray(raw[clock])
+        per = [t[order == k] for k in range(len(pts))]
+        med = np.array([np.median(a) for a in per])
+        dev = np.log(t / med[order])
+        rows = {"_cv": float(np.median([a.std() / a.mean() for a in per])),
+                "_autocorr": {lag: float(np.corrcoef(dev[:-lag], dev[lag:])[0, 1]) for lag in (1, 2, 5, 10)}}
+        for name, f in ESTIMATORS.items():
+            full = np.array([f(a) for a in per])
+            ha = np.array([f(a[0::2]) for a in per])
+            hb = np.array([f(a[1::2]) for a in per])
+            split = np.abs(ha - hb) / ((ha + hb) / 2)
+
+            def resid(y):
+                return (X @ nnls_rel(X, y) - y) / y
+
+            r = np.abs(resid(full))
+            rows[name] = {"split_p50": float(np.median(split)), "split_p90": float(np.percentile(split, 90)),
+                          "fit_p50": float(np.median(r)), "fit_p90": float(np.percentile(r, 90)),
+                          "systematic": float(np.corrcoef(resid(ha), resid(hb))[0, 1])}
+        out[clock] = rows
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--raw", default=None, help="save the timings here (JSON)")
+    ap.add_argument("--load", default=None, help="analyse these saved timings instead of measuring")
+    a = ap.parse_args()
+    if a.load:
+        with open(a.load) as f:
+            raw = json.load(f)
+    else:
+        raw = measure(a.repeats)
+        if a.raw:
+            with open(a.raw, "w") as f:
+                json.dump(raw, f)
+    for clock, rows in analyse(raw).items():
+        print(f"clock {clock}: median CV of a point {rows['_cv']:.3f}; autocorrelation in time order "
+              + ", ".join(f"lag {k} {v:.2f}" for k, v in rows["_autocorr"].items()))
+        print(f"  {'estimator':9s} split-half p50 / p90   fit residual p50 / p90   systematic")
+        for name in ESTIMATORS:
+            r = rows[name]
+            print(f"  {name:9s} {r['split_p50']:7.3f} / {r['split_p90']:.3f}      {r['fit_p50']:7.3f} / {r['fit_p90']:.3f}"
+                  f"          {r['systematic']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
