@@ -6,14 +6,18 @@ cache, :meth:`ToyLlama.decode` over a padded batch):
 * prefill time of ``n`` new tokens after ``h`` cached ones over a grid of ``(n, h)``;
 * decode step time of ``B`` sequences with ``ctx`` context tokens each (``C = B ctx``).
 
-Each grid point is timed ``repeats`` times (after untimed warm-up forwards) in interleaved,
-shuffled passes (a transient slowdown of the machine hits one repeat of many points rather
-than every repeat of one), on the engine's own clock (:class:`~fairsched.engine.timing.Timer`:
+Each grid point gets about one second of timings (``GRIDS``: cheap points, the noisiest on a
+shared machine, are repeated most; at least 5 / 15 repeats for prefill / decode, at most 61)
+after untimed warm-up forwards and one discarded first call of every shape, in interleaved,
+shuffled passes (a transient slowdown of the machine hits one repeat of many points rather than
+every repeat of one), on the engine's own clock (:class:`~fairsched.engine.timing.Timer`:
 per-thread CPU time with one thread on CPU, ``torch.cuda.synchronize`` + wall clock on CUDA).
-The *median* repeat is fitted (``seconds``; the fastest, ``min_s``, is kept too): the engine
-runs each forward once, at the machine's typical speed, not its best (fitting the fastest
-repeats left the simulator 20-26% too fast end to end; with the median what remains, 1-14%, is
-the machine's drift between runs; ``proofs/cost_model.md``). Then it fits, with cvxpy
+The *median* repeat is fitted (``seconds``; the fastest, ``min_s``, and the spread, IQR / median,
+are kept too): on a loaded machine it is the most reproducible estimate of a point's cost and
+the fastest repeat the least (``bench/bench_timing_noise.py``), and it is the speed the engine
+meets when it runs each forward once (fitting the fastest repeats left the simulator 20-26% too
+fast end to end; ``proofs/cost_model.md``, "Measuring on a shared machine"). Without contention
+the median repeat is the uncontended cost, which the model then predicts. Then it fits, with cvxpy
 (:func:`fairsched.theory.fit.nnls_rel`: non-negative coefficients, least squares on
 *relative* errors because times span three orders of magnitude), the engine's cost model
 (``proofs/cost_model.md``, "The toy engine's kernels")::
