@@ -126,3 +126,19 @@ def test_lmetric_seconds_counter_and_measured_seconds_guarantee_on_the_simulator
     res = _run(r, n=160, cost=measured)
     assert r.checked == len(res.instance) and r.checked > 100
     assert r.worst > 1.0  # the prediction is not exact: some choices are not the measured optimum
+
+
+def test_queued_prefill_seconds_attached_mid_run_prices_the_queued_work():
+    # requests routed before the counter starts (e.g. warm-up prefills) are priced at once, and
+    # the counter then follows the work like a counter kept from the start
+    full = default_workload(0)
+    w = Workload(full.requests[:40], "head", full.block_size)
+    sim = Simulator(w, "fcfs", "lmetric", n_instances=2)
+    for r in w.requests[:6]:
+        sim.instances[r.rid % 2].enqueue(r, 0.0)
+    sim.track_prefill_seconds(A100)
+    for inst in sim.instances:
+        assert inst.pending_prefill_s == pytest.approx(sum(_queued(inst, A100)), rel=1e-12)
+    sim.track_prefill_seconds(A100)  # the same model again: nothing changes
+    with pytest.raises(RuntimeError, match="another cost model"):
+        sim.track_prefill_seconds(LINEAR)

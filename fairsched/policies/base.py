@@ -160,10 +160,11 @@ class ClusterView(Protocol):
 
     def track_prefill_seconds(self, cost) -> None:
         """Keep :meth:`queued_prefill_seconds` under ``cost`` (a
-        :class:`~fairsched.sim.cost.CostModel`) from now on; call before the first request.
+        :class:`~fairsched.sim.cost.CostModel`) from now on (work already queued is priced
+        at once; a second call with the same model does nothing).
 
         Raises:
-            RuntimeError: requests were already queued, or another cost model is tracked."""
+            RuntimeError: another cost model is already tracked."""
 
     def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
         """All instances at once (a router's hot path, one call per arrival): per instance

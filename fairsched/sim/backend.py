@@ -157,8 +157,16 @@ class ClusterBackend:
 
     def track_prefill_seconds(self, cost: CostModel) -> None:
         for inst in self.instances:
-            if inst.pending_prefill or inst.prefill_cost not in (None, cost):
-                raise RuntimeError("track_prefill_seconds: call it once, before the first request")
+            if inst.prefill_cost is not None:
+                if inst.prefill_cost is not cost:
+                    raise RuntimeError("track_prefill_seconds: another cost model is already tracked")
+                continue
+            # work queued before: its routing estimates (waiting) and rests (running), priced now
+            est = {r.rid: cost.prefill_time(e, r.input_len - e) for r in inst.policy.waiting()
+                   if (e := inst.est_prefill.get(r.rid)) is not None}
+            inst.est_prefill_s = est
+            inst.pending_prefill_s = sum(est.values()) + sum(
+                cost.prefill_time(s.req.input_len - s.done, s.done) for s in inst.prefilling)
             inst.prefill_cost = cost
 
     def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
