@@ -68,7 +68,10 @@ def match_all(trees: Sequence[RadixCache], prompt: Sequence[int]) -> list[int]:
                 i += lk
                 node = child
                 continue
-            i += _common(k, 0, prompt, i, min(lk, n - i))
+            if lk > 1 and i + 1 < n and k[1] != prompt[i + 1]:  # (often: diverges at once)
+                i += 1
+            else:
+                i += _common(k, 0, prompt, i, min(lk, n - i))
             break
         out.append(i)
     return out

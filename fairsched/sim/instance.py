@@ -304,7 +304,7 @@ class InstanceBase:
 
     def _ctx(self) -> int:
         """KV tokens the decoding sequences attend to (prompt + generated)."""
-        return sum(s.req.input_len + s.generated for s in self.decoding)
+        return sum([s.req.input_len + s.generated for s in self.decoding])
 
     def _model_time(self, cost: CostModel) -> float:
         """The planned iteration's duration under ``cost``: ``sum(prefill_time(chunk,
