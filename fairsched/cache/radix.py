@@ -191,7 +191,11 @@ class RadixCache:
 
     def insert_lock(self, prompt: Sequence[int], now: float = 0.0) -> _Node:
         """:meth:`insert` then :meth:`lock_node` of the whole prompt, in one walk; returns the
-        node where the prompt ends (release with :meth:`unlock_node`)."""
+        node where the prompt ends (release with :meth:`unlock_node`).
+
+        Raises:
+            CacheFullError: as :meth:`insert`.
+        """
         new, node = self._insert(prompt, now)
         if node is not self.root:
             self._ref_path(node, +1)
