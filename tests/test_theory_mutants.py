@@ -224,3 +224,19 @@ def test_watermark_is_the_minimum_before_the_last_backlogged_client_is_admitted(
             (7, "a", 4, 10, 0), (0, "a", 1, 1, 0), (10, "a", 6, 5, 0), (10, "a", 1, 1, 0)]
     res = simulate_vtc(reqs, w_p=1.0, w_q=2.0, max_running=10**6, kv_capacity=24, admission="reserve")
     assert max_backlogged_gap(res) <= 2 * res.x_measured
+
+
+def test_classify_regime_counts_holders_and_cold_instances_by_hand(monkeypatch):
+    """``proofs/lmetric_hotspot.md``: ``n_h = frac n`` instances hold the class's prefix and the
+    other ``n - n_h`` get the rest; benign iff a = x qps / n_h <= b = (1 - x) qps / (n - n_h).
+    By hand (qps cancels): n = 4, frac = 1/2, x = 0.4: a = 0.2 qps <= b = 0.3 qps, benign.
+    Fractional holders (the fluid model allows them): n = 2, frac = 1/4 (n_h = 0.5), x = 0.3:
+    a = 0.6 qps > b = 0.7/1.5 qps = 0.47 qps, not benign; n = 2, frac = 3/4 (n - n_h = 0.5),
+    x = 0.7: a = 0.47 qps <= b = 0.6 qps, benign. And at ``t* = t_h`` the score diverts just
+    as the hit turns harmful: hotspot (``t* <= t_h``, the docstring's and the proof's rule)."""
+    kw = {"qps": 100.0, "B0_val": 8.0, "L": 4000, "u": 400}
+    assert LM.classify_regime(0.4, 0.5, 4, **kw) == "benign"
+    assert LM.classify_regime(0.3, 0.25, 2, **kw) != "benign"
+    assert LM.classify_regime(0.7, 0.75, 2, **kw) == "benign"
+    monkeypatch.setattr(LM, "hotspot_numbers", lambda *a, **k: {"benign": False, "t_star": 2.5, "t_harm": 2.5})
+    assert LM.classify_regime(0.9, 0.25, 4, **kw) == "hotspot"
