@@ -240,3 +240,24 @@ def test_classify_regime_counts_holders_and_cold_instances_by_hand(monkeypatch):
     assert LM.classify_regime(0.7, 0.75, 2, **kw) == "benign"
     monkeypatch.setattr(LM, "hotspot_numbers", lambda *a, **k: {"benign": False, "t_star": 2.5, "t_harm": 2.5})
     assert LM.classify_regime(0.9, 0.25, 4, **kw) == "hotspot"
+
+
+def test_hotspot_numbers_by_hand():
+    """``proofs/lmetric_hotspot.md`` / ``lmetric_harm.md`` evaluated by hand with simple cost
+    coefficients (S = 1e-4 s/token x h, beta_d = 1 ms per step per sequence). x = 0.9 of 100
+    req/s on 1 holder and 3 cold instances: a = 90, b = 10/3, kappa = 4000/400 = 10, a > kappa b,
+    so t* = (B_0 + 1)(kappa - 1)/(a - kappa b) = 9 x 9 / (170/3) = 243/170 s with the P (B + 1)
+    score and 8 x 9 / (170/3) = 216/170 s with the paper's P B; t_h = S / (O beta_d (a - b)) =
+    0.36 / (0.256 x 260/3) s. At x = 0.5: a = 50 <= kappa b = 166.7, no t*; at x = 0.25:
+    a = b = 25, benign, no t_h."""
+    k = {"prefill_b_s_per_tok": 1e-4, "prefill_c_s_per_tok2": 0.0, "decode_b_s_per_seq": 1e-3,
+         "decode_c_s_per_ctx_tok": 0.0}
+    args = (1, 3, 100.0, 8.0, 4000, 400)
+    d = LM.hotspot_numbers(0.9, *args, n_out=256, coeffs=k)
+    assert d["a"] == pytest.approx(90.0) and d["b"] == pytest.approx(10 / 3) and d["kappa"] == 10
+    assert d["t_star"] == pytest.approx(243 / 170) and not d["benign"]
+    assert d["t_harm"] == pytest.approx(0.36 / (0.256 * 260 / 3))
+    assert LM.hotspot_numbers(0.9, *args, coeffs=k, plus_one=False)["t_star"] == pytest.approx(216 / 170)
+    assert LM.hotspot_numbers(0.5, *args, coeffs=k)["t_star"] is None
+    e = LM.hotspot_numbers(0.25, *args, coeffs=k)
+    assert e["benign"] and e["t_harm"] is None and e["t_star"] is None
