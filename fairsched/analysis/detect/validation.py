@@ -15,7 +15,8 @@ jumps from below ``1/N`` to ``x`` for the middle half of the run). For each work
   *before* any agreement was looked at: ``harmful`` if LMetric's hot-class mean TTFT exceeds
   least-load's by more than :data:`HARM_REL` and :data:`HARM_ABS_S`; else ``hotspot`` if the
   holders' load over the others' at hot-class decisions exceeds :data:`HOTSPOT_RATIO`; else
-  ``benign``;
+  ``benign``; decided for the *spec* over :data:`SEEDS` workload seeds (:func:`spec_outcome`:
+  the mean of each statistic with a t-interval, ``indeterminate`` when it straddles the line);
 - latency (hot class and overall, TTFT mean and p99) under LMetric, LMetric with the
   detector's mitigation, least-load and the other routers in :data:`ROUTERS`.
 
