@@ -14,12 +14,19 @@ Part 2 (``--part rate``): Theorem D's construction on the simulator (2 instances
 request each, Q^u = 400, Q^w = 800, g at 13.3 R s), gap of clients backlogged somewhere for
 R = 1, 2, 4 under both charges, against the refuted candidate ``2K(Q^u + Q^w + X)``.
 
-    nice python bench/bench_d2lpm_charge.py [--part cost|rate|all]
+Part 3 (``--part variant``): Theorem F's global-deficit variant on the reference model
+(``theory/d2lpm.py::d2lpm_global_gap``): a random search (``--runs`` workloads of 1-8 bursts,
+2-3 workers, 1-2 slots, random Q^u, Q^w, routing charge; ``--seed``) reporting the largest
+gap / ``2(Q^u + X_G)`` and the number of violations, for the variant and for the original
+(local deficits); then Theorem D's and issue 10's constructions with both.
+
+    nice python bench/bench_d2lpm_charge.py [--part cost|rate|variant|all] [--runs N] [--seed S]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import resource
 import time
 
@@ -29,7 +36,13 @@ from fairsched.analysis.verdicts import check_run
 from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
 from fairsched.reproduce import common as cm
 from fairsched.sim.config import InstanceConfig
-from fairsched.theory.d2lpm import d2lpm_rate_workload
+from fairsched.theory.d2lpm import CHARGES as REF_CHARGES
+from fairsched.theory.d2lpm import (
+    d2lpm_global_gap,
+    d2lpm_hole_requests,
+    d2lpm_rate_requests,
+    d2lpm_rate_workload,
+)
 from fairsched.workload import (
     llm_as_judge,
     load_trace,
@@ -85,15 +98,46 @@ def part_rate() -> None:
                   f"{g['theoremA']:.0f}", flush=True)
 
 
+def part_variant(runs: int, seed: int) -> None:
+    for deficit in ("global", "local"):
+        rng = random.Random(seed)
+        worst, viol = 0.0, 0
+        for _ in range(runs):
+            K, slots, q_u = rng.choice([2, 3]), rng.choice([1, 2]), rng.choice([1, 5, 20, 50])
+            cls, reqs = "abc"[:rng.choice([2, 3])], []
+            for _ in range(rng.randint(1, 8)):
+                c, a, n = rng.choice(cls), rng.randint(0, 60), rng.randint(1, 15)
+                reqs += [(a, c, rng.randint(0, 30), rng.randint(1, 20), rng.choice("pqrs"))] * n
+            r = d2lpm_global_gap(reqs, n_workers=K, q_u=q_u, q_w=rng.choice([10, 100]), max_running=slots,
+                                 charge=rng.choice(REF_CHARGES), deficit=deficit)
+            worst, viol = max(worst, r["gap"] / r["bound"]), viol + (r["gap"] > r["bound"])
+        print(f"random search, deficit={deficit}: {runs} runs, largest gap/bound {worst:.3f}, violations {viol}",
+              flush=True)
+    print("construction | deficit: gap bound pulls hit_rate")
+    cases = [(f"theorem-D R={R}", d2lpm_rate_requests(R), {"q_u": 400, "q_w": 800}) for R in (1, 2, 3)]
+    cases += [(f"issue-10 H={H}", d2lpm_hole_requests(H), {"charge": "uncached"}) for H in (1000, 2000)]
+    for name, reqs, kw in cases:
+        row = [name]
+        for deficit in ("global", "local"):
+            r = d2lpm_global_gap(reqs, deficit=deficit, **kw)
+            row += ["|", f"{deficit}:", f"{r['gap']:.0f}", f"{r['bound']:.0f}", r["pulls"], f"{r['hit_rate']:.4f}"]
+        print(*row, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("cost", "rate", "all"), default="all")
-    part = ap.parse_args().part
+    ap.add_argument("--part", choices=("cost", "rate", "variant", "all"), default="all")
+    ap.add_argument("--runs", type=int, default=2000, help="random workloads of --part variant")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    part = args.part
     t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     if part in ("cost", "all"):
         part_cost()
     if part in ("rate", "all"):
         part_rate()
+    if part in ("variant", "all"):
+        part_variant(args.runs, args.seed)
     c1 = resource.getrusage(resource.RUSAGE_SELF)
     print(f"wall {time.perf_counter() - t0:.1f} s, CPU {c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime:.1f} s, "
           f"peak RSS {c1.ru_maxrss / 1024:.0f} MiB")

@@ -194,7 +194,7 @@ def max_backlogged_gap(res: RefResult, f=None, g=None) -> float:
 
 
 def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1,
-                   max_steps=100000, charge="uncached", on_step=None):
+                   max_steps=100000, charge="uncached", on_step=None, deficit="local", stats=None):
     """D2LPM on abstract requests ``(arrival, client, input_tokens, output, prefix_id)``.
 
     Router: global map prefix_id -> workers that served it (cached there; cached prompt costs
@@ -214,16 +214,31 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
     :class:`fairsched.policies.routers.D2LPM` charges by default; its ``charge="full"`` is
     ``"upfront"``).
     ``proofs/d2lpm_bound.md``.
+    ``deficit``: ``"local"`` (D2LPM: one DLPM deficit per client *per worker*, each worker
+    refilling its own backlogged clients) or ``"global"`` (the variant of Theorem F: one
+    deficit per client shared by all workers, refilled ``q_u`` for every client backlogged at
+    some worker when none of them is positive; a worker with a free slot admits the oldest
+    local request of a client with a positive deficit, else *pulls* the waiting request of such
+    a client from another worker's queue, preferring one whose prefix it caches, then the
+    oldest; the pulled request's uncached tokens are counted at the worker that runs it).
+    ``stats`` (a dict, optional) receives ``x_global`` (max over admissions of ``w_p * uncached``
+    + ``w_q`` x the client's outstanding decode tokens on *all* workers after it), ``pulls``,
+    ``uncached_tokens``, ``input_tokens`` (of admitted requests) and ``refills`` (worker
+    deficit refill rounds).
     ``on_step(step, state)``: called after every step with a dict (``S`` services, ``dw``
     router deficits, ``q`` worker deficits, ``waiting`` / ``running`` per worker, ``holders``).
 
     Returns ``(clients, service_trace, local_backlog_trace, global_backlog_trace)``.
     """
+    if deficit not in ("local", "global"):
+        raise ValueError(f"deficit must be 'local' or 'global', got {deficit!r}")
     reqs = sorted(enumerate(reqs), key=lambda kv: (kv[1][0], kv[0]))
     clients = list(dict.fromkeys(r[1] for _, r in reqs))
     S = dict.fromkeys(clients, 0.0)
     dw = {(c, k): 0.0 for c in clients for k in range(n_workers)}
-    q = [dict.fromkeys(clients, 0.0) for _ in range(n_workers)]
+    shared = dict.fromkeys(clients, 0.0)  # "global": every worker's view is this one dict
+    q = [shared if deficit == "global" else dict.fromkeys(clients, 0.0) for _ in range(n_workers)]
+    st = {"x_global": 0.0, "pulls": 0, "uncached_tokens": 0, "input_tokens": 0, "refills": 0}
     waiting = [[] for _ in range(n_workers)]
     running = [[] for _ in range(n_workers)]
     holders: dict = {}
@@ -258,17 +273,33 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
             pos += 1
             snap()
         for k in range(n_workers):
-            while len(running[k]) < max_running and waiting[k]:
-                B = {r[1] for _, r, _u in waiting[k]}
+            while len(running[k]) < max_running and (waiting[k] if deficit == "local" else any(waiting)):
+                src = [k] if deficit == "local" else range(n_workers)
+                B = {r[1] for j in src for _, r, _u in waiting[j]}
                 while not any(q[k][j] > 0 for j in B):
                     for j in B:
                         q[k][j] += q_u
+                    st["refills"] += 1
                 order = sorted(range(len(waiting[k])), key=lambda i: waiting[k][i][0])
-                i = next(i for i in order if q[k][waiting[k][i][1][1]] > 0)
-                _, r, u = waiting[k].pop(i)
+                i = next((i for i in order if q[k][waiting[k][i][1][1]] > 0), None)
+                if i is not None:
+                    _, r, u = waiting[k].pop(i)
+                else:  # "global" only: pull from another worker (cached prefix first, then oldest)
+                    j, i = min(((j, i) for j in range(n_workers) for i, (_, r, _u) in enumerate(waiting[j])
+                                if q[k][r[1]] > 0),
+                               key=lambda ji: (k not in holders.get(waiting[ji[0]][ji[1]][1][4], ()),
+                                               waiting[ji[0]][ji[1]][0]))
+                    _, r, _u = waiting[j].pop(i)
+                    u = 0 if k in holders.get(r[4], ()) else r[2]
+                    holders.setdefault(r[4], set()).add(k)
+                    st["pulls"] += 1
                 q[k][r[1]] -= w_p * u
                 S[r[1]] += w_p * u
                 running[k].append([r[1], r[3]])
+                st["uncached_tokens"] += u
+                st["input_tokens"] += r[2]
+                out = sum(rem for kk in range(n_workers) for c_, rem in running[kk] if c_ == r[1])
+                st["x_global"] = max(st["x_global"], w_p * u + w_q * out)
                 snap()
             for rr in running[k]:
                 q[k][rr[0]] -= w_q
@@ -282,6 +313,8 @@ def simulate_d2lpm(reqs, *, n_workers, q_u, q_w, w_p=1.0, w_q=2.0, max_running=1
             on_step(step, {"S": S, "dw": dw, "q": q, "waiting": waiting, "running": running, "holders": holders,
                            "n_events": len(tr_s)})
         step += 1
+    if stats is not None:
+        stats.update(st)
     return clients, tr_s, tr_loc, tr_glob
 
 

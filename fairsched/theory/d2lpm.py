@@ -12,6 +12,10 @@
   the gap grows linearly in the burst size under *every* routing charge, because a worker
   serving prompt-heavy requests delivers far more service units per step than one serving
   decode-heavy requests, and the cache steers one client's decode-heavy requests to one worker.
+- :func:`d2lpm_global_gap_bound`, :func:`d2lpm_global_gap`: the variant with a *global* worker
+  deficit (one DLPM deficit per client shared by all workers; a worker with no local request
+  of a client with a positive deficit pulls one from another worker's queue): Theorem F,
+  ``2 (Q^u + X_G)`` for clients backlogged somewhere under any router, proved.
 - :func:`periodic_certificate`: a computer-assisted proof that the gap is unbounded: it finds
   steps ``t1 < t2`` at which the simulator's whole state, up to the number of g's queued
   requests, is the same, with both clients backlogged somewhere throughout and g ahead by
@@ -26,10 +30,12 @@ from __future__ import annotations
 import sympy as sp
 
 from ._reference import max_gap_under, simulate_d2lpm
-from .symbols import L_in, O_max, Q_w, w_p, w_q
+from .fairness import dlpm_gap_bound, evaluate
+from .symbols import K_workers, L_in, O_max, Q_w, w_p, w_q
 
 __all__ = ["d2lpm_hole_requests", "d2lpm_hole_gap", "periodic_certificate", "routing_balance_bound",
-           "max_routing_imbalance", "d2lpm_rate_requests", "d2lpm_rate_gap", "d2lpm_rate_workload", "CHARGES"]
+           "max_routing_imbalance", "d2lpm_rate_requests", "d2lpm_rate_gap", "d2lpm_rate_workload", "CHARGES",
+           "d2lpm_global_gap_bound", "d2lpm_global_gap"]
 
 # routing charges of the reference model; the router of ``fairsched.policies.routers.D2LPM``
 # charges the whole estimated cost at routing: its ``charge="uncached"`` (default) is
@@ -206,3 +212,44 @@ def d2lpm_rate_workload(R: int, t1_s: float, c: int = 400):
         prompt = seeds[pid] if pid in seeds else tuple(next(tok) for _ in range(inp))
         reqs.append(Request(i, 0.0 if step == 0 else float(t1_s), cl, prompt, len(prompt), out))
     return Workload(reqs, name=f"d2lpm-rate-R{R}", source="fairsched.theory.d2lpm.d2lpm_rate_workload")
+
+
+def d2lpm_global_gap_bound(k: int | sp.Expr | None = None) -> sp.Expr:
+    """Theorem F (``proofs/d2lpm_bound.md``): ``2 (Q^u + X_G)`` [service units] for D2LPM with a
+    *global* worker deficit (``simulate_d2lpm(deficit="global")``), for f, g backlogged *at some
+    worker* at every refill event in (t1, t2], under any router (any charge, any ``Q^w``).
+
+    ``X_G`` [service units] is the cluster-wide X: the largest ``w_p * uncached + w_q *
+    outstanding decode tokens`` of one client *on all workers* right after one of its admissions
+    (the symbol ``X`` when ``k`` is None). With ``k`` (most running requests of one client on one
+    worker) given, ``X_G <= w_p L_in + K k w_q O_max``, i.e. ``X_expr(K k)``. Proof: the variant
+    is DLPM on the union of the workers' queues with the union of their slots as its running
+    set, so :func:`fairsched.theory.fairness.dlpm_gap_bound` applies with the cluster's ``X``.
+    """
+    return dlpm_gap_bound(None if k is None else K_workers * k)
+
+
+def d2lpm_global_gap(reqs, *, n_workers: int = 2, q_u: float = 40, q_w: float = 400, max_running: int = 1,
+                     charge: str = "uncached-upfront", deficit: str = "global") -> dict:
+    """Run the reference D2LPM on abstract requests ``reqs`` and measure Theorem F's quantities.
+
+    Returns:
+        dict: ``gap`` (largest ``|W_f - W_g|`` [service units] over client pairs and intervals in
+        which both are backlogged at some worker), ``bound`` (:func:`d2lpm_global_gap_bound`
+        with the measured ``X_G``), ``x_global`` [service units], ``pulls`` (requests a worker
+        took from another worker's queue), ``hit_rate`` (cached / input prompt tokens of
+        admitted requests; 0 without prompt tokens), ``refills``.
+    Raises:
+        ValueError: on an unknown ``charge`` or ``deficit``.
+    """
+    if charge not in CHARGES:
+        raise ValueError(f"charge must be one of {CHARGES}, got {charge!r}")
+    st: dict = {}
+    cl, tr, _, glob = simulate_d2lpm(reqs, n_workers=n_workers, q_u=q_u, q_w=q_w, max_running=max_running,
+                                     charge=charge, deficit=deficit, stats=st)
+    gap = max((max_gap_under(cl, tr, lambda e, c: c in glob[e], f, g) for i, f in enumerate(cl) for g in cl[i + 1:]),
+              default=0.0)
+    bound = evaluate(d2lpm_global_gap_bound(), Q_u=q_u, X=st["x_global"])
+    hit = 1 - st["uncached_tokens"] / st["input_tokens"] if st["input_tokens"] else 0.0
+    return {"gap": gap, "bound": bound, "x_global": st["x_global"], "pulls": st["pulls"], "hit_rate": hit,
+            "refills": st["refills"]}
