@@ -168,3 +168,38 @@ def test_warmup_mitigation_recovers_without_hurting(hot_runs):
     assert mit["ttft_mean_s"] < 0.75 * lm["ttft_mean_s"]
     assert mit["ttft_p99_s"] <= 1.10 * lm["ttft_p99_s"]
     assert ttft_stats(out["warmup"][1])["ttft_mean_s"] <= ttft_stats(out["lmetric"][1])["ttft_mean_s"]
+
+
+def _shield_violations(wl, res, mitigated_from: float):
+    """(routed into a waiting mitigated-class request while some instance had none waiting,
+    mitigated-class requests whose admission step took a prefill of another class routed after them)."""
+    f = _frame(res)
+    hot = (f.client == "hot").to_numpy()
+    t, inst, adm = f.arrival.to_numpy(), f.instance.to_numpy(), f.admit_t.to_numpy()
+    n = int(inst.max()) + 1
+    bad_route, shared = 0, 0
+    for r in np.flatnonzero(~hot & (t > mitigated_from)):
+        waiting = hot & (t < t[r]) & (adm > t[r])  # mitigated-class requests waiting when r was routed
+        blocked = {int(i) for i in inst[waiting]}
+        if inst[r] in blocked and len(blocked) < n:
+            bad_route += 1
+    for h in np.flatnonzero(hot & (t > mitigated_from)):
+        later = ~hot & (inst == inst[h]) & (t > t[h]) & (adm == adm[h])
+        shared += int(later.any())
+    return bad_route, shared
+
+
+def test_shield_keeps_other_prefills_out_of_a_mitigated_requests_iteration(hot_runs, monkeypatch):
+    """§5.3: while a class is mitigated, no request of another class is routed to an instance
+    where a mitigated-class request waits (unless one waits everywhere), so none joins its
+    admission step; without the shield (round 4's rule) they do."""
+    from fairsched.analysis.detect.runner import DetectingLMetric
+
+    wl, hot, out = hot_runs
+    rep, res = out["warmup"]
+    t0 = min(e["t"] for e in rep.events if e["event"] == "mitigate")
+    assert _shield_violations(wl, res, t0) == (0, 0)
+    monkeypatch.setattr(DetectingLMetric, "_shielded", lambda self, req, cluster, product: product)
+    rep2, res2 = run_detection(wl, 8, config=DetectorConfig(window_s=20.0, mitigate=True), warmup=True)
+    bad_route, shared = _shield_violations(wl, res2, t0)
+    assert bad_route > 0 and shared > 0

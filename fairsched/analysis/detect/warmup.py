@@ -183,6 +183,13 @@ class WarmupSimulator(Simulator):
         self.instances[i].enqueue(w, now)
         return w
 
+    def free_of(self, class_of, classes) -> list[int]:
+        """Instances where no user request of ``classes`` is waiting (routed, not yet
+        admitted); ``class_of``: request id -> class name. Warm-ups are never waiting users.
+        The shield of the warm-up mitigation (``proofs/lmetric_harm_validation.md`` §5.3)."""
+        return [i for i, inst in enumerate(self.instances)
+                if not (inst.waiting and any(class_of[r.rid] in classes for r in inst.policy.waiting()))]
+
     # ---------------------------------------------------------------- hooks (filters)
     def _on_admit(self, inst, s, now: float) -> None:
         if isinstance(s.req, Warmup):
