@@ -6,7 +6,7 @@ of :func:`fairsched.analysis.detect.validation.evaluate`): LMetric with the dete
 verdict, whether phase 2 confirmed), then, where mitigation acts (a harmful verdict
 confirmed by phase 2, as in the study; or on every flagged-and-confirmed workload with
 ``force``), LMetric + paced seeding (``proofs/lmetric_harm_validation.md`` §5) and LMetric
-+ warm-up prefills (§5.2); least-load and linear. Where it does not act the mitigated runs
++ warm-up prefills with the shield (§5.2-5.3); least-load and linear. Where it does not act the mitigated runs
 are LMetric's run (by construction identical). Figures per mitigation rule
 (:func:`summarize`): the hot class's p99 TTFT change vs LMetric, the overall mean TTFT change,
 the share of LMetric's gap to the best router recovered (outcome harmful only), and the

@@ -302,8 +302,8 @@ def run_detection(workload, n_instances: int = 16, *, config: DetectorConfig | N
     """Simulate ``workload`` under LMetric with the detector (and mitigation if
     ``config.mitigate``). Returns ``(DetectionReport, SimResult)``.
 
-    ``warmup`` (default): mitigate by warm-up prefills (:class:`DetectingLMetric`, run in a
-    :class:`~fairsched.analysis.detect.warmup.WarmupSimulator`; the warm-ups are in the
+    ``warmup`` (default): mitigate by warm-up prefills and the shield (:class:`DetectingLMetric`,
+    run in a :class:`~fairsched.analysis.detect.warmup.WarmupSimulator`; the warm-ups are in the
     report's ``warmups`` and in no user metric); False: paced seeding with user requests
     (round 3's rule, ``proofs/lmetric_harm_validation.md`` §5). Without ``config.mitigate``
     the run is the plain simulator's either way.
