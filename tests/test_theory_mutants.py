@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import sympy as sp
 import z3
@@ -261,3 +262,192 @@ def test_hotspot_numbers_by_hand():
     assert LM.hotspot_numbers(0.5, *args, coeffs=k)["t_star"] is None
     e = LM.hotspot_numbers(0.25, *args, coeffs=k)
     assert e["benign"] and e["t_harm"] is None and e["t_star"] is None
+
+
+# ------------------------------------------- lmetric_steady: its fast tests, in mutmut's selection
+# The tests of theory/lmetric_steady.py live in test_detect_validation.py, which is outside
+# [tool.mutmut]'s test selection (changing the selection makes mutmut re-run every mutant).
+# The fast ones (about 3 s together) are collected here too, so its mutants get tests.
+import test_detect_validation as _dv  # noqa: E402  (tests/ is on sys.path under pytest)
+
+test_steady_iteration_time = _dv.test_iteration_time_solves_the_busy_period_balance
+test_steady_harm_needs_violation = _dv.test_harm_needs_violation_at_the_settled_holder_count
+test_steady_filled_state = _dv.test_filled_state_equalises_the_other_traffic_score
+test_steady_filled_ratio = _dv.test_filled_ratio_uses_the_holders_arrival_mix
+test_steady_ordered_hunt = _dv.test_ordered_hunt_conserves_load_and_favours_low_indices
+test_steady_tie_break = _dv.test_tie_break_puts_the_benign_hotspot_where_the_holders_sit
+test_steady_erlang_b = _dv.test_erlang_b_recursion_is_the_closed_form
+test_steady_window_without_holders = _dv.test_theory_for_window_without_holders_or_non_holders
+
+
+# ------------------------------------- analysis: per-instance logs and check_run, by replay
+def _three_instance_run(policy="vtc", router="rr", **kw):
+    """4 clients, 48 requests in 48 ms, 3 instances of batch size 3: every client queues at
+    every instance for a while (Theorem A's scope is not empty), k is 1 on one instance and 2
+    on the others."""
+    from fairsched.analysis.bounds import simulate_for_check
+    from fairsched.policies import make_policy_factory
+    from fairsched.sim import InstanceConfig
+    from fairsched.workload import make_workload
+
+    rows, u = [], 1
+    for i in range(48):
+        L, Omax = 20 + 7 * (i % 5), 3 + (i % 4)
+        rows.append((0.001 * i, "abcd"[i % 4], list(range(u, u + L)), L, Omax))
+        u += L
+    pf = make_policy_factory(policy, **kw)
+    return simulate_for_check(make_workload(rows), pf, router, 3,
+                              InstanceConfig(max_batch_size=3, kv_capacity_tokens=400))
+
+
+def _replay_everywhere(res):
+    """Theorem A's backlog by replaying the per-instance backlog log in causal order: +1 when
+    a client's count of queues holding it reaches K, -1 when it drops from K."""
+    K, held, out = int(res.n_instances), {}, []
+    for i in sorted(range(len(res.ibl_seq)), key=lambda i: (res.ibl_seq[i], i)):
+        c, d = int(res.ibl_client[i]), int(res.ibl_delta[i])
+        before = held.get(c, 0)
+        held[c] = before + d
+        if (d > 0 and before + d == K) or (d < 0 and before == K):
+            out.append((float(res.ibl_seq[i]), c, 1 if d > 0 else -1))
+    return out
+
+
+def _instance_logs_by_hand(res, j):
+    """Instance j's service (log order, causal positions) and backlog (causal order)."""
+    svc = [(float(res.inst_svc_seq[i]), int(res.svc_client[i]), float(res.svc_amount[i]))
+           for i in range(len(res.svc_t)) if res.svc_instance[i] == j]
+    svc.sort(key=lambda e: e[0])  # stable: ties keep log order
+    bl = sorted(((float(res.ibl_seq[i]), int(res.ibl_client[i]), int(res.ibl_delta[i]))
+                 for i in range(len(res.ibl_seq)) if res.ibl_instance[i] == j), key=lambda e: e[0])
+    return svc, bl
+
+
+def _cols(rows):
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[], [], []]
+
+
+def test_per_instance_logs_are_the_run_logs_split_by_instance():
+    from fairsched.analysis.service_params import (
+        everywhere_backlog_log,
+        has_instance_logs,
+        instance_backlog_log,
+        instance_service,
+    )
+    from fairsched.sim import simulate
+
+    res = _three_instance_run()
+    assert has_instance_logs(res) and not has_instance_logs(simulate(res.workload, "vtc", "rr", 3))
+    every = _replay_everywhere(res)
+    assert len(every) >= 8 and {c for _, c, d in every if d > 0} == {0, 1, 2, 3}
+    assert [list(map(float, x)) for x in everywhere_backlog_log(res)] == [list(map(float, c)) for c in _cols(every)]
+    inst = np.asarray(res.svc_instance)
+    for j in range(3):
+        svc, bl = _instance_logs_by_hand(res, j)
+        for got, want in ((instance_service(res, j, causal=True), svc), (instance_backlog_log(res, j), bl)):
+            assert [list(map(float, x)) for x in got] == [list(map(float, c)) for c in _cols(want)]
+        t, c, a = instance_service(res, j)  # wall-clock times: the log's entries of j, in log order
+        assert t.tolist() == np.asarray(res.svc_t)[inst == j].tolist()
+        assert c.tolist() == np.asarray(res.svc_client)[inst == j].tolist()
+        assert a.tolist() == np.asarray(res.svc_amount)[inst == j].tolist()
+    for j in (-1, 3):  # no such instance: empty logs
+        assert all(len(x) == 0 for x in instance_service(res, j)) and all(len(x) == 0 for x in instance_backlog_log(res, j))
+
+
+def test_check_run_verdicts_equal_the_bounds_and_gaps_recomputed_by_hand():
+    """Each verdict of a 3-instance VTC run against the naive gap on hand-split logs and the
+    bound formulas (2X per instance, worst ratio; sum_k 2X_k at every instance; none anywhere)."""
+    from fairsched.analysis.bounds import check_run, concurrency_k, measured_x
+    from fairsched.analysis.gap_reference import max_service_gap_naive, naive_max_gap
+
+    res = _three_instance_run()
+    L, Omax = max(r.input_len for r in res.workload), max(r.output_len for r in res.workload)
+    ks, Xs = concurrency_k(res), measured_x(res)
+    gaps = {j: naive_max_gap(*_cols(_instance_logs_by_hand(res, j)[0]), *_cols(_instance_logs_by_hand(res, j)[1]))
+            for j in range(3)}
+    assert len({g.gap for g in gaps.values()}) > 1  # the instances differ: picking the worst matters
+    v = {x.check: x for x in check_run(res)}  # the policy is the run's
+    assert {x.run for x in v.values()} == {"rr/vtc"}
+    assert sorted(ks.values()) == [1, 2, 2]
+    for name, X in (("VTC proved 2X (k=2)", {j: L + max(ks[j], 1) * 2 * Omax for j in range(3)}),
+                    ("VTC proved 2X (X measured)", Xs)):
+        j = max(range(3), key=lambda j: gaps[j].gap / (2 * X[j]))
+        assert (v[name].bound, v[name].measured, v[name].params["instance"]) == (2 * X[j], gaps[j].gap, j)
+        assert v[name].status == "holds" and v[name].ratio == pytest.approx(gaps[j].gap / (2 * X[j]))
+        assert v[name].scope == "per instance, worst of 3"
+    jw = max(range(3), key=lambda j: gaps[j].gap)
+    pub = v["VTC published 2U"]
+    assert (pub.bound, pub.measured, pub.params["instance"]) == (2 * max(L, 2 * 400), gaps[jw].gap, jw)
+    every = _replay_everywhere(res)
+    g_all = naive_max_gap(res.inst_svc_seq, res.svc_client, res.svc_amount, *_cols(every)).gap
+    s = v["VTC per-worker sum"]
+    assert g_all > 0 and (s.bound, s.measured) == (pytest.approx(2 * sum(Xs.values())), g_all)
+    a = v["service gap"]
+    assert (a.scope, a.bound, a.status) == ("backlogged anywhere", None, "no bound")
+    assert a.measured == max_service_gap_naive(res).gap
+    # the service weights come from params: the k-form of X is w_p L + k w_q Omax
+    w = {x.check: x for x in check_run(res, "vtc", {"w_p": 3.0, "w_q": 0.5, "label": "mine"})}
+    assert {x.run for x in w.values()} == {"mine"}
+    k = w["VTC proved 2X (k=2)"]
+    assert k.bound == 2 * (3.0 * L + ks[k.params["instance"]] * 0.5 * Omax)
+    assert (k.params["w_p"], k.params["w_q"]) == (3.0, 0.5)
+    xm = w["VTC proved 2X (X measured)"]
+    assert xm.bound == 2 * measured_x(res, 3.0, 0.5)[xm.params["instance"]]
+    assert w["VTC published 2U"].bound == 2 * max(3.0 * L, 0.5 * 400)
+
+
+def test_check_run_reads_the_router_from_the_run():
+    """A D2LPM run checked without params["router"]: the router is the run's, so the refuted
+    candidate 2K(Q^u + Q^w + X) is shown with the default quanta."""
+    from fairsched.analysis.bounds import check_run, concurrency_k
+
+    res = _three_instance_run("dlpm", "d2lpm", quantum=64.0)
+    L, Omax = max(r.input_len for r in res.workload), max(r.output_len for r in res.workload)
+    v = {x.check: x for x in check_run(res, "dlpm", {"quantum": 64.0})}
+    cand = v["D2LPM candidate 2K(Qu+Qw+X)"]
+    X = L + max(max(concurrency_k(res).values()), 1) * 2 * Omax
+    assert cand.run == "d2lpm/dlpm" and cand.bound == 2 * 3 * (64.0 + 8192.0 + X)
+    other = check_run(res, "dlpm", {"quantum": 64.0, "router": "least-load"})  # params["router"] wins
+    assert {x.run for x in other} == {"least-load/dlpm"} and not any(x.kind == "candidate" for x in other)
+    d = cand.to_dict()
+    assert d["pair"] == list(cand.pair) and d["window"] == list(cand.window) and len(d["pair"]) == 2
+
+
+def _bound_formula_value(expr: str) -> float:
+    """The value of the formula a verdict prints, e.g. ``2(Q^u + X) = 2(2048 + 60) (...)``."""
+    from sympy.parsing.sympy_parser import (
+        implicit_multiplication,
+        parse_expr,
+        standard_transformations,
+    )
+
+    text = expr.split(" = ", 1)[1].split(" (", 1)[0]
+    return float(parse_expr(text, transformations=(*standard_transformations, implicit_multiplication)))
+
+
+def test_check_run_on_one_instance_and_on_degenerate_runs():
+    from fairsched.analysis.bounds import check_run, concurrency_k
+    from fairsched.sim import InstanceConfig, simulate
+    from fairsched.workload import make_workload
+
+    rows = [(0.0, c, list(range(100 * i + 1, 100 * i + 31)), 30, 4) for i, c in enumerate("abab")]
+    wl = make_workload(rows)
+    res = simulate(wl, "dlpm", None, 1, InstanceConfig(max_batch_size=1, kv_capacity_tokens=300))
+    v = {x.check: x for x in check_run(res)}  # no quantum given: DLPM's default Q^u = 2048
+    k = max(concurrency_k(res)[0], 1)
+    p = v[f"DLPM proved 2(Q^u+X) (k={k})"]
+    assert p.run == "dlpm" and p.scope == "instance 0" and p.bound == 2 * (2048 + 30 + k * 2 * 4)
+    assert (p.params["w_p"], p.params["w_q"], p.params["Q_u"]) == (1.0, 2.0, 2048.0)
+    pub = v["DLPM published 2(U+Q^u)"]
+    assert pub.bound == 2 * (max(30, 2 * 300) + 2048)
+    for x in v.values():  # the printed formula gives the bound
+        assert _bound_formula_value(x.bound_expr) == pytest.approx(x.bound)
+    assert "max(1*30, 2*300)" in pub.bound_expr
+    # several instances without the per-instance logs: only the cluster-wide gap
+    two = simulate(wl, "vtc", "rr", 2, InstanceConfig(max_batch_size=1, kv_capacity_tokens=300))
+    assert [(x.check, x.scope, x.bound) for x in check_run(two)] == [("service gap", "backlogged anywhere", None)]
+    # one client: nothing to measure, no bound, no formula
+    solo = simulate(make_workload(rows[:1]), "vtc")
+    (n,) = check_run(solo)
+    assert (n.run, n.check, n.scope, n.kind, n.bound, n.bound_expr, n.measured, n.ratio) == (
+        "vtc", "service gap", "cluster", "none", None, "", 0.0, None)
