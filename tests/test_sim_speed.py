@@ -98,3 +98,77 @@ def test_node_handles_do_what_the_walks_do(ops):
             b.clear()
         assert _tree_state(a) == _tree_state(b)
         assert match_all([a, b, RadixCache(None, 4)], p) == [a.match(p), b.match(p), 0]
+
+
+def _paths(t):
+    """A tree's nodes as (path, ref) and its sizes: what matches and locks depend on."""
+    nodes, stack = [], [(t.root, ())]
+    while stack:
+        n, pre = stack.pop()
+        pre = pre + n.key
+        nodes.append((pre, n.ref))
+        stack.extend((c, pre) for c in n.children.values())
+    return sorted(nodes), t.size, t.locked
+
+
+@given(st.lists(st.tuples(st.sampled_from(["lock", "lock", "unlock", "insert", "evict", "clear"]),
+                          st.lists(st.integers(0, 3), min_size=1, max_size=6), st.integers(0, 8)),
+                max_size=40))
+@settings(max_examples=150, deadline=None)
+def test_lru_free_tree_is_the_cleared_tree(ops):
+    """RadixCache(lru=False), the instance's trees of routed and in-flight prompts, holds after
+    every operation what an LRU tree holds after the same operation and clear() after each
+    unlock (what the simulator did): same paths, references, sizes and matches; no heap.
+    Unlocked plain inserts stay until evict / clear, which never remove a locked unit."""
+    a, b = RadixCache(None, 4), RadixCache(None, 4, lru=False)
+    held: list[tuple[object, object]] = []
+    for now, (op, p, n) in enumerate(ops):
+        p = tuple(p)
+        if op == "lock":
+            held.append((a.insert_lock(p, float(now)), b.insert_lock(p, float(now))))
+        elif op == "unlock" and held:
+            na, nb = held.pop(n % len(held))
+            a.unlock_node(na)
+            a.clear()
+            b.unlock_node(nb)
+            a_only = _paths(a)
+            b.clear()  # (nothing left to drop but plain inserts, cleared from `a` too)
+            assert _paths(b) == a_only
+        elif op == "insert":
+            a.insert(p, float(now))
+            b.insert(p, float(now))
+        elif op == "evict":
+            got = b.evict(n)
+            assert got == min(n, b.size + got - b.locked)  # exactly n, or all that was unlocked
+            a.evict(a.size)  # both now hold exactly their locked units
+            b.evict(b.size)
+        elif op == "clear":
+            a.clear()
+            b.clear()
+        if op != "insert":
+            assert _paths(a) == _paths(b)
+        assert b.locked <= b.size and not b._heap
+        assert match_all([a, b], p) == [a.match(p), b.match(p)] and a.match(p) == b.match(p)
+
+
+@pytest.mark.parametrize("admission", ["reserve", "peak"])
+def test_decode_context_counter_is_the_sum(admission, monkeypatch):
+    """InstanceBase._ctx() (kept up to date by end_step) equals the sum over the decoding
+    sequences of prompt + generated tokens at every iteration boundary."""
+    from fairsched.sim.instance import InstanceBase
+
+    seen = []
+    plain = InstanceBase.start_step
+
+    def start_step(self, now):
+        want = sum(s.req.input_len + s.generated for s in self.decoding)
+        assert self._ctx() == want
+        seen.append(want)
+        return plain(self, now)
+
+    monkeypatch.setattr(InstanceBase, "start_step", start_step)
+    rng = np.random.default_rng(1)
+    reqs = [(0.05 * i, f"c{i % 5}", tuple(int(u) for u in rng.integers(0, 4, 3)), int(rng.integers(5, 40)),
+             int(rng.integers(1, 30))) for i in range(60)]
+    res = simulate(make_workload(reqs, block_size=16), "vtc", admission=admission)
+    assert res.n_finished == 60 and max(seen) > 0

@@ -102,16 +102,22 @@ class RadixCache:
             ``None`` (the simulator's choice) leaves capacity to the caller, who calls
             :meth:`evict` itself because KV memory is shared with running requests.
         block_size: tokens per unit.
+        lru: keep the LRU order (default). ``False`` suits a tree of locked prompts (the
+            prompts routed to an instance, those being prefilled): no LRU heap is kept, and a
+            node no lock holds any more leaves the tree at once (:meth:`unlock_node` prunes
+            it), which is what :meth:`clear` after every unlock would leave; :meth:`evict`
+            then removes unreferenced units in no particular order.
     Raises:
         ValueError: on a non-positive ``block_size`` or negative capacity.
     """
 
-    def __init__(self, capacity_tokens: int | None = None, block_size: int = 1):
+    def __init__(self, capacity_tokens: int | None = None, block_size: int = 1, lru: bool = True):
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         if capacity_tokens is not None and capacity_tokens < 0:
             raise ValueError(f"capacity_tokens must be >= 0, got {capacity_tokens}")
         self.block_size = block_size
+        self.lru = lru
         self.capacity_units = None if capacity_tokens is None else capacity_tokens // block_size
         self._uids = itertools.count()
         self.root = _Node((), None, 0.0, next(self._uids))
@@ -176,7 +182,7 @@ class RadixCache:
         return upper
 
     def _push_if_leaf(self, node: _Node) -> None:
-        if node is not self.root and not node.children and node.ref == 0:
+        if self.lru and node is not self.root and not node.children and node.ref == 0:
             heapq.heappush(self._heap, (node.last, node.uid, node))
 
     # ------------------------------------------------------------------ updates
@@ -229,14 +235,27 @@ class RadixCache:
         return new, leaf
 
     def _ref_path(self, node: _Node, d: int) -> None:
-        while node is not self.root:
+        root = self.root
+        while node is not root:
             if d > 0 and node.ref == 0:
                 self.locked += len(node.key)
             node.ref += d
+            parent = node.parent
             if d < 0 and node.ref == 0:
                 self.locked -= len(node.key)
-                self._push_if_leaf(node)
-            node = node.parent
+                if self.lru:
+                    self._push_if_leaf(node)
+                elif not node.children:  # no LRU order: an unreferenced leaf goes at once
+                    self._drop(node)
+            node = parent
+
+    def _drop(self, node: _Node) -> None:
+        """Remove the leaf ``node`` (unreferenced) from the tree."""
+        del node.parent.children[node.key[0]]
+        node.parent = None
+        self.size -= len(node.key)
+        self.evicted += len(node.key)
+        self.version += 1
 
     def lock(self, prompt: Sequence[int], n: int) -> int:
         """Add a reference to the first ``n`` units of ``prompt`` (they must be cached).
@@ -360,6 +379,8 @@ class RadixCache:
         evictable). Terminates whatever the access times (even NaN): every heap entry
         popped is dropped, evicts units, or is replaced by one with a strictly later time.
         """
+        if not self.lru:
+            return self._evict_unordered(n)
         done = 0
         heap = self._heap
         while done < n and heap:
@@ -385,9 +406,34 @@ class RadixCache:
             self.evicted += done
         return done
 
+    def _evict_unordered(self, n: int) -> int:
+        """:meth:`evict` without an LRU order (``lru=False``): unreferenced leaves, in no
+        particular order, until ``n`` units are gone (or none is left); returns how many."""
+        done = 0
+        stack = [(self.root, False)]  # post-order: a node after its children
+        while stack and done < n:
+            node, seen = stack.pop()
+            if not seen and node.children:
+                stack.append((node, True))
+                stack.extend((c, False) for c in node.children.values())
+                continue
+            if node.children or node is self.root or node.ref:
+                continue
+            take = min(n - done, len(node.key))
+            done += take
+            if take < len(node.key):
+                node.key = node.key[:-take]
+                self.size -= take
+                self.evicted += take
+                self.version += 1
+            else:
+                self._drop(node)
+        return done
+
     def clear(self) -> None:
         """Drop every unreferenced unit."""
-        self.evict(self.size)
+        if self.lru or self.size > self.locked:
+            self.evict(self.size)
 
     # ------------------------------------------------------------------ debugging
     def sequences(self) -> list[tuple]:

@@ -95,6 +95,8 @@ class ClusterBackend:
         self._batch_aware = bool(getattr(self.service, "batch_aware", False))
         self._heap: list[tuple[float, int, int, int]] = []  # (t, seq, instance, gen)
         self._seq = 0
+        self._state: tuple = (None, None)  # (request, routed_cached_all) of the last instance_state
+        self._trees: list | None = None  # every instance's cache, then every `routed` tree
         self.instances: list[ServingInstance] = [make_instance(i, p) for i, p in enumerate(policies)]
         self.router = make_router(router, self.service) if isinstance(router, str) else router
         self.router_name = self.router.name if (self.router is not None and n_instances > 1) else "none"
@@ -172,7 +174,11 @@ class ClusterBackend:
     def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
         insts = self.instances
         loads = [inst.waiting + len(inst.prefilling) + len(inst.decoding) for inst in insts]
-        return loads, [inst.pending_prefill for inst in insts], routed_cached_all(insts, req)
+        if self._trees is None:  # (each instance keeps its two trees for the whole run)
+            self._trees = [inst.cache for inst in insts] + [inst.routed for inst in insts]
+        cached = routed_cached_all(insts, req, self._trees)
+        self._state = (req, cached)  # nothing changes before the enqueue: it reuses `cached`
+        return loads, [inst.pending_prefill for inst in insts], cached
 
     # ------------------------------------------------------------- arrivals
     def _arrive(self, req: Request) -> None:
@@ -192,7 +198,8 @@ class ClusterBackend:
         self.res.route(req.rid, i)
         for r in self.recorders:
             r.routed(now, c, i)
-        self.instances[i].enqueue(req, now)
+        st = self._state  # the router's read of the cluster for this request, if it made one
+        self.instances[i].enqueue(req, now, st[1][i] if st[0] is req else None)
 
     # ------------------------------------------------------------- charging and recording
     def _service(self, t: float, c: int, amount: float, seconds: float = 0.0) -> None:
@@ -232,28 +239,43 @@ class ClusterBackend:
         not backlogged at any of ``times`` are not logged, only added to its total. ``first``: the
         tokens are first tokens (made by the prefill; a measure may price them with ``first_token``)."""
         ci, k, now = self.client_idx, len(times), float(times[-1])
+        measure = self.service
+        fn = getattr(measure, "first_token", None) if first else None
+        # a context-free measure (token service) needs only the sequences per client
+        no_ctx = fn is None and self._context_free and not self._batch_aware and not seconds
+        if fn is None:
+            fn = measure.decode
         per: dict[int, list] = {}  # client index -> [sequences, context tokens, client id]
-        for s in seqs:
-            r = s.req
-            c = ci[r.client]
-            e = per.get(c)
-            if e is None:
-                per[c] = [1, r.input_len + s.generated - k, r.client]  # KV tokens before this token
-            else:
-                e[0] += 1
-                e[1] += r.input_len + s.generated - k
-        measure, policy, i, res, recs = self.service, inst.policy, inst.idx, self.res, self.recorders
+        if no_ctx:
+            for s in seqs:
+                client = s.req.client
+                c = ci[client]
+                e = per.get(c)
+                if e is None:
+                    per[c] = [1, 0, client]
+                else:
+                    e[0] += 1
+        else:
+            for s in seqs:
+                r = s.req
+                c = ci[r.client]
+                e = per.get(c)
+                if e is None:
+                    per[c] = [1, r.input_len + s.generated - k, r.client]  # KV tokens before this token
+                else:
+                    e[0] += 1
+                    e[1] += r.input_len + s.generated - k
+        policy, i, res, recs = inst.policy, inst.idx, self.res, self.recorders
         # measured seconds (engine) are split among the clients; none: every share is 0
         split = self._decode_split(per, len(seqs), seconds) if seconds else None
         # a measure may price the first token (made by the prefill) apart, and may want the
         # batch size (SecondsService: the step's fixed cost is shared by its sequences)
-        fn = getattr(measure, "first_token", measure.decode) if first else measure.decode
         kw = ({"batch": len(seqs), "batch_context": sum(e[1] for e in per.values())}
               if self._batch_aware else None)
         # the default QueuePolicy.charge does nothing (FCFS): skip the call (a wrapper class
         # without its own charge, e.g. WarmupFirst, is called)
         charge = policy.charge if getattr(type(policy), "charge", None) is not QueuePolicy.charge else None
-        full, waiting, ended = self.full_log, self._waiting_per_client, self._backlog_end
+        full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged
         t_first = None if full else times[0]
         ts = None  # the k step times as an array, made once if some entry is logged
         for c, (n, ctx, client) in per.items():
@@ -276,7 +298,7 @@ class ClusterBackend:
                     ts = np.asarray(times, dtype=float) if ts is None else ts
                     res.service_steps(ts, c, steps)
             if not log:
-                res.unlogged[c] += total
+                unlogged[c] += total
             if charge is not None:
                 charge(client, total, now)
             for rec in recs:

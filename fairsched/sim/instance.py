@@ -98,8 +98,9 @@ class ServingInstance(Protocol):
     def routed_cached_tokens(self, req: Request) -> int:
         """Prompt tokens of ``req`` in the cache or in prompts routed here (optimistic)."""
 
-    def enqueue(self, req: Request, now: float) -> None:
-        """``req`` was routed here at ``now``: queue it and wake the instance."""
+    def enqueue(self, req: Request, now: float, cached: int | None = None) -> None:
+        """``req`` was routed here at ``now``: queue it and wake the instance (``cached``:
+        its :meth:`routed_cached_tokens` here, if known)."""
 
     def end_step(self, now: float) -> None:
         """The iteration under way ends at ``now``: apply it and start the next one."""
@@ -154,10 +155,13 @@ class InstanceBase:
         self.unit = unit
         self.block_units = bs // unit  # memory units of one KV block
         self.capacity = self.cfg.kv_capacity_tokens // unit  # KV memory in units
-        self.inflight = RadixCache(None, bs)  # prompts being prefilled now (locked)
-        self.routed = RadixCache(None, bs)  # prompts routed here, not yet prefilled (locked)
+        # prompts being prefilled now, and prompts routed here not yet prefilled: locked
+        # while they are, dropped when unlocked (no LRU order to keep)
+        self.inflight = RadixCache(None, bs, lru=False)
+        self.routed = RadixCache(None, bs, lru=False)
         self.prefilling: list[Seq] = []
         self.decoding: list[Seq] = []
+        self._dctx = 0  # sum of input_len + generated over `decoding` (kept by end_step)
         self.reserved = 0  # memory units reserved by running requests outside the cache
         self.pending_prefill = 0  # prefill tokens still to compute for waiting + running
         self.waiting = 0  # requests in the policy's queue (= len(policy), read without a call)
@@ -184,11 +188,15 @@ class InstanceBase:
         yet prefilled, whichever matches more (the router's optimistic view)."""
         return routed_cached_all((self,), req)[0]
 
-    def enqueue(self, req: Request, now: float) -> None:
+    def enqueue(self, req: Request, now: float, cached: int | None = None) -> None:
         """``req`` was routed here at ``now``: count its prefill estimate (uncached tokens,
         optimistic) in ``pending_prefill``, hold its prompt in ``routed``, add it to the
-        policy's queue, and start an iteration if idle (else :meth:`interrupt`)."""
-        est = req.input_len - min(self.routed_cached_tokens(req), req.input_len - 1)
+        policy's queue, and start an iteration if idle (else :meth:`interrupt`).
+        ``cached``: :meth:`routed_cached_tokens` of ``req`` if the caller has it (the
+        router just read it), else it is computed here."""
+        if cached is None:
+            cached = self.routed_cached_tokens(req)
+        est = req.input_len - min(cached, req.input_len - 1)
         self.est_prefill[req.rid] = est
         self.pending_prefill += est
         if self.prefill_cost is not None:
@@ -303,8 +311,9 @@ class InstanceBase:
         self.backend._push(end, self.idx, self.gen)
 
     def _ctx(self) -> int:
-        """KV tokens the decoding sequences attend to (prompt + generated)."""
-        return sum([s.req.input_len + s.generated for s in self.decoding])
+        """KV tokens the decoding sequences attend to (prompt + generated), kept up to date
+        by :meth:`end_step` as tokens are made and sequences join and leave ``decoding``."""
+        return self._dctx
 
     def _model_time(self, cost: CostModel) -> float:
         """The planned iteration's duration under ``cost``: ``sum(prefill_time(chunk,
@@ -327,6 +336,7 @@ class InstanceBase:
                 s.generated += k
                 if s.generated == s.req.output_len:
                     finished.append(s)
+            self._dctx += k * len(self.decoding)
             times = [now] if k == 1 else self._step_ends(k, now)
             backend._on_decode(self, self.decoding, times, self._decode_dt)
         still: list[Seq] = []
@@ -353,11 +363,16 @@ class InstanceBase:
             self.pending_prefill_s = 0.0  # nothing queued: drop the float drift
         if first:
             backend._on_first_token(self, first, now)
-            self.decoding.extend(s for s in first if s.req.output_len > 1)
+            for s in first:
+                if s.req.output_len > 1:
+                    self.decoding.append(s)
+                    self._dctx += s.req.input_len + 1
         if finished:
             done = set(map(id, finished))
             self.decoding = [s for s in self.decoding if id(s) not in done]
             for s in finished:
+                if s.req.output_len > 1:  # (it was decoding: one output token is made by the prefill)
+                    self._dctx -= s.req.input_len + s.generated
                 self._finish(s, now)
         if self.peak_rule:  # after the releases: a finished request's last token needs no KV
             self._grow_outputs(self.decoding)
@@ -368,10 +383,8 @@ class InstanceBase:
         from the reservation into the cache) and stays locked while ``s`` runs."""
         p, cache = s.req.prompt, self.cache
         if s.matched < s.units:
-            self.inflight.unlock_node(s.inode)
-            self.inflight.clear()
+            self.inflight.unlock_node(s.inode)  # (lru=False: what no lock holds is dropped)
         self.routed.unlock_node(self._routed_node.pop(s.req.rid))
-        self.routed.clear()
         new = self._insert_prompt(s, now)
         # the prompt's blocks are now in the cache: keep them locked while we run
         node = cache.lock_node(p, s.units)
@@ -432,10 +445,14 @@ class InstanceBase:
         """``s`` finished and its reservation was returned. Default: nothing else to free."""
 
 
-def routed_cached_all(instances: Sequence[InstanceBase], req: Request) -> list[int]:
+def routed_cached_all(instances: Sequence[InstanceBase], req: Request,
+                      trees: list[RadixCache] | None = None) -> list[int]:
     """:meth:`InstanceBase.routed_cached_tokens` of every instance, in one pass (the
-    router's hot path: ``ClusterBackend.instance_state``)."""
-    p, tok = req.prompt, req.tokens_in
-    cached = match_all([inst.cache for inst in instances], p)
-    routed = match_all([inst.routed for inst in instances], p)  # (an empty tree matches nothing)
-    return [tok(a if a >= b else b) for a, b in zip(cached, routed, strict=True)]
+    router's hot path: ``ClusterBackend.instance_state``). ``trees``: the instances' caches
+    then their ``routed`` trees, if the caller keeps that list."""
+    n = len(instances)
+    if trees is None:
+        trees = [inst.cache for inst in instances] + [inst.routed for inst in instances]
+    m = match_all(trees, req.prompt)  # (an empty tree matches nothing)
+    bs, L = req.block_size, req.input_len  # Request.tokens_in, inlined
+    return [min((a if a >= b else b) * bs, L) for a, b in zip(m[:n], m[n:], strict=True)]

@@ -79,7 +79,7 @@ class Instance(InstanceBase):
         """End of the m-th step of the current decode run: the context grows by one token
         per sequence per step, so sum_{j<m} decode_time(B, C + j B) in closed form."""
         t0, b, ctx, step = self._run
-        return t0 + self.sim.cost.decode_run_time(b, ctx, m, step)
+        return t0 + self.sim.cost._run_sum(b, ctx, m, step)  # decode_run_time (b, m >= 1)
 
     def _step_ends(self, k: int, now: float) -> StepTimes:
         return StepTimes(self, k, now)
