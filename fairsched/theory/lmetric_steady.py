@@ -15,8 +15,8 @@ import sympy as sp
 
 from .cost import default_cost_coefficients
 
-__all__ = ["HARM_ABS_S", "HARM_REL", "HOTSPOT_RATIO", "classify_steady", "d_a_sym", "erlang_b", "iteration_time",
-           "ordered_hunt_loads", "request_work", "rho_sym", "steady_state_hotspot", "tie_break_loads"]
+__all__ = ["HARM_ABS_S", "HARM_REL", "HOTSPOT_RATIO", "classify_steady", "d_a_sym", "erlang_b", "horizon_iteration", "iteration_time",
+           "ordered_hunt_loads", "request_work", "rho_sym", "run_regime", "steady_state_hotspot", "tie_break_loads"]
 
 rho_sym = sp.Symbol("rho", nonnegative=True)  # utilisation: instance-seconds of work per second
 d_a_sym = sp.Symbol("d_a", positive=True)  # fixed cost of one iteration [s]
@@ -46,12 +46,45 @@ def _prefill(new, cached, k) -> float:
     return request_work(new, cached, 0, k)
 
 
-def _station(lam, w, k):
-    """Per instance: utilisation, mean iteration [s], or None if saturated (rho >= 1)."""
-    rho = lam * w
-    if rho >= 1:
-        return rho, None
-    return rho, k["decode_a_s"] / (1 - rho)
+def horizon_iteration(flows, d_a: float, t_elapsed: float | None = None) -> float | None:
+    """Mean iteration length ``tau`` [s] of an instance fed by ``flows`` (one tuple per
+    traffic kind: ``(rate [req/s], prefill_s, out [tokens], step_s)``, ``prefill_s`` its
+    prefill time, ``step_s`` its decode cost per sequence per iteration), ``t_elapsed``
+    seconds after the onset of these rates on an empty instance
+    (``proofs/lmetric_harm_validation.md`` §3.2).
+
+    One iteration runs the fixed cost, one decode step of every decoding sequence and the
+    prefill of the arrivals during it: ``tau = d_a + sum_k D_k step_k + tau sum_k rate_k prefill_k``.
+    In the steady state ``D_k = rate_k out_k tau`` (Little over the ``out_k`` decode
+    iterations), which gives ``d_a / (1 - rho)``; a sequence decoding at time ``t`` arrived
+    after the onset, so ``D_k <= rate_k t`` (the finite-horizon batch), and
+    ``tau = (d_a + sum_k step_k rate_k min(out_k tau, t)) / (1 - P)``, ``P = sum_k rate_k prefill_k``.
+    The right-hand side is concave, increasing and bounded in ``tau``, so the root is unique;
+    it is found exactly segment by segment (the classes capped first are those with the
+    longest decode ``out_k``). ``t_elapsed`` None: the steady state.
+
+    Returns None where no finite ``tau`` exists (steady: ``rho >= 1``; finite horizon: ``P >= 1``).
+    """
+    flows = [f for f in flows if f[0] > 0]
+    P = sum(r * f for r, f, _, _ in flows)
+    rho = P + sum(r * o * c for r, _, o, c in flows)
+    if t_elapsed is None or not math.isfinite(t_elapsed):
+        return None if rho >= 1 else d_a / (1 - rho)
+    if P >= 1:
+        return None
+    t = max(0.0, float(t_elapsed))
+    order = sorted((f for f in flows if f[2] * f[3] > 0), key=lambda f: -f[2])  # capped first: longest decode
+    for j in range(len(order) + 1):  # capped: order[:j]; tau between their breakpoints t/out
+        capped, free = order[:j], order[j:]
+        den = 1 - P - sum(r * o * c for r, _, o, c in free)
+        if den <= 0:
+            continue
+        tau = (d_a + sum(r * c * t for r, _, _, c in capped)) / den
+        lo = t / capped[-1][2] if capped else 0.0
+        hi = t / free[0][2] if free else math.inf
+        if lo - 1e-12 <= tau <= hi + 1e-12:
+            return tau
+    return None  # not reached: the last segment (all capped) has den = 1 - P > 0
 
 
 # --- the tie-break: ordered hunting (§4) ---------------------------------------------------
@@ -118,7 +151,7 @@ def tie_break_loads(A: float, n: int, holder_share: Sequence[float], hot_per_hol
 
 
 def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, coeffs=None,
-                         holder_share: Sequence[float] | None = None) -> dict:
+                         holder_share: Sequence[float] | None = None, t_elapsed: float | None = None) -> dict:
     """The corrected hotspot model (``proofs/lmetric_harm_validation.md`` §2-§4).
 
     Args:
@@ -129,7 +162,9 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         replication cost is spread; coeffs: cost coefficients (A100 roofline by default);
         holder_share: per instance (index order, ``n`` values in [0, 1]) the share of the
         time it holds the class's prefix, for the tie-break (§4); None = placement unknown,
-        no tie-break term.
+        no tie-break term; t_elapsed: seconds since the class's onset (the
+        finite-horizon batch, §3.2: no instance decodes more requests than arrived since
+        then; None = the steady state).
 
     Returns a dict: ``holders`` m* (after LMetric's own replication), ``rho_M``,
     ``rho_Mbar``, ``rho_all``, ``ratio`` (predicted ``(B_M + 1)/(B_Mbar + 1)``),
@@ -151,7 +186,22 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
     w_hit = request_work(u, L - u, out, k)
     w_cold = request_work(L_cold, 0, out_cold, k)
     f_u, f_L = _prefill(u, L - u, k), _prefill(L, 0, k)
-    rho_all, tau_all = _station(qps / n, x_val * w_hit + xb * w_cold, k)
+    f_o = _prefill(L_cold, 0, k)
+    c_hot = k["decode_b_s_per_seq"] + k["decode_c_s_per_ctx_tok"] * (L + out / 2)  # one decode step [s]
+    c_cold = k["decode_b_s_per_seq"] + k["decode_c_s_per_ctx_tok"] * (L_cold + out_cold / 2)
+
+    def iteration(a_c, o):  # (tau, capped) of an instance with class rate a_c and other rate o (§2, §3.2):
+        # the steady state where it exists (rho < 1), else the finite-horizon batch; tau None: no state
+        flows = [(a_c, f_u, out, c_hot), (o, f_o, out_cold, c_cold)]
+        tau = horizon_iteration(flows, k["decode_a_s"])
+        return (tau, False) if tau is not None else (horizon_iteration(flows, k["decode_a_s"], t_elapsed), True)
+
+    def sojourn(tau, f, o, capped):  # time a request stays; saturated: at most the time since the onset (§3.2)
+        s = 1.5 * tau + f + o * tau
+        return min(s, max(0.0, t_elapsed)) if capped else s
+
+    rho_all = qps / n * (x_val * w_hit + xb * w_cold)
+    tau_all = iteration(x_val * qps / n, xb * qps / n)[0]
     if tau_all is None:  # the cluster itself is overloaded: no router keeps up
         tau_all = math.inf
     lam_hot_inst = x_val * qps / n
@@ -161,14 +211,11 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
 
     ttft_ll = 1.5 * tau_all + f_u + miss_cost(n - m0) / max(1.0, n_hot)
 
-    f_o = _prefill(L_cold, 0, k)
-
     def station(a_c, o):  # a holder with class rate a_c and other rate o: (B, Q, tau) or None if saturated
-        lam = a_c + o
-        rho, tau = _station(1.0, a_c * w_hit + o * w_cold, k) if lam > 0 else (0.0, k["decode_a_s"])
+        tau, capped = iteration(a_c, o)
         if tau is None:
             return None
-        B = a_c * (1.5 * tau + f_u + out * tau) + o * (1.5 * tau + f_o + out_cold * tau)  # Little
+        B = a_c * sojourn(tau, f_u, out, capped) + o * sojourn(tau, f_o, out_cold, capped)  # Little (capped: arrivals)
         return B, tau * (a_c * u + o * L_cold), tau  # queued prefill: tokens arriving within one iteration
 
     def fill(m):  # §3.1: the other traffic joins the holders until its score is equal on both sides
@@ -246,7 +293,49 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
     return {"holders": m, "target_holders": target, "rho_M": rho_m, "rho_Mbar": rho_o, "rho_all": rho_all, "ratio": ratio,
             "ttft_lmetric": ttft_lm, "ttft_leastload": ttft_ll, "regime": regime, "tie_ratio": tie_ratio(m),
             "other_on_holders": o, "B_M": hm[0] if hm else None, "B_Mbar": ho[0] if ho else None,
-            "Q_M": hm[1] if hm else None, "Q_Mbar": ho[1] if ho else None}
+            "Q_M": hm[1] if hm else None, "Q_Mbar": ho[1] if ho else None,
+            "holders_initial": m0, "n_hot": max(1.0, n_hot), "replication_per_holder_s": miss_cost(1)}
+
+
+def run_regime(windows: Sequence[tuple[dict, float]], n: int, n_run: float) -> dict:
+    """The regime of a *run* from the model's windows (``proofs/lmetric_harm_validation.md`` §3.3).
+
+    Args:
+        windows: per checked window in time order, ``(steady_state_hotspot(...) dict, class arrivals in it)``.
+        n: instances N; n_run: the class's arrivals over the run.
+
+    The outcome it predicts is a run statistic (the class's mean TTFT over its requests), so the
+    windows are combined as the outcome combines requests: each window's TTFT without its
+    one-off replication term, weighted by its class arrivals, plus the run's replications once
+    (LMetric: from the first window's holders to the most it settles at; least-load: to all N),
+    each spread over ``n_run``. Harmful / hotspot thresholds as :func:`steady_state_hotspot`;
+    hotspot if any window's ratio exceeds :data:`HOTSPOT_RATIO`.
+    Returns ``{"regime", "ttft_lmetric", "ttft_leastload", "ratio"}`` ([s]; ratio: the largest);
+    ``regime`` benign with no window.
+    """
+    tot = sum(w for _, w in windows)
+    if not windows or tot <= 0:
+        return {"regime": "benign", "ttft_lmetric": None, "ttft_leastload": None, "ratio": None}
+    def inf(v):  # JSON rows carry an infinite TTFT (overloaded cluster) as None
+        return math.inf if v is None else float(v)
+
+    p = [({**d, "ttft_lmetric": inf(d["ttft_lmetric"]), "ttft_leastload": inf(d["ttft_leastload"])}, w / tot)
+         for d, w in windows]
+    c1 = sum(q * d["replication_per_holder_s"] for d, q in p)
+    lm = sum(q * (d["ttft_lmetric"] - d["replication_per_holder_s"] * (d["holders"] - d["holders_initial"]) / d["n_hot"])
+             for d, q in p)
+    ll = sum(q * (d["ttft_leastload"] - d["replication_per_holder_s"] * (n - d["holders_initial"]) / d["n_hot"])
+             for d, q in p)
+    m_first = windows[0][0]["holders_initial"]
+    m_last = max(m_first, max(d["holders"] for d, _ in windows))
+    lm += c1 * (m_last - m_first) / max(1.0, n_run)
+    ll += c1 * (n - m_first) / max(1.0, n_run)
+    ratio = max(d["ratio"] for d, _ in windows)
+    if math.isfinite(ll) and lm > ll * (1 + HARM_REL) and lm - ll > HARM_ABS_S:
+        regime = "harmful"
+    else:
+        regime = "hotspot" if ratio > HOTSPOT_RATIO else "benign"
+    return {"regime": regime, "ttft_lmetric": lm, "ttft_leastload": ll, "ratio": ratio}
 
 
 def classify_steady(*args, **kw) -> str:

@@ -98,11 +98,17 @@ class HotspotDetector:
         config: :class:`DetectorConfig`.
         assess: optional ``assess(row) -> dict`` called on each checked (window, class) row
             (its keys, plus ``in_other``/``out_other``: mean prompt/output tokens of the
-            window's other arrivals, ``n_class_cum``: the class's arrivals so far, and
-            ``holder_share``: per instance, the share of the window's class arrivals at
+            window's other arrivals, ``n_class_cum``: the class's arrivals so far,
+            ``t_onset`` / ``t_since_onset`` [s]: the start of the class's current run of
+            consecutive checked windows (its onset) and the time from it to the middle of
+            the window's covered span (its mean arrival), and ``holder_share``: per instance, the share of the window's class arrivals at
             which it held the class); must
             return ``{"regime": ...}`` and may add more (kept in ``row["theory"]``). The
             runner passes the corrected model (:func:`~fairsched.theory.lmetric.steady_state_hotspot`).
+            At :meth:`finish` every row gets ``n_class_run`` (the class's arrivals over the
+            whole trace) and is assessed again with it (the online regime is kept as
+            ``regime_online``): the verdict speaks for the run's mean TTFT, over which a
+            one-off replication cost is spread (``proofs/lmetric_harm_validation.md`` §3.2).
 
     Edge windows: a (window, class) is checked, and can be "closest to violating", only
     with at least ``min_class_requests`` arrivals of the class and when the trace covers
@@ -129,6 +135,8 @@ class HotspotDetector:
         self.rows: list[dict] = []  # per closed window, per checked class
         self.tops: list[dict] = []  # per closed window: the class closest to violating (any size)
         self.events: list[dict] = []  # flag / confirm / clear
+        self.onset: dict[str, float] = {}  # class -> start of its current run of consecutive checked windows [s]
+        self.last_checked: dict[str, int] = {}  # class -> last window in which it was checked
 
     def _reset_window(self) -> None:
         self.w_total = 0
@@ -156,6 +164,11 @@ class HotspotDetector:
         if self.w_total:
             end = now if now is not None else (self.k + 1) * self.cfg.window_s
             self._close_window(end)
+        for row in self.rows:  # the run's mean TTFT spreads one-off costs over the run's arrivals (§3.2)
+            row["n_class_run"] = self.cum[row["klass"]]
+            if self.assess is not None:
+                row.setdefault("regime_online", row["theory"].get("regime"))
+                row["theory"] = self.assess({k: v for k, v in row.items() if k != "theory"})
 
     def _close_window(self, end: float | None = None) -> None:
         W, N, k = self.cfg.window_s, self.N, self.k
@@ -179,6 +192,9 @@ class HotspotDetector:
         ranked = ranked[: self.cfg.top_k]
         bad_now: dict[str, bool] = {}
         for rank, (c, n) in enumerate(ranked):
+            if self.last_checked.get(c) != k - 1:  # a new run of checked windows: the class's onset
+                self.onset[c] = t0
+            self.last_checked[c] = k
             x = n / self.w_total
             M = self.w_hold[c] / n
             M_eval = self.flagged[c]["M"] if c in self.mitigated else M
@@ -188,7 +204,8 @@ class HotspotDetector:
                               "n_total": self.w_total, "x": x, "holders_mean": M, "holders_max": self.w_hold_max[c],
                               "holders_eval": M_eval, "threshold_x": M_eval / N, "violates": bad,
                               "mitigated": c in self.mitigated, "qps": self.w_total / span,
-                              "load0": self.w_load0, "first_diversion_t": self.w_first_divert.get(c)})
+                              "load0": self.w_load0, "first_diversion_t": self.w_first_divert.get(c),
+                              "t_onset": self.onset[c], "t_since_onset": t0 + span / 2 - self.onset[c]})
             row = self.rows[-1]
             n_other = self.w_total - n
             ci, co = self.w_cls_tok[c]

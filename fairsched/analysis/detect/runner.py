@@ -237,8 +237,9 @@ def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
 
     ``regime`` comes from the corrected steady-state model
     (:func:`fairsched.theory.lmetric.steady_state_hotspot`, ``proofs/lmetric_harm_validation.md``),
-    which also needs the window's other traffic (``in_other``, ``out_other``) and the class's
-    arrivals so far (``n_class_cum``) and where the holders sit (``holder_share``, per
+    which also needs the window's other traffic (``in_other``, ``out_other``), the class's
+    arrivals over the run (``n_class_run``, set at the end of the trace; online: those so far,
+    ``n_class_cum``), the time since its onset (``t_since_onset``, the finite-horizon batch) and where the holders sit (``holder_share``, per
     instance: LMetric breaks ties by the lowest index, ``proofs/lmetric_harm_validation.md``
     §4); its predictions are ``steady_*``.
     """
@@ -257,8 +258,9 @@ def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
         d = dict.fromkeys(("a", "b", "kappa", "limit_ratio", "t_star", "t_harm", "S"))
         d["limit_ratio"], d["kappa"], fluid = 1.0, L / u, "benign"
     st = steady_state_hotspot(row["x"], max(1.0, M), n, row["qps"], L, u, n_out, float(row.get("in_other") or 1.0),
-                              float(row.get("out_other") or 1.0), float(row.get("n_class_cum") or row["n_class"]),
-                              coeffs=_coeffs(cost), holder_share=row.get("holder_share"))
+                              float(row.get("out_other") or 1.0), float(row.get("n_class_run") or row.get("n_class_cum") or row["n_class"]),
+                              coeffs=_coeffs(cost), holder_share=row.get("holder_share"),
+                              t_elapsed=row.get("t_since_onset"))
     return _clean({"a_req_s": d["a"], "b_req_s": d["b"], "kappa": d["kappa"], "limit_ratio": d["limit_ratio"],
                    "t_star_s": d["t_star"], "t_harm_s": d["t_harm"], "prefill_saved_s": d["S"],
                    "regime": st["regime"], "regime_fluid": fluid, "fluid_steady_ratio": min(d["limit_ratio"], d["kappa"]),

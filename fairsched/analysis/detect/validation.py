@@ -187,17 +187,28 @@ def spec_outcome(excess: Sequence[float], ratios: Sequence[float]) -> str:
     return "indeterminate"
 
 
+def run_verdict(rows: Sequence[dict], n: int) -> dict:
+    """The model's verdict for a run from one class's checked window rows (time order; each
+    with ``theory`` from :func:`~fairsched.analysis.detect.runner.theory_for_window`,
+    ``n_class`` and ``n_class_run``): :func:`fairsched.theory.lmetric_steady.run_regime`,
+    which combines the windows as the outcome combines requests
+    (``proofs/lmetric_harm_validation.md`` §3.3). ``regime`` benign with no row."""
+    from fairsched.theory.lmetric_steady import run_regime
+
+    rows = [r for r in rows if isinstance(r.get("theory"), dict)]
+    st = [({k[7:]: v for k, v in r["theory"].items() if k.startswith("steady_")}, r["n_class"]) for r in rows]
+    n_run = max([r.get("n_class_run") or 0 for r in rows] + [sum(r["n_class"] for r in rows)])
+    return run_regime(st, n, n_run)
+
+
 def _verdict(rep) -> tuple[str, dict]:
-    """The worst regime the model gives over the hot class's checked windows (benign if none)."""
+    """The model's verdict for the run (:func:`run_verdict`) over the hot class's checked windows."""
     f = next((f for f in rep.flagged_classes if f["klass"] == "hot"), None)
     w = rep.windows
-    th = w.loc[w.klass == "hot", "theory"].tolist() if len(w) and "theory" in w else []
-    regimes = [t.get("regime", "benign") for t in th if isinstance(t, dict)]
-    worst = max(regimes, key=LABELS.index) if regimes else "benign"
-    ratios = [t.get("steady_ratio") for t in th if isinstance(t, dict) and t.get("steady_ratio") is not None]
-    extra = {"flagged": f is not None, "confirmed": bool(f and f["phase2_confirmed"]),
-             "predicted_ratio": max(ratios) if ratios else None}
-    return worst, extra
+    rows = w[w.klass == "hot"].sort_values("window").to_dict("records") if len(w) and "theory" in w else []
+    v = run_verdict(rows, rep.n_instances)
+    extra = {"flagged": f is not None, "confirmed": bool(f and f["phase2_confirmed"]), "predicted_ratio": v["ratio"]}
+    return v["regime"], extra
 
 
 def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS, seeds: int = SEEDS) -> dict:
@@ -264,7 +275,7 @@ def _load_ratio(rep, n: int) -> float:
 
 
 WINDOW_KEYS = ("window", "x", "holders_eval", "n_class", "qps", "load0", "in_other", "out_other", "n_class_cum",
-               "holder_share")
+               "holder_share", "n_class_run", "t_since_onset")
 
 
 def _hot_windows(rep, j: int) -> list[dict]:
