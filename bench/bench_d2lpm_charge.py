@@ -20,7 +20,14 @@ Part 3 (``--part variant``): Theorem F's global-deficit variant on the reference
 gap / ``2(Q^u + X_G)`` and the number of violations, for the variant and for the original
 (local deficits); then Theorem D's and issue 10's constructions with both.
 
-    nice python bench/bench_d2lpm_charge.py [--part cost|rate|variant|all] [--runs N] [--seed S]
+Part 4 (``--part pull``): the same variant in the simulator
+(:mod:`fairsched.policies.global_dlpm`) against DLPM per instance, both behind the D2LPM
+router (default charge), on part 1's workloads and hardware and on Theorem D's construction
+(R = 1, 2): hit rate, throughput [tok/s], mean TTFT [s], gap of clients backlogged somewhere,
+Theorem F's bound with the measured per-instance X (``2(Q^u + sum_k X_k)``, as
+``X_G <= sum_k X_k``), and the number of pulls.
+
+    nice python bench/bench_d2lpm_charge.py [--part cost|rate|variant|pull|all] [--runs N] [--seed S]
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ import random
 import resource
 import time
 
+from fairsched.analysis.gap import max_service_gap
 from fairsched.analysis.metrics import summarize
-from fairsched.analysis.service_params import simulate_for_check
+from fairsched.analysis.service_params import measured_x, simulate_for_check
 from fairsched.analysis.verdicts import check_run
 from fairsched.policies import ServiceWeights, default_quantum, make_policy_factory, make_router
+from fairsched.policies.global_dlpm import global_dlpm_factory
 from fairsched.reproduce import common as cm
 from fairsched.sim.config import InstanceConfig
 from fairsched.theory.d2lpm import CHARGES as REF_CHARGES
@@ -62,15 +71,20 @@ def _gaps(r, params) -> dict:
     return {"anywhere": a.measured, "candidate": a.bound, "every": e.measured, "theoremA": e.bound}
 
 
-def part_cost() -> None:
-    w = ServiceWeights()
-    cost, inst = cm.hardware(None, cm.A100)
+def _workloads():
     wls = [("long-doc-QA", long_document_qa(n_clients=8, seed=0)), ("chat", multi_turn_chat(n_clients=8, seed=0)),
            ("ToT", tree_of_thought(n_clients=4, seed=0)), ("judge", llm_as_judge(n_clients=4, seed=0)),
            ("claim3-mix", mixed(seed=0, scale=4.0, duration=60.0))]
     data = shared_data_dir()
     if data is not None and (data / "lmsys_vtc_27clients.jsonl").exists():
         wls.append(("lmsys", load_trace(data / "lmsys_vtc_27clients.jsonl")))
+    return wls
+
+
+def part_cost() -> None:
+    w = ServiceWeights()
+    cost, inst = cm.hardware(None, cm.A100)
+    wls = _workloads()
     print("workload n | charge: hit thr[tok/s] ttft[s] gap_anywhere gap_every/theoremA")
     for name, wl in wls:
         q = default_quantum(wl, w)
@@ -124,9 +138,29 @@ def part_variant(runs: int, seed: int) -> None:
         print(*row, flush=True)
 
 
+def part_pull() -> None:
+    w = ServiceWeights()
+    cost, inst = cm.hardware(None, cm.A100)
+    runs = [(name, wl, default_quantum(wl, w), 4, inst, cost) for name, wl in _workloads()]
+    runs += [(f"theorem-D R={R}", d2lpm_rate_workload(R, 13.3 * R), 400.0, 2, InstanceConfig(max_batch_size=1), None)
+             for R in (1, 2)]
+    print("workload n | policy: hit thr[tok/s] ttft[s] gap_anywhere theoremF_bound pulls")
+    for name, wl, q, K, ic, cm_ in runs:
+        row = [name, len(wl)]
+        for pol in ("dlpm", "dlpm-global"):
+            fac = make_policy_factory("dlpm", w, quantum=q) if pol == "dlpm" else global_dlpm_factory(q)
+            r = simulate_for_check(wl, fac, make_router("d2lpm", w, quantum_w=q if K == 4 else 2 * q), K, ic, cm_)
+            s, gap = summarize(r), max_service_gap(r, per_pair=False).gap
+            bound = 2 * (q + sum(measured_x(r).values()))
+            pulls = fac.shared.pulls if pol != "dlpm" else 0
+            row += ["|", f"{pol}:", f"{s['cache_hit_rate']:.4f}", f"{s['throughput_tok_s']:.0f}",
+                    f"{s['ttft_mean_s']:.3f}", f"{gap:.0f}", f"{bound:.0f}", pulls]
+        print(*row, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("cost", "rate", "variant", "all"), default="all")
+    ap.add_argument("--part", choices=("cost", "rate", "variant", "pull", "all"), default="all")
     ap.add_argument("--runs", type=int, default=2000, help="random workloads of --part variant")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -138,6 +172,8 @@ def main() -> None:
         part_rate()
     if part in ("variant", "all"):
         part_variant(args.runs, args.seed)
+    if part in ("pull", "all"):
+        part_pull()
     c1 = resource.getrusage(resource.RUSAGE_SELF)
     print(f"wall {time.perf_counter() - t0:.1f} s, CPU {c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime:.1f} s, "
           f"peak RSS {c1.ru_maxrss / 1024:.0f} MiB")

@@ -7,6 +7,7 @@ original D2LPM (local deficits) on Theorem D's construction."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sympy as sp
 import z3
@@ -145,3 +146,96 @@ def test_global_deficit_option_errors():
         d2lpm_global_gap([(0, "a", 1, 1, "p")], deficit="shared")
     with pytest.raises(ValueError, match="charge"):
         d2lpm_global_gap([(0, "a", 1, 1, "p")], charge="cached")
+
+
+# ---------------------------------------------------------------- the simulator's variant
+def _sim(wl, factory, K, quantum_w, cfg):
+    from fairsched.analysis.service_params import simulate_for_check
+    from fairsched.policies import make_router
+    return simulate_for_check(wl, factory, make_router("d2lpm", quantum_w=quantum_w), K, cfg)
+
+
+def _gap_and_bound(res, q_u):
+    """Gap of clients backlogged somewhere and Theorem F's bound with X_G <= sum_k X_k measured."""
+    from fairsched.analysis.gap import max_service_gap
+    from fairsched.analysis.service_params import measured_x
+    return max_service_gap(res, per_pair=False).gap, F.evaluate(d2lpm_global_gap_bound(), Q_u=q_u,
+                                                                X=sum(measured_x(res).values()))
+
+
+def test_simulator_variant_bounds_theorem_D_construction():
+    """Simulator, Theorem D's construction (R = 1, 2 instances, one running request each): DLPM
+    per instance 22,006 against Theorem F's bound 2,404; the shared deficit with pulls 803."""
+    from fairsched.policies import make_policy_factory
+    from fairsched.policies.global_dlpm import global_dlpm_factory
+    from fairsched.sim.config import InstanceConfig
+    from fairsched.theory.d2lpm import d2lpm_rate_workload
+    wl, cfg = d2lpm_rate_workload(1, 13.3), InstanceConfig(max_batch_size=1)
+    loc = _gap_and_bound(_sim(wl, make_policy_factory("dlpm", quantum=400), 2, 800, cfg), 400)
+    fac = global_dlpm_factory(400)
+    res = _sim(wl, fac, 2, 800, cfg)
+    glob = _gap_and_bound(res, 400)
+    assert loc == (22_006, 2_404) and glob == (803, 2_404)
+    assert fac.shared.pulls > 0 and res.n_finished == len(wl)
+
+
+def test_simulator_variant_on_one_instance_is_dlpm():
+    """One instance: nothing to pull, and a shared deficit is DLPM's: the same service log."""
+    from fairsched.policies import make_policy_factory
+    from fairsched.policies.global_dlpm import global_dlpm_factory
+    from fairsched.sim import InstanceConfig, simulate
+    from fairsched.workload import make_workload
+    # 3 clients, 60 requests, prompts sharing 2 of 4 prefixes, bursts that keep them backlogged
+    rows = [(0.02 * (i // 6), "abc"[i % 3], [i % 4, i % 4 + 10] + [1000 + i] * (i % 5), 8 + 4 * (i % 5), 3 + i % 7)
+            for i in range(60)]
+    wl = make_workload(rows, block_size=4)
+    a = simulate(wl, make_policy_factory("dlpm", quantum=20), n_instances=1, instance=InstanceConfig(max_batch_size=4))
+    b = simulate(wl, global_dlpm_factory(20), n_instances=1, instance=InstanceConfig(max_batch_size=4))
+    assert list(a.svc_amount) == list(b.svc_amount) and list(a.svc_t) == list(b.svc_t)
+    assert list(a.admit_t) == list(b.admit_t)
+    with pytest.raises(ValueError, match="quantum"):
+        global_dlpm_factory(0)
+
+
+sim_req = st.tuples(st.integers(0, 30), st.sampled_from("abc"), st.integers(1, 60), st.integers(1, 12),
+                    st.integers(0, 2))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(sim_req, min_size=2, max_size=30), st.integers(2, 3), st.integers(1, 3),
+       st.sampled_from([0.5, 16.0, 200.0]), st.sampled_from([16, 4096]))
+def test_simulator_variant_gap_within_bound_random(reqs, K, max_batch, q_u, budget):
+    """Hypothesis on the simulator: random small workloads (shared prompt prefixes), 2-3
+    instances behind the D2LPM router; the gap of clients backlogged somewhere stays within
+    ``2(Q^u + sum_k X_k)``; every request finishes; pulls leave every instance's books straight
+    (queue counts and prefill estimates back to 0)."""
+    from fairsched.policies import make_router
+    from fairsched.policies.global_dlpm import global_dlpm_factory
+    from fairsched.sim.config import InstanceConfig
+    from fairsched.sim.recorder import InstanceRecorder
+    from fairsched.sim.simulator import Simulator
+    from fairsched.workload import make_workload
+    rows, unit = [], 1000
+    for t, c, L, M, shared in reqs:
+        units = []
+        for k in range(-(-L // 4)):
+            units.append(100 * shared + k if shared and k < 3 else unit)
+            unit += 1
+        rows.append((t * 0.05, c, units, L, M))
+    wl = make_workload(rows, block_size=4)
+    fac = global_dlpm_factory(q_u)
+    sim = Simulator(wl, fac, make_router("d2lpm", quantum_w=100.0), K,
+                    InstanceConfig(max_batch_size=max_batch, token_budget=budget, kv_capacity_tokens=4000),
+                    recorders=(InstanceRecorder(),))
+    res = sim.run()
+    gap, bound = _gap_and_bound(res, q_u)
+    assert res.n_finished == len(wl) and gap <= bound + 1e-9
+    for inst in sim.instances:
+        assert inst.waiting == len(inst.policy) == 0 and inst.pending_prefill == 0 and not inst.est_prefill
+    # every (client, instance) queue the recorder saw open was closed again, never below empty
+    depth: dict = {}
+    for c, i, d in zip(res.ibl_client, res.ibl_instance, res.ibl_delta, strict=True):
+        depth[c, i] = depth.get((c, i), 0) + int(d)
+        assert depth[c, i] in (0, 1)
+    assert all(v == 0 for v in depth.values())
+    assert (np.asarray(res.instance) >= 0).all()

@@ -63,6 +63,7 @@ class QueuePolicy(ABC):
     """
 
     name = "base"
+    pulls = False  # True: scheduled even with an empty queue (it may take other instances' requests)
 
     def __init__(self):
         self.n_waiting: dict[str, int] = {}

@@ -189,11 +189,14 @@ class InstanceBase:
         return routed_cached_all((self,), req)[0]
 
     def enqueue(self, req: Request, now: float, cached: int | None = None) -> None:
-        """``req`` was routed here at ``now``: count its prefill estimate (uncached tokens,
-        optimistic) in ``pending_prefill``, hold its prompt in ``routed``, add it to the
-        policy's queue, and start an iteration if idle (else :meth:`interrupt`).
-        ``cached``: :meth:`routed_cached_tokens` of ``req`` if the caller has it (the
-        router just read it), else it is computed here."""
+        """``req`` was routed here at ``now``: :meth:`accept`, then start an iteration if idle."""
+        self.accept(req, now, cached)
+        self.interrupt(now) if self.busy else self.start_step(now)
+
+    def accept(self, req: Request, now: float, cached: int | None = None) -> None:
+        """Count ``req``'s prefill estimate (uncached tokens, optimistic) in ``pending_prefill``,
+        hold its prompt in ``routed``, add it to the policy's queue. ``cached``: its
+        :meth:`routed_cached_tokens` if the caller has it (the router just read it)."""
         if cached is None:
             cached = self.routed_cached_tokens(req)
         est = req.input_len - min(cached, req.input_len - 1)
@@ -205,10 +208,6 @@ class InstanceBase:
         self._routed_node[req.rid] = self.routed.insert_lock(req.prompt, now)
         self.waiting += 1
         self.policy.add(req, now)
-        if not self.busy:
-            self.start_step(now)
-        else:
-            self.interrupt(now)
 
     # ------------------------------------------------------------- InstanceView
     def cached_tokens(self, req: Request) -> int:
@@ -300,7 +299,7 @@ class InstanceBase:
             s.chunk = min(left, budget) if budget > 0 else 0
             budget -= s.chunk
         self._budget = budget
-        if self.waiting:
+        if self.waiting or self.policy.pulls:
             self.policy.schedule(self, now)
         end = self._start(now)
         if end is None:

@@ -72,6 +72,14 @@ class InstanceRecorder:
             self._log(t, c, i, 1)
         self._wait[(c, i)] = k + 1
 
+    def withdrawn(self, t: float, c: int, i: int) -> None:
+        """A waiting request of ``c`` left instance ``i``'s queue without being admitted there
+        (moved to another instance: :mod:`fairsched.policies.global_dlpm`)."""
+        k = self._wait[(c, i)] - 1
+        self._wait[(c, i)] = k
+        if k == 0:
+            self._log(t, c, i, -1)
+
     def served(self, i: int, n: int) -> None:
         if n == 1:
             self.svc_instance.append(i)
