@@ -6,6 +6,8 @@ index ``c`` was routed to instance ``i``), ``served(i, n)`` (``n`` service-log e
 just appended for instance ``i``), ``admitted(t, c, i, amount, output_tokens)`` (a request
 of ``c`` was admitted on ``i`` and charged ``amount``, right after its charge was logged),
 ``decoded(c, i, amount)`` (``c`` got ``amount`` of decode service on ``i``, logged or not),
+``withdrawn(t, c, i)`` (a waiting request of ``c`` left ``i``'s queue for another instance's;
+only :mod:`fairsched.policies.global_dlpm` moves requests),
 and at the end ``finalize(result, svc_t, order)`` with the unsorted service times and the
 permutation that sorted them (or None).
 """
