@@ -117,8 +117,7 @@ def move(origin, target, req, now: float) -> None:
     origin.pending_prefill -= origin.est_prefill.pop(req.rid)
     if origin.prefill_cost is not None:
         origin.pending_prefill_s -= origin.est_prefill_s.pop(req.rid)
-    origin.routed.unlock_node(origin._routed_node.pop(req.rid))
-    origin.routed.clear()
+    origin.routed.unlock_node(origin._routed_node.pop(req.rid))  # as when its prefill completes
     be = origin.backend
     c = be.client_idx[req.client]
     be.res.route(req.rid, target.idx)
