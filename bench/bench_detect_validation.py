@@ -3,12 +3,15 @@ a seeded family of generated workloads, confusion matrix, disagreements, and the
 distribution of the mitigation's effect.
 
     nice python bench/bench_detect_validation.py [--n 200] [--seed 0] [--workers 2] [--ray] [--out validation.csv]
+    python bench/bench_detect_validation.py --rescore --out validation.csv   # verdicts again, no simulation
 
 The same study as ``fairsched detect --validate N`` (which writes JSON + CSV). Points run
 through the sweep runner (local process pool, or Ray with ``--ray``). Prints the confusion
 matrix (rows: verdict, columns: measured outcome), the agreement, each disagreement, the
 mitigation figures, wall and CPU time; writes one row per workload to ``--out`` and every
-seed's hot-class window rows (the model's inputs) to ``<out>_windows.json``.
+seed's hot-class window rows (the model's inputs) to ``<out>_windows.json``. ``--rescore``
+reads both back and recomputes every verdict with the library's current model
+(:func:`~fairsched.analysis.detect.validation.rescore_verdict`) against the saved outcomes.
 Definitions: ``proofs/lmetric_harm_validation.md``.
 """
 
@@ -21,7 +24,7 @@ import time
 
 import pandas as pd
 
-from fairsched.analysis.detect.validation import SEEDS, validate
+from fairsched.analysis.detect.validation import SEEDS, Validation, rescore_verdict, validate
 from fairsched.output import jsonable
 
 
@@ -33,7 +36,19 @@ def main() -> None:
     ap.add_argument("--ray", action="store_true")
     ap.add_argument("--seeds", type=int, default=SEEDS, help="workload seeds per spec for the measured outcome")
     ap.add_argument("--out", default="detect_validation.csv")
+    ap.add_argument("--rescore", action="store_true", help="recompute the verdicts of a saved study (no simulation)")
     a = ap.parse_args()
+    if a.rescore:
+        f = pd.read_csv(a.out)
+        with open(a.out.rsplit(".", 1)[0] + "_windows.json") as fh:
+            saved = {r["id"]: r for r in json.load(fh)}
+        f["verdict"] = [rescore_verdict({**saved[i], "n": n}) for i, n in zip(f.id, f.n, strict=True)]
+        v = Validation(f)
+        s = v.summary()
+        print(v.confusion().to_string())
+        print(f"agreement {s['n_agree']} of {s['n']}; on the {s['n_determined']} determined outcomes "
+              f"{s['agreement_determined']:.3f}; harmful-or-not {s['harm_agreement']:.3f}")
+        return
     t0 = time.perf_counter()
     v = validate(a.n, a.seed, workers=a.workers, use_ray=a.ray, progress=True, seeds=a.seeds)
     wall = time.perf_counter() - t0

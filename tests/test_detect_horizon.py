@@ -144,3 +144,14 @@ def test_detector_rows_carry_the_onset_and_the_run_count():
     assert all(isinstance(t, dict) and t["regime"] in ("benign", "hotspot", "harmful") for t in w.theory)
     assert w.regime_online.notna().all()
     assert all(t["steady_n_hot"] == n_hot for t in w.theory)  # re-assessed with the run's count
+
+
+def test_rescoring_the_saved_windows_gives_the_live_verdict():
+    # the study's verdicts can be recomputed from its saved window rows (bench --rescore): the same
+    # function of the same rows as the live run (detector re-assessment at the end + run_verdict)
+    from fairsched.analysis.detect.validation import evaluate, family, rescore_verdict
+
+    spec = family(200, 0)[23]  # hotspot on a saturated holder pair (N = 4, x = 0.9): the finite horizon acts
+    row = evaluate(spec, seeds=1)
+    assert row["windows"] and all(w["n_class_run"] == row["n_hot"] for w in row["windows"])
+    assert rescore_verdict(row) == row["verdict"] == "hotspot"

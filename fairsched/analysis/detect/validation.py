@@ -201,6 +201,20 @@ def run_verdict(rows: Sequence[dict], n: int) -> dict:
     return run_regime(st, n, n_run)
 
 
+def rescore_verdict(row: dict, j: int = 0, cost=None) -> str:
+    """The verdict of seed ``j`` of a saved study row (its ``windows``: :data:`WINDOW_KEYS`,
+    ``hot_class``, ``n``) under the library's current model, without simulating: the window
+    rows are the model's only inputs (:func:`~fairsched.analysis.detect.runner.theory_for_window`
+    per window, :func:`run_verdict` per run). Equal to :func:`evaluate`'s verdict of that seed."""
+    from fairsched.analysis.detect.runner import theory_for_window
+    from fairsched.sim import CostModel
+
+    cost = cost or CostModel()
+    ws = sorted((w for w in row["windows"] if w.get("seed_j", 0) == j), key=lambda w: w["window"])
+    rows = [{**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost)} for w in ws]
+    return run_verdict(rows, row["n"])["regime"]
+
+
 def _verdict(rep) -> tuple[str, dict]:
     """The model's verdict for the run (:func:`run_verdict`) over the hot class's checked windows."""
     f = next((f for f in rep.flagged_classes if f["klass"] == "hot"), None)
