@@ -125,10 +125,15 @@ class LMetric(Router):
         self.mitigate = set(mitigate or ())
 
     @staticmethod
+    def _scores(queued: list[int], uncached: list[int], loads: list[int]) -> list[tuple[float, float]]:
+        """``(P_i, B_i + 1)`` of every instance i from its queued prefill tokens, the request's
+        tokens not in its cache and its load ``B_i`` (waiting + running)."""
+        return [(float(q + u), float(ld + 1)) for q, u, ld in zip(queued, uncached, loads, strict=True)]
+
+    @staticmethod
     def _score(queued: int, uncached: int, load: int) -> tuple[float, float]:
-        """``(P_i, B_i + 1)`` from instance i's queued prefill tokens, the request's tokens
-        not in its cache and its load ``B_i`` (waiting + running)."""
-        return float(queued + uncached), float(load + 1)
+        """:meth:`_scores` of one instance."""
+        return LMetric._scores([queued], [uncached], [load])[0]
 
     def score(self, req: Request, cluster: ClusterView, i: int) -> tuple[float, float]:
         """``(P_i, B_i + 1)`` for routing ``req`` to instance ``i``."""
@@ -143,7 +148,7 @@ class LMetric(Router):
         # argmin of (P_i (B_i + 1), B_i + 1, i), the cluster read once (the router's hot path)
         loads, queued, cached = cluster.instance_state(req)
         L = req.input_len
-        keys = [(p * b, b) for p, b in map(self._score, queued, [L - c for c in cached], loads)]
+        keys = [(p * b, b) for p, b in self._scores(queued, [L - c for c in cached], loads)]
         return keys.index(min(keys))  # the first of the smallest: ties go to the lowest index
 
 

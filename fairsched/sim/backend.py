@@ -97,6 +97,7 @@ class ClusterBackend:
         self._seq = 0
         self._state: tuple = (None, None)  # (request, routed_cached_all) of the last instance_state
         self._trees: list | None = None  # every instance's cache, then every `routed` tree
+        self._decode_memo: dict[int, float] = {}  # n -> service.decode(n) (context-free measures)
         self.instances: list[ServingInstance] = [make_instance(i, p) for i, p in enumerate(policies)]
         self.router = make_router(router, self.service) if isinstance(router, str) else router
         self.router_name = self.router.name if (self.router is not None and n_instances > 1) else "none"
@@ -241,30 +242,21 @@ class ClusterBackend:
         ci, k, now = self.client_idx, len(times), float(times[-1])
         measure = self.service
         fn = getattr(measure, "first_token", None) if first else None
-        # a context-free measure (token service) needs only the sequences per client
-        no_ctx = fn is None and self._context_free and not self._batch_aware and not seconds
+        if fn is None and self._context_free and not self._batch_aware and not seconds:
+            self._on_decode_tokens(inst, seqs, times, k, now)  # (token service: the fast path)
+            return
         if fn is None:
             fn = measure.decode
         per: dict[int, list] = {}  # client index -> [sequences, context tokens, client id]
-        if no_ctx:
-            for s in seqs:
-                client = s.req.client
-                c = ci[client]
-                e = per.get(c)
-                if e is None:
-                    per[c] = [1, 0, client]
-                else:
-                    e[0] += 1
-        else:
-            for s in seqs:
-                r = s.req
-                c = ci[r.client]
-                e = per.get(c)
-                if e is None:
-                    per[c] = [1, r.input_len + s.generated - k, r.client]  # KV tokens before this token
-                else:
-                    e[0] += 1
-                    e[1] += r.input_len + s.generated - k
+        for s in seqs:
+            r = s.req
+            c = ci[r.client]
+            e = per.get(c)
+            if e is None:
+                per[c] = [1, r.input_len + s.generated - k, r.client]  # KV tokens before this token
+            else:
+                e[0] += 1
+                e[1] += r.input_len + s.generated - k
         policy, i, res, recs = inst.policy, inst.idx, self.res, self.recorders
         # measured seconds (engine) are split among the clients; none: every share is 0
         split = self._decode_split(per, len(seqs), seconds) if seconds else None
@@ -299,6 +291,47 @@ class ClusterBackend:
                     res.service_steps(ts, c, steps)
             if not log:
                 unlogged[c] += total
+            if charge is not None:
+                charge(client, total, now)
+            for rec in recs:
+                if log:
+                    rec.served(i, k)
+                rec.decoded(c, i, total)
+        res.decode_tokens += len(seqs) * k
+
+    def _on_decode_tokens(self, inst, seqs: list, times, k: int, now: float) -> None:
+        """:meth:`_on_decode` for a context-free measure without batch terms or measured
+        seconds (token service): a client's ``n`` tokens a step are worth ``decode(n)``
+        whatever the context, asked once per ``n`` for the run; the same entries, totals and
+        calls in the same order as the general path."""
+        ci = self.client_idx
+        per: dict[int, list] = {}  # client index -> [sequences, client id]
+        for s in seqs:
+            client = s.req.client
+            c = ci[client]
+            e = per.get(c)
+            if e is None:
+                per[c] = [1, client]
+            else:
+                e[0] += 1
+        policy, i, res, recs, memo = inst.policy, inst.idx, self.res, self.recorders, self._decode_memo
+        charge = policy.charge if getattr(type(policy), "charge", None) is not QueuePolicy.charge else None
+        full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged
+        t_first = None if full else times[0]
+        ts = None  # the k step times as an array, made once if some entry is logged
+        for c, (n, client) in per.items():
+            step = memo.get(n)
+            if step is None:
+                step = memo[n] = self.service.decode(n, 0)
+            total = step if k == 1 else step * k
+            log = full or waiting[c] > 0 or ended[c] >= t_first
+            if not log:
+                unlogged[c] += total
+            elif k == 1:
+                self._service(now, c, total, 0.0)
+            else:
+                ts = np.asarray(times, dtype=float) if ts is None else ts
+                res.service_steps(ts, c, step)
             if charge is not None:
                 charge(client, total, now)
             for rec in recs:
