@@ -211,7 +211,7 @@ class ClusterBackend:
         """``s`` was admitted at ``now``: its prefill charge (computed here, once) is logged
         and given to the policy, then the client's backlog may end."""
         req = s.req
-        c = self.client_idx[req.client]
+        c = s.ci = self.client_idx[req.client]
         i = inst.idx
         self.res.admit(req.rid, now, s.cached)
         amount = self.service.prefill(req.input_len - s.cached, s.cached)
@@ -308,7 +308,9 @@ class ClusterBackend:
         per: dict[int, list] = {}  # client index -> [sequences, client id]
         for s in seqs:
             client = s.req.client
-            c = ci[client]
+            c = s.ci  # (set at admission: a lookup in a dict of every client saved)
+            if c < 0:
+                c = s.ci = ci[client]
             e = per.get(c)
             if e is None:
                 per[c] = [1, client]
