@@ -64,7 +64,7 @@ def match_all(trees: Sequence[RadixCache], prompt: Sequence[int]) -> list[int]:
                 break
             k = child.key
             lk = len(k)
-            if prompt[i:i + lk] == k:
+            if lk == 1 or prompt[i:i + lk] == k:  # (one unit: its key is the unit just looked up)
                 i += lk
                 node = child
                 continue
