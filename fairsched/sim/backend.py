@@ -304,24 +304,18 @@ class ClusterBackend:
         seconds (token service): a client's ``n`` tokens a step are worth ``decode(n)``
         whatever the context, asked once per ``n`` for the run; the same entries, totals and
         calls in the same order as the general path."""
-        ci = self.client_idx
-        per: dict[int, list] = {}  # client index -> [sequences, client id]
+        per: dict[int, int] = {}  # client index -> sequences
         for s in seqs:
-            client = s.req.client
-            c = s.ci  # (set at admission: a lookup in a dict of every client saved)
+            c = s.ci  # (set at admission: saves a lookup in the dict of every client)
             if c < 0:
-                c = s.ci = ci[client]
-            e = per.get(c)
-            if e is None:
-                per[c] = [1, client]
-            else:
-                e[0] += 1
+                c = s.ci = self.client_idx[s.req.client]
+            per[c] = per.get(c, 0) + 1
         policy, i, res, recs, memo = inst.policy, inst.idx, self.res, self.recorders, self._decode_memo
         charge = policy.charge if getattr(type(policy), "charge", None) is not QueuePolicy.charge else None
         full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged
         t_first = None if full else times[0]
         ts = None  # the k step times as an array, made once if some entry is logged
-        for c, (n, client) in per.items():
+        for c, n in per.items():
             step = memo.get(n)
             if step is None:
                 step = memo[n] = self.service.decode(n, 0)
@@ -335,7 +329,7 @@ class ClusterBackend:
                 ts = np.asarray(times, dtype=float) if ts is None else ts
                 res.service_steps(ts, c, step)
             if charge is not None:
-                charge(client, total, now)
+                charge(res.clients[c], total, now)
             for rec in recs:
                 if log:
                     rec.served(i, k)

@@ -110,7 +110,7 @@ class Seq:
     """A request in an instance's running batch."""
 
     __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk", "out_units",
-                 "node", "inode", "ci")
+                 "node", "inode", "ci", "olen")
 
     def __init__(self, req: Request, matched: int, cached: int, reserved: int):
         self.req = req
@@ -124,6 +124,7 @@ class Seq:
         self.out_units = 0  # the part of `reserved` held for output tokens (memory units)
         self.node = None  # cache node where its locked prefix ends (RadixCache.lock_node)
         self.inode = None  # the same in the instance's tree of prompts being prefilled
+        self.olen = req.output_len  # (read at every step: kept here, next to `generated`)
         self.ci = -1  # its client's index in the cluster's client list (set by the backend at admission)
 
 
@@ -334,7 +335,7 @@ class InstanceBase:
             k = self._steps
             for s in self.decoding:
                 s.generated += k
-                if s.generated == s.req.output_len:
+                if s.generated == s.olen:
                     finished.append(s)
             self._dctx += k * len(self.decoding)
             times = [now] if k == 1 else self._step_ends(k, now)

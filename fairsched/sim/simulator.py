@@ -67,7 +67,7 @@ class Instance(InstanceBase):
             # Decode run: nothing can change on this instance before its first sequence
             # finishes or a request arrives here (which truncates the run, see
             # `interrupt`), so k decode steps become one event, exactly.
-            k = min([s.req.output_len - s.generated for s in self.decoding])
+            k = min([s.olen - s.generated for s in self.decoding])
             b, ctx = len(self.decoding), self._ctx()
             self._run = (now, b, ctx, self.sim.cost.decode_time(b, ctx))
             self._steps = k
