@@ -8,9 +8,10 @@ cache, :meth:`ToyLlama.decode` over a padded batch):
 
 Each grid point gets about one second of timings (``GRIDS``: cheap points, the noisiest on a
 shared machine, are repeated most; at least 5 / 15 repeats for prefill / decode, at most 61)
-after untimed warm-up forwards and one discarded first call of every shape, in interleaved,
-shuffled passes (a transient slowdown of the machine hits one repeat of many points rather than
-every repeat of one), on the engine's own clock (:class:`~fairsched.engine.timing.Timer`:
+after untimed warm-up forwards (with :func:`~fairsched.engine.timing.steady_allocator`: no page
+faults) and one discarded first call of every shape, each point's repeats spread evenly over
+the whole run in random order (a slow spell of the machine, or a drift of its speed, weighs on
+every point alike instead of on the points timed then), on the engine's own clock (:class:`~fairsched.engine.timing.Timer`:
 per-thread CPU time with one thread on CPU, ``torch.cuda.synchronize`` + wall clock on CUDA).
 The *median* repeat is fitted (``seconds``; the fastest, ``min_s``, and the spread, IQR / median,
 are kept too): on a loaded machine it is the most reproducible estimate of a point's cost and
@@ -27,8 +28,9 @@ the median repeat is the uncontended cost, which the model then predicts. Then i
 
 ``c`` is attention over the causal pairs, ``e, g, w`` what the engine's masked path over a
 cached context adds (a fixed cost, gathering ``h + n`` keys/values from the paged cache
-every layer, and the ``n^2 / 2`` masked-out pairs it computes anyway); ``d_q`` the decode
-step's slowdown once the gathered keys/values of the batch outgrow the CPU caches; ``d_e``
+every layer, and the ``n^2 / 2`` masked-out pairs it computes anyway); ``d_q`` a decode
+step's growth beyond linear in ``C`` (it captured page faults, and fits to 0 since the engine
+runs with :func:`~fairsched.engine.timing.steady_allocator`; ``proofs/cost_model.md``); ``d_e``
 what a batched step (matrix-matrix products) costs beyond a single sequence's
 (matrix-vector): with 41 repeats the residuals of the model without it are +9-11% at B = 1
 and -4 to -12% at B = 2..8, and it takes the decode p90 from 13.3% to 5.6% (committed
@@ -85,11 +87,14 @@ def _time_points(points, run, timer: Timer, repeats: int, budget_s: float | None
     shape's first-call costs and gives its cost ``c_i``. Then point i gets ``R_i`` timings:
     ``repeats`` if ``budget_s`` is None, else ``clip(ceil(budget_s / c_i), repeats,
     max_repeats)`` (about ``budget_s`` seconds of timings per point: cheap points, whose
-    timings vary most on a shared machine, get the most repeats). The timings run in
-    interleaved passes, each over the points that still need one, in a fresh shuffled order,
-    so that a slow spell of the machine hits one repeat of many points, not many repeats of one
-    (``proofs/cost_model.md``, "Measuring on a shared machine"). ``on_plan(k)`` is called
-    once with the number of timings still to come, ``on_step()`` after each timing."""
+    timings vary most on a shared machine, get the most repeats). The timings are *stratified
+    in time*: repeat ``j`` of point i runs at key ``(j + u_i) / R_i`` (``u_i`` uniform in [0, 1)),
+    all timings in key order, so every point's repeats are spread evenly over the whole run
+    and a slow spell of the machine, or a slow drift of its speed, weighs on every point alike
+    (a common factor, which the relative fit does not see as a shape) instead of on the points
+    that happened to be timed then (``proofs/cost_model.md``, "Measuring on a shared machine").
+    ``on_plan(k)`` is called once with the number of timings still to come, ``on_step()``
+    after each timing; the lists keep each point's timings in time order."""
     rng = np.random.default_rng(seed)
     first = {}
     for k in rng.permutation(len(points)):
@@ -102,15 +107,15 @@ def _time_points(points, run, timer: Timer, repeats: int, budget_s: float | None
         reps = {p: int(min(max(repeats, np.ceil(budget_s / max(first[p], 1e-9))), max_repeats)) for p in points}
     if on_plan is not None:
         on_plan(sum(reps.values()))
+    u = rng.random(len(points))
+    plan = sorted(((j + u[i]) / reps[p], i) for i, p in enumerate(points) for j in range(reps[p]))
     times: dict = {p: [] for p in points}
-    for r in range(max(reps.values())):
-        todo = [p for p in points if reps[p] > r]
-        for k in rng.permutation(len(todo)):
-            t0 = timer.now()
-            run(todo[k])
-            times[todo[k]].append(timer.now() - t0)
-            if on_step is not None:
-                on_step()
+    for _, i in plan:
+        t0 = timer.now()
+        run(points[i])
+        times[points[i]].append(timer.now() - t0)
+        if on_step is not None:
+            on_step()
     return times
 
 
