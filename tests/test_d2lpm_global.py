@@ -189,12 +189,31 @@ def test_simulator_variant_on_one_instance_is_dlpm():
     rows = [(0.02 * (i // 6), "abc"[i % 3], [i % 4, i % 4 + 10] + [1000 + i] * (i % 5), 8 + 4 * (i % 5), 3 + i % 7)
             for i in range(60)]
     wl = make_workload(rows, block_size=4)
-    a = simulate(wl, make_policy_factory("dlpm", quantum=20), n_instances=1, instance=InstanceConfig(max_batch_size=4))
+    # the variant never collapses decode steps into runs (a run's closed-form times can differ
+    # in the last bit), so compare with DLPM stepped one iteration at a time
+    a = simulate(wl, make_policy_factory("dlpm", quantum=20), n_instances=1, instance=InstanceConfig(max_batch_size=4),
+                 decode_runs=False)
     b = simulate(wl, global_dlpm_factory(20), n_instances=1, instance=InstanceConfig(max_batch_size=4))
     assert list(a.svc_amount) == list(b.svc_amount) and list(a.svc_t) == list(b.svc_t)
     assert list(a.admit_t) == list(b.admit_t)
     with pytest.raises(ValueError, match="quantum"):
         global_dlpm_factory(0)
+
+
+def test_simulator_variant_decode_runs_are_exact_on_a_cluster():
+    """Collapsing decode iterations into one event changes nothing for the pulling policy
+    either (it never collapses them: a pull may happen at any step)."""
+    from fairsched.policies import make_router
+    from fairsched.policies.global_dlpm import global_dlpm_factory
+    from fairsched.sim import InstanceConfig, simulate
+    from fairsched.workload import make_workload
+    rows = [(0.01 * (i // 5), "abc"[i % 3], [i % 4, i % 4 + 10] + [1000 + i] * (i % 5), 8 + 4 * (i % 5), 3 + 5 * (i % 7))
+            for i in range(60)]
+    wl = make_workload(rows, block_size=4)
+    got = [simulate(wl, global_dlpm_factory(20), make_router("d2lpm", quantum_w=100.0), 3,
+                    InstanceConfig(max_batch_size=3), decode_runs=d) for d in (True, False)]
+    for f in ("admit_t", "first_token_t", "finish_t", "instance"):
+        assert list(getattr(got[0], f)) == list(getattr(got[1], f)), f
 
 
 sim_req = st.tuples(st.integers(0, 30), st.sampled_from("abc"), st.integers(1, 60), st.integers(1, 12),
@@ -239,3 +258,32 @@ def test_simulator_variant_gap_within_bound_random(reqs, K, max_batch, q_u, budg
         assert depth[c, i] in (0, 1)
     assert all(v == 0 for v in depth.values())
     assert (np.asarray(res.instance) >= 0).all()
+
+
+def test_cli_check_dlpm_global_reports_theorem_F_and_its_verdict_matches_the_simulator(tmp_path):
+    """``fairsched check --policy dlpm-global --router d2lpm``: the policy is not replaced by
+    ``dlpm``; the cluster row is Theorem F's proved bound, whose verdict is the comparison of
+    the run's measured gap with ``2(Q^u + sum_k X_k)``; on one instance it is DLPM's check."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from fairsched.cli import app
+    from fairsched.workload import default_workload, save_jsonl
+    trace = tmp_path / "t.jsonl"
+    save_jsonl(default_workload(1).head(60), trace)
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])  # noqa: E731
+    res = run("check", "--trace", trace, "--instances", 2, "--router", "d2lpm", "--policy", "dlpm-global",
+              "--quantum", 50, "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    out = json.loads((tmp_path / "o" / "check.json").read_text())
+    rows = [v for r in out["runs"] for v in r["verdicts"]]
+    assert {r["policy"] for r in out["runs"]} == {"dlpm-global"}
+    f = [v for v in rows if v["check"].startswith("DLPM shared deficit")]
+    assert len(f) == 1 and f[0]["kind"] == "proved" and f[0]["scope"] == "backlogged anywhere"
+    assert f[0]["status"].startswith("holds") == (f[0]["measured"] <= f[0]["bound"])
+    assert f[0]["bound"] == 2 * (50 + f[0]["params"]["X_sum"])
+    one = run("check", "--trace", trace, "--policy", "dlpm-global", "--quantum", 50, "--out", tmp_path / "p")
+    assert one.exit_code == 0, one.output
+    rows1 = [v for r in json.loads((tmp_path / "p" / "check.json").read_text())["runs"] for v in r["verdicts"]]
+    assert any(v["check"].startswith("DLPM proved 2(Q^u+X)") for v in rows1)

@@ -10,7 +10,9 @@ to its policy, evaluated only through :mod:`fairsched.theory.fairness` (``proofs
   its own queue's backlog (the single-instance theorem applies per worker); clients
   backlogged at *every* worker: ``sum_k`` of the per-worker bounds (``proofs/d2lpm_bound.md``
   Theorem A; same argument for VTC); clients backlogged *somewhere*: no bound is known
-  (D2LPM's natural candidate ``2K(Q^u + Q^w + X)`` is refuted), the gap is reported.
+  (D2LPM's natural candidate ``2K(Q^u + Q^w + X)`` is refuted), the gap is reported; for
+  ``dlpm-global`` (one deficit shared by the instances, which pull from each other's
+  queues) ``2(Q^u + X_G)`` is proved, with ``X_G <= sum_k X_k`` (Theorem F).
 - FCFS, LPM, LCF: no bound (LCF: the lift counterexample); the gap is reported.
 
 ``X`` is measured from the run (:func:`~fairsched.analysis.service_params.measured_x`)
@@ -199,7 +201,7 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
     pub_proved = bool(U is not None and admission == "reserve" and F.reserve_X_within_U_condition().subs(
         {F.w_p: _S(w_p), F.w_q: _S(w_q), F.L_in: _S(L), F.M_kv: _S(M_kv)}))
     Q = params.get("quantum")
-    if policy == "dlpm" and Q is None:
+    if policy in ("dlpm", "dlpm-global") and Q is None:
         Q = 2048.0
     Qw = params.get("quantum_w")
     if router == "d2lpm" and Qw is None:
@@ -208,7 +210,9 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
     Xs = measured_x(result, w_p, w_q)
     per_instance = K == 1 or has_instance_logs(result)
     out: list[Verdict] = []
-    bounded = policy in ("vtc", "dlpm")
+    # dlpm-global (one deficit shared by the instances) is DLPM on one instance; on several its
+    # bound is Theorem F's, for the cluster (below)
+    bounded = policy in ("vtc", "dlpm") or (policy == "dlpm-global" and K == 1)
 
     def proved(X: float) -> float:
         if policy == "vtc":
@@ -224,7 +228,7 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
             return F.evaluate(F.vtc_upper_bound_published(), U=U), f"2U = 2*{U:g} ({u})"
         return F.evaluate(F.dlpm_gap_bound_published(), U=U, Q_u=Q), f"2(U + Q^u) = 2({U:g} + {Q:g}) ({u})"
 
-    name = {"vtc": "VTC", "dlpm": "DLPM"}.get(policy, policy.upper())
+    name = {"vtc": "VTC", "dlpm": "DLPM", "dlpm-global": "DLPM"}.get(policy, policy.upper())
     # ---- per instance: the queue policy's own guarantee
     if per_instance:
         gaps = instance_gaps(result, K)
@@ -267,6 +271,8 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
             jw = max(gaps, key=lambda j: gaps[j].gap)
             why = {"lcf": "LCF has no counter lift; the lift counterexample (proofs/vtc_upper_bound.md) "
                           "shows no O(U) bound",
+                   "dlpm-global": "one deficit shared by all instances: no per-instance bound (Theorem F "
+                                  "bounds clients backlogged somewhere, cluster row)",
                    "fcfs": "FCFS has no fairness guarantee", "lpm": "LPM has no fairness guarantee "
                    "(a client with a cached prefix can starve the others)"}.get(policy, "no bound known")
             out.append(_verdict(label, "service gap", scope, "none", None, "", gaps[jw],
@@ -284,7 +290,16 @@ def check_run(result, policy: str | None = None, params: dict | None = None) -> 
                                 "proved", b, expr, g_all,
                                 "proofs/d2lpm_bound.md Theorem A (sum of the per-worker bounds)",
                                 {**base, "K": K, "Q_u": Q, "X_sum": Xsum}))
-        if router == "d2lpm" and policy == "dlpm":
+        if policy == "dlpm-global":
+            from fairsched.theory.d2lpm import d2lpm_global_gap_bound
+
+            Xsum = sum(max(Xs.get(j, 0.0), 0.0) for j in range(K))
+            b = F.evaluate(d2lpm_global_gap_bound(), Q_u=Q, X=Xsum)
+            out.append(_verdict(label, "DLPM shared deficit 2(Q^u + X_G)", "backlogged anywhere", "proved", b,
+                                f"2(Q^u + sum_k X_k) = 2({Q:g} + {Xsum:g})", cluster,
+                                "proofs/d2lpm_bound.md Theorem F (X_G <= sum_k X_k), any router",
+                                {**base, "K": K, "Q_u": Q, "X_sum": Xsum}))
+        elif router == "d2lpm" and policy == "dlpm":
             kmax = max(max(ks.values()), 1)
             X = w_p * L + kmax * w_q * O_max
             b = F.evaluate(F.d2lpm_candidate_global_bound(), K=K, Q_u=Q, Q_w=Qw, X=X)

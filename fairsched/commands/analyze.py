@@ -120,7 +120,7 @@ def analyze(
     sims = []
     with user_errors():
         for r_name, p_name in combos:
-            pf = make_policy_factory(p_name, weights, **({"quantum": quantum} if p_name == "dlpm" else {}))
+            pf = make_policy_factory(p_name, weights, **({"quantum": quantum} if p_name in ("dlpm", "dlpm-global") else {}))
             rparams = {}
             if r_name == "linear" and lam is not None:
                 rparams["lam"] = lam

@@ -179,7 +179,7 @@ def check(
             runs_task = prog.add_task("runs", total=len(combos))
             for r_name, p_name in combos:
                 label = p_name if r_name == "none" else f"{r_name}/{p_name}"
-                params = {"quantum": q_u if p_name == "dlpm" else None, "w_p": weights.w_p, "w_q": weights.w_q,
+                params = {"quantum": q_u if p_name in ("dlpm", "dlpm-global") else None, "w_p": weights.w_p, "w_q": weights.w_q,
                           "router": r_name, "label": label}
                 if r_name == "d2lpm":
                     params["quantum_w"] = quantum_w if quantum_w is not None else q0
@@ -193,7 +193,7 @@ def check(
                     continue
                 t0 = time.perf_counter()
                 with user_errors():
-                    pf = make_policy_factory(p_name, weights, **({"quantum": q_u} if p_name == "dlpm" else {}))
+                    pf = make_policy_factory(p_name, weights, **({"quantum": q_u} if p_name in ("dlpm", "dlpm-global") else {}))
                     rt = None
                     if r_name != "none":
                         rt = make_router(r_name, measure, **({"quantum_w": params["quantum_w"], "charge": d2lpm_charge}

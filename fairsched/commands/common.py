@@ -174,7 +174,8 @@ def scheduler_combos(instances: int, routers: list[str] | None, policies: list[s
 
     One instance: the policies (default fcfs, lpm, vtc, dlpm); ``--router`` is an error.
     N > 1: the cross product of routers (default rr, vllm-v1, linear, lmetric, d2lpm) and
-    policies (default fcfs); ``d2lpm`` is always paired with ``dlpm``; duplicates dropped.
+    policies (default fcfs); ``d2lpm`` is always paired with ``dlpm`` (or ``dlpm-global``, its
+    shared-deficit variant, if asked for); duplicates dropped.
     Raises:
         UserError: unknown names, or routers with one instance.
     """
@@ -194,7 +195,7 @@ def scheduler_combos(instances: int, routers: list[str] | None, policies: list[s
             raise UserError("--router needs --instances > 1 (one instance has nothing to route)")
         combos = [("none", p) for p in (policies or SINGLE_INSTANCE_POLICIES)]
     else:
-        combos = [(r, "dlpm" if r == "d2lpm" else p)
+        combos = [(r, "dlpm" if r == "d2lpm" and p != "dlpm-global" else p)
                   for r in (routers or CLUSTER_ROUTERS) for p in (policies or [CLUSTER_POLICY])]
     return list(dict.fromkeys(combos))
 

@@ -19,7 +19,7 @@ import typer
 FORMATS = ("mooncake", "vtc", "jsonl")  # fairsched.workload.FORMATS
 PROFILES = ("a100-llama3-8b", "a10g-llama2-7b", "a100-llama2-7b", "a100-llama3-8b-roofline",
             "a10g-llama2-7b-roofline", "a100-llama2-7b-roofline")  # fairsched.sim.profiles.PROFILES
-POLICY_NAMES = ("fcfs", "lpm", "vtc", "lcf", "dlpm")  # fairsched.policies.POLICY_NAMES
+POLICY_NAMES = ("fcfs", "lpm", "vtc", "lcf", "dlpm", "dlpm-global")  # fairsched.policies.POLICY_NAMES
 ROUTER_NAMES = ("rr", "least-load", "vllm-v1", "sglang-cache-aware", "linear", "lmetric", "lmetric-seconds", "d2lpm",
                 "preble")  # ditto
 PRESETS = ("cpu-tiny", "cpu-small", "gpu-medium")  # fairsched.engine.model.PRESETS

@@ -27,7 +27,9 @@ from fairsched.policies.routers import (
     VLLMv1,
 )
 
-POLICY_NAMES = tuple(QUEUE_POLICIES)
+# "dlpm-global": DLPM with one deficit per client shared by all instances, which pull from
+# each other's queues (fairsched.policies.global_dlpm; proofs/d2lpm_bound.md, Theorem F)
+POLICY_NAMES = (*QUEUE_POLICIES, "dlpm-global")
 ROUTER_NAMES = tuple(ROUTERS)
 
 
@@ -54,6 +56,9 @@ def make_policy_factory(name: str, weights: ServiceMeasure | None = None, **para
     Raises:
         ValueError: on an unknown name, listing the known ones.
     """
+    if name == "dlpm-global":  # one shared deficit table per factory (per run)
+        from fairsched.policies.global_dlpm import global_dlpm_factory
+        return global_dlpm_factory(**params)
     if name not in QUEUE_POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICY_NAMES)}")
     cls = QUEUE_POLICIES[name]

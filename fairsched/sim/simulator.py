@@ -63,10 +63,12 @@ class Instance(InstanceBase):
 
     def _start(self, now: float) -> float | None:
         self._steps = 1
-        if self.sim.decode_runs and not self.prefilling and self.decoding and not self.waiting:
+        if self.sim.decode_runs and not self.prefilling and self.decoding and not self.waiting \
+                and not self.policy.pulls:
             # Decode run: nothing can change on this instance before its first sequence
             # finishes or a request arrives here (which truncates the run, see
-            # `interrupt`), so k decode steps become one event, exactly.
+            # `interrupt`), so k decode steps become one event, exactly. (Not for a policy
+            # that pulls other instances' requests: it may admit at any step.)
             k = min([s.olen - s.generated for s in self.decoding])
             b, ctx = len(self.decoding), self._ctx()
             self._run = (now, b, ctx, self.sim.cost.decode_time(b, ctx))
