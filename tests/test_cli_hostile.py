@@ -244,7 +244,7 @@ def test_version_flags_choices_and_defaults_in_help():
 
     h = flat(["analyze", "--help"])
     assert "<bool>" not in h and "--no-force" not in h
-    assert "[mooncake|vtc|jsonl]" in h and "[fcfs|lpm|vtc|lcf|dlpm]" in h and "[a100-llama3-8b|a10g-llama2-7b|" in h
+    assert "[mooncake|vtc|jsonl]" in h and "[fcfs|lpm|vtc|lcf|dlpm|dlpm-global]" in h and "[a100-llama3-8b|a10g-llama2-7b|" in h
     assert "Default: rr vllm-v1 linear lmetric d2lpm" in h and "Default: fcfs lpm vtc dlpm" in h
     h = flat(["calibrate", "--help"])
     assert "[cpu-tiny|cpu-small|gpu-medium]" in h and "--no-quick" not in h and "<bool>" not in h

@@ -50,7 +50,9 @@ def default_quantum(workload, weights: ServiceWeights | None = None) -> float:
 def make_policy_factory(name: str, weights: ServiceMeasure | None = None, **params) -> Callable[[], QueuePolicy]:
     """A zero-argument factory of fresh queue policies called ``name``.
 
-    ``params`` go to the policy (e.g. ``quantum`` for ``dlpm``). ``weights`` is not used:
+    ``params`` go to the policy (e.g. ``quantum`` for ``dlpm``). ``dlpm-global``: every policy
+    of one factory shares one deficit table (:func:`~fairsched.policies.global_dlpm.global_dlpm_factory`;
+    use one factory per run). ``weights`` is not used:
     policies are charged by the backend with the run's service measure (kept so that
     existing callers need not change).
     Raises:

@@ -95,7 +95,7 @@ def evaluate_point(point: Point) -> dict:
     weights = ServiceWeights()
     q = point.quantum if point.quantum is not None else default_quantum(w, weights)
     qw = point.quantum_w if point.quantum_w is not None else default_quantum(w, weights)
-    pf = make_policy_factory(point.policy, weights, **({"quantum": q} if point.policy == "dlpm" else {}))
+    pf = make_policy_factory(point.policy, weights, **({"quantum": q} if point.policy in ("dlpm", "dlpm-global") else {}))
     router = None
     if point.router != "none":
         params = {"quantum_w": qw} if point.router == "d2lpm" else {}
@@ -104,7 +104,7 @@ def evaluate_point(point: Point) -> dict:
         router = make_router(point.router, weights, **params)
     res = simulate(w, pf, router=router, n_instances=point.instances, instance=inst, cost=cost, weights=weights)
     s = summarize(res, label=point.label, weights=weights)
-    s["quantum_used"] = q if point.policy == "dlpm" else None
+    s["quantum_used"] = q if point.policy in ("dlpm", "dlpm-global") else None
     s["quantum_w_used"] = qw if point.router == "d2lpm" else None
     return {k: s.get(k) for k in METRICS}
 

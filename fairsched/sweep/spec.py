@@ -162,7 +162,7 @@ class SweepSpec:
              limit) in itertools.product(*(getattr(self, k) for k in GRID_KEYS)):
             if n == 1:
                 router = "none"
-            if router == "d2lpm":
+            if router == "d2lpm" and policy != "dlpm-global":
                 policy = "dlpm"
             p = Point(trace=None if trace is None else str(trace), format=fmt, router=router, policy=policy,
                       instances=int(n), speed=float(speed), quantum=None if q is None else float(q),
@@ -170,7 +170,7 @@ class SweepSpec:
                       lam=None if lam is None else float(lam) if router == "linear" else None,
                       profile=prof, cost_model=None if cm is None else str(cm), max_batch_size=mbs,
                       token_budget=tb, kv_capacity=kv, seed=int(seed), limit=limit)
-            if policy != "dlpm":
+            if policy not in ("dlpm", "dlpm-global"):
                 p = Point(**{**p.to_dict(), "quantum": None})
             out.setdefault(p, None)
         return list(out)
