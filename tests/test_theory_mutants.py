@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import sympy as sp
 import z3
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fairsched.theory import fairness as F
 from fairsched.theory import lmetric as LM
@@ -382,6 +384,7 @@ def test_check_run_verdicts_equal_the_bounds_and_gaps_recomputed_by_hand():
     g_all = naive_max_gap(res.inst_svc_seq, res.svc_client, res.svc_amount, *_cols(every)).gap
     s = v["VTC per-worker sum"]
     assert g_all > 0 and (s.bound, s.measured) == (pytest.approx(2 * sum(Xs.values())), g_all)
+    assert set(s.pair) <= set(res.clients)  # the verdict names the clients
     a = v["service gap"]
     assert (a.scope, a.bound, a.status) == ("backlogged anywhere", None, "no bound")
     assert a.measured == max_service_gap_naive(res).gap
@@ -451,3 +454,65 @@ def test_check_run_on_one_instance_and_on_degenerate_runs():
     (n,) = check_run(solo)
     assert (n.run, n.check, n.scope, n.kind, n.bound, n.bound_expr, n.measured, n.ratio) == (
         "vtc", "service gap", "cluster", "none", None, "", 0.0, None)
+
+
+# ------------------------------------------------- lmetric_steady: request work, stations, Erlang B
+_K = {"prefill_a_s": 0.003, "prefill_b_s_per_tok": 7e-5, "prefill_c_s_per_tok2": 1.3e-8, "decode_a_s": 0.011,
+      "decode_b_s_per_seq": 2e-4, "decode_c_s_per_ctx_tok": 3e-7}
+
+
+def test_request_work_is_the_prefill_model_plus_the_decode_shares_integrated():
+    """request_work = theory.cost's prefill time + the integral over the output of one
+    sequence's share of a decode step, d t_d / dB + d t_d / dC * context (sympy)."""
+    from fairsched.theory import cost
+    from fairsched.theory import lmetric_steady as ST
+
+    s = sp.Symbol("s", nonnegative=True)
+    td = cost.decode_step_expr()
+    sub = {cost.d_b: _K["decode_b_s_per_seq"], cost.d_c: _K["decode_c_s_per_ctx_tok"]}
+    for new, cached, out in ((1, 0, 1), (300, 0, 0), (700, 1200, 40), (0, 2000, 64), (5, 9, 300)):
+        share = (sp.diff(td, cost.batch) + sp.diff(td, cost.ctx) * (cached + new + s)).subs(sub)
+        want = (cost.prefill_time(new, cached, _K) if new > 0 else 0.0) + float(sp.integrate(share, (s, 0, out)))
+        assert ST.request_work(new, cached, out, _K) == pytest.approx(want, rel=1e-12)
+        assert ST._prefill(new, cached, _K) == pytest.approx(cost.prefill_time(new, cached, _K) if new > 0 else 0.0)
+
+
+def test_station_iteration_time_is_the_busy_period_formula():
+    from fairsched.theory import lmetric_steady as ST
+
+    for lam, w in ((3.0, 0.1), (10.0, 0.05), (1.0, 0.999)):
+        rho, tau = ST._station(lam, w, _K)
+        want = ST.iteration_time().subs({ST.d_a_sym: _K["decode_a_s"], ST.rho_sym: lam * w})
+        assert rho == pytest.approx(lam * w) and tau == pytest.approx(float(want))
+    assert ST._station(10.0, 0.1, _K)[1] is None and ST._station(20.0, 0.1, _K)[1] is None  # saturated
+
+
+def test_erlang_b_rejects_a_negative_argument():
+    from fairsched.theory import lmetric_steady as ST
+
+    for s, A in ((-1, 2.0), (2, -0.5)):
+        with pytest.raises(ValueError):
+            ST.erlang_b(s, A)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2)), max_size=40))
+def test_everywhere_backlog_log_is_the_replay_also_when_the_run_ends_backlogged(K, moves):
+    """Random per-instance backlog logs (each queue alternates +1 / -1 for a client and may end
+    holding it, as a run cut at a horizon does) against the plain replay."""
+    from types import SimpleNamespace
+
+    from fairsched.analysis.service_params import everywhere_backlog_log
+
+    held, seq, cl, dl, inst = set(), [], [], [], []
+    for pos, (c, j) in enumerate(moves):
+        j %= K
+        seq.append(pos)
+        cl.append(c)
+        inst.append(j)
+        dl.append(-1 if (c, j) in held else 1)
+        held ^= {(c, j)}
+    res = SimpleNamespace(n_instances=K, ibl_seq=np.array(seq, dtype=np.int64), ibl_client=np.array(cl, dtype=np.int64),
+                          ibl_delta=np.array(dl, dtype=np.int64), ibl_instance=np.array(inst, dtype=np.int64))
+    got = everywhere_backlog_log(res)
+    assert [list(map(float, x)) for x in got] == [list(map(float, c)) for c in _cols(_replay_everywhere(res))]
