@@ -477,16 +477,6 @@ def test_request_work_is_the_prefill_model_plus_the_decode_shares_integrated():
         assert ST._prefill(new, cached, _K) == pytest.approx(cost.prefill_time(new, cached, _K) if new > 0 else 0.0)
 
 
-def test_station_iteration_time_is_the_busy_period_formula():
-    from fairsched.theory import lmetric_steady as ST
-
-    for lam, w in ((3.0, 0.1), (10.0, 0.05), (1.0, 0.999)):
-        rho, tau = ST._station(lam, w, _K)
-        want = ST.iteration_time().subs({ST.d_a_sym: _K["decode_a_s"], ST.rho_sym: lam * w})
-        assert rho == pytest.approx(lam * w) and tau == pytest.approx(float(want))
-    assert ST._station(10.0, 0.1, _K)[1] is None and ST._station(20.0, 0.1, _K)[1] is None  # saturated
-
-
 def test_erlang_b_rejects_a_negative_argument():
     from fairsched.theory import lmetric_steady as ST
 
