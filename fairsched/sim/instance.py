@@ -26,9 +26,8 @@ bookkeeping only: the radix tree alone) do not fit, ``_match``, ``_evict``, ``_n
 ``_insert_prompt``, ``_release``, ``_grow``, ``_step_ends`` and ``interrupt``. Tokens and times are
 recorded through the backend's hooks (``_on_admit``, ``_on_decode``, ...).
 
-The two contracts are :class:`Backend` (what an instance needs of its cluster) and
-:class:`ServingInstance` (what the cluster, :class:`~fairsched.sim.backend.ClusterBackend`,
-needs of an instance).
+The contracts: :class:`Backend` (what an instance needs of its cluster) and
+:class:`ServingInstance` (what :class:`~fairsched.sim.backend.ClusterBackend` needs of it).
 
 KV memory is counted in *units* of ``unit`` tokens: the simulator counts tokens
 (``unit = 1``: under ``"reserve"`` a request reserves ``(units - matched) * block_size +
@@ -81,9 +80,8 @@ class Backend(Protocol):
 
 
 class ServingInstance(Protocol):
-    """What the cluster needs of an instance (implemented by :class:`InstanceBase`): its
-    queue policy, caches and batch for :class:`~fairsched.policies.base.ClusterView`, a way
-    to hand it a request, and the end of its iterations."""
+    """What the cluster needs of an instance (implemented by :class:`InstanceBase`): its queue
+    policy, caches and batch for the ClusterView, a way to hand it a request, its iteration ends."""
 
     idx: int
     gen: int
@@ -99,8 +97,7 @@ class ServingInstance(Protocol):
         """Prompt tokens of ``req`` in the cache or in prompts routed here (optimistic)."""
 
     def enqueue(self, req: Request, now: float, cached: int | None = None) -> None:
-        """``req`` was routed here at ``now``: queue it and wake the instance (``cached``:
-        its :meth:`routed_cached_tokens` here, if known)."""
+        """``req`` was routed here at ``now`` (``cached``: its routed_cached_tokens): queue it, wake."""
 
     def end_step(self, now: float) -> None:
         """The iteration under way ends at ``now``: apply it and start the next one."""
@@ -124,8 +121,7 @@ class Seq:
         self.out_units = 0  # the part of `reserved` held for output tokens (memory units)
         self.node = None  # cache node where its locked prefix ends (RadixCache.lock_node)
         self.inode = None  # the same in the instance's tree of prompts being prefilled
-        self.olen = req.output_len  # (read at every step: kept here, next to `generated`)
-        self.ci = -1  # its client's index in the cluster's client list (set by the backend at admission)
+        self.olen, self.ci = req.output_len, -1  # (read every step); client index (set at admission)
 
 
 class InstanceBase:
@@ -157,8 +153,7 @@ class InstanceBase:
         self.unit = unit
         self.block_units = bs // unit  # memory units of one KV block
         self.capacity = self.cfg.kv_capacity_tokens // unit  # KV memory in units
-        # prompts being prefilled now, and prompts routed here not yet prefilled: locked
-        # while they are, dropped when unlocked (no LRU order to keep)
+        # prompts being prefilled now / routed here and not yet prefilled (dropped when unlocked)
         self.inflight = RadixCache(None, bs, lru=False)
         self.routed = RadixCache(None, bs, lru=False)
         self.prefilling: list[Seq] = []
@@ -312,8 +307,7 @@ class InstanceBase:
         self.backend._push(end, self.idx, self.gen)
 
     def _ctx(self) -> int:
-        """KV tokens the decoding sequences attend to (prompt + generated), kept up to date
-        by :meth:`end_step` as tokens are made and sequences join and leave ``decoding``."""
+        """KV tokens the decoding sequences attend to (prompt + generated; kept by end_step)."""
         return self._dctx
 
     def _model_time(self, cost: CostModel) -> float:
@@ -372,7 +366,7 @@ class InstanceBase:
             done = set(map(id, finished))
             self.decoding = [s for s in self.decoding if id(s) not in done]
             for s in finished:
-                if s.req.output_len > 1:  # (it was decoding: one output token is made by the prefill)
+                if s.req.output_len > 1:  # (it was decoding)
                     self._dctx -= s.req.input_len + s.generated
                 self._finish(s, now)
         if self.peak_rule:  # after the releases: a finished request's last token needs no KV
@@ -446,14 +440,11 @@ class InstanceBase:
         """``s`` finished and its reservation was returned. Default: nothing else to free."""
 
 
-def routed_cached_all(instances: Sequence[InstanceBase], req: Request,
-                      trees: list[RadixCache] | None = None) -> list[int]:
-    """:meth:`InstanceBase.routed_cached_tokens` of every instance, in one pass (the
-    router's hot path: ``ClusterBackend.instance_state``). ``trees``: the instances' caches
-    then their ``routed`` trees, if the caller keeps that list."""
+def routed_cached_all(instances: Sequence[InstanceBase], req: Request, trees: list | None = None) -> list[int]:
+    """:meth:`InstanceBase.routed_cached_tokens` of every instance, in one pass (the router's hot
+    path, ``ClusterBackend.instance_state``; ``trees``: the caches then the ``routed`` trees)."""
     n = len(instances)
-    if trees is None:
-        trees = [inst.cache for inst in instances] + [inst.routed for inst in instances]
+    trees = trees or [inst.cache for inst in instances] + [inst.routed for inst in instances]
     m = match_all(trees, req.prompt)  # (an empty tree matches nothing)
     bs, L = req.block_size, req.input_len  # Request.tokens_in, inlined
     return [min((a if a >= b else b) * bs, L) for a, b in zip(m[:n], m[n:], strict=True)]
