@@ -172,3 +172,25 @@ def test_decode_context_counter_is_the_sum(admission, monkeypatch):
              int(rng.integers(1, 30))) for i in range(60)]
     res = simulate(make_workload(reqs, block_size=16), "vtc", admission=admission)
     assert res.n_finished == 60 and max(seen) > 0
+
+
+def test_router_read_handed_to_the_instance_is_what_it_would_compute(monkeypatch):
+    """The instance a router picked takes the router's read of its cache (ClusterBackend
+    keeps it from instance_state to the enqueue); that read equals the instance's own
+    routed_cached_tokens at that moment, for every request."""
+    from fairsched.sim.instance import InstanceBase
+
+    plain, handed = InstanceBase.accept, []
+
+    def accept(self, req, now, cached=None):
+        if cached is not None:
+            assert cached == self.routed_cached_tokens(req)
+            handed.append(req.rid)
+        return plain(self, req, now, cached)
+
+    monkeypatch.setattr(InstanceBase, "accept", accept)
+    rng = np.random.default_rng(2)
+    reqs = [(0.02 * i, f"c{i % 7}", (0, i % 7, *(int(u) for u in rng.integers(0, 3, 2))), 60, int(rng.integers(1, 20)))
+            for i in range(80)]
+    res = simulate(make_workload(reqs, block_size=16), "fcfs", "lmetric", 3)
+    assert res.n_finished == 80 and len(handed) == 80
