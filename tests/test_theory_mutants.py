@@ -483,6 +483,7 @@ def test_erlang_b_rejects_a_negative_argument():
     for s, A in ((-1, 2.0), (2, -0.5)):
         with pytest.raises(ValueError):
             ST.erlang_b(s, A)
+    assert ST.erlang_b(0, 0.0) == 1.0 and ST.erlang_b(3, 0.0) == 0.0  # no traffic: none lost (B(0, A) = 1)
 
 
 @settings(max_examples=60, deadline=None)
