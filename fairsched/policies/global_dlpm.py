@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fairsched.policies.base import Admission
-from fairsched.policies.queue import DLPM
+from fairsched.policies.queue import DLPM, refill
 
 
 class _Shared:
@@ -66,13 +66,9 @@ class GlobalDLPM(DLPM):
             backlogged = {u for p in sh.policies for u in p.n_waiting}
             if not backlogged:
                 return
-            top = max(deficit[u] for u in backlogged)
-            if top <= 0:
-                rounds = int(-top // self.quantum) + 1
-                for u in backlogged:
-                    deficit[u] += rounds * self.quantum
-                sh.refills += rounds
-                self.refills += rounds
+            rounds = refill(deficit, backlogged, self.quantum)
+            sh.refills += rounds
+            self.refills += rounds
             progressed = False
             for req in self.lpm.order(inst) if self.n_waiting else ():
                 if deficit[req.client] <= 0:

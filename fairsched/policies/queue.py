@@ -182,6 +182,21 @@ class VTC(QueuePolicy):
                 deferred.add(client)
 
 
+def refill(deficit: dict, backlogged, quantum: float) -> int:
+    """DLPM's refill (Cao et al., arXiv 2501.14312, Alg. 1; ``proofs/dlpm_bound.md``): when
+    no backlogged client has a positive deficit, add ``quantum`` (``Q^u``, service units) to
+    every backlogged client's deficit, as many rounds as it takes for one to go positive.
+    Mutates ``deficit`` (client -> units) for the clients in ``backlogged`` (non-empty);
+    returns the number of rounds (0 if some deficit is already positive)."""
+    top = max(deficit[u] for u in backlogged)
+    if top > 0:
+        return 0
+    rounds = int(-top // quantum) + 1
+    for u in backlogged:
+        deficit[u] += rounds * quantum
+    return rounds
+
+
 class DLPM(LPM):
     """Deficit longest prefix match (Cao et al., arXiv 2501.14312, Alg. 1).
 
@@ -222,13 +237,7 @@ class DLPM(LPM):
     def schedule(self, inst: InstanceView, now: float) -> None:
         deficit = self.deficit
         while self.n_waiting:
-            top = max(deficit[u] for u in self.n_waiting)
-            if top <= 0:
-                # as many refill rounds as it takes for some backlogged client to go positive
-                rounds = int(-top // self.quantum) + 1
-                for u in self.n_waiting:
-                    deficit[u] += rounds * self.quantum
-                self.refills += rounds
+            self.refills += refill(deficit, self.n_waiting, self.quantum)
             progressed = False
             for req in self.lpm.order(inst):
                 if deficit[req.client] <= 0:
