@@ -69,15 +69,10 @@ class GlobalDLPM(DLPM):
             rounds = refill(deficit, backlogged, self.quantum)
             sh.refills += rounds
             self.refills += rounds
-            progressed = False
-            for req in self.lpm.order(inst) if self.n_waiting else ():
-                if deficit[req.client] <= 0:
-                    continue
-                got = self.offer(inst, req, now)
-                if got is Admission.FULL:
-                    return
-                progressed |= got is Admission.ADMITTED
-            if progressed:
+            got = self.admit_eligible(inst, now) if self.n_waiting else Admission.DEFERRED
+            if got is Admission.FULL:
+                return
+            if got is Admission.ADMITTED:
                 continue
             pick = self._pick_remote(inst)
             if pick is None:

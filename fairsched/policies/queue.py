@@ -238,16 +238,22 @@ class DLPM(LPM):
         deficit = self.deficit
         while self.n_waiting:
             self.refills += refill(deficit, self.n_waiting, self.quantum)
-            progressed = False
-            for req in self.lpm.order(inst):
-                if deficit[req.client] <= 0:
-                    continue
-                got = self.offer(inst, req, now)
-                if got is Admission.FULL:
-                    return
-                progressed |= got is Admission.ADMITTED
-            if not progressed:
-                return  # every eligible request was deferred this iteration
+            if self.admit_eligible(inst, now) is not Admission.ADMITTED:
+                return  # full, or every eligible request was deferred this iteration
+
+    def admit_eligible(self, inst: InstanceView, now: float) -> Admission:
+        """One pass over the local queue in LPM order, offering the requests of clients with
+        a positive deficit. Returns FULL as soon as the instance is full, ADMITTED if some
+        request was admitted, else DEFERRED."""
+        deficit, progressed = self.deficit, False
+        for req in self.lpm.order(inst):
+            if deficit[req.client] <= 0:
+                continue
+            got = self.offer(inst, req, now)
+            if got is Admission.FULL:
+                return got
+            progressed |= got is Admission.ADMITTED
+        return Admission.ADMITTED if progressed else Admission.DEFERRED
 
 
 QUEUE_POLICIES = {"fcfs": FCFS, "lpm": LPM, "vtc": VTC, "lcf": lambda **kw: VTC(lift=False, **kw),
