@@ -79,11 +79,7 @@ class DetectingLMetric(LMetric):
             cluster.warm_up(i, req, min(units, len(req.prompt)), now, c)
             warming.add(i)
 
-        def key(i):
-            p, b = self.score(req, cluster, i)
-            return (i in warming, p * b, b, i)
-
-        return min(range(n), key=key)
+        return min(range(n), key=lambda i: (i in warming, *self._key(req, cluster, i)))
 
     def _mitigated(self, req, cluster, now, holders, loads, qp) -> int:
         if self.warmup:
@@ -98,11 +94,7 @@ class DetectingLMetric(LMetric):
             self.seeding[i] = now + self.cost.prefill_time(qp[i] + req.input_len, 0)
             return i
 
-        def key(i):
-            p, b = self.score(req, cluster, i)
-            return (i in pending, p * b, b, i)
-
-        return min(range(n), key=key)
+        return min(range(n), key=lambda i: (i in pending, *self._key(req, cluster, i)))
 
     def _shielded(self, req, cluster, product) -> int:
         """The shield (class docstring): LMetric's choice for another class's request, unless
@@ -112,11 +104,12 @@ class DetectingLMetric(LMetric):
         if product in free or not free:
             return product
 
-        def key(i):
-            p, b = self.score(req, cluster, i)
-            return (p * b, b, i)
+        return min(free, key=lambda i: self._key(req, cluster, i))
 
-        return min(free, key=key)
+    def _key(self, req, cluster, i) -> tuple:
+        """LMetric's order of instance ``i`` for ``req``: ``(P_i (B_i + 1), B_i + 1, i)``."""
+        p, b = self.score(req, cluster, i)
+        return (p * b, b, i)
 
     def route(self, req, cluster, now):
         n = cluster.n_instances
