@@ -35,8 +35,9 @@ import numpy as np
 from fairsched.policies.base import QueuePolicy, Router
 from fairsched.policies.service import ServiceMeasure
 from fairsched.sim.cost import CostModel
-from fairsched.sim.instance import ServingInstance, routed_cached_all
+from fairsched.sim.instance import ServingInstance
 from fairsched.sim.result import SimResult
+from fairsched.sim.routing import routed_cached_all
 from fairsched.workload.request import Request, Workload
 
 PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy

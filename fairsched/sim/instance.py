@@ -39,14 +39,14 @@ part grows with the tokens generated). ``capacity``, ``reserved`` and every
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
-from fairsched.cache.radix import RadixCache, match_all
+from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import Admission, QueuePolicy
 from fairsched.sim.admission import PeakPlan
 from fairsched.sim.config import InstanceConfig
 from fairsched.sim.cost import CostModel
+from fairsched.sim.routing import routed_cached_all
 from fairsched.workload.request import Request, Workload
 
 
@@ -438,13 +438,3 @@ class InstanceBase:
 
     def _release(self, s: Seq) -> None:
         """``s`` finished and its reservation was returned. Default: nothing else to free."""
-
-
-def routed_cached_all(instances: Sequence[InstanceBase], req: Request, trees: list | None = None) -> list[int]:
-    """:meth:`InstanceBase.routed_cached_tokens` of every instance, in one pass (the router's hot
-    path, ``ClusterBackend.instance_state``; ``trees``: the caches then the ``routed`` trees)."""
-    n = len(instances)
-    trees = trees or [inst.cache for inst in instances] + [inst.routed for inst in instances]
-    m = match_all(trees, req.prompt)  # (an empty tree matches nothing)
-    bs, L = req.block_size, req.input_len  # Request.tokens_in, inlined
-    return [min((a if a >= b else b) * bs, L) for a, b in zip(m[:n], m[n:], strict=True)]

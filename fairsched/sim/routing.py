@@ -1,0 +1,29 @@
+"""The router's read of the cluster's prefix caches (the routing hot path).
+
+A router asks, at every arrival, how many of the request's prompt tokens each instance
+holds: in its prefix cache or in the prompts routed there and not yet prefilled
+(``InstanceBase.routed``), whichever matches more (the optimistic view,
+:meth:`~fairsched.sim.instance.InstanceBase.routed_cached_tokens`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from fairsched.cache.radix import match_all
+from fairsched.workload.request import Request
+
+if TYPE_CHECKING:
+    from fairsched.sim.instance import InstanceBase
+
+
+def routed_cached_all(instances: Sequence[InstanceBase], req: Request, trees: list | None = None) -> list[int]:
+    """:meth:`InstanceBase.routed_cached_tokens` of every instance, in one pass (the router's hot
+    path, ``ClusterBackend.instance_state``; ``trees``: the caches then the ``routed`` trees).
+    Returns one token count per instance (``min(units * block_size, input_len)``)."""
+    n = len(instances)
+    trees = trees or [inst.cache for inst in instances] + [inst.routed for inst in instances]
+    m = match_all(trees, req.prompt)  # (an empty tree matches nothing)
+    bs, L = req.block_size, req.input_len  # Request.tokens_in, inlined
+    return [min((a if a >= b else b) * bs, L) for a, b in zip(m[:n], m[n:], strict=True)]
