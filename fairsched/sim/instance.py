@@ -26,8 +26,10 @@ bookkeeping only: the radix tree alone) do not fit, ``_match``, ``_evict``, ``_n
 ``_insert_prompt``, ``_release``, ``_grow``, ``_step_ends`` and ``interrupt``. Tokens and times are
 recorded through the backend's hooks (``_on_admit``, ``_on_decode``, ...).
 
-The contracts: :class:`Backend` (what an instance needs of its cluster) and
-:class:`ServingInstance` (what :class:`~fairsched.sim.backend.ClusterBackend` needs of it).
+The contracts: :class:`~fairsched.sim.seq.Backend` (what an instance needs of its cluster)
+and :class:`~fairsched.sim.seq.ServingInstance` (what
+:class:`~fairsched.sim.backend.ClusterBackend` needs of it), with the running-batch entry
+:class:`~fairsched.sim.seq.Seq`, are in :mod:`fairsched.sim.seq` (re-exported here).
 
 KV memory is counted in *units* of ``unit`` tokens: the simulator counts tokens
 (``unit = 1``: under ``"reserve"`` a request reserves ``(units - matched) * block_size +
@@ -39,89 +41,15 @@ part grows with the tokens generated). ``capacity``, ``reserved`` and every
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import Admission, QueuePolicy
 from fairsched.sim.admission import PeakPlan
-from fairsched.sim.config import InstanceConfig
 from fairsched.sim.cost import CostModel
 from fairsched.sim.routing import routed_cached_all
-from fairsched.workload.request import Request, Workload
+from fairsched.sim.seq import Backend, Seq, ServingInstance
+from fairsched.workload.request import Request
 
-
-class Backend(Protocol):
-    """What an instance needs of the cluster it belongs to (implemented by
-    :class:`~fairsched.sim.backend.ClusterBackend`): resources, the event queue, and the
-    recording hooks, called at the moment each thing happens (``now``, seconds)."""
-
-    instance_cfg: InstanceConfig
-    workload: Workload
-
-    def _push(self, t: float, idx: int, gen: int) -> None:
-        """Instance ``idx``'s iteration number ``gen`` ends at ``t``: call its ``end_step(t)``
-        then, unless its ``gen`` changed meanwhile (the event went stale)."""
-
-    def _on_admit(self, inst: InstanceBase, s: Seq, now: float) -> None:
-        """``s`` was admitted into ``inst``'s running batch."""
-
-    def _on_first_token(self, inst: InstanceBase, seqs: list[Seq], now: float) -> None:
-        """The prompts of ``seqs`` completed; each emitted its first output token."""
-
-    def _on_decode(self, inst: InstanceBase, seqs: list[Seq], times: list[float], seconds: float = 0.0,
-                   first: bool = False) -> None:
-        """One output token per sequence at each of ``times``."""
-
-    def _on_prefill_done(self, inst: InstanceBase, s: Seq, new_units: int, now: float) -> None:
-        """The prompt of ``s`` entered the prefix cache (``new_units`` units added)."""
-
-    def _on_finish(self, inst: InstanceBase, s: Seq, now: float) -> None:
-        """``s`` generated its last output token and left the batch."""
-
-
-class ServingInstance(Protocol):
-    """What the cluster needs of an instance (implemented by :class:`InstanceBase`): its queue
-    policy, caches and batch for the ClusterView, a way to hand it a request, its iteration ends."""
-
-    idx: int
-    gen: int
-    policy: QueuePolicy
-    cache: RadixCache
-    prefilling: list[Seq]
-    decoding: list[Seq]
-    pending_prefill: int
-    pending_prefill_s: float
-    prefill_cost: CostModel | None
-
-    def routed_cached_tokens(self, req: Request) -> int:
-        """Prompt tokens of ``req`` in the cache or in prompts routed here (optimistic)."""
-
-    def enqueue(self, req: Request, now: float, cached: int | None = None) -> None:
-        """``req`` was routed here at ``now`` (``cached``: its routed_cached_tokens): queue it, wake."""
-
-    def end_step(self, now: float) -> None:
-        """The iteration under way ends at ``now``: apply it and start the next one."""
-
-
-class Seq:
-    """A request in an instance's running batch."""
-
-    __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk", "out_units",
-                 "node", "inode", "ci", "olen")
-
-    def __init__(self, req: Request, matched: int, cached: int, reserved: int):
-        self.req = req
-        self.units = len(req.prompt)
-        self.matched = matched  # prompt units locked in the cache at admission
-        self.cached = cached  # prompt tokens served from the cache
-        self.done = cached  # prompt tokens whose KV exists (cached + computed)
-        self.generated = 0
-        self.reserved = reserved  # private KV memory held outside the cache (memory units)
-        self.chunk = 0  # prefill tokens scheduled in the current iteration
-        self.out_units = 0  # the part of `reserved` held for output tokens (memory units)
-        self.node = None  # cache node where its locked prefix ends (RadixCache.lock_node)
-        self.inode = None  # the same in the instance's tree of prompts being prefilled
-        self.olen, self.ci = req.output_len, -1  # (read every step); client index (set at admission)
+__all__ = ["Backend", "InstanceBase", "Seq", "ServingInstance", "routed_cached_all"]
 
 
 class InstanceBase:
