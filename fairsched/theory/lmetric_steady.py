@@ -15,14 +15,15 @@ import sympy as sp
 
 from .cost import default_cost_coefficients
 
-__all__ = ["HARM_ABS_S", "HARM_REL", "HOTSPOT_RATIO", "classify_steady", "d_a_sym", "erlang_b", "horizon_iteration", "iteration_time",
-           "ordered_hunt_loads", "request_work", "rho_sym", "run_regime", "steady_state_hotspot", "tie_break_loads"]
+__all__ = ["HARM_ABS_S", "HARM_REL", "HOLDER_STREAMS", "HOTSPOT_RATIO", "classify_steady", "d_a_sym", "erlang_b",
+           "floored_poisson_mean", "horizon_iteration", "iteration_time", "ordered_hunt_loads", "unbalanced_holders", "request_work", "rho_sym", "run_regime", "steady_state_hotspot", "tie_break_loads"]
 
 rho_sym = sp.Symbol("rho", nonnegative=True)  # utilisation: instance-seconds of work per second
 d_a_sym = sp.Symbol("d_a", positive=True)  # fixed cost of one iteration [s]
 HARM_REL = 0.10  # proofs/lmetric_harm_validation.md §1: harmful = > 10 % and > 5 ms more mean TTFT
 HARM_ABS_S = 0.005
 HOTSPOT_RATIO = 1.25
+HOLDER_STREAMS = ("fluid", "poisson")  # the holders' class stream: its mean (§3) or its Poisson count (§3.4)
 
 
 def iteration_time() -> sp.Expr:
@@ -85,6 +86,56 @@ def horizon_iteration(flows, d_a: float, t_elapsed: float | None = None) -> floa
         if lo - 1e-12 <= tau <= hi + 1e-12:
             return tau
     return None  # not reached: the last segment (all capped) has den = 1 - P > 0
+
+
+# --- the holders' own stream: a Poisson count held at the others' level (§3.4) --------------
+def floored_poisson_mean(A: float, floor: float) -> float:
+    """Mean requests on a holder whose class stream alone holds ``X ~ Poisson(A)`` (``A``
+    [Erlangs] = class rate x sojourn) and which the other traffic tops up whenever it falls
+    below ``floor`` [requests] (``proofs/lmetric_harm_validation.md`` §3.4): the chain is ``X``
+    conditioned on ``X >= k``, ``E[X | X >= k] = k + sum_j j t_j / sum_j t_j`` with ``t_0 = 1``,
+    ``t_j = t_(j-1) A/(k + j)`` (= ``A P(X >= k-1)/P(X >= k)``). A fractional floor mixes
+    ``k = floor(floor)`` and ``k + 1`` by its fractional part. ``floor <= 0``: ``A``. The
+    result is at least ``max(A, floor)`` and non-decreasing in both arguments.
+    Raises ValueError: ``A < 0`` or ``floor`` not finite."""
+    if A < 0 or not math.isfinite(floor):
+        raise ValueError(f"floored_poisson_mean needs A >= 0 and a finite floor (got A={A}, floor={floor})")
+
+    def at(k: int) -> float:
+        if k <= 0 or A > k + 10 * math.sqrt(A) + 10:  # P(X < k) < 1e-20: the floor never binds
+            return float(A)
+        t, s0, s1, j = 1.0, 1.0, 0.0, 0
+        while j < A - k + 12 * math.sqrt(A) + 30 or t > 1e-16 * s0:
+            j += 1
+            t *= A / (k + j)
+            s0, s1 = s0 + t, s1 + j * t
+        return k + s1 / s0
+
+    k0 = math.floor(floor)
+    f = floor - k0
+    return (1 - f) * at(k0) + f * at(k0 + 1) if f > 0 else at(k0)
+
+
+def unbalanced_holders(A_c: float, B_m: float, B_o: float, Q_m: float, Q_o: float, L_cold: float, m: int,
+                       n: int) -> tuple[float, float]:
+    """Mean loads ``(B_M, B_Mbar)`` [requests] when each of the ``m`` holders runs the class's
+    own Poisson stream (``A_c`` Erlangs per holder) and the other traffic tops a holder up to the
+    floor where its score equals the others' (``proofs/lmetric_harm_validation.md`` §3.4):
+    ``floor + 1 = kappa (B_Mbar + 1)``, ``kappa = (Q_o + L_cold)/(Q_m + L_cold)``;
+    ``B_M = floored_poisson_mean(A_c, floor)``; what the holders take beyond the fluid state
+    (``B_m``, ``B_o``) leaves the ``n - m`` others. ``floor = F(floor)`` with ``F``
+    non-increasing, so the root is unique (bisection on ``[-1, F(-1)]``)."""
+    kappa = (Q_o + L_cold) / (Q_m + L_cold)
+
+    def F(ell):
+        b_o = max(0.0, B_o - m * (floored_poisson_mean(A_c, ell) - B_m) / (n - m))
+        return kappa * (b_o + 1) - 1, b_o
+
+    lo, hi = -1.0, F(-1.0)[0]
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mid < F(mid)[0] else (lo, mid)
+    return floored_poisson_mean(A_c, hi), F(hi)[1]
 
 
 # --- the tie-break: ordered hunting (§4) ---------------------------------------------------
@@ -151,7 +202,8 @@ def tie_break_loads(A: float, n: int, holder_share: Sequence[float], hot_per_hol
 
 
 def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, coeffs=None,
-                         holder_share: Sequence[float] | None = None, t_elapsed: float | None = None) -> dict:
+                         holder_share: Sequence[float] | None = None, t_elapsed: float | None = None,
+                         holder_stream: str = "fluid") -> dict:
     """The corrected hotspot model (``proofs/lmetric_harm_validation.md`` §2-§4).
 
     Args:
@@ -164,7 +216,9 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         time it holds the class's prefix, for the tie-break (§4); None = placement unknown,
         no tie-break term; t_elapsed: seconds since the class's onset (the
         finite-horizon batch, §3.2: no instance decodes more requests than arrived since
-        then; None = the steady state).
+        then; None = the steady state); holder_stream: ``"fluid"`` (the detector's form: each
+        holder carries the class's mean) or ``"poisson"`` (§3.4: its Poisson count, topped up
+        by the other traffic to the others' level; changes the ratio, never a TTFT).
 
     Returns a dict: ``holders`` m* (after LMetric's own replication), ``rho_M``,
     ``rho_Mbar``, ``rho_all``, ``ratio`` (predicted ``(B_M + 1)/(B_Mbar + 1)``),
@@ -181,6 +235,8 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
     the holders' arrival mix (class + other) in ``B_M`` and ``Q_M``; the difference of the
     two sides is increasing in that rate, so bisection finds the unique root.
     """
+    if holder_stream not in HOLDER_STREAMS:
+        raise ValueError(f"holder_stream must be one of {HOLDER_STREAMS}, got {holder_stream!r}")
     k = coeffs or default_cost_coefficients()
     xb = 1 - x_val
     w_hit = request_work(u, L - u, out, k)
@@ -273,8 +329,12 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
             # it replicates (on the benign side, x <= m/N, the class fits in its holders' share and stays, §3)
             m += 1
             continue
-        ratio = (B_m + 1) / (B_o + 1)
         a_c, b = x_val * qps / m, (xb * qps - m * o) / (n - m)
+        if holder_stream == "poisson":  # §3.4: the class's own Poisson count on each holder
+            tau_c, capped = iteration(a_c, o)
+            B_m, B_o = unbalanced_holders(a_c * sojourn(tau_c, f_u, out, capped), B_m, B_o, Q_m, Q_o, L_cold, m, n)
+            hm, ho = (B_m, *hm[1:]), (B_o, *ho[1:])
+        ratio = (B_m + 1) / (B_o + 1)
         rho_m, rho_o = a_c * w_hit + o * w_cold, b * w_cold
         if o > 0:  # filled: the holders share the cluster's traffic (§3.1), the class's TTFT as in §3
             ttft_lm = 1.5 * tau_all + f_u

@@ -40,7 +40,10 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
     ``proofs/lmetric_harm_validation.md``): ``model_ratio`` (its predicted
     ``(B_M + 1)/(B_Mbar + 1)``, with completions, queued prefill and replication),
     ``model_regime``, ``model_hotspot`` = ``model_ratio > ratio_threshold`` and
-    ``agree_model`` = it matches ``empirical_hotspot``.
+    ``agree_model`` = it matches ``empirical_hotspot``; ``model_ratio_poisson`` and
+    ``agree_model_poisson``: the same with each holder's class stream as a Poisson count topped
+    up by the other traffic (``holder_stream="poisson"``, §3.4; these runs last many sojourns,
+    which that form's stationary law needs).
 
     ``holders_at``: ``"low"`` pre-loads instances ``0..|M|-1``, ``"high"`` the last ``|M|``.
     LMetric breaks ties by the lowest index, so with ``"low"`` idle holders win the other
@@ -68,6 +71,7 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
     if len(df):
         df["agree"] = df.theory_benign != df.empirical_hotspot
         df["agree_model"] = df.model_hotspot == df.empirical_hotspot
+        df["agree_model_poisson"] = (df.model_ratio_poisson > ratio_threshold) == df.empirical_hotspot
     return df
 
 
@@ -103,14 +107,16 @@ def _phase_point(p: dict) -> dict | None:
     bad = violates(x, m, N)
     flag = next((f for f in rep.flagged_classes if f["klass"] == "hot"), None)
     share = [1.0 if i in ids else 0.0 for i in range(N)]
-    st = steady_state_hotspot(x, m, N, q_eff, hc["mean_input"], u_hot, hc["mean_output"], l_o, o_o,
-                              hc["n_requests"], coeffs=_coeffs(cost or CostModel()), holder_share=share)
+    args = (x, m, N, q_eff, hc["mean_input"], u_hot, hc["mean_output"], l_o, o_o, hc["n_requests"])
+    kw = dict(coeffs=_coeffs(cost or CostModel()), holder_share=share)
+    st = steady_state_hotspot(*args, **kw)
     return {"x": x, "holders": m, "holder_frac": m / N, "theory_benign": not bad,
             "predicted_ratio": min(a / b, kap) if bad else 1.0, "load_ratio": ratio,
             "hot_on_initial_holders": float(hot.chosen.isin(ids).mean()) if len(hot) else math.nan,
             "final_holders": int(hot.n_holders.iloc[-1]) if len(hot) else 0,
             "empirical_hotspot": bool(ratio > p["ratio_threshold"]),
             "model_ratio": st["ratio"], "model_regime": st["regime"],
+            "model_ratio_poisson": steady_state_hotspot(*args, **kw, holder_stream="poisson")["ratio"],
             "model_hotspot": bool(st["ratio"] > p["ratio_threshold"]),
             "flagged": flag is not None, "confirmed": bool(flag and flag["phase2_confirmed"]),
             "hot_ttft_mean_s": ttft_stats(res, np.array([c == "hot" for c in pc.class_of]))["ttft_mean_s"]}
