@@ -4,6 +4,7 @@ distribution of the mitigation's effect.
 
     nice python bench/bench_detect_validation.py [--n 200] [--seed 0] [--workers 2] [--ray] [--out validation.csv]
     python bench/bench_detect_validation.py --rescore --out validation.csv   # verdicts again, no simulation
+    python bench/bench_detect_validation.py --rescore --holder-stream poisson --out validation.csv  # §3.4's form
 
 The same study as ``fairsched detect --validate N`` (which writes JSON + CSV). Points run
 through the sweep runner (local process pool, or Ray with ``--ray``). Prints the confusion
@@ -26,6 +27,7 @@ import pandas as pd
 
 from fairsched.analysis.detect.validation import SEEDS, Validation, rescore_verdict, validate
 from fairsched.output import jsonable
+from fairsched.theory.lmetric_steady import HOLDER_STREAMS
 
 
 def main() -> None:
@@ -37,12 +39,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=SEEDS, help="workload seeds per spec for the measured outcome")
     ap.add_argument("--out", default="detect_validation.csv")
     ap.add_argument("--rescore", action="store_true", help="recompute the verdicts of a saved study (no simulation)")
+    ap.add_argument("--holder-stream", choices=HOLDER_STREAMS, default="fluid",
+                    help="with --rescore: the model's form of the holders' class stream (proof §3.4)")
     a = ap.parse_args()
     if a.rescore:
         f = pd.read_csv(a.out)
         with open(a.out.rsplit(".", 1)[0] + "_windows.json") as fh:
             saved = {r["id"]: r for r in json.load(fh)}
-        f["verdict"] = [rescore_verdict({**saved[i], "n": n}) for i, n in zip(f.id, f.n, strict=True)]
+        f["verdict"] = [rescore_verdict({**saved[i], "n": n}, holder_stream=a.holder_stream)
+                        for i, n in zip(f.id, f.n, strict=True)]
         v = Validation(f)
         s = v.summary()
         print(v.confusion().to_string())

@@ -219,7 +219,7 @@ def _coeffs(cost) -> dict:
             "decode_b_s_per_seq": cost.decode_b, "decode_c_s_per_ctx_tok": cost.decode_c}
 
 
-def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
+def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "fluid") -> dict:
     """Predictions of :mod:`fairsched.theory.lmetric` for one flagged window.
 
     ``L`` = the class's mean prompt, ``u = L - shared_tokens`` (uncached on a holder, >= 1),
@@ -234,7 +234,8 @@ def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
     arrivals over the run (``n_class_run``, set at the end of the trace; online: those so far,
     ``n_class_cum``), the time since its onset (``t_since_onset``, the finite-horizon batch) and where the holders sit (``holder_share``, per
     instance: LMetric breaks ties by the lowest index, ``proofs/lmetric_harm_validation.md``
-    §4); its predictions are ``steady_*``.
+    §4); its predictions are ``steady_*``. ``holder_stream``: the model's form of the holders'
+    class stream (``"fluid"``, the detector's; ``"poisson"``, §3.4, to rescore with it).
     """
     from fairsched.theory.lmetric import classify_regime, hotspot_numbers, steady_state_hotspot
 
@@ -253,7 +254,7 @@ def theory_for_window(row: dict, cls: dict, n: int, cost) -> dict:
     st = steady_state_hotspot(row["x"], max(1.0, M), n, row["qps"], L, u, n_out, float(row.get("in_other") or 1.0),
                               float(row.get("out_other") or 1.0), float(row.get("n_class_run") or row.get("n_class_cum") or row["n_class"]),
                               coeffs=_coeffs(cost), holder_share=row.get("holder_share"),
-                              t_elapsed=row.get("t_since_onset"))
+                              t_elapsed=row.get("t_since_onset"), holder_stream=holder_stream)
     return _clean({"a_req_s": d["a"], "b_req_s": d["b"], "kappa": d["kappa"], "limit_ratio": d["limit_ratio"],
                    "t_star_s": d["t_star"], "t_harm_s": d["t_harm"], "prefill_saved_s": d["S"],
                    "regime": st["regime"], "regime_fluid": fluid, "fluid_steady_ratio": min(d["limit_ratio"], d["kappa"]),

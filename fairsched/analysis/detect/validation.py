@@ -201,17 +201,18 @@ def run_verdict(rows: Sequence[dict], n: int) -> dict:
     return run_regime(st, n, n_run)
 
 
-def rescore_verdict(row: dict, j: int = 0, cost=None) -> str:
+def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "fluid") -> str:
     """The verdict of seed ``j`` of a saved study row (its ``windows``: :data:`WINDOW_KEYS`,
     ``hot_class``, ``n``) under the library's current model, without simulating: the window
     rows are the model's only inputs (:func:`~fairsched.analysis.detect.runner.theory_for_window`
-    per window, :func:`run_verdict` per run). Equal to :func:`evaluate`'s verdict of that seed."""
+    per window, :func:`run_verdict` per run). Equal to :func:`evaluate`'s verdict of that seed
+    (with ``holder_stream="fluid"``, the detector's form; ``"poisson"``: §3.4's)."""
     from fairsched.analysis.detect.runner import theory_for_window
     from fairsched.sim import CostModel
 
     cost = cost or CostModel()
     ws = sorted((w for w in row["windows"] if w.get("seed_j", 0) == j), key=lambda w: w["window"])
-    rows = [{**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost)} for w in ws]
+    rows = [{**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost, holder_stream)} for w in ws]
     return run_verdict(rows, row["n"])["regime"]
 
 
