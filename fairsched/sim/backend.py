@@ -33,9 +33,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from fairsched.policies.base import QueuePolicy, Router
-from fairsched.policies.service import ServiceMeasure
+from fairsched.policies.service import ServiceMeasure, ServiceWeights
 from fairsched.sim.cost import CostModel
 from fairsched.sim.instance import ServingInstance
+from fairsched.sim.recorder import InstanceRecorder
 from fairsched.sim.result import SimResult
 from fairsched.sim.routing import routed_cached_all
 from fairsched.workload.request import Request, Workload
@@ -99,6 +100,13 @@ class ClusterBackend:
         self._state: tuple = (None, None)  # (request, routed_cached_all) of the last instance_state
         self._trees: list | None = None  # every instance's cache, then every `routed` tree
         self._decode_memo: dict[int, float] = {}  # n -> service.decode(n) (context-free measures)
+        # deferred decode accounting (see _settle): client index -> [(sequence, instance)]
+        self._deferred: dict[int, list] = {}
+        w_q = getattr(self.service, "w_q", None)
+        self._defer = (not self.full_log and type(self.service) is ServiceWeights and float(w_q).is_integer()
+                       and all(type(r) is InstanceRecorder for r in self.recorders)
+                       and type(self)._on_decode is ClusterBackend._on_decode
+                       and type(self)._on_finish is ClusterBackend._on_finish)
         self.instances: list[ServingInstance] = [make_instance(i, p) for i, p in enumerate(policies)]
         self.router = make_router(router, self.service) if isinstance(router, str) else router
         self.router_name = self.router.name if (self.router is not None and n_instances > 1) else "none"
@@ -115,6 +123,8 @@ class ClusterBackend:
         ``progress``, if given, is called with the number of requests that arrived so far
         (every ~1% of the workload, and at the end)."""
         self._loop(progress)
+        for c in list(self._deferred):  # (requests left unfinished: allow_unfinished)
+            self._settle(c)
         return self.res.finalize(self)
 
     def _loop(self, progress: Callable[[int], None] | None) -> None:
@@ -195,6 +205,8 @@ class ClusterBackend:
                 raise RuntimeError(f"router {self.router_name} returned instance {i}")
         c = self.client_idx[req.client]
         if self._waiting_per_client[c] == 0:
+            if c in self._deferred:
+                self._settle(c)
             self.res.backlog(now, c, +1)
         self._waiting_per_client[c] += 1
         self.res.route(req.rid, i)
@@ -304,9 +316,12 @@ class ClusterBackend:
         """:meth:`_on_decode` for a context-free measure without batch terms or measured
         seconds (token service): a client's ``n`` tokens a step are worth ``decode(n)``
         whatever the context, asked once per ``n`` for the run; the same entries, totals and
-        calls in the same order as the general path."""
+        calls in the same order as the general path, except that the service of a client
+        that is not logged is deferred when the run allows it (see :meth:`_settle`)."""
         per: dict[int, int] = {}  # client index -> sequences
         for s in seqs:
+            if s.acc >= 0:
+                continue  # deferred (accounted by _settle)
             c = s.ci  # (set at admission: saves a lookup in the dict of every client)
             if c < 0:
                 c = s.ci = self.client_idx[s.req.client]
@@ -316,12 +331,17 @@ class ClusterBackend:
         full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged
         t_first = None if full else times[0]
         ts = None  # the k step times as an array, made once if some entry is logged
+        defer = self._defer and charge is None
+        cold = None  # clients whose service from now on is deferred
         for c, n in per.items():
+            log = full or waiting[c] > 0 or ended[c] >= t_first
+            if not log and defer:
+                cold = [c] if cold is None else cold + [c]
+                continue
             step = memo.get(n)
             if step is None:
                 step = memo[n] = self.service.decode(n, 0)
             total = step if k == 1 else step * k
-            log = full or waiting[c] > 0 or ended[c] >= t_first
             if not log:
                 unlogged[c] += total
             elif k == 1:
@@ -335,7 +355,43 @@ class ClusterBackend:
                 if log:
                     rec.served(i, k)
                 rec.decoded(c, i, total)
+        if cold is not None:
+            deferred = self._deferred
+            for s in seqs:
+                if s.acc < 0 and s.ci in cold:
+                    s.acc = s.generated - k  # this event's tokens are deferred too
+                    deferred.setdefault(s.ci, []).append((s, i))
         res.decode_tokens += len(seqs) * k
+
+    def _settle(self, c: int, only=None) -> None:
+        """Account the deferred decode service of client ``c`` (of its sequence ``only``, if
+        given): ``w_q`` per output token not yet accounted, added to ``unlogged`` and handed
+        to the recorders' ``decoded``.
+
+        Deferral (``self._defer``: the compact log, token service with an integer ``w_q``, a
+        policy that is not charged for decode (FCFS, LPM), only :class:`InstanceRecorder`):
+        once a decode event finds a client neither backlogged nor just out of its backlog,
+        every later event would too until the client's next request arrives (its backlog
+        then starts: settled first) or the sequence finishes (settled then). Between those,
+        the per-event path would only add integers to ``unlogged[c]`` (exact in any order,
+        below 2^53) and call ``InstanceRecorder.decoded(c, i, .)``, whose state for ``(c, i)``
+        changes only with an admission of ``c`` on ``i``, which needs a backlog; so one
+        call with the sum leaves the same state. Same results to the last bit
+        (``tests/test_sim_speed.py::test_deferred_decode_accounting_is_exact``), with one
+        step per sequence and event skipped."""
+        entries = self._deferred.pop(c)
+        if only is not None:
+            rest = [e for e in entries if e[0] is not only]
+            if rest:
+                self._deferred[c] = rest
+            entries = [e for e in entries if e[0] is only]
+        w, unlogged, recs = self.service.w_q, self.res.unlogged, self.recorders
+        for s, i in entries:
+            amount = w * (s.generated - s.acc)
+            s.acc = -1
+            unlogged[c] += amount
+            for rec in recs:
+                rec.decoded(c, i, amount)
 
     def _decode_split(self, per: dict, n_seqs: int, seconds: float) -> dict:
         """Measured ``seconds`` of a decode step split among the clients of ``per`` (client
@@ -358,6 +414,8 @@ class ClusterBackend:
         self.res.prefill_done(s.req.rid, now)
 
     def _on_finish(self, inst, s, now: float) -> None:
+        if s.acc >= 0:
+            self._settle(s.ci, s)
         self.res.finish(s.req.rid, now)
         if self.router is not None and self.n_instances > 1:
             self.router.on_finish(s.req, inst.idx, now)

@@ -132,7 +132,7 @@ class InstanceRecorder:
         for key, st in list(self._x.items()):
             if st[2] is not None:
                 self._close(key, st)
-        res.inst_x = dict(self.x_best) if self.track_x else None
+        res.inst_x = dict(sorted(self.x_best.items())) if self.track_x else None  # (by instance)
         res.inst_x_weights = (self.w_p, self.w_q)
         svc_rank, ev_rank, seq_t = causal_order(svc_t, self._t, self._pos)
         inst = np.asarray(self.svc_instance, dtype=np.int64)

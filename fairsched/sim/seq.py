@@ -80,7 +80,7 @@ class Seq:
     """A request in an instance's running batch."""
 
     __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk", "out_units",
-                 "node", "inode", "ci", "olen")
+                 "node", "inode", "ci", "olen", "acc")
 
     def __init__(self, req: Request, matched: int, cached: int, reserved: int):
         self.req = req
@@ -95,3 +95,5 @@ class Seq:
         self.node = None  # cache node where its locked prefix ends (RadixCache.lock_node)
         self.inode = None  # the same in the instance's tree of prompts being prefilled
         self.olen, self.ci = req.output_len, -1  # (read every step); client index (set at admission)
+        self.acc = -1  # >= 0: output tokens whose decode service was accounted; the rest is deferred
+        #               (ClusterBackend: unlogged service of a client not backlogged, see _settle)
