@@ -218,9 +218,9 @@ def test_deferred_decode_accounting_is_exact(n_instances):
         assert sim._defer
         sim._defer = defer
         plain = sim._settle
-        sim._settle = lambda c, only=None, plain=plain: (settled.append((defer, only is None)), plain(c, only))
+        sim._settle = lambda c, only=None, plain=plain, d=defer: (settled.append((d, only is None)), plain(c, only))
         runs.append(sim.run())
-    assert (True, True) in settled and (True, False) in settled and not any(d for d, _ in settled if not d)
+    assert (True, True) in settled and (True, False) in settled and all(d for d, _ in settled)
     a, b = (vars(r) for r in runs)
     assert a.keys() == b.keys()
     for k in a:
