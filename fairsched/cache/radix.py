@@ -26,55 +26,7 @@ import heapq
 import itertools
 from collections.abc import Sequence
 
-
-def _common(a: Sequence[int], ai: int, b: Sequence[int], bi: int, lim: int) -> int:
-    """Length of the common prefix of ``a[ai:]`` and ``b[bi:]``, at most ``lim``, given
-    that the first units match. Galloping slice compares run in C, so a mismatch deep in a
-    long edge costs O(log n) Python steps instead of a per-unit loop."""
-    lo, step = 1, 16
-    while lo < lim:
-        hi = min(lim, lo + step)
-        if a[ai + lo:ai + hi] == b[bi + lo:bi + hi]:
-            lo, step = hi, step * 2
-            continue
-        while hi - lo > 16:  # the first mismatch is in [lo, hi): bisect
-            mid = (lo + hi) // 2
-            if a[ai + lo:ai + mid] == b[bi + lo:bi + mid]:
-                lo = mid
-            else:
-                hi = mid
-        while a[ai + lo] == b[bi + lo]:
-            lo += 1
-        return lo
-    return lim
-
-
-def match_all(trees: Sequence[RadixCache], prompt: Sequence[int]) -> list[int]:
-    """:meth:`RadixCache.match` of one ``prompt`` in each of ``trees``, in one call (a
-    router reads two trees per instance at every arrival). Returns one unit count per tree."""
-    if type(prompt) is not tuple:
-        prompt = tuple(prompt)
-    n = len(prompt)
-    out = []
-    for tree in trees:
-        node, i = tree.root, 0
-        while i < n:
-            child = node.children.get(prompt[i])
-            if child is None:
-                break
-            k = child.key
-            lk = len(k)
-            if lk == 1 or prompt[i:i + lk] == k:  # (one unit: its key is the unit just looked up)
-                i += lk
-                node = child
-                continue
-            if lk > 1 and i + 1 < n and k[1] != prompt[i + 1]:  # (often: diverges at once)
-                i += 1
-            else:
-                i += _common(k, 0, prompt, i, min(lk, n - i))
-            break
-        out.append(i)
-    return out
+from fairsched.cache.match import _common, match_all  # noqa: F401  (match_all: re-exported)
 
 
 class CacheFullError(RuntimeError):
@@ -82,7 +34,7 @@ class CacheFullError(RuntimeError):
 
 
 class _Node:
-    __slots__ = ("key", "children", "parent", "ref", "last", "uid")
+    __slots__ = ("key", "children", "parent", "ref", "last", "uid", "x")
 
     def __init__(self, key: tuple, parent: _Node | None, last: float, uid: int):
         self.key = key  # edge label from parent (tuple of units)
@@ -91,6 +43,7 @@ class _Node:
         self.ref = 0
         self.last = last
         self.uid = uid
+        self.x = None  # the PrefixIndex node where this node's path ends (attached trees)
 
 
 class RadixCache:
@@ -127,6 +80,7 @@ class RadixCache:
         self.version = 0  # bumped whenever the set of cached units changes
         self.evicted = 0  # units evicted so far (for invariant audits)
         self._heap: list[tuple[float, int, _Node]] = []  # candidate LRU leaves (lazy)
+        self.index, self.xbit = None, 0  # the PrefixIndex this tree is attached to, its bit
 
     # ------------------------------------------------------------------ queries
     @property
@@ -179,6 +133,8 @@ class RadixCache:
         node.key = node.key[j:]
         node.parent = upper
         upper.children[node.key[0]] = node
+        if self.index is not None:
+            upper.x = self.index.up(node.x, len(node.key))
         return upper
 
     def _push_if_leaf(self, node: _Node) -> None:
@@ -229,6 +185,8 @@ class RadixCache:
         # (if node was a leaf, its heap entry becomes stale and is skipped)
         leaf = _Node(tuple(prompt[i:]), node, now, next(self._uids))
         node.children[leaf.key[0]] = leaf
+        if self.index is not None:
+            leaf.x = self.index.extend(node.x, leaf.key, self.xbit)
         self.size += new
         self.version += 1
         self._push_if_leaf(leaf)
@@ -251,6 +209,8 @@ class RadixCache:
 
     def _drop(self, node: _Node) -> None:
         """Remove the leaf ``node`` (unreferenced) from the tree."""
+        if self.index is not None:
+            self.index.trim(node.x, len(node.key), self.xbit)
         del node.parent.children[node.key[0]]
         node.parent = None
         self.size -= len(node.key)
@@ -393,6 +353,8 @@ class RadixCache:
             take = min(n - done, len(node.key))
             done += take
             self.size -= take
+            if self.index is not None:
+                node.x = self.index.trim(node.x, take, self.xbit)
             if take < len(node.key):
                 node.key = node.key[:-take]
                 heapq.heappush(heap, (node.last, node.uid, node))
@@ -422,6 +384,8 @@ class RadixCache:
             take = min(n - done, len(node.key))
             done += take
             if take < len(node.key):
+                if self.index is not None:
+                    node.x = self.index.trim(node.x, take, self.xbit)
                 node.key = node.key[:-take]
                 self.size -= take
                 self.evicted += take
@@ -434,6 +398,18 @@ class RadixCache:
         """Drop every unreferenced unit."""
         if self.lru or self.size > self.locked:
             self.evict(self.size)
+
+    def attach_index(self, index, t: int) -> None:
+        """Keep :class:`~fairsched.cache.index.PrefixIndex` ``index`` up to date with this
+        tree's content as tree ``t`` (bit ``1 << t``), starting with what it holds now."""
+        self.index, self.xbit = index, 1 << t
+        self.root.x = index.root
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            for c in node.children.values():
+                c.x = index.extend(node.x, c.key, self.xbit)
+                stack.append(c)
 
     # ------------------------------------------------------------------ debugging
     def sequences(self) -> list[tuple]:

@@ -38,7 +38,7 @@ from fairsched.sim.cost import CostModel
 from fairsched.sim.instance import ServingInstance
 from fairsched.sim.recorder import InstanceRecorder
 from fairsched.sim.result import SimResult
-from fairsched.sim.routing import routed_cached_all
+from fairsched.sim.routing import cluster_index
 from fairsched.workload.request import Request, Workload
 
 PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy
@@ -98,7 +98,7 @@ class ClusterBackend:
         self._heap: list[tuple[float, int, int, int]] = []  # (t, seq, instance, gen)
         self._seq = 0
         self._state: tuple = (None, None)  # (request, routed_cached_all) of the last instance_state
-        self._trees: list | None = None  # every instance's cache, then every `routed` tree
+        self._index = None  # PrefixIndex over the instances' trees (sim.routing.cluster_index)
         self._decode_memo: dict[int, float] = {}  # n -> service.decode(n) (context-free measures)
         # deferred decode accounting (see _settle): client index -> [(sequence, instance)]
         self._deferred: dict[int, list] = {}
@@ -186,9 +186,9 @@ class ClusterBackend:
     def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
         insts = self.instances
         loads = [inst.waiting + len(inst.prefilling) + len(inst.decoding) for inst in insts]
-        if self._trees is None:  # (each instance keeps its two trees for the whole run)
-            self._trees = [inst.cache for inst in insts] + [inst.routed for inst in insts]
-        cached = routed_cached_all(insts, req, self._trees)
+        if self._index is None:  # (each instance keeps its two trees for the whole run)
+            self._index = cluster_index(insts)
+        cached = self._index.match_pairs(req.prompt, req.block_size, req.input_len)  # = routed_cached_all
         self._state = (req, cached)  # nothing changes before the enqueue: it reuses `cached`
         return loads, [inst.pending_prefill for inst in insts], cached
 

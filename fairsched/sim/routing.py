@@ -4,6 +4,11 @@ A router asks, at every arrival, how many of the request's prompt tokens each in
 holds: in its prefix cache or in the prompts routed there and not yet prefilled
 (``InstanceBase.routed``), whichever matches more (the optimistic view,
 :meth:`~fairsched.sim.instance.InstanceBase.routed_cached_tokens`).
+
+:func:`routed_cached_all` walks the prompt in each of the 2N trees; :func:`cluster_index`
+attaches them all to one :class:`~fairsched.cache.index.PrefixIndex` whose
+:meth:`~fairsched.cache.index.PrefixIndex.match_pairs` gives the same list in one walk
+(``ClusterBackend.instance_state``, the LMetric routers' read).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from fairsched.cache.index import PrefixIndex
 from fairsched.cache.radix import match_all
 from fairsched.workload.request import Request
 
@@ -27,3 +33,16 @@ def routed_cached_all(instances: Sequence[InstanceBase], req: Request, trees: li
     m = match_all(trees, req.prompt)  # (an empty tree matches nothing)
     bs, L = req.block_size, req.input_len  # Request.tokens_in, inlined
     return [min((a if a >= b else b) * bs, L) for a, b in zip(m[:n], m[n:], strict=True)]
+
+
+def cluster_index(instances: Sequence[InstanceBase]) -> PrefixIndex:
+    """One :class:`~fairsched.cache.index.PrefixIndex` over the instances' caches (trees
+    ``0..N-1``) and ``routed`` trees (``N..2N-1``), kept up to date by the trees from now on;
+    ``index.match_pairs(req.prompt, req.block_size, req.input_len)`` then equals
+    :func:`routed_cached_all` (tests/test_prefix_index.py)."""
+    n = len(instances)
+    index = PrefixIndex(2 * n)
+    for i, inst in enumerate(instances):
+        inst.cache.attach_index(index, i)
+        inst.routed.attach_index(index, n + i)
+    return index
