@@ -19,7 +19,7 @@ import time
 
 import pandas as pd
 
-from fairsched.analysis.detect.mitigation import mitigation_study, summarize
+from fairsched.analysis.detect.mitigation import RULES, mitigation_study, summarize
 
 ACTED_R4 = (18, 24, 68, 91, 101, 122, 128, 142, 146, 148, 151, 152, 172, 173, 174, 188, 9, 26, 54, 63, 64, 139, 140,
             166)
@@ -31,12 +31,15 @@ def main() -> None:
     ap.add_argument("--ids", default=",".join(map(str, ACTED_R5)))
     ap.add_argument("--all", action="store_true")
     ap.add_argument("--force", action="store_true", help="mitigate wherever phase 2 confirms, any regime")
+    ap.add_argument("--rules", default=",".join(RULES), help="mitigation rules to run (warmup always runs)")
+    ap.add_argument("--no-early", action="store_true", help="no within-window trigger (round 5's mitigation)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="mitigation.csv")
     a = ap.parse_args()
     ids = list(range(200)) if a.all else [int(i) for i in a.ids.split(",")]
     t0 = time.perf_counter()
-    f = mitigation_study(ids, workers=a.workers, force=a.force, progress=True)
+    f = mitigation_study(ids, workers=a.workers, force=a.force, progress=True, rules=tuple(a.rules.split(",")),
+                         early=not a.no_early)
     wall = time.perf_counter() - t0
     ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     cpu = sum(r.ru_utime + r.ru_stime for r in ru)

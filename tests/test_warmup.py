@@ -139,8 +139,9 @@ SMALL = dict(warm_s=20.0, burst_s=60.0, tail_s=20.0)
 def hot_runs():
     wl = hotspot_workload(8, **SMALL)
     out = {}
-    for label, mit, wu in (("lmetric", False, False), ("warmup", True, True)):
-        cfg = DetectorConfig(window_s=20.0, mitigate=mit)
+    for label, mit, wu, early in (("lmetric", False, False, True), ("warmup", True, True, True),
+                                  ("warmup_r5", True, True, False)):
+        cfg = DetectorConfig(window_s=20.0, mitigate=mit, early_trigger=early)
         out[label] = run_detection(wl, 8, config=cfg, warmup=wu)
     hot = np.array([r.client == "hot" for r in wl], dtype=bool)
     return wl, hot, out
@@ -192,14 +193,51 @@ def _shield_violations(wl, res, mitigated_from: float):
 def test_shield_keeps_other_prefills_out_of_a_mitigated_requests_iteration(hot_runs, monkeypatch):
     """§5.3: while a class is mitigated, no request of another class is routed to an instance
     where a mitigated-class request waits (unless one waits everywhere), so none joins its
-    admission step; without the shield (round 4's rule) they do."""
+    admission step; without the shield (round 4's rule) they do. With the within-window trigger
+    (§5.4) and with round 5's (mitigation from a window's close)."""
     from fairsched.analysis.detect.runner import DetectingLMetric
 
     wl, hot, out = hot_runs
-    rep, res = out["warmup"]
-    t0 = min(e["t"] for e in rep.events if e["event"] == "mitigate")
-    assert _shield_violations(wl, res, t0) == (0, 0)
+    for label in ("warmup", "warmup_r5"):
+        rep, res = out[label]
+        t0 = min(e["t"] for e in rep.events if e["event"] == "mitigate")
+        assert _shield_violations(wl, res, t0) == (0, 0)
     monkeypatch.setattr(DetectingLMetric, "_shielded", lambda self, req, cluster, product: product)
-    rep2, res2 = run_detection(wl, 8, config=DetectorConfig(window_s=20.0, mitigate=True), warmup=True)
+    rep2, res2 = run_detection(wl, 8, config=DetectorConfig(window_s=20.0, mitigate=True, early_trigger=False),
+                               warmup=True)
     bad_route, shared = _shield_violations(wl, res2, t0)
     assert bad_route > 0 and shared > 0
+
+
+def test_early_trigger_mitigates_a_confirmed_window_at_once(hot_runs):
+    """§5.4: the class is mitigated inside the window in which it becomes harmful (at a
+    decision once half the window is covered, ``min_window_coverage``, not at its close),
+    earlier than round 5's trigger, by a row the model calls harmful; the class's mean TTFT
+    is lower than with round 5's trigger."""
+    wl, hot, out = hot_runs
+    ev = [e for e in out["warmup"][0].events if e["klass"] == "hot"]
+    late = [e for e in out["warmup_r5"][0].events if e["klass"] == "hot" and e["event"] == "mitigate"]
+    m = next(e for e in ev if e["event"] == "mitigate")
+    assert m["early"] and m["regime"] == "harmful"
+    assert (m["window"] + 0.5) * 20.0 <= m["t"] < (m["window"] + 1) * 20.0  # half covered, not yet closed
+    assert any(e["event"] == "confirm" and e["t"] <= m["t"] for e in ev)
+    assert late and m["t"] < late[0]["t"]
+    lm, early, r5 = (ttft_stats(out[k][1], hot)["ttft_mean_s"] for k in ("lmetric", "warmup", "warmup_r5"))
+    assert early < r5 < lm
+
+
+def test_early_trigger_does_not_act_on_a_short_burst():
+    """§5.4: a short burst (family spec 91, a false alarm of round 4) reaches the trigger (phase 2's
+    run, a violating window so far), but the model with the finite-horizon batch never calls
+    the window so far harmful, so nothing is mitigated; with the harm test switched off
+    (``mitigate_only_harmful=False``) the same trigger acts inside a window."""
+    from fairsched.analysis.detect import validation as V
+
+    spec = V.family(200, 0)[91]
+    wl, _, H = V.workload_of(spec)
+    base = dict(window_s=H / 4, top_k=3, min_class_requests=5, mitigate=True)
+    runs = {only: run_detection(wl, spec["n"], config=DetectorConfig(**base, mitigate_only_harmful=only),
+                                preload={"hot": V.holder_ids(spec)})[0] for only in (True, False)}
+    assert not [e for e in runs[True].events if e["event"] == "mitigate"]
+    forced = [e for e in runs[False].events if e["event"] == "mitigate"]
+    assert forced and forced[0].get("early")

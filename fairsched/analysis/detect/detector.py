@@ -59,6 +59,11 @@ class DetectorConfig:
             ``proofs/lmetric_harm_validation.md`` §5).
         min_window_coverage: a window is checked only if the trace covers at least this
             share of it (the last, partial window of a trace is otherwise skipped).
+        early_trigger: with ``mitigate``, also check the current window *so far* at each
+            decision of a class that phase 2 confirms (or whose load-worse run is past
+            phase 2's line), and mitigate at once if it violates and the model calls it
+            harmful; a mitigated class whose closed window the model calls ``benign``
+            stops being mitigated (``proofs/lmetric_harm_validation.md`` §5.4).
     """
 
     window_s: float = 60.0
@@ -68,6 +73,7 @@ class DetectorConfig:
     mitigate: bool = False
     mitigate_only_harmful: bool = True
     min_window_coverage: float = 0.5
+    early_trigger: bool = True
 
     def __post_init__(self):
         if not self.window_s > 0:
@@ -170,6 +176,32 @@ class HotspotDetector:
                 row.setdefault("regime_online", row["theory"].get("regime"))
                 row["theory"] = self.assess({k: v for k, v in row.items() if k != "theory"})
 
+    def _window_row(self, c: str, rank: int, n: int, span: float, onset: float | None = None) -> dict:
+        """The checked row of class ``c`` (``n`` arrivals, ``rank`` by arrivals) in the current
+        window, of which ``span`` [s] is covered; ``onset``: the class's onset (default its
+        recorded one). Assessed (``theory``) if the detector has ``assess``."""
+        W, N, k = self.cfg.window_s, self.N, self.k
+        t0 = k * W
+        onset = self.onset[c] if onset is None else onset
+        x = n / self.w_total
+        M = self.w_hold[c] / n
+        M_eval = self.flagged[c]["M"] if c in self.mitigated else M
+        row = {"window": k, "t0": t0, "t1": (k + 1) * W, "klass": c, "rank": rank, "n_class": n,
+               "n_total": self.w_total, "x": x, "holders_mean": M, "holders_max": self.w_hold_max[c],
+               "holders_eval": M_eval, "threshold_x": M_eval / N, "violates": violates(x, M_eval, N),
+               "mitigated": c in self.mitigated, "qps": self.w_total / span,
+               "load0": self.w_load0, "first_diversion_t": self.w_first_divert.get(c),
+               "t_onset": onset, "t_since_onset": t0 + span / 2 - onset}
+        n_other = self.w_total - n
+        ci, co = self.w_cls_tok[c]
+        row.update(in_other=(self.w_other_in - ci) / n_other if n_other else 0.0,
+                   out_other=(self.w_other_out - co) / n_other if n_other else 0.0, n_class_cum=self.cum[c])
+        if self.assess is not None:  # every checked class: the corrected model's regime
+            hold = self.w_hold_idx[c]  # where the holders sit matters: ties go to the lowest index
+            row["holder_share"] = [hold[i] / n for i in range(N)]  # kept: a verdict is a function of the row
+            row["theory"] = self.assess(dict(row))
+        return row
+
     def _close_window(self, end: float | None = None) -> None:
         W, N, k = self.cfg.window_s, self.N, self.k
         t0, t1 = k * W, (k + 1) * W
@@ -195,32 +227,19 @@ class HotspotDetector:
             if self.last_checked.get(c) != k - 1:  # a new run of checked windows: the class's onset
                 self.onset[c] = t0
             self.last_checked[c] = k
-            x = n / self.w_total
-            M = self.w_hold[c] / n
-            M_eval = self.flagged[c]["M"] if c in self.mitigated else M
-            bad = violates(x, M_eval, N)
+            row = self._window_row(c, rank, n, span)
+            self.rows.append(row)
+            x, M, bad = row["x"], row["holders_mean"], row["violates"]
             bad_now[c] = bad
-            self.rows.append({"window": k, "t0": t0, "t1": t1, "klass": c, "rank": rank, "n_class": n,
-                              "n_total": self.w_total, "x": x, "holders_mean": M, "holders_max": self.w_hold_max[c],
-                              "holders_eval": M_eval, "threshold_x": M_eval / N, "violates": bad,
-                              "mitigated": c in self.mitigated, "qps": self.w_total / span,
-                              "load0": self.w_load0, "first_diversion_t": self.w_first_divert.get(c),
-                              "t_onset": self.onset[c], "t_since_onset": t0 + span / 2 - self.onset[c]})
-            row = self.rows[-1]
-            n_other = self.w_total - n
-            ci, co = self.w_cls_tok[c]
-            row.update(in_other=(self.w_other_in - ci) / n_other if n_other else 0.0,
-                       out_other=(self.w_other_out - co) / n_other if n_other else 0.0, n_class_cum=self.cum[c])
-            if self.assess is not None:  # every checked class: the corrected model's regime
-                hold = self.w_hold_idx[c]  # where the holders sit matters: ties go to the lowest index
-                row["holder_share"] = [hold[i] / n for i in range(N)]  # kept: a verdict is a function of the row
-                row["theory"] = self.assess(dict(row))
             regime = row.get("theory", {}).get("regime", "harmful")
             if bad and c not in self.flagged:
                 self.flagged[c] = {"since": k, "M": M, "regime": regime,
                                    "target": row.get("theory", {}).get("steady_target_holders")}
                 self.events.append({"t": t1, "window": k, "klass": c, "event": "flag", "x": x, "holders": M,
                                     "regime": regime})
+            elif bad and c in self.mitigated and self.cfg.early_trigger and regime == "benign":
+                self.mitigated.discard(c)  # the window, closed, is benign: stop (§5.4)
+                self.events.append({"t": t1, "window": k, "klass": c, "event": "unmitigate", "regime": regime})
             elif bad and c not in self.mitigated:
                 self.flagged[c]["regime"] = regime
                 if c in self.episode_confirmed and self._may_mitigate(regime):  # confirmed earlier, harmful now
@@ -274,4 +293,37 @@ class HotspotDetector:
             if self._may_mitigate(self.flagged[c].get("regime", "harmful")):
                 self.mitigated.add(c)
                 self.events.append({"t": now, "window": self.k, "klass": c, "event": "mitigate"})
+        if self.cfg.mitigate and self.cfg.early_trigger and c not in self.mitigated and (
+                c in self.episode_confirmed or self.run[c] > self.cfg.phase2_factor * nh):
+            self._early(c, now)
+
+    def _early(self, c: str, now: float) -> None:
+        """The within-window trigger (``DetectorConfig.early_trigger``,
+        ``proofs/lmetric_harm_validation.md`` §5.4): class ``c``'s row of the current window
+        so far (checked as at the window's close: at least ``min_class_requests`` arrivals,
+        among the ``top_k``, at least ``min_window_coverage`` of the window covered, rate over
+        that span); if it violates and the
+        model calls it harmful, ``c`` is flagged (if not yet, ``|M|`` frozen at this row),
+        confirmed and mitigated now, with that row's target holders."""
+        n, k, W = self.w_count[c], self.k, self.cfg.window_s
+        ranked = [d for d, m in self.w_count.most_common(self.cfg.top_k) if m >= self.cfg.min_class_requests]
+        if c not in ranked or now - k * W < self.cfg.min_window_coverage * W:  # too little of it to check yet
+            return
+        onset = self.onset[c] if self.last_checked.get(c) == k - 1 else k * W
+        row = self._window_row(c, ranked.index(c), n, now - k * W, onset)
+        regime = row.get("theory", {}).get("regime", "harmful")
+        if not (row["violates"] and self._may_mitigate(regime)):
+            return
+        if c not in self.flagged:
+            self.flagged[c] = {"since": k, "M": row["holders_mean"], "regime": regime}
+            self.events.append({"t": now, "window": k, "klass": c, "event": "flag", "x": row["x"],
+                                "holders": row["holders_mean"], "regime": regime, "early": True})
+        self.flagged[c]["target"] = row.get("theory", {}).get("steady_target_holders")
+        if c not in self.episode_confirmed:
+            self.confirmed.setdefault(c, now)
+            self.episode_confirmed.add(c)
+            self.events.append({"t": now, "window": k, "klass": c, "event": "confirm", "run": self.run[c],
+                                "holders": self.w_hold[c] / n, "early": True})
+        self.mitigated.add(c)
+        self.events.append({"t": now, "window": k, "klass": c, "event": "mitigate", "regime": regime, "early": True})
 

@@ -30,11 +30,16 @@ __all__ = ["RULES", "evaluate_mitigation", "mitigation_study", "summarize"]
 RULES = ("paced", "warmup")
 
 
-def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = False) -> dict:
+def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = False, rules=RULES,
+                        early: bool = True) -> dict:
     """One row: ``id``, ``verdict``, ``confirmed``, ``acted``, ``outcome``, ``best_router``, and
     ``{run}_hot_mean`` / ``_hot_p99`` / ``_all_mean`` [s] for runs ``lmetric``, ``paced``,
     ``warmup``, ``least-load``, ``linear``; ``warmup_n`` and ``warmup_gpu_s`` (warm-ups issued,
-    their prefill seconds). ``force``: mitigate wherever phase 2 confirms, any regime."""
+    their prefill seconds), ``mitigate_t`` [s] and ``early`` (the first mitigate event's time and
+    whether the within-window trigger made it). ``acted``: the mitigated run (warm-up rule) has
+    a mitigate event; otherwise every mitigated run is LMetric's. ``force``: mitigate wherever
+    phase 2 confirms, any regime. ``rules``: the mitigation rules run besides ``warmup`` (the
+    others are reported as LMetric's run). ``early``: the detector's ``early_trigger`` (§5.4)."""
     from fairsched.analysis.detect import validation as V
     from fairsched.sim import CostModel, simulate
 
@@ -50,19 +55,21 @@ def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = Fals
     d = rep.decisions
     d = d[(d.klass == "hot") & (d.n_holders > 0) & (d.n_holders < spec["n"])]
     ratio = float((d.load_holders.mean() + 1) / (d.load_others.mean() + 1)) if len(d) else 1.0
-    acted = bool(extra.get("confirmed")) and (force or verdict == "harmful")
     row = {"id": spec["id"], "kind": spec.get("kind"), "n": spec["n"], "verdict": verdict,
-           "confirmed": bool(extra.get("confirmed")), "acted": acted, "load_ratio": ratio, "warmup_n": 0,
-           "warmup_gpu_s": 0.0}
-    res = {"lmetric": lm, "paced": lm, "warmup": lm}
-    if acted:
-        mcfg = DetectorConfig(**base, mitigate=True, mitigate_only_harmful=not force)
-        for rule in RULES:
-            mrep, res[rule] = run_detection(wl, spec["n"], config=mcfg, cost=cost, instance=instance, classes=pc,
-                                            preload=pre, warmup=rule == "warmup")
-            if rule == "warmup":
-                row["warmup_n"] = len(mrep.warmups)
-                row["warmup_gpu_s"] = float(sum(w["gpu_s"] for w in mrep.warmups))
+           "confirmed": bool(extra.get("confirmed")), "acted": False, "mitigate_t": None, "early": False,
+           "load_ratio": ratio, "warmup_n": 0, "warmup_gpu_s": 0.0}
+    res = {"lmetric": lm, **dict.fromkeys(RULES, lm)}
+    mcfg = DetectorConfig(**base, mitigate=True, mitigate_only_harmful=not force, early_trigger=early)
+    for rule in ("warmup", *(r for r in rules if r != "warmup")):  # the warm-up run says whether it acts
+        mrep, res[rule] = run_detection(wl, spec["n"], config=mcfg, cost=cost, instance=instance, classes=pc,
+                                        preload=pre, warmup=rule == "warmup")
+        if rule == "warmup":
+            ev = [e for e in mrep.events if e["event"] == "mitigate"]
+            if not ev:  # no mitigate event: every mitigated run is LMetric's (WarmupSimulator, §5.2)
+                res["warmup"] = lm
+                break
+            row.update(acted=True, mitigate_t=ev[0]["t"], early=bool(ev[0].get("early")), warmup_n=len(mrep.warmups),
+                       warmup_gpu_s=float(sum(w["gpu_s"] for w in mrep.warmups)))
     for r in V.ROUTERS:
         res[r] = simulate(wl, "fcfs", r, n_instances=spec["n"], instance=instance, cost=cost)
     for name, r in res.items():
@@ -93,7 +100,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def mitigation_study(ids: Sequence[int], n: int = 200, seed: int = 0, *, workers: int = 1, force: bool = False,
-                     progress: bool = False) -> pd.DataFrame:
+                     progress: bool = False, rules=RULES, early: bool = True) -> pd.DataFrame:
     """:func:`evaluate_mitigation` on members ``ids`` of ``family(n, seed)`` through the sweep
     runner; one row per workload.
 
@@ -109,6 +116,6 @@ def mitigation_study(ids: Sequence[int], n: int = 200, seed: int = 0, *, workers
     if bad:
         raise ValueError(f"ids {bad} are outside the family of {n} workloads")
     fam = family(n, seed)
-    rows = map_grid(partial(evaluate_mitigation, force=force), [fam[i] for i in ids], workers=workers,
+    rows = map_grid(partial(evaluate_mitigation, force=force, rules=rules, early=early), [fam[i] for i in ids], workers=workers,
                     progress=progress, desc="mitigation workloads")
     return pd.DataFrame(rows)
