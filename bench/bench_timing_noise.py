@@ -1,6 +1,7 @@
 """Which clock and which estimator make the engine's prefill timings reproducible?
 
     python bench/bench_timing_noise.py [--repeats 15] [--raw raw.json] [--load raw.json]
+    python bench/bench_timing_noise.py --calibration cost.json [--calibration other.json ...]
 
 Times the calibration's prefill grid (``cpu-small``, one thread) ``--repeats`` times in shuffled
 interleaved passes after a warm-up, reading both clocks around every call: the thread's CPU time
@@ -15,6 +16,12 @@ per clock and per estimator of a point's cost (fastest, 10th / 25th percentile, 
 
 Prints one table per clock and the autocorrelation of the timings' log-deviations in time order
 (lag 1, 2, 5, 10 calls). ``--raw`` saves the timings; ``--load`` analyses saved ones instead.
+
+``--calibration``: the same comparison on the repeats a calibration stored (``fairsched
+calibrate``'s JSON, ``measurements.*.timings``), prefill and decode, plus the held-out error (the
+model fitted on one half of every point's repeats, scored on the other half), and the *rule* that
+chose ``calibrate``'s estimator, fixed before looking at any fit: the smallest split-half p90
+pooled over every point of every file given (``proofs/cost_model.md``, "Which estimator").
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ import numpy as np
 GRID_N = (16, 32, 64, 128, 256, 512, 1024, 2048)
 GRID_H = (0, 128, 512, 1024, 2048, 4096)
 ESTIMATORS = {"min": np.min, "q10": lambda a: np.quantile(a, 0.10), "q25": lambda a: np.quantile(a, 0.25),
-              "median": np.median, "mean": np.mean}
+              "median": np.median, "IQ mean": lambda a: np.sort(a)[len(a) // 4:len(a) - len(a) // 4].mean(),
+              "mean": np.mean}
 
 
 def measure(repeats: int, seed: int = 0) -> dict:
@@ -102,12 +110,54 @@ def analyse(raw: dict) -> dict:
     return out
 
 
+def analyse_calibrations(paths: list[str]) -> dict:
+    """Per estimator: ``{"pooled_split_p90", (file, part): {"split_p50", "split_p90", "fit_p50",
+    "fit_p90", "heldout_p90"}}`` from the stored repeats of calibration files (split-half:
+    ``|a / b - 1|`` of the estimator on a point's even vs odd repeats)."""
+    from fairsched.engine.calibrate import decode_features, prefill_features
+    from fairsched.theory.fit import nnls_rel
+
+    out: dict = {e: {} for e in ESTIMATORS}
+    pooled: dict = {e: [] for e in ESTIMATORS}
+    for path in paths:
+        with open(path) as f:
+            doc = json.load(f)
+        for part, feat, cols in (("prefill", prefill_features, ("n", "h")), ("decode", decode_features, ("batch", "context"))):
+            m = doc["measurements"][part]
+            X = feat(np.asarray(m[cols[0]], float), np.asarray(m[cols[1]], float))
+            per = [np.asarray(t, float) for t in m["timings"]]
+            for e, f in ESTIMATORS.items():
+                full, ha, hb = (np.array([f(a[s]) for a in per]) for s in (slice(None), slice(0, None, 2), slice(1, None, 2)))
+                split = np.abs(ha / hb - 1)
+                r = np.abs(X @ nnls_rel(X, full) / full - 1)
+                ho = np.abs(np.r_[X @ nnls_rel(X, ha) / hb, X @ nnls_rel(X, hb) / ha] - 1)
+                pooled[e].append(split)
+                out[e][(path, part)] = {"split_p50": float(np.median(split)), "split_p90": float(np.percentile(split, 90)),
+                                        "fit_p50": float(np.median(r)), "fit_p90": float(np.percentile(r, 90)),
+                                        "heldout_p90": float(np.percentile(ho, 90))}
+    for e in ESTIMATORS:
+        out[e]["pooled_split_p90"] = float(np.percentile(np.concatenate(pooled[e]), 90))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--raw", default=None, help="save the timings here (JSON)")
     ap.add_argument("--load", default=None, help="analyse these saved timings instead of measuring")
+    ap.add_argument("--calibration", action="append", default=None,
+                    help="compare the estimators on a calibration's stored repeats (repeatable)")
     a = ap.parse_args()
+    if a.calibration:
+        res = analyse_calibrations(a.calibration)
+        best = min(ESTIMATORS, key=lambda e: res[e]["pooled_split_p90"])
+        print("estimator  pooled split-half p90 | per file and part: split p50/p90, fit p50/p90, held-out p90 (%)")
+        for e in ESTIMATORS:
+            cells = "; ".join(f"{p.split('/')[-1]} {part}: {100 * r['split_p50']:.1f}/{100 * r['split_p90']:.1f}, "
+                              f"{100 * r['fit_p50']:.1f}/{100 * r['fit_p90']:.1f}, {100 * r['heldout_p90']:.1f}"
+                              for (p, part), r in ((k, v) for k, v in res[e].items() if k != "pooled_split_p90"))
+            print(f"{e:9s} {100 * res[e]['pooled_split_p90']:5.2f}%{'  <- rule' if e == best else ''} | {cells}")
+        return
     if a.load:
         with open(a.load) as f:
             raw = json.load(f)

@@ -7,20 +7,22 @@ default instance, measured CPU clock), then :func:`fairsched.engine.calibrate.tt
 cost model (p50 / p90 of ``|ttft_sim - ttft_engine| / ttft_engine``, bias = median ratio). Also
 the run's level ``kappa`` (its measured compute seconds over the model's prediction of the same
 prefill chunks and decode steps) and the error of the model scaled by ``kappa``: what is left once
-the machine's drift between calibration and run is taken out (``proofs/cost_model.md``).
+the machine's drift between calibration and run is taken out (``proofs/cost_model.md``) -- an
+oracle, known only after the run -- and the error of the model scaled by the *speed probe*'s
+``kappa`` (:func:`fairsched.engine.calibrate.speed_level`: fixed forwards timed right before the
+run, known before it).
 Run it right after ``fairsched calibrate``; wall-clock figures are the machine's, say if loaded.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import resource
 import time
 
 
 def main() -> None:
-    from fairsched.engine.calibrate import DECODE_TERMS, PREFILL_TERMS, ttft_error
+    from fairsched.engine.calibrate import scale_cost, speed_level, ttft_error
     from fairsched.engine.cluster import DEFAULT_INSTANCE, run_engine
     from fairsched.engine.validate import validation_workload
     from fairsched.sim.cost import CostModel
@@ -32,6 +34,7 @@ def main() -> None:
     cm = CostModel.load(a.cost)
     w, inst = validation_workload(0), DEFAULT_INSTANCE["cpu-small"]
     for pol in a.policy or ["fcfs", "vtc"]:
+        probe = speed_level(cm)
         r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         eng = run_engine(w, pol, instance=inst)
         cpu = resource.getrusage(resource.RUSAGE_SELF).ru_utime - r0.ru_utime
@@ -40,10 +43,11 @@ def main() -> None:
                 + sum(cm.decode_time(int(b), int(c)) for b, c in zip(st["batch"], st["context"], strict=True)))
         kappa = eng.meta["compute_s"] / pred
         e = ttft_error(eng, w, cm, inst, pol)
-        es = ttft_error(eng, w, dataclasses.replace(cm, **{k: getattr(cm, k) * kappa for k in PREFILL_TERMS + DECODE_TERMS}),
-                        inst, pol)
+        es = ttft_error(eng, w, scale_cost(cm, kappa), inst, pol)
+        ep = ttft_error(eng, w, scale_cost(cm, probe["kappa"]), inst, pol)
         print(f"{pol}: TTFT error p50 {e['p50']:.1%} p90 {e['p90']:.1%} (sim/engine {e['bias']:.3f}); "
-              f"run level kappa {kappa:.3f}, scaled: p50 {es['p50']:.1%} p90 {es['p90']:.1%} (sim/engine {es['bias']:.3f}); "
+              f"probe kappa {probe['kappa']:.3f}, scaled: p50 {ep['p50']:.1%} p90 {ep['p90']:.1%} (sim/engine {ep['bias']:.3f}); "
+              f"run level kappa {kappa:.3f} (oracle), scaled: p50 {es['p50']:.1%} p90 {es['p90']:.1%} (sim/engine {es['bias']:.3f}); "
               f"engine {cpu:.2f} s CPU, {time.perf_counter() - t0:.1f} s wall", flush=True)
 
 

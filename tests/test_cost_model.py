@@ -168,3 +168,37 @@ def test_steady_allocator_stops_page_faults():
         pytest.skip("glibc mallopt only")
     assert steady < 1000
     assert faults("default") > 4 * 10_000
+
+
+def test_point_estimate_is_the_mean_repeat():
+    """calibrate._summary: the fitted estimate of a point is the mean of its repeats (the
+    estimator chosen by the split-half rule, proofs/cost_model.md "Which estimator"), with the
+    median, the fastest, the spread and the count kept beside it."""
+    from fairsched.engine.calibrate import _summary
+
+    mean, med, fastest, spread, k = _summary([1.0, 2.0, 3.0, 4.0, 10.0])
+    assert (mean, med, fastest, k) == (4.0, 3.0, 1.0, 5)
+    assert spread == pytest.approx((4.0 - 2.0) / 3.0)
+
+
+def test_speed_probe_scales_the_model_to_the_machine_now():
+    """calibrate.speed_level: the probe's kappa is its measured seconds over the model's
+    prediction of the same PROBE shapes, and scale_cost(cm, kappa) predicts exactly the
+    measured total; a model twice as slow gets half the kappa on the same timings."""
+    from fairsched.engine.calibrate import PROBE, scale_cost, speed_level
+    from fairsched.engine.model import build_model
+
+    cm = CostModel(prefill_e=1e-4, prefill_g=1e-7, prefill_w=1e-9, decode_e=1e-4)
+    p = speed_level(cm, model=build_model("cpu-tiny", "cpu"))
+    shapes = [(n, h) for n in PROBE["n"] for h in PROBE["h"]]
+    steps = [(b, b * c) for b in PROBE["batch"] for c in PROBE["ctx"]]
+    assert sorted(zip(p["prefill"]["n"], p["prefill"]["h"], strict=True)) == sorted(shapes)
+    assert (p["prefill"]["repeats"] == PROBE["repeats"]).all() and (p["decode"]["repeats"] == PROBE["repeats"]).all()
+    pred = sum(cm.prefill_time(n, h) for n, h in shapes) + sum(cm.decode_time(b, c) for b, c in steps)
+    assert p["predicted_s"] == pytest.approx(pred) and p["kappa"] == pytest.approx(p["measured_s"] / pred)
+    s = scale_cost(cm, p["kappa"])
+    assert (sum(s.prefill_time(n, h) for n, h in shapes) + sum(s.decode_time(b, c) for b, c in steps)
+            == pytest.approx(p["measured_s"]))
+    slow = scale_cost(cm, 2.0)
+    assert slow.prefill_time(512, 1024) == pytest.approx(2 * cm.prefill_time(512, 1024))
+    assert p["measured_s"] / (2 * pred) == pytest.approx(p["kappa"] / 2)

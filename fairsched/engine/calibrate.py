@@ -13,12 +13,13 @@ faults) and one discarded first call of every shape, each point's repeats spread
 the whole run in random order (a slow spell of the machine, or a drift of its speed, weighs on
 every point alike instead of on the points timed then), on the engine's own clock (:class:`~fairsched.engine.timing.Timer`:
 per-thread CPU time with one thread on CPU, ``torch.cuda.synchronize`` + wall clock on CUDA).
-The *median* repeat is fitted (``seconds``; the fastest, ``min_s``, and the spread, IQR / median,
-are kept too): on a loaded machine it is the most reproducible estimate of a point's cost and
-the fastest repeat the least (``bench/bench_timing_noise.py``), and it is the speed the engine
-meets when it runs each forward once (fitting the fastest repeats left the simulator 20-26% too
-fast end to end; ``proofs/cost_model.md``, "Measuring on a shared machine"). Without contention
-the median repeat is the uncontended cost, which the model then predicts. Then it fits, with cvxpy
+The *mean* repeat is fitted (``seconds``; the median, ``median_s``, the fastest, ``min_s``, and
+the spread, IQR / median, are kept too): chosen by a rule fixed before looking at the fits (the
+estimator whose halves of a point's repeats agree best, pooled over four loaded runs: mean 9.0%
+at p90, median 11.1%, fastest 14.4%; ``proofs/cost_model.md``, "Which estimator"), and the
+expected cost of one forward, which is what the engine's TTFTs add up (fitting the fastest
+repeats left the simulator 20-26% too fast end to end). Without contention all of them are the
+uncontended cost, which the model then predicts. Then it fits, with cvxpy
 (:func:`fairsched.theory.fit.nnls_rel`: non-negative coefficients, least squares on
 *relative* errors because times span three orders of magnitude), the engine's cost model
 (``proofs/cost_model.md``, "The toy engine's kernels")::
@@ -39,7 +40,9 @@ calibration).
 and reports ``R^2`` (on the seconds, not on logs) and the spread of the relative
 residuals ``|t_fit - t| / t`` (median, p90, max). The JSON written by
 :meth:`~fairsched.sim.cost.CostModel.save` holds the coefficients, units, ``r2``,
-``residual_rel_p90``, ``residuals``, the preset, device and the raw measurements.
+``residual_rel_p90``, ``residuals``, the preset, device and the measurements (with every
+repeat's seconds, ``timings``: ``bench/bench_timing_noise.py --calibration`` compares the
+estimators on them).
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ from fairsched.engine.model import ModelConfig, ToyLlama, build_model
 from fairsched.engine.timing import Timer, set_threads, warm_up
 from fairsched.theory.fit import nnls_rel
 
-__all__ = ["DECODE_TERMS", "GRIDS", "PREFILL_TERMS", "fit_cost_model", "fit_decode", "fit_prefill", "measure_decode", "measure_prefill",
-           "run_calibration"]
+__all__ = ["DECODE_TERMS", "GRIDS", "PREFILL_TERMS", "PROBE", "fit_cost_model", "fit_decode", "fit_prefill", "measure_decode",
+           "measure_prefill", "run_calibration", "scale_cost", "speed_level"]
 
 GRIDS = {
     "full": {"n": (16, 32, 64, 128, 256, 512, 1024, 2048), "h": (0, 128, 512, 1024, 2048, 4096),
@@ -119,21 +122,26 @@ def _time_points(points, run, timer: Timer, repeats: int, budget_s: float | None
     return times
 
 
-def _summary(ts: list[float]) -> tuple[float, float, float, int]:
-    """``(median, fastest, spread, repeats)`` of one point's timings; spread = interquartile
-    range / median (the repeat-to-repeat variation)."""
+def _summary(ts: list[float]) -> tuple[float, float, float, float, int]:
+    """``(mean, median, fastest, spread, repeats)`` of one point's timings; spread =
+    interquartile range / median (the repeat-to-repeat variation). The mean is the point's
+    estimate (``seconds``): chosen by a rule fixed before looking at the fits, the estimator
+    whose two halves of a point's repeats agree best (``proofs/cost_model.md``, "Which
+    estimator"), and the expectation of a forward's cost, which is what a sum of forwards
+    (a TTFT) adds up."""
     a = np.asarray(ts)
     q1, med, q3 = np.percentile(a, (25, 50, 75))
-    return float(med), float(a.min()), float((q3 - q1) / med), int(a.size)
+    return float(a.mean()), float(med), float(a.min()), float((q3 - q1) / med), int(a.size)
 
 
 def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, timer: str = "auto",
                     on_step=None, budget_s: float | None = None, max_repeats: int = 61,
                     on_plan=None) -> pd.DataFrame:
-    """Prefill seconds for every ``(n, h)``: columns ``n, h, seconds`` (the median of the
-    repeats), ``min_s`` (the fastest), ``spread`` (interquartile range / median) and
-    ``repeats``. Repeats, order and callbacks: :func:`_time_points` (``repeats`` each, or
-    about ``budget_s`` seconds each with at least ``repeats`` and at most ``max_repeats``)."""
+    """Prefill seconds for every ``(n, h)``: columns ``n, h, seconds`` (the mean of the
+    repeats), ``median_s``, ``min_s`` (the fastest), ``spread`` (interquartile range / median),
+    ``repeats`` and ``timings`` (the repeats' seconds in time order). Repeats, order and
+    callbacks: :func:`_time_points` (``repeats`` each, or about ``budget_s`` seconds each with
+    at least ``repeats`` and at most ``max_repeats``)."""
     dev = next(model.parameters()).device
     timer = Timer(dev, timer)
     bs = 16
@@ -148,17 +156,17 @@ def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, ti
     points = [(n, h) for n in ns for h in hs]
     times = _time_points(points, lambda p: model.prefill(toks[p[1]:p[1] + p[0]], pool, slots, p[1]), timer,
                          repeats, budget_s, max_repeats, seed, on_step, on_plan)
-    rows = [(n, h, *_summary(ts)) for (n, h), ts in times.items()]
-    return pd.DataFrame(rows, columns=["n", "h", "seconds", "min_s", "spread", "repeats"])
+    rows = [(n, h, *_summary(ts), [float(t) for t in ts]) for (n, h), ts in times.items()]
+    return pd.DataFrame(rows, columns=["n", "h", "seconds", "median_s", "min_s", "spread", "repeats", "timings"])
 
 
 def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int = 0,
                    timer: str = "auto", max_context: int | None = None, on_step=None,
                    budget_s: float | None = None, max_repeats: int = 61, on_plan=None) -> pd.DataFrame:
     """Decode-step seconds for every ``(B, ctx)`` with ``B ctx <= max_context``: columns
-    ``batch, ctx, context`` (= B ctx), ``seconds`` (median repeat), ``min_s`` (fastest),
-    ``spread`` and ``repeats`` (as :func:`measure_prefill`). Every sequence of the batch reads
-    the same ``ctx`` slots (the cost does not depend on which slots are read)."""
+    ``batch, ctx, context`` (= B ctx), ``seconds`` (mean repeat), ``median_s``, ``min_s`` (fastest),
+    ``spread``, ``repeats`` and ``timings`` (as :func:`measure_prefill`). Every sequence of the
+    batch reads the same ``ctx`` slots (the cost does not depend on which slots are read)."""
     dev = next(model.parameters()).device
     timer = Timer(dev, timer)
     bs = 16
@@ -171,8 +179,9 @@ def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int =
     points = [(b, c) for b in batches for c in ctxs if max_context is None or b * c <= max_context]
     times = _time_points(points, lambda p: model.decode(toks[:p[0]], pool, [slots[:p[1]]] * p[0], [p[1]] * p[0]),
                          timer, repeats, budget_s, max_repeats, seed, on_step, on_plan)
-    rows = [(b, c, b * c, *_summary(ts)) for (b, c), ts in times.items()]
-    return pd.DataFrame(rows, columns=["batch", "ctx", "context", "seconds", "min_s", "spread", "repeats"])
+    rows = [(b, c, b * c, *_summary(ts), [float(t) for t in ts]) for (b, c), ts in times.items()]
+    return pd.DataFrame(rows, columns=["batch", "ctx", "context", "seconds", "median_s", "min_s", "spread", "repeats",
+                                       "timings"])
 
 
 def _stats(t: np.ndarray, fit: np.ndarray) -> dict:
@@ -334,3 +343,51 @@ def ttft_error(engine_result, workload, cost, instance, policy: str = "fcfs", **
     rel = np.abs(ts[ok] - te[ok]) / te[ok]
     return {"p50": float(np.median(rel)), "p90": float(np.percentile(rel, 90)), "max": float(rel.max()),
             "n": int(ok.sum()), "bias": float(np.median(ts[ok] / te[ok])), "sim": sim}
+
+
+PROBE = {"n": (64, 512), "h": (0, 1024), "batch": (1, 8), "ctx": (256, 1024), "repeats": 5}
+"""The speed probe's forwards (:func:`speed_level`): prefill ``n`` x ``h`` and decode ``batch``
+x ``ctx``, points of the calibration grid's range, ``repeats`` timings each (about 2 s on
+``cpu-small``)."""
+
+
+def scale_cost(cost, kappa: float):
+    """``cost`` (a :class:`~fairsched.sim.cost.CostModel`) with every coefficient times ``kappa``
+    (the machine's speed level, :func:`speed_level`): every prediction scales by ``kappa``."""
+    import dataclasses
+
+    return dataclasses.replace(cost, **{k: getattr(cost, k) * kappa for k in PREFILL_TERMS + DECODE_TERMS})
+
+
+def speed_level(cost, model: ToyLlama | None = None, preset: str | ModelConfig = "cpu-small",
+                device: str | torch.device | None = None, threads: int | None = None, timer: str = "auto",
+                seed: int = 0) -> dict:
+    """The machine's speed now, relative to the calibration behind ``cost``: a short probe of
+    fixed forwards (:data:`PROBE`; 4 prefill and 4 decode shapes, timed as the calibration times
+    its grid, same clock, threads and estimator) right before a run.
+
+    ``kappa = sum(measured seconds) / sum(cost's predicted seconds)`` over the probe's shapes. The
+    calibration fits the run-average level of the machine (its timings are stratified in time);
+    on a shared machine the level at run time differs by a common factor (other processes'
+    use of the shared caches and memory bandwidth), which ``kappa`` estimates;
+    :func:`scale_cost` applies it (``proofs/cost_model.md``, "Speed probe"). The model's own
+    residual at the probe's shapes enters as a bias (a few % at p50; summing 8 shapes averages it).
+
+    Returns ``{"kappa", "measured_s", "predicted_s", "prefill" (DataFrame), "decode" (DataFrame)}``.
+    """
+    if model is None:
+        model = build_model(preset, device)
+    dev = next(model.parameters()).device
+    old = set_threads(threads, dev)
+    try:
+        mode = Timer(dev, timer).mode
+        with torch.inference_mode():
+            warm_up(model)
+            pre = measure_prefill(model, PROBE["n"], PROBE["h"], PROBE["repeats"], seed, mode)
+            dec = measure_decode(model, PROBE["batch"], PROBE["ctx"], PROBE["repeats"], seed, mode)
+    finally:
+        torch.set_num_threads(old)
+    meas = float(pre["seconds"].sum() + dec["seconds"].sum())
+    pred = (sum(cost.prefill_time(int(n), int(h)) for n, h in zip(pre["n"], pre["h"], strict=True))
+            + sum(cost.decode_time(int(b), int(c)) for b, c in zip(dec["batch"], dec["context"], strict=True)))
+    return {"kappa": meas / pred, "measured_s": meas, "predicted_s": float(pred), "prefill": pre, "decode": dec}
