@@ -95,6 +95,8 @@ class ClusterBackend:
         self.full_log = getattr(self, "full_log", True)
         self._context_free = bool(getattr(self.service, "context_free", False))
         self._batch_aware = bool(getattr(self.service, "batch_aware", False))
+        self._token_path = self._context_free and not self._batch_aware  # (_on_decode_tokens)
+        self._first_fn = getattr(self.service, "first_token", None)  # prices first tokens apart, if any
         self._heap: list[tuple[float, int, int, int]] = []  # (t, seq, instance, gen)
         self._seq = 0
         self._state: tuple = (None, None)  # (request, routed_cached_all) of the last instance_state
@@ -252,12 +254,12 @@ class ClusterBackend:
         measured step time, engine). Without ``full_log``, the entries of a client that was
         not backlogged at any of ``times`` are not logged, only added to its total. ``first``: the
         tokens are first tokens (made by the prefill; a measure may price them with ``first_token``)."""
-        ci, k, now = self.client_idx, len(times), float(times[-1])
-        measure = self.service
-        fn = getattr(measure, "first_token", None) if first else None
-        if fn is None and self._context_free and not self._batch_aware and not seconds:
+        k, now = len(times), float(times[-1])
+        if self._token_path and not seconds and not (first and self._first_fn is not None):
             self._on_decode_tokens(inst, seqs, times, k, now)  # (token service: the fast path)
             return
+        ci, measure = self.client_idx, self.service
+        fn = self._first_fn if first else None
         if fn is None:
             fn = measure.decode
         per: dict[int, list] = {}  # client index -> [sequences, context tokens, client id]
@@ -326,6 +328,9 @@ class ClusterBackend:
             if c < 0:
                 c = s.ci = self.client_idx[s.req.client]
             per[c] = per.get(c, 0) + 1
+        if not per:  # every sequence deferred
+            self.res.decode_tokens += len(seqs) * k
+            return
         policy, i, res, recs, memo = inst.policy, inst.idx, self.res, self.recorders, self._decode_memo
         charge = policy.charge if getattr(type(policy), "charge", None) is not QueuePolicy.charge else None
         full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged

@@ -95,10 +95,11 @@ class Instance(InstanceBase):
         # narrowed first around m ~ (now - t0) / (first step's seconds) (checked, so exact)
         lo, hi = 1, self._steps
         t0, step = self._run[0], self._run[3]
+        end = None  # _run_end(hi), once computed
         if step > 0:
             g = min(hi, max(lo, int((now - t0) / step) + 1))
-            if self._run_end(g) >= now:
-                hi = g
+            if (e := self._run_end(g)) >= now:
+                hi, end = g, e
                 if g > lo and self._run_end(g - 1) < now:
                     lo = g
             else:
@@ -106,16 +107,16 @@ class Instance(InstanceBase):
         lo = min(lo, self._steps)
         while lo < hi:
             mid = (lo + hi) // 2
-            if self._run_end(mid) < now:
+            if (e := self._run_end(mid)) < now:
                 lo = mid + 1
             else:
-                hi = mid
+                hi, end = mid, e
         m = lo
         if m >= self._steps:
             return
         self._steps = m
         self.gen += 1
-        self.sim._push(self._run_end(m), self.idx, self.gen)
+        self.sim._push(end if end is not None and hi == m else self._run_end(m), self.idx, self.gen)
 
 
 class StepTimes:
@@ -136,7 +137,11 @@ class StepTimes:
         if not -self.k <= j < self.k:
             raise IndexError(j)
         m = j % self.k + 1
-        return self.end if m == self.k else self.inst._run_end(m)
+        if m == self.k:
+            return self.end
+        if m == 1:  # (_run_end(1): t0 + _run_sum(b, ctx, 1, step) is exactly t0 + step)
+            return self.inst._run[0] + self.inst._run[3]
+        return self.inst._run_end(m)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         t0, b, ctx, _ = self.inst._run
