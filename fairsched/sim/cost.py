@@ -64,6 +64,20 @@ def _check_coefficient(name: str, v) -> float:
     return float(v)
 
 
+_SUMS: list = [np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)]
+
+
+def _run_sums(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``m = 1..k`` with ``S1 = m(m-1)/2`` and ``S2 = (m-1)m(2m-1)/6``, each shape ``(k,)``
+    (:meth:`CostModel._run_sum`'s element-wise terms, the same floats), sliced from arrays
+    kept for the longest run asked so far (a decode run asks for them at every logged event)."""
+    if k > len(_SUMS[0]):
+        m = np.arange(1, max(k, 2 * len(_SUMS[0])) + 1)
+        _SUMS[:] = [m, m * (m - 1) / 2, (m - 1) * m * (2 * m - 1) / 6]
+    m, s1, s2 = _SUMS
+    return m[:k], s1[:k], s2[:k]
+
+
 @dataclass(frozen=True)
 class CostModel:
     """Coefficients (seconds, per token, per token squared) of the iteration-time model.
@@ -142,7 +156,9 @@ class CostModel:
     def decode_run_times(self, batch: int, context: int, k: int) -> np.ndarray:
         """:meth:`decode_run_time` for ``m = 1..k`` at once, shape ``(k,)`` [s]: the same
         expression element-wise (so the same floats as ``k`` scalar calls); ``batch >= 1``."""
-        return self._run_sum(batch, context, np.arange(1, k + 1))
+        m, s1, s2 = _run_sums(k)
+        return (m * self.decode_time(batch, context) + self.decode_c * batch * s1
+                + self.decode_q * (2 * context * batch * s1 + batch * batch * s2))
 
     def _run_sum(self, batch: int, context: int, m, step: float | None = None):
         """The closed form of :meth:`decode_run_time`; ``m`` an int or an integer array."""
