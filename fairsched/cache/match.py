@@ -4,10 +4,6 @@ read-only hot path of routing: how many leading units of a prompt each tree hold
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fairsched.cache.radix import RadixCache
 
 
 def _common(a: Sequence[int], ai: int, b: Sequence[int], bi: int, lim: int) -> int:
@@ -32,9 +28,10 @@ def _common(a: Sequence[int], ai: int, b: Sequence[int], bi: int, lim: int) -> i
     return lim
 
 
-def match_all(trees: Sequence[RadixCache], prompt: Sequence[int]) -> list[int]:
-    """:meth:`RadixCache.match` of one ``prompt`` in each of ``trees``, in one call (a
-    router reads two trees per instance at every arrival). Returns one unit count per tree."""
+def match_all(trees: Sequence, prompt: Sequence[int]) -> list[int]:
+    """:meth:`RadixCache.match` of one ``prompt`` in each of ``trees`` (RadixCache objects), in
+    one call (a router reads two trees per instance at every arrival). Returns one unit count
+    per tree."""
     if type(prompt) is not tuple:
         prompt = tuple(prompt)
     n = len(prompt)

@@ -14,18 +14,15 @@ attaches them all to one :class:`~fairsched.cache.index.PrefixIndex` whose
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from fairsched.cache.index import PrefixIndex
 from fairsched.cache.radix import match_all
 from fairsched.workload.request import Request
 
-if TYPE_CHECKING:
-    from fairsched.sim.instance import InstanceBase
 
-
-def routed_cached_all(instances: Sequence[InstanceBase], req: Request, trees: list | None = None) -> list[int]:
-    """:meth:`InstanceBase.routed_cached_tokens` of every instance, in one pass (the router's hot
+def routed_cached_all(instances: Sequence, req: Request, trees: list | None = None) -> list[int]:
+    """:meth:`InstanceBase.routed_cached_tokens` of every instance (``instances``: InstanceBase
+    objects; not imported here, sim.instance imports this module), in one pass (the router's hot
     path, ``ClusterBackend.instance_state``; ``trees``: the caches then the ``routed`` trees).
     Returns one token count per instance (``min(units * block_size, input_len)``)."""
     n = len(instances)
@@ -35,7 +32,7 @@ def routed_cached_all(instances: Sequence[InstanceBase], req: Request, trees: li
     return [min((a if a >= b else b) * bs, L) for a, b in zip(m[:n], m[n:], strict=True)]
 
 
-def cluster_index(instances: Sequence[InstanceBase]) -> PrefixIndex:
+def cluster_index(instances: Sequence) -> PrefixIndex:
     """One :class:`~fairsched.cache.index.PrefixIndex` over the instances' caches (trees
     ``0..N-1``) and ``routed`` trees (``N..2N-1``), kept up to date by the trees from now on;
     ``index.match_pairs(req.prompt, req.block_size, req.input_len)`` then equals
