@@ -60,6 +60,7 @@ class Instance(InstanceBase):
         self.sim = sim
         self.cache = RadixCache(None, self.bs)
         self._run = (0.0, 0, 0, 0.0)  # decode run: (start time, batch size, context tokens, first step [s])
+        self._coef = (0.0, 0.0, 0, 0)  # decode run: (decode_c B, decode_q, 2 C B, B^2)
 
     def _start(self, now: float) -> float | None:
         self._steps = 1
@@ -71,7 +72,9 @@ class Instance(InstanceBase):
             # that pulls other instances' requests: it may admit at any step.)
             k = min([s.olen - s.generated for s in self.decoding])
             b, ctx = len(self.decoding), self._ctx()
-            self._run = (now, b, ctx, self.sim.cost.decode_time(b, ctx))
+            cost = self.sim.cost
+            self._run = (now, b, ctx, cost.decode_time(b, ctx))
+            self._coef = (cost.decode_c * b, cost.decode_q, 2 * ctx * b, b * b)  # (_run_end's terms)
             self._steps = k
             return self._run_end(k)
         dur = self._model_time(self.sim.cost)
@@ -80,8 +83,13 @@ class Instance(InstanceBase):
     def _run_end(self, m: int) -> float:
         """End of the m-th step of the current decode run: the context grows by one token
         per sequence per step, so sum_{j<m} decode_time(B, C + j B) in closed form."""
-        t0, b, ctx, step = self._run
-        return t0 + self.sim.cost._run_sum(b, ctx, m, step)  # decode_run_time (b, m >= 1)
+        # = t0 + self.sim.cost._run_sum(b, ctx, m, step) (decode_run_time, b, m >= 1), with the
+        # terms that do not depend on m computed once per run: the same operations, the same floats
+        t0, step = self._run[0], self._run[3]
+        cb, dq, ccb, bb = self._coef
+        s1 = m * (m - 1) / 2
+        s2 = (m - 1) * m * (2 * m - 1) / 6
+        return t0 + (m * step + cb * s1 + dq * (ccb * s1 + bb * s2))
 
     def _step_ends(self, k: int, now: float) -> StepTimes:
         return StepTimes(self, k, now)
