@@ -262,8 +262,32 @@ class InstanceBase:
             self._dctx += k * len(self.decoding)
             times = [now] if k == 1 else self._step_ends(k, now)
             backend._on_decode(self, self.decoding, times, self._decode_dt)
-        still: list[Seq] = []
         first: list[Seq] = []
+        if self.prefilling:
+            self._prefill_progress(now, first, finished)
+        if self.prefill_cost is not None and not self.pending_prefill:
+            self.pending_prefill_s = 0.0  # nothing queued: drop the float drift
+        if first:
+            backend._on_first_token(self, first, now)
+            for s in first:
+                if s.req.output_len > 1:
+                    self.decoding.append(s)
+                    self._dctx += s.req.input_len + 1
+        if finished:  # (a finished sequence generated its whole output; the others did not)
+            self.decoding = [s for s in self.decoding if s.generated != s.olen]
+            for s in finished:
+                if s.req.output_len > 1:  # (it was decoding)
+                    self._dctx -= s.req.input_len + s.generated
+                self._finish(s, now)
+        if self.peak_rule:  # after the releases: a finished request's last token needs no KV
+            self._grow_outputs(self.decoding)
+        self.start_step(now)
+
+    def _prefill_progress(self, now: float, first: list[Seq], finished: list[Seq]) -> None:
+        """end_step's prefill part: each prefilling sequence's chunk is done; a completed
+        prompt enters the cache and emits its first token (appended to ``first``, and to
+        ``finished`` if that was its only output token)."""
+        still: list[Seq] = []
         pc = self.prefill_cost
         for s in self.prefilling:
             if s.chunk:
@@ -282,24 +306,6 @@ class InstanceBase:
             if s.req.output_len == 1:
                 finished.append(s)
         self.prefilling = still
-        if pc is not None and not self.pending_prefill:
-            self.pending_prefill_s = 0.0  # nothing queued: drop the float drift
-        if first:
-            backend._on_first_token(self, first, now)
-            for s in first:
-                if s.req.output_len > 1:
-                    self.decoding.append(s)
-                    self._dctx += s.req.input_len + 1
-        if finished:
-            done = set(map(id, finished))
-            self.decoding = [s for s in self.decoding if id(s) not in done]
-            for s in finished:
-                if s.req.output_len > 1:  # (it was decoding)
-                    self._dctx -= s.req.input_len + s.generated
-                self._finish(s, now)
-        if self.peak_rule:  # after the releases: a finished request's last token needs no KV
-            self._grow_outputs(self.decoding)
-        self.start_step(now)
 
     def _prefill_complete(self, s: Seq, now: float) -> None:
         """The prompt of ``s`` is complete: it enters the prefix cache (its new blocks move
