@@ -33,12 +33,15 @@ simulation; :mod:`.figures` draws it.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from fairsched.analysis.prefix_classes import PrefixClasses
 
 __all__ = ["DetectorConfig", "HotspotDetector", "violates"]
+
+Z95 = 1.6449  # one-sided 95 % normal quantile: the within-window trigger's bound on a class's share
 
 
 @dataclass(frozen=True)
@@ -302,8 +305,9 @@ class HotspotDetector:
         ``proofs/lmetric_harm_validation.md`` §5.4): class ``c``'s row of the current window
         so far (checked as at the window's close: at least ``min_class_requests`` arrivals,
         among the ``top_k``, at least ``min_window_coverage`` of the window covered, rate over
-        that span); if it violates and the
-        model calls it harmful, ``c`` is flagged (if not yet, ``|M|`` frozen at this row),
+        that span); if it violates and the model calls it harmful, also with the class's share
+        ``x`` at its one-sided 95 % lower bound ``x - Z95 sqrt(x (1 - x) / n_total)`` (the
+        share of a part-window is an estimate from fewer arrivals), ``c`` is flagged (if not yet, ``|M|`` frozen at this row),
         confirmed and mitigated now, with that row's target holders."""
         n, k, W = self.w_count[c], self.k, self.cfg.window_s
         ranked = [d for d, m in self.w_count.most_common(self.cfg.top_k) if m >= self.cfg.min_class_requests]
@@ -313,6 +317,11 @@ class HotspotDetector:
         row = self._window_row(c, ranked.index(c), n, now - k * W, onset)
         regime = row.get("theory", {}).get("regime", "harmful")
         if not (row["violates"] and self._may_mitigate(regime)):
+            return
+        x_lo = row["x"] - Z95 * math.sqrt(row["x"] * (1 - row["x"]) / row["n_total"])  # the share, 95 % lower bound
+        low = {**{key: v for key, v in row.items() if key != "theory"}, "x": x_lo}
+        if not (violates(x_lo, row["holders_eval"], self.N)
+                and self._may_mitigate(self.assess(low).get("regime", "harmful") if self.assess else "harmful")):
             return
         if c not in self.flagged:
             self.flagged[c] = {"since": k, "M": row["holders_mean"], "regime": regime}
