@@ -3,9 +3,9 @@ prefills, on members of the detector's validation family.
 
     nice python bench/bench_mitigation.py [--ids 18,24,...] [--all] [--force] [--workers 2] [--out mitigation.csv]
 
-Default ids: the 22 workloads where mitigation acts under the round-5 model (a harmful run
-verdict confirmed by phase 2, ``proofs/lmetric_harm_validation.md`` §5.3); round 4's 24 (§5.2)
-are ``ACTED_R4``. On the other 178 the mitigated run is LMetric's by construction. ``--all``: the whole
+Default ids: the 25 workloads where mitigation acts with the within-window trigger
+(``proofs/lmetric_harm_validation.md`` §5.4; ``acted`` = the mitigated run has a mitigate
+event); round 5's 22 (§5.3) are ``ACTED_R5``, round 4's 24 (§5.2) ``ACTED_R4``. On the other 178 the mitigated run is LMetric's by construction. ``--all``: the whole
 family of 200. Prints per rule the distribution of the hot class's p99 TTFT change and the
 overall mean TTFT change vs LMetric, and the share of the gap to the best router
 recovered on harmed workloads; wall and CPU time. Definitions: §5.2 of that file.
@@ -24,11 +24,13 @@ from fairsched.analysis.detect.mitigation import RULES, mitigation_study, summar
 ACTED_R4 = (18, 24, 68, 91, 101, 122, 128, 142, 146, 148, 151, 152, 172, 173, 174, 188, 9, 26, 54, 63, 64, 139, 140,
             166)
 ACTED_R5 = (24, 26, 39, 54, 63, 68, 83, 101, 102, 122, 128, 138, 142, 146, 148, 151, 158, 159, 172, 173, 174, 188)
+ACTED_R6 = (9, 24, 26, 39, 45, 54, 63, 68, 83, 101, 102, 122, 128, 138, 139, 140, 142, 146, 148, 151, 159, 172, 173,
+            174, 188)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ids", default=",".join(map(str, ACTED_R5)))
+    ap.add_argument("--ids", default=",".join(map(str, ACTED_R6)))
     ap.add_argument("--all", action="store_true")
     ap.add_argument("--force", action="store_true", help="mitigate wherever phase 2 confirms, any regime")
     ap.add_argument("--rules", default=",".join(RULES), help="mitigation rules to run (warmup always runs)")
