@@ -4,6 +4,8 @@ the decode term of D²LPM's routing charge each fails a test here."""
 
 import pytest
 from _fakes import View  # tests/ is on sys.path under pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fairsched.policies import D2LPM, LMetric, ServiceWeights, VLLMv1
 from fairsched.policies.routers import Linear, SGLangCacheAware
@@ -100,3 +102,14 @@ def test_lmetric_multiplies_prefill_by_batch_size():
     # a sum would pick instance 1 (100 + 2 > 10 + 21); a smaller batch there flips the product too
     v = View([0, 8], [1, 10], hits=[0, 90])  # 10 * 19 = 190 < 200
     assert LMetric().route(req(), v, 0) == 1
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**62), st.integers(0, 2**40), st.integers(0, 2**31)), min_size=1, max_size=8),
+       st.integers(0, 2**40))
+@settings(max_examples=200, deadline=None)
+def test_lmetric_route_keys_are_the_scores_products(inst, L):
+    """The route's one-pass keys are (P_i (B_i + 1), B_i + 1) of _scores' factors, float for
+    float (huge values included, where rounding could differ)."""
+    queued, cached, loads = (list(x) for x in zip(*inst, strict=True))
+    want = [(p * b, b) for p, b in LMetric._scores(queued, [L - c for c in cached], loads)]
+    assert LMetric._keys(queued, cached, loads, L) == want

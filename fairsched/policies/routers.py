@@ -131,6 +131,13 @@ class LMetric(Router):
         return [(float(q + u), float(ld + 1)) for q, u, ld in zip(queued, uncached, loads, strict=True)]
 
     @staticmethod
+    def _keys(queued: list[int], cached: list[int], loads: list[int], L: int) -> list[tuple[float, float]]:
+        """LMetric's order key ``(P_i (B_i + 1), B_i + 1)`` of every instance, ``P_i`` and
+        ``B_i + 1`` as :meth:`_scores` makes them from the uncached tokens ``L - cached_i``, in
+        one pass (the router's hot path; ``tests/test_routers.py`` checks the two agree)."""
+        return [(float(q + L - c) * (b := float(ld + 1)), b) for q, c, ld in zip(queued, cached, loads, strict=True)]
+
+    @staticmethod
     def _score(queued: int, uncached: int, load: int) -> tuple[float, float]:
         """:meth:`_scores` of one instance."""
         return LMetric._scores([queued], [uncached], [load])[0]
@@ -147,8 +154,7 @@ class LMetric(Router):
 
         # argmin of (P_i (B_i + 1), B_i + 1, i), the cluster read once (the router's hot path)
         loads, queued, cached = cluster.instance_state(req)
-        L = req.input_len
-        keys = [(p * b, b) for p, b in self._scores(queued, [L - c for c in cached], loads)]
+        keys = self._keys(queued, cached, loads, req.input_len)
         return keys.index(min(keys))  # the first of the smallest: ties go to the lowest index
 
 
