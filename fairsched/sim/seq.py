@@ -11,16 +11,13 @@ Split out of :mod:`fairsched.sim.instance` (which re-exports the three names).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import QueuePolicy
 from fairsched.sim.config import InstanceConfig
 from fairsched.sim.cost import CostModel
 from fairsched.workload.request import Request, Workload
-
-if TYPE_CHECKING:
-    from fairsched.sim.instance import InstanceBase
 
 
 class Backend(Protocol):
@@ -35,20 +32,20 @@ class Backend(Protocol):
         """Instance ``idx``'s iteration number ``gen`` ends at ``t``: call its ``end_step(t)``
         then, unless its ``gen`` changed meanwhile (the event went stale)."""
 
-    def _on_admit(self, inst: InstanceBase, s: Seq, now: float) -> None:
+    def _on_admit(self, inst: ServingInstance, s: Seq, now: float) -> None:
         """``s`` was admitted into ``inst``'s running batch."""
 
-    def _on_first_token(self, inst: InstanceBase, seqs: list[Seq], now: float) -> None:
+    def _on_first_token(self, inst: ServingInstance, seqs: list[Seq], now: float) -> None:
         """The prompts of ``seqs`` completed; each emitted its first output token."""
 
-    def _on_decode(self, inst: InstanceBase, seqs: list[Seq], times: list[float], seconds: float = 0.0,
+    def _on_decode(self, inst: ServingInstance, seqs: list[Seq], times: list[float], seconds: float = 0.0,
                    first: bool = False) -> None:
         """One output token per sequence at each of ``times``."""
 
-    def _on_prefill_done(self, inst: InstanceBase, s: Seq, new_units: int, now: float) -> None:
+    def _on_prefill_done(self, inst: ServingInstance, s: Seq, new_units: int, now: float) -> None:
         """The prompt of ``s`` entered the prefix cache (``new_units`` units added)."""
 
-    def _on_finish(self, inst: InstanceBase, s: Seq, now: float) -> None:
+    def _on_finish(self, inst: ServingInstance, s: Seq, now: float) -> None:
         """``s`` generated its last output token and left the batch."""
 
 
