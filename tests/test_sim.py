@@ -84,6 +84,25 @@ def test_decode_runs_are_exact(w, cfg, policy):
     np.testing.assert_allclose(np.sort(np.frombuffer(a.svc_t)), np.sort(np.frombuffer(b.svc_t)), atol=1e-9)
 
 
+def test_decode_run_steps_are_charged_before_a_mid_run_arrival():
+    """VTC's lift reads the counters at an arrival: the steps of a decode run that ended
+    before it must be charged by then, as step by step (hypothesis found this; shrunk by
+    hand). Client a decodes alone from 0.026 s to 0.075 s (5 steps of ~0.01 s); at 0.05 s
+    a and c arrive. Step by step, a's counter holds 3 decode tokens more at the lift, c is
+    lifted to it, and rid 1 (a) is admitted before rid 3 (c); charged only at the run's end
+    (the bug), c was lifted lower and rid 3 went first."""
+    cfg = InstanceConfig(max_batch_size=1, token_budget=1, kv_capacity_tokens=60)
+    w = make_workload([(0.0, "a", (0,), 4, 6), (0.05, "a", (1,), 4, 1), (0.05, "c", (2,), 4, 1),
+                       (0.05, "c", (3,), 4, 1)], block_size=4)
+    a = simulate(w, "vtc", instance=cfg)
+    b = simulate(w, "vtc", instance=cfg, decode_runs=False)
+    assert np.argsort(b.admit_t).tolist() == [0, 2, 1, 3]
+    assert np.argsort(a.admit_t).tolist() == [0, 2, 1, 3]
+    np.testing.assert_allclose(a.admit_t, b.admit_t, rtol=1e-12, atol=0)
+    assert list(a.svc_amount) == list(b.svc_amount)  # same entries, in the same order
+    np.testing.assert_allclose(np.frombuffer(a.svc_t), np.frombuffer(b.svc_t), rtol=1e-12, atol=0)
+
+
 def test_same_inputs_same_result():
     from fairsched.workload import default_workload
 

@@ -61,9 +61,12 @@ class Instance(InstanceBase):
         self.cache = RadixCache(None, self.bs)
         self._run = (0.0, 0, 0, 0.0)  # decode run: (start time, batch size, context tokens, first step [s])
         self._coef = (0.0, 0.0, 0, 0)  # decode run: (decode_c B, decode_q, 2 C B, B^2)
+        self._off = 0  # decode run: steps already applied (settled at an arrival, see `enqueue`)
+        # the policy is charged for decode (VTC, DLPM, ...): its counters are read at arrivals
+        self._charged = getattr(type(policy), "charge", None) is not QueuePolicy.charge
 
     def _start(self, now: float) -> float | None:
-        self._steps = 1
+        self._steps, self._off = 1, 0
         if self.sim.decode_runs and not self.prefilling and self.decoding and not self.waiting \
                 and not self.policy.pulls:
             # Decode run: nothing can change on this instance before its first sequence
@@ -92,16 +95,14 @@ class Instance(InstanceBase):
         return t0 + (m * step + cb * s1 + dq * (ccb * s1 + bb * s2))
 
     def _step_ends(self, k: int, now: float) -> StepTimes:
-        return StepTimes(self, k, now)
+        return StepTimes(self, k, now, self._off)
 
-    def interrupt(self, now: float) -> None:
-        """A request arrived at ``now`` during a decode run: end the run at the first step
-        boundary at or after ``now`` (where the step-by-step simulation would schedule)."""
-        if self._steps <= 1:
-            return
-        # smallest m >= 1 with _run_end(m) >= now (_run_end increases with m): bisection,
-        # narrowed first around m ~ (now - t0) / (first step's seconds) (checked, so exact)
-        lo, hi = 1, self._steps
+    def _first_end(self, now: float) -> tuple[int, float | None]:
+        """The smallest run step ``m`` (counted from the run's start, ``_off < m <= _off +
+        _steps``) with ``_run_end(m) >= now`` (``_run_end`` increases with m), and its end
+        if computed (else None): bisection, narrowed first around m ~ (now - t0) / (first
+        step's seconds) (checked, so exact)."""
+        lo, hi = self._off + 1, self._off + self._steps
         t0, step = self._run[0], self._run[3]
         end = None  # _run_end(hi), once computed
         if step > 0:
@@ -112,19 +113,46 @@ class Instance(InstanceBase):
                     lo = g
             else:
                 lo = g + 1
-        lo = min(lo, self._steps)
+        lo = min(lo, hi)
         while lo < hi:
             mid = (lo + hi) // 2
             if (e := self._run_end(mid)) < now:
                 lo = mid + 1
             else:
                 hi, end = mid, e
-        m = lo
-        if m >= self._steps:
+        return lo, (end if hi == lo else None)
+
+    def interrupt(self, now: float) -> None:
+        """A request arrived at ``now`` during a decode run: end the run at the first step
+        boundary at or after ``now`` (where the step-by-step simulation would schedule)."""
+        if self._steps <= 1:
             return
-        self._steps = m
+        m, end = self._first_end(now)
+        if m >= self._off + self._steps:
+            return
+        self._steps = m - self._off
         self.gen += 1
-        self.sim._push(end if end is not None and hi == m else self._run_end(m), self.idx, self.gen)
+        self.sim._push(end if end is not None else self._run_end(m), self.idx, self.gen)
+
+    def enqueue(self, req, now: float, cached: int | None = None) -> None:
+        """As :meth:`InstanceBase.enqueue`; first, if a decode run is under way and the
+        policy is charged for decode, the run's steps that ended before ``now`` are applied
+        (tokens, service charged and logged at their step times), as the step-by-step
+        simulation would have done before this arrival: the policy may read its counters at
+        the arrival (VTC's lift). The run's end event applies only the rest (no step twice)."""
+        if self._charged and self._steps > 1 and self.busy:
+            m, _ = self._first_end(now)
+            j = m - 1 - self._off  # steps of the run that ended before now, not yet applied
+            if j > 0:  # (j < _steps: the run's event has not ended yet)
+                for s in self.decoding:
+                    s.generated += j
+                self._dctx += j * len(self.decoding)
+                times = [self._run_end(self._off + 1)] if j == 1 else \
+                    StepTimes(self, j, self._run_end(self._off + j), self._off)
+                self.sim._on_decode(self, self.decoding, times, self._decode_dt)
+                self._off += j
+                self._steps -= j
+        super().enqueue(req, now, cached)
 
 
 class StepTimes:
@@ -133,10 +161,11 @@ class StepTimes:
     (all k at once, :meth:`CostModel.decode_run_times`: the very floats of :meth:`Instance._run_end`
     that the run's events use). Most runs need only the first and the last."""
 
-    __slots__ = ("inst", "k", "end")
+    __slots__ = ("inst", "k", "end", "off")
 
-    def __init__(self, inst: Instance, k: int, end: float):
-        self.inst, self.k, self.end = inst, k, end  # end: the k-th step's end, the event's time
+    def __init__(self, inst: Instance, k: int, end: float, off: int = 0):
+        # steps off+1..off+k of the run; end: the last one's end (the event's time)
+        self.inst, self.k, self.end, self.off = inst, k, end, off
 
     def __len__(self) -> int:
         return self.k
@@ -144,8 +173,8 @@ class StepTimes:
     def __getitem__(self, j: int) -> float:
         if not -self.k <= j < self.k:
             raise IndexError(j)
-        m = j % self.k + 1
-        if m == self.k:
+        m = self.off + j % self.k + 1
+        if m == self.off + self.k:
             return self.end
         if m == 1:  # (_run_end(1): t0 + _run_sum(b, ctx, 1, step) is exactly t0 + step)
             return self.inst._run[0] + self.inst._run[3]
@@ -153,7 +182,8 @@ class StepTimes:
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         t0, b, ctx, _ = self.inst._run
-        return np.asarray(t0 + self.inst.sim.cost.decode_run_times(b, ctx, self.k), dtype=dtype or float)
+        ts = self.inst.sim.cost.decode_run_times(b, ctx, self.off + self.k)[self.off:]
+        return np.asarray(t0 + ts, dtype=dtype or float)
 
 
 class Simulator(ClusterBackend):
