@@ -108,8 +108,8 @@ def test_lmetric_multiplies_prefill_by_batch_size():
        st.integers(0, 2**40))
 @settings(max_examples=200, deadline=None)
 def test_lmetric_route_keys_are_the_scores_products(inst, L):
-    """The route's one-pass keys are (P_i (B_i + 1), B_i + 1) of _scores' factors, float for
+    """The route's one-pass keys are (P_i (B_i + 1), B_i + 1) of _score's factors, float for
     float (huge values included, where rounding could differ)."""
     queued, cached, loads = (list(x) for x in zip(*inst, strict=True))
-    want = [(p * b, b) for p, b in LMetric._scores(queued, [L - c for c in cached], loads)]
+    want = [(p * b, b) for p, b in map(LMetric._score, queued, [L - c for c in cached], loads)]
     assert LMetric._keys(queued, cached, loads, L) == want

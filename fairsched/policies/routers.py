@@ -125,22 +125,17 @@ class LMetric(Router):
         self.mitigate = set(mitigate or ())
 
     @staticmethod
-    def _scores(queued: list[int], uncached: list[int], loads: list[int]) -> list[tuple[float, float]]:
-        """``(P_i, B_i + 1)`` of every instance i from its queued prefill tokens, the request's
-        tokens not in its cache and its load ``B_i`` (waiting + running)."""
-        return [(float(q + u), float(ld + 1)) for q, u, ld in zip(queued, uncached, loads, strict=True)]
+    def _score(queued: int, uncached: int, load: int) -> tuple[float, float]:
+        """``(P_i, B_i + 1)`` from instance i's queued prefill tokens, the request's tokens
+        not in its cache and its load ``B_i`` (waiting + running)."""
+        return float(queued + uncached), float(load + 1)
 
     @staticmethod
     def _keys(queued: list[int], cached: list[int], loads: list[int], L: int) -> list[tuple[float, float]]:
         """LMetric's order key ``(P_i (B_i + 1), B_i + 1)`` of every instance, ``P_i`` and
-        ``B_i + 1`` as :meth:`_scores` makes them from the uncached tokens ``L - cached_i``, in
+        ``B_i + 1`` as :meth:`_score` makes them from the uncached tokens ``L - cached_i``, in
         one pass (the router's hot path; ``tests/test_routers.py`` checks the two agree)."""
         return [(float(q + L - c) * (b := float(ld + 1)), b) for q, c, ld in zip(queued, cached, loads, strict=True)]
-
-    @staticmethod
-    def _score(queued: int, uncached: int, load: int) -> tuple[float, float]:
-        """:meth:`_scores` of one instance."""
-        return LMetric._scores([queued], [uncached], [load])[0]
 
     def score(self, req: Request, cluster: ClusterView, i: int) -> tuple[float, float]:
         """``(P_i, B_i + 1)`` for routing ``req`` to instance ``i``."""
