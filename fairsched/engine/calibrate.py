@@ -56,7 +56,7 @@ import torch
 
 from fairsched.engine.kv import PagedKVCache
 from fairsched.engine.model import ModelConfig, ToyLlama, build_model
-from fairsched.engine.timing import Timer, set_threads, warm_up
+from fairsched.engine.timing import Timer, measured_threads, warm_up
 from fairsched.theory.fit import nnls_rel
 
 __all__ = ["DECODE_TERMS", "GRIDS", "PREFILL_TERMS", "PROBE", "fit_cost_model", "fit_decode", "fit_prefill", "measure_decode",
@@ -273,8 +273,7 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
     cfg = model.config
     ns = [n for n in grid["n"] if n <= cfg.max_seq_len // 2]
     hs = [h for h in grid["h"] if h + max(ns) <= cfg.max_seq_len]
-    old = set_threads(threads, dev)
-    try:
+    with measured_threads(threads, dev):
         mode = Timer(dev, timer).mode
         with torch.inference_mode():
             from fairsched.engine.cluster import DEFAULT_INSTANCE
@@ -301,8 +300,6 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
             dec = measure_decode(model, grid["batch"], ctxs, dreps, seed, mode, max_context=mc, on_step=on_step,
                                  budget_s=budget, max_repeats=cap_reps, on_plan=planner("decode"))
         n_threads = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(old)
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     name = f"engine-{cfg.name}-{dev.type}"
     cm, fit = fit_cost_model(pre, dec, name)
@@ -378,15 +375,12 @@ def speed_level(cost, model: ToyLlama | None = None, preset: str | ModelConfig =
     if model is None:
         model = build_model(preset, device)
     dev = next(model.parameters()).device
-    old = set_threads(threads, dev)
-    try:
+    with measured_threads(threads, dev):
         mode = Timer(dev, timer).mode
         with torch.inference_mode():
             warm_up(model)
             pre = measure_prefill(model, PROBE["n"], PROBE["h"], PROBE["repeats"], seed, mode)
             dec = measure_decode(model, PROBE["batch"], PROBE["ctx"], PROBE["repeats"], seed, mode)
-    finally:
-        torch.set_num_threads(old)
     meas = float(pre["seconds"].sum() + dec["seconds"].sum())
     pred = (sum(cost.prefill_time(int(n), int(h)) for n, h in zip(pre["n"], pre["h"], strict=True))
             + sum(cost.decode_time(int(b), int(c)) for b, c in zip(dec["batch"], dec["context"], strict=True)))

@@ -61,7 +61,7 @@ import torch
 
 from fairsched.engine.instance import Engine, _Seq
 from fairsched.engine.model import ModelConfig, ToyLlama, build_model, default_device
-from fairsched.engine.timing import Timer, set_threads, warm_up
+from fairsched.engine.timing import Timer, measured_threads, warm_up
 from fairsched.policies.base import Router, ServiceWeights
 from fairsched.policies.seconds import SecondsService
 from fairsched.policies.service import ServiceMeasure
@@ -257,12 +257,9 @@ def run_engine(workload: Workload, policy: PolicySpec = "fcfs", router: Router |
     on CPU, see :func:`set_threads`; restored afterwards). Other arguments:
     :class:`EngineCluster`."""
     dev = next(model.parameters()).device if model is not None else default_device(device)
-    old = set_threads(threads, dev)
-    try:
+    with measured_threads(threads, dev):
         cl = EngineCluster(workload, policy, router, n_instances, preset, device, instance=instance,
                            weights=weights, clock=clock, policy_params=policy_params, model=model,
                            dtype=dtype, warmup=warmup, check=check, record_logits=record_logits,
                            timer=timer, service=service, attribution=attribution, admission=admission)
         return cl.run(progress)
-    finally:
-        torch.set_num_threads(old)

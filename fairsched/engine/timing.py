@@ -1,5 +1,5 @@
 """Measuring the toy engine's device work: :class:`Timer` (wall or process CPU time),
-:func:`set_threads` (torch intra-op threads for a measured run), :func:`steady_allocator`
+:func:`set_threads` / :func:`measured_threads` (torch intra-op threads for a measured run), :func:`steady_allocator`
 (host memory served without page faults) and :func:`warm_up` (untimed first forwards)."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 import ctypes
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -59,6 +61,17 @@ def set_threads(threads: int | None, device: torch.device) -> int:
     if threads is not None:
         torch.set_num_threads(threads)
     return old
+
+
+@contextmanager
+def measured_threads(threads: int | None, device: torch.device) -> Iterator[None]:
+    """:func:`set_threads` for the ``with`` block; torch's previous thread count is restored
+    after it (also on an error)."""
+    old = set_threads(threads, device)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
