@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from fairsched.cache.radix import RadixCache
@@ -130,6 +130,13 @@ class QueuePolicy(ABC):
     def schedule(self, inst: InstanceView, now: float) -> None:
         """Offer waiting requests to ``inst.try_admit`` in policy order; stop at the
         first one that does not fit."""
+
+
+def charge_of(policy) -> Callable[[str, float, float], None] | None:
+    """``policy.charge`` if its class overrides :meth:`QueuePolicy.charge` (VTC, DLPM, ...), else
+    None: the default does nothing (FCFS, LPM), so a backend skips the call on its hot path and
+    knows the policy reads no service counters."""
+    return policy.charge if getattr(type(policy), "charge", None) is not QueuePolicy.charge else None
 
 
 class ClusterView(Protocol):

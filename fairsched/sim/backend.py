@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fairsched.policies.base import QueuePolicy, Router
+from fairsched.policies.base import QueuePolicy, Router, charge_of
 from fairsched.policies.service import ServiceMeasure, ServiceWeights
 from fairsched.sim.cost import CostModel
 from fairsched.sim.instance import ServingInstance
@@ -279,9 +279,7 @@ class ClusterBackend:
         # batch size (SecondsService: the step's fixed cost is shared by its sequences)
         kw = ({"batch": len(seqs), "batch_context": sum(e[1] for e in per.values())}
               if self._batch_aware else None)
-        # the default QueuePolicy.charge does nothing (FCFS): skip the call (a wrapper class
-        # without its own charge, e.g. WarmupFirst, is called)
-        charge = policy.charge if getattr(type(policy), "charge", None) is not QueuePolicy.charge else None
+        charge = charge_of(policy)  # (None: the default charge does nothing, skip the call)
         full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged
         t_first = None if full else times[0]
         ts = None  # the k step times as an array, made once if some entry is logged
@@ -332,7 +330,7 @@ class ClusterBackend:
             self.res.decode_tokens += len(seqs) * k
             return
         policy, i, res, recs, memo = inst.policy, inst.idx, self.res, self.recorders, self._decode_memo
-        charge = policy.charge if getattr(type(policy), "charge", None) is not QueuePolicy.charge else None
+        charge = charge_of(policy)
         full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged
         t_first = None if full else times[0]
         ts = None  # the k step times as an array, made once if some entry is logged

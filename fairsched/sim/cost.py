@@ -64,16 +64,32 @@ def _check_coefficient(name: str, v) -> float:
     return float(v)
 
 
+def _s12(m):
+    """``S1 = m(m-1)/2`` and ``S2 = (m-1)m(2m-1)/6`` of the decode-run closed form; ``m`` an int
+    or an integer array."""
+    return m * (m - 1) / 2, (m - 1) * m * (2 * m - 1) / 6
+
+
+def run_seconds(m, step: float, coef: tuple, s12=None):
+    """The closed form of :meth:`CostModel.decode_run_time`, ``m t_d(B, C) + d_c B S1 + d_q (2 C B
+    S1 + B^2 S2)`` (``proofs/cost_model.md``), from ``step = t_d(B, C)`` and the run's constant
+    terms ``coef = (d_c B, d_q, 2 C B, B^2)`` (:meth:`CostModel.run_coef`); ``m`` an int or an
+    integer array, ``s12`` its ``(S1, S2)`` if the caller has them. The one place this formula
+    is evaluated (the simulator's decode runs keep ``coef`` for the run: the same floats)."""
+    s1, s2 = _s12(m) if s12 is None else s12
+    cb, dq, ccb, bb = coef
+    return m * step + cb * s1 + dq * (ccb * s1 + bb * s2)
+
+
 _SUMS: list = [np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)]
 
 
 def _run_sums(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``m = 1..k`` with ``S1 = m(m-1)/2`` and ``S2 = (m-1)m(2m-1)/6``, each shape ``(k,)``
-    (:meth:`CostModel._run_sum`'s element-wise terms, the same floats), sliced from arrays
+    """``m = 1..k`` with ``S1``, ``S2`` (:func:`_s12`), each shape ``(k,)``, sliced from arrays
     kept for the longest run asked so far (a decode run asks for them at every logged event)."""
     if k > len(_SUMS[0]):
         m = np.arange(1, max(k, 2 * len(_SUMS[0])) + 1)
-        _SUMS[:] = [m, m * (m - 1) / 2, (m - 1) * m * (2 * m - 1) / 6]
+        _SUMS[:] = [m, *_s12(m)]
     m, s1, s2 = _SUMS
     return m[:k], s1[:k], s2[:k]
 
@@ -157,15 +173,16 @@ class CostModel:
         """:meth:`decode_run_time` for ``m = 1..k`` at once, shape ``(k,)`` [s]: the same
         expression element-wise (so the same floats as ``k`` scalar calls); ``batch >= 1``."""
         m, s1, s2 = _run_sums(k)
-        return (m * self.decode_time(batch, context) + self.decode_c * batch * s1
-                + self.decode_q * (2 * context * batch * s1 + batch * batch * s2))
+        return run_seconds(m, self.decode_time(batch, context), self.run_coef(batch, context), (s1, s2))
+
+    def run_coef(self, batch: int, context: int) -> tuple[float, float, int, int]:
+        """The terms of :func:`run_seconds` that do not depend on ``m``: ``(d_c B, d_q, 2 C B, B^2)``."""
+        return self.decode_c * batch, self.decode_q, 2 * context * batch, batch * batch
 
     def _run_sum(self, batch: int, context: int, m, step: float | None = None):
-        """The closed form of :meth:`decode_run_time`; ``m`` an int or an integer array."""
-        s1 = m * (m - 1) / 2
-        s2 = (m - 1) * m * (2 * m - 1) / 6
-        return (m * (self.decode_time(batch, context) if step is None else step) + self.decode_c * batch * s1
-                + self.decode_q * (2 * context * batch * s1 + batch * batch * s2))
+        """The closed form of :meth:`decode_run_time` (:func:`run_seconds`); ``m`` an int or an
+        integer array."""
+        return run_seconds(m, self.decode_time(batch, context) if step is None else step, self.run_coef(batch, context))
 
     # ---------------------------------------------------------------- persistence
     @classmethod

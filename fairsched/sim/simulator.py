@@ -40,11 +40,11 @@ from dataclasses import replace
 import numpy as np
 
 from fairsched.cache.radix import RadixCache
-from fairsched.policies.base import QueuePolicy, Router
+from fairsched.policies.base import QueuePolicy, Router, charge_of
 from fairsched.policies.service import ServiceMeasure, ServiceWeights
 from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.config import InstanceConfig
-from fairsched.sim.cost import CostModel
+from fairsched.sim.cost import CostModel, run_seconds
 from fairsched.sim.instance import InstanceBase, Seq
 from fairsched.sim.result import SimResult
 from fairsched.workload.request import Workload
@@ -63,7 +63,7 @@ class Instance(InstanceBase):
         self._coef = (0.0, 0.0, 0, 0)  # decode run: (decode_c B, decode_q, 2 C B, B^2)
         self._off = 0  # decode run: steps already applied (settled at an arrival, see `enqueue`)
         # the policy is charged for decode (VTC, DLPM, ...): its counters are read at arrivals
-        self._charged = getattr(type(policy), "charge", None) is not QueuePolicy.charge
+        self._charged = charge_of(policy) is not None
 
     def _start(self, now: float) -> float | None:
         self._steps, self._off = 1, 0
@@ -77,7 +77,7 @@ class Instance(InstanceBase):
             b, ctx = len(self.decoding), self._ctx()
             cost = self.sim.cost
             self._run = (now, b, ctx, cost.decode_time(b, ctx))
-            self._coef = (cost.decode_c * b, cost.decode_q, 2 * ctx * b, b * b)  # (_run_end's terms)
+            self._coef = cost.run_coef(b, ctx)  # (_run_end's terms that do not depend on m)
             self._steps = k
             return self._run_end(k)
         dur = self._model_time(self.sim.cost)
@@ -86,13 +86,8 @@ class Instance(InstanceBase):
     def _run_end(self, m: int) -> float:
         """End of the m-th step of the current decode run: the context grows by one token
         per sequence per step, so sum_{j<m} decode_time(B, C + j B) in closed form."""
-        # = t0 + self.sim.cost._run_sum(b, ctx, m, step) (decode_run_time, b, m >= 1), with the
-        # terms that do not depend on m computed once per run: the same operations, the same floats
-        t0, step = self._run[0], self._run[3]
-        cb, dq, ccb, bb = self._coef
-        s1 = m * (m - 1) / 2
-        s2 = (m - 1) * m * (2 * m - 1) / 6
-        return t0 + (m * step + cb * s1 + dq * (ccb * s1 + bb * s2))
+        # = t0 + decode_run_time(b, ctx, m) (b, m >= 1), its run-constant terms kept in `_coef`
+        return self._run[0] + run_seconds(m, self._run[3], self._coef)
 
     def _step_ends(self, k: int, now: float) -> StepTimes:
         return StepTimes(self, k, now, self._off)
