@@ -76,8 +76,10 @@ def run_seconds(m, step: float, coef: tuple, s12=None):
     terms ``coef = (d_c B, d_q, 2 C B, B^2)`` (:meth:`CostModel.run_coef`); ``m`` an int or an
     integer array, ``s12`` its ``(S1, S2)`` if the caller has them. The one place this formula
     is evaluated (the simulator's decode runs keep ``coef`` for the run: the same floats)."""
-    s1, s2 = _s12(m) if s12 is None else s12
     cb, dq, ccb, bb = coef
+    if not dq:  # (the d_q term is exactly 0.0 then: adding it changes no bit of the sum)
+        return m * step + cb * (m * (m - 1) / 2 if s12 is None else s12[0])
+    s1, s2 = _s12(m) if s12 is None else s12
     return m * step + cb * s1 + dq * (ccb * s1 + bb * s2)
 
 

@@ -81,8 +81,7 @@ class InstanceBase:
         self.unit = unit
         self.block_units = bs // unit  # memory units of one KV block
         self.capacity = self.cfg.kv_capacity_tokens // unit  # KV memory in units
-        # prompts being prefilled now / routed here and not yet prefilled (dropped when unlocked)
-        self.inflight = RadixCache(None, bs, lru=False)
+        # prompts routed here and not yet prefilled (dropped when unlocked)
         self.routed = RadixCache(None, bs, lru=False)
         self.prefilling: list[Seq] = []
         self.decoding: list[Seq] = []
@@ -143,7 +142,7 @@ class InstanceBase:
             return Admission.FULL
         cache, p = self.cache, req.prompt
         m = self._match(req)
-        if self.inflight.size and self.inflight.match(p) > m:
+        if self.prefilling and self._overlaps_prefill(p, m):
             return Admission.DEFERRED
         bu, u, o = self.block_units, self.unit, req.output_len
         cached = min(req.tokens_in(m), req.input_len - 1)  # the last token is always recomputed
@@ -176,8 +175,6 @@ class InstanceBase:
         if self.peak_rule:
             self._plan.add(len(p), o, completes)
         self._note_peak()
-        if m < len(p):
-            s.inode = self.inflight.insert_lock(p, now)
         self.pending_prefill += new - self.est_prefill.pop(req.rid, new)
         if self.prefill_cost is not None:
             e = self.prefill_cost.prefill_time(new, cached)
@@ -187,6 +184,20 @@ class InstanceBase:
         self.prefilling.append(s)
         self.backend._on_admit(self, s, now)
         return Admission.ADMITTED
+
+    def _overlaps_prefill(self, p: tuple, m: int) -> bool:
+        """Whether a prompt being prefilled here, with blocks of its own to compute, shares more
+        than the ``m`` usable cached units of the prompt ``p`` (its next block would be computed
+        twice): some such prompt ``q`` with ``q[:m + 1] == p[:m + 1]``. (The longest common
+        prefix with those prompts compared with ``m``, without a tree of them: there are few.)"""
+        if m >= len(p):
+            return False
+        b = p[m]
+        for s in self.prefilling:
+            q = s.req.prompt
+            if s.matched < len(q) > m and q[m] == b and q[:m] == p[:m]:
+                return True
+        return False
 
     def _grow_outputs(self, seqs: list[Seq]) -> None:
         """Peak rule: ``seqs`` (still running) generated tokens; each now holds
@@ -310,13 +321,10 @@ class InstanceBase:
     def _prefill_complete(self, s: Seq, now: float) -> None:
         """The prompt of ``s`` is complete: it enters the prefix cache (its new blocks move
         from the reservation into the cache) and stays locked while ``s`` runs."""
-        p, cache = s.req.prompt, self.cache
-        if s.matched < s.units:
-            self.inflight.unlock_node(s.inode)  # (lru=False: what no lock holds is dropped)
+        cache = self.cache
         self.routed.unlock_node(self._routed_node.pop(s.req.rid))
-        new = self._insert_prompt(s, now)
-        # the prompt's blocks are now in the cache: keep them locked while we run
-        node = cache.lock_node(p, s.units)
+        # the prompt's blocks enter the cache, locked while we run
+        new, node = self._insert_locked(s, now)
         cache.unlock_node(s.node)
         s.node = node
         moved = new * self.block_units
@@ -369,6 +377,12 @@ class InstanceBase:
     def _insert_prompt(self, s: Seq, now: float) -> int:
         """Insert the completed prompt of ``s`` into the cache; returns the blocks added."""
         return self.cache.insert(s.req.prompt, now)
+
+    def _insert_locked(self, s: Seq, now: float) -> tuple:
+        """:meth:`_insert_prompt`, then the whole prompt locked in the cache; returns (blocks
+        added, the node from :meth:`RadixCache.lock_node`)."""
+        new = self._insert_prompt(s, now)
+        return new, self.cache.lock_node(s.req.prompt, s.units)
 
     def _release(self, s: Seq) -> None:
         """``s`` finished and its reservation was returned. Default: nothing else to free."""

@@ -86,7 +86,7 @@ class InstanceRecorder:
         if n == 1:
             self.svc_instance.append(i)
         else:
-            self.svc_instance.extend([i] * n)
+            self.svc_instance.extend(array("l", (i,)) * n)
 
     def admitted(self, t: float, c: int, i: int, amount: float = 0.0, output_tokens: int = 0) -> None:
         key = (c, i)

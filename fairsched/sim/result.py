@@ -110,11 +110,11 @@ class SimResult:
             self.svc_t.frombytes(times.astype(float, copy=False).tobytes())
         else:
             self.svc_t.extend(times)
-        self.svc_client.extend([client] * k)
+        self.svc_client.extend(array("l", (client,)) * k)  # (k copies without a list of k objects)
         if isinstance(amount, np.ndarray):
             self.svc_amount.frombytes(amount.astype(float, copy=False).tobytes())
         else:
-            self.svc_amount.extend([amount] * k)
+            self.svc_amount.extend(array("d", (amount,)) * k)
 
     @property
     def total_service(self) -> float:

@@ -77,7 +77,7 @@ class Seq:
     """A request in an instance's running batch."""
 
     __slots__ = ("req", "units", "matched", "cached", "done", "generated", "reserved", "chunk", "out_units",
-                 "node", "inode", "ci", "olen", "acc")
+                 "node", "ci", "olen", "acc")
 
     def __init__(self, req: Request, matched: int, cached: int, reserved: int):
         self.req = req
@@ -90,7 +90,6 @@ class Seq:
         self.chunk = 0  # prefill tokens scheduled in the current iteration
         self.out_units = 0  # the part of `reserved` held for output tokens (memory units)
         self.node = None  # cache node where its locked prefix ends (RadixCache.lock_node)
-        self.inode = None  # the same in the instance's tree of prompts being prefilled
         self.olen, self.ci = req.output_len, -1  # (read every step); client index (set at admission)
         self.acc = -1  # >= 0: output tokens whose decode service was accounted; the rest is deferred
         #               (ClusterBackend: unlogged service of a client not backlogged, see _settle)

@@ -44,7 +44,7 @@ from fairsched.policies.base import QueuePolicy, Router, charge_of
 from fairsched.policies.service import ServiceMeasure, ServiceWeights
 from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.config import InstanceConfig
-from fairsched.sim.cost import CostModel, run_seconds
+from fairsched.sim.cost import CostModel, _run_sums, run_seconds
 from fairsched.sim.instance import InstanceBase, Seq
 from fairsched.sim.result import SimResult
 from fairsched.workload.request import Workload
@@ -88,6 +88,13 @@ class Instance(InstanceBase):
         per sequence per step, so sum_{j<m} decode_time(B, C + j B) in closed form."""
         # = t0 + decode_run_time(b, ctx, m) (b, m >= 1), its run-constant terms kept in `_coef`
         return self._run[0] + run_seconds(m, self._run[3], self._coef)
+
+    def _insert_locked(self, s: Seq, now: float) -> tuple:
+        """In one walk (:meth:`RadixCache.insert_lock`; the cache has no capacity of its own,
+        so the size grows by exactly the blocks added)."""
+        size = self.cache.size
+        node = self.cache.insert_lock(s.req.prompt, now)
+        return self.cache.size - size, node
 
     def _step_ends(self, k: int, now: float) -> StepTimes:
         return StepTimes(self, k, now, self._off)
@@ -176,9 +183,10 @@ class StepTimes:
         return self.inst._run_end(m)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        t0, b, ctx, _ = self.inst._run
-        ts = self.inst.sim.cost.decode_run_times(b, ctx, self.off + self.k)[self.off:]
-        return np.asarray(t0 + ts, dtype=dtype or float)
+        inst, off = self.inst, self.off  # (= cost.decode_run_times(b, ctx, off + k)[off:]: the same floats)
+        m, s1, s2 = _run_sums(off + self.k)
+        ts = run_seconds(m[off:], inst._run[3], inst._coef, (s1[off:], s2[off:]))
+        return np.asarray(inst._run[0] + ts, dtype=dtype or float)
 
 
 class Simulator(ClusterBackend):
