@@ -102,8 +102,8 @@ class ClusterBackend:
         self._state: tuple = (None, None)  # (request, routed_cached_all) of the last instance_state
         self._index = None  # PrefixIndex over the instances' trees (sim.routing.cluster_index)
         self._decode_memo: dict[int, float] = {}  # n -> service.decode(n) (context-free measures)
-        # deferred decode accounting (see _settle): client index -> [(sequence, instance)]
-        self._deferred: dict[int, list] = {}
+        # deferred decode accounting (see _settle): client index -> {sequence: instance} (in deferral order)
+        self._deferred: dict[int, dict] = {}
         w_q = getattr(self.service, "w_q", None)
         self._defer = (not self.full_log and type(self.service) is ServiceWeights and float(w_q).is_integer()
                        and all(type(r) is InstanceRecorder for r in self.recorders)
@@ -363,7 +363,7 @@ class ClusterBackend:
             for s in seqs:
                 if s.acc < 0 and s.ci in cold:
                     s.acc = s.generated - k  # this event's tokens are deferred too
-                    deferred.setdefault(s.ci, []).append((s, i))
+                    deferred.setdefault(s.ci, {})[s] = i
         res.decode_tokens += len(seqs) * k
 
     def _settle(self, c: int, only=None) -> None:
@@ -382,12 +382,13 @@ class ClusterBackend:
         call with the sum leaves the same state. Same results to the last bit
         (``tests/test_sim_speed.py::test_deferred_decode_accounting_is_exact``), with one
         step per sequence and event skipped."""
-        entries = self._deferred.pop(c)
-        if only is not None:
-            rest = [e for e in entries if e[0] is not only]
-            if rest:
-                self._deferred[c] = rest
-            entries = [e for e in entries if e[0] is only]
+        if only is None:
+            entries = self._deferred.pop(c).items()
+        else:  # (one sequence: the others keep their order)
+            rest = self._deferred[c]
+            entries = ((only, rest.pop(only)),)
+            if not rest:
+                del self._deferred[c]
         w, unlogged, recs = self.service.w_q, self.res.unlogged, self.recorders
         for s, i in entries:
             amount = w * (s.generated - s.acc)

@@ -222,7 +222,9 @@ class InstanceBase:
 
     def _note_peak(self) -> None:
         """Raise ``peak_kv`` (tokens) to the KV memory in use now: cache + reservations."""
-        self.peak_kv = max(self.peak_kv, (self.cache.size * self.block_units + self.reserved) * self.unit)
+        kv = (self.cache.size * self.block_units + self.reserved) * self.unit
+        if kv > self.peak_kv:
+            self.peak_kv = kv
 
     # ------------------------------------------------------------- iteration
     def start_step(self, now: float) -> None:
