@@ -233,3 +233,44 @@ def test_deferred_decode_accounting_is_exact(n_instances):
         else:
             assert repr(x) == repr(y), k
     assert runs[0].n_finished == 400 and len(runs[0].svc_t) > 0
+
+
+_prompts = st.lists(st.integers(0, 2), min_size=1, max_size=6).map(tuple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_prompts, st.integers(0, 6)), max_size=4), _prompts, st.integers(0, 6))
+def test_prefill_overlap_is_the_tree_of_prompts_being_prefilled(running, p, m):
+    """The DEFERRED rule's scan (InstanceBase._overlaps_prefill) answers what the tree of the
+    prompts being prefilled with blocks of their own did (it replaced that tree): its match
+    of ``p`` is longer than ``p``'s ``m`` usable cached units."""
+    from types import SimpleNamespace
+
+    from fairsched.sim.instance import InstanceBase
+
+    m = min(m, len(p))
+    seqs = [SimpleNamespace(req=SimpleNamespace(prompt=q), matched=min(k, len(q))) for q, k in running]
+    tree = RadixCache(None, 1, lru=False)
+    for s in seqs:
+        if s.matched < len(s.req.prompt):
+            tree.insert_lock(s.req.prompt)
+    want = bool(tree.size) and tree.match(p) > m
+    assert InstanceBase._overlaps_prefill(SimpleNamespace(prefilling=seqs), p, m) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5000), st.floats(1e-4, 1.0), st.integers(1, 300), st.integers(0, 10**7))
+def test_run_seconds_without_dq_is_the_full_closed_form(m, step, b, ctx):
+    """With d_q = 0 the closed form skips its d_q term: the same float as with it (0.0 added)."""
+    from fairsched.sim.cost import _s12, run_seconds
+
+    cm = CostModel()
+    coef = cm.run_coef(b, ctx)
+    assert coef[1] == 0.0
+    s1, s2 = _s12(m)
+    full = m * step + coef[0] * s1 + coef[1] * (coef[2] * s1 + coef[3] * s2)
+    assert run_seconds(m, step, coef) == full
+    ms = np.arange(1, m + 1)
+    s1v, s2v = _s12(ms)
+    fullv = ms * step + coef[0] * s1v + coef[1] * (coef[2] * s1v + coef[3] * s2v)
+    assert np.array_equal(run_seconds(ms, step, coef, (s1v, s2v)), fullv)
