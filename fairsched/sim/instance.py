@@ -323,10 +323,11 @@ class InstanceBase:
     def _prefill_complete(self, s: Seq, now: float) -> None:
         """The prompt of ``s`` is complete: it enters the prefix cache (its new blocks move
         from the reservation into the cache) and stays locked while ``s`` runs."""
-        cache = self.cache
+        p, cache = s.req.prompt, self.cache
         self.routed.unlock_node(self._routed_node.pop(s.req.rid))
-        # the prompt's blocks enter the cache, locked while we run
-        new, node = self._insert_locked(s, now)
+        new = self._insert_prompt(s, now)
+        # the prompt's blocks are now in the cache: keep them locked while we run
+        node = cache.lock_node(p, s.units)
         cache.unlock_node(s.node)
         s.node = node
         moved = new * self.block_units
@@ -379,12 +380,6 @@ class InstanceBase:
     def _insert_prompt(self, s: Seq, now: float) -> int:
         """Insert the completed prompt of ``s`` into the cache; returns the blocks added."""
         return self.cache.insert(s.req.prompt, now)
-
-    def _insert_locked(self, s: Seq, now: float) -> tuple:
-        """:meth:`_insert_prompt`, then the whole prompt locked in the cache; returns (blocks
-        added, the node from :meth:`RadixCache.lock_node`)."""
-        new = self._insert_prompt(s, now)
-        return new, self.cache.lock_node(s.req.prompt, s.units)
 
     def _release(self, s: Seq) -> None:
         """``s`` finished and its reservation was returned. Default: nothing else to free."""

@@ -89,13 +89,6 @@ class Instance(InstanceBase):
         # = t0 + decode_run_time(b, ctx, m) (b, m >= 1), its run-constant terms kept in `_coef`
         return self._run[0] + run_seconds(m, self._run[3], self._coef)
 
-    def _insert_locked(self, s: Seq, now: float) -> tuple:
-        """In one walk (:meth:`RadixCache.insert_lock`; the cache has no capacity of its own,
-        so the size grows by exactly the blocks added)."""
-        size = self.cache.size
-        node = self.cache.insert_lock(s.req.prompt, now)
-        return self.cache.size - size, node
-
     def _step_ends(self, k: int, now: float) -> StepTimes:
         return StepTimes(self, k, now, self._off)
 
