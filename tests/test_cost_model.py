@@ -18,23 +18,42 @@ ENGINE_COST = Path(__file__).resolve().parents[1] / "data" / "engine_cpu-small_c
 
 
 def test_prefill_time_is_the_sympy_engine_model():
+    from fairsched.sim.cost import flash_counts
     from fairsched.theory import cost as tc
     from fairsched.theory.symbols import c_a, c_b, c_c, h_cached, n_new
 
-    cm = CostModel(prefill_a=1e-3, prefill_b=2e-5, prefill_c=3e-8, prefill_e=4e-4, prefill_g=5e-7, prefill_w=6e-8)
+    cm = CostModel(prefill_a=1e-3, prefill_b=2e-5, prefill_c=3e-8, prefill_e=4e-4, prefill_g=5e-7, prefill_w=6e-8,
+                   prefill_p=7e-8, prefill_s=9e-7)
     subs = {c_a: cm.prefill_a, c_b: cm.prefill_b, c_c: cm.prefill_c, tc.c_e: cm.prefill_e, tc.c_g: cm.prefill_g,
-            tc.c_w: cm.prefill_w}
-    for n, h in [(1, 0), (64, 0), (64, 100), (2048, 4096)]:
-        e = tc.engine_prefill_time_expr(cached=h > 0).subs({**subs, n_new: n, h_cached: h})
+            tc.c_w: cm.prefill_w, tc.c_p: cm.prefill_p, tc.c_s: cm.prefill_s}
+    for n, h in [(1, 0), (64, 0), (600, 0), (2048, 0), (64, 100), (2048, 4096)]:
+        pad, keys = flash_counts(n, h)
+        e = tc.engine_prefill_time_expr(cached=h > 0).subs({**subs, n_new: n, h_cached: h, tc.pad_pairs: pad,
+                                                             tc.keys_read: keys})
         assert cm.prefill_time(n, h) == pytest.approx(float(e), rel=1e-12)
     # without the engine terms it is the roofline model of the GPU profiles
-    assert sp.simplify(tc.engine_prefill_time_expr(False) - tc.prefill_time_expr()) == 0
+    assert sp.simplify(tc.engine_prefill_time_expr(False).subs({tc.c_p: 0, tc.c_s: 0}) - tc.prefill_time_expr()) == 0
+
+
+def test_flash_counts_follow_the_kernel_loop():
+    """The CPU kernel's counts (proofs/cost_model.md, "The kernel's counts"): the causal path
+    computes the whole square up to one 512-key block, 1.5x the causal pairs at n = 1024; with a
+    cached context every query block reads all h + n rows; flash_keys_max bounds K over n + h <= L."""
+    from fairsched.sim.cost import flash_counts, flash_keys_max
+
+    assert flash_counts(16, 0) == (128.0, 16)  # one 32-row block, 16 x 16 pairs
+    assert flash_counts(512, 0) == (512 * 512 / 2, 8 * 512)  # 8 blocks of 64 rows, all 512 keys
+    pad, keys = flash_counts(1024, 0)  # 4 blocks of 256 rows: 512, 512, 1024, 1024 keys
+    assert keys == 3072 and pad + 1024 ** 2 / 2 == 256 * 3072
+    assert flash_counts(128, 4096) == (0.0, 4 * (4096 + 128))
+    for L in (1, 100, 191, 700, 4096):
+        assert flash_keys_max(L) == max(flash_counts(n, L - n)[1] for n in range(1, L + 1))
 
 
 def test_fit_recovers_the_engine_model():
     """Noise-free times from known coefficients: the cvxpy fit finds them (the fit can fail)."""
     true = CostModel(prefill_a=5e-3, prefill_b=1e-4, prefill_c=9e-8, prefill_e=8e-5, prefill_g=1.6e-6,
-                     prefill_w=8e-8, decode_a=4e-3, decode_b=2e-4, decode_c=8e-7, decode_q=3e-11, decode_e=1.5e-3)
+                     prefill_w=8e-8, prefill_p=1.2e-7, prefill_s=5e-7, decode_a=4e-3, decode_b=2e-4, decode_c=8e-7, decode_q=3e-11, decode_e=1.5e-3)
     ns, hs = (16, 64, 256, 1024, 2048), (0, 128, 1024, 4096)
     pre = pd.DataFrame([(n, h, true.prefill_time(n, h)) for n in ns for h in hs], columns=["n", "h", "seconds"])
     dec = pd.DataFrame([(b, b * c, true.decode_time(b, b * c)) for b in (1, 2, 4, 16, 32) for c in (64, 512, 1024)],

@@ -14,12 +14,13 @@ from fairsched.sim.profiles import hardware_profile
 from fairsched.workload import busy_lower_bound, default_workload
 from fairsched.workload.request import make_workload
 
-CPU_COST = "data/engine_cpu-small_cost.json"  # a CPU calibration of the toy engine (fitted e, g, w, d_q)
+CPU_COST = "data/engine_cpu-small_cost.json"  # a CPU calibration of the toy engine (fitted e, g, w, p, s, d_q)
 
 costs = st.builds(CostModel, prefill_a=st.floats(1e-4, 1e-2), prefill_b=st.floats(1e-6, 1e-3),
                   prefill_c=st.floats(0, 1e-6), decode_a=st.floats(1e-4, 1e-2), decode_b=st.floats(0, 1e-3),
                   decode_c=st.floats(0, 1e-5), prefill_e=st.floats(0, 1e-2), prefill_g=st.floats(0, 1e-4),
-                  prefill_w=st.floats(0, 1e-6), decode_q=st.floats(0, 1e-8), decode_e=st.floats(0, 1e-2))
+                  prefill_w=st.floats(0, 1e-6), prefill_p=st.floats(0, 1e-6), prefill_s=st.floats(0, 1e-5),
+                  decode_q=st.floats(0, 1e-8), decode_e=st.floats(0, 1e-2))
 
 
 def _span_needed(res, w) -> float:

@@ -205,6 +205,13 @@ def test_check_seconds_verdicts_match_the_simulator():
     # t_pre^max bounds every prefill of a prompt no longer than L
     for n, h in ((1, 0), (100, 900), (1000, 0), (10, 990)):
         assert cm.prefill_time(n, h) <= prefill_cap_seconds(cm, 1000) + 1e-15
+    from pathlib import Path
+
+    eng = CostModel.load(Path(__file__).resolve().parents[1] / "data" / "engine_cpu-small_cost.json")
+    assert eng.prefill_p > 0 and eng.prefill_s > 0  # the CPU kernel's counts are in the bound too
+    for L in (100, 700, 1000):
+        cap = prefill_cap_seconds(eng, L)
+        assert max(eng.prefill_time(n, L - n) for n in range(1, L + 1)) <= cap + 1e-15
     # the verdict can fail: FCFS, one request at a time, a flood of doc0 first
     one = InstanceConfig(max_batch_size=1)
     from fairsched.workload.request import make_workload
@@ -271,11 +278,11 @@ def test_seconds_lmetric_scale_cancels_shape_does_not():
     assert sl.scale_invariance_check() and sl.prefill_features_expr_check()
 
     def theta(c):
-        return (c.prefill_a, c.prefill_b, c.prefill_c, c.prefill_e, c.prefill_g, c.prefill_w)
+        return (c.prefill_a, c.prefill_b, c.prefill_c, c.prefill_e, c.prefill_g, c.prefill_w, c.prefill_p, c.prefill_s)
 
     a100 = CostModel()
     eng = CostModel.load(Path(__file__).resolve().parents[1] / "data" / "engine_cpu-small_cost.json")
-    tokens = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0)
+    tokens = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     for t1, t2, m2 in ((tokens, theta(a100), a100), (theta(a100), theta(eng), eng)):
         st = sl.separating_state(t1, t2)
         assert st is not None

@@ -17,8 +17,10 @@ with ``X`` in seconds (``proofs/seconds_bounds.md``, Theorem 1)::
 - *a priori* (``k``): ``max_r t_pre^max(L_r) + k max_r request_decode(L_r, O_r)`` with ``k``
   the most requests of one client running at once on the instance
   (:func:`~fairsched.analysis.service_params.concurrency_k`) and
-  ``t_pre^max(L) = t_pre(L, 0) + e + g L + w L^2 / 2`` >= ``t_pre(n, h)`` for every
-  ``n + h <= L`` (``n (h + n/2) <= (n + h)^2 / 2``; the ``[h > 0]`` terms at their largest).
+  ``t_pre^max(L) = t_pre(L, 0) + e + g L + w L^2 / 2 + p L^2 / 2 + s K_max(L)`` >= ``t_pre(n, h)``
+  for every ``n + h <= L`` (``n (h + n/2) <= (n + h)^2 / 2``; the ``[h > 0]`` terms at their
+  largest; the CPU kernel's counts: ``P_pad <= L^2 / 2``, ``K <= K_max(L)``,
+  :func:`~fairsched.sim.cost.flash_keys_max`).
 
 Published bounds (VTC's ``2U``) are token statements and are not evaluated in seconds.
 Several instances: per instance (each queue on its own service) and, for clients backlogged
@@ -50,9 +52,13 @@ __all__ = ["check_seconds", "measured_x_seconds", "prefill_cap_seconds"]
 
 
 def prefill_cap_seconds(cost, L: int) -> float:
-    """``t_pre(L, 0) + e + g L + w L^2 / 2`` [s]: at least ``cost.prefill_time(n, h)`` for every
-    ``n + h <= L`` (module docstring)."""
-    return float(cost.prefill_time(L, 0) + cost.prefill_e + cost.prefill_g * L + cost.prefill_w * L * L / 2)
+    """``t_pre(L, 0) + e + g L + w L^2 / 2 + p L^2 / 2 + s K_max(L)`` [s]: at least
+    ``cost.prefill_time(n, h)`` for every ``n + h <= L`` (module docstring)."""
+    from fairsched.sim.cost import flash_keys_max
+
+    base = cost.prefill_a + L * (cost.prefill_b + cost.prefill_c * L / 2)
+    return float(base + cost.prefill_e + cost.prefill_g * L + (cost.prefill_w + cost.prefill_p) * L * L / 2
+                 + cost.prefill_s * flash_keys_max(L))
 
 
 def measured_x_seconds(result, service) -> dict[int, float]:

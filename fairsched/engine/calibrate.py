@@ -25,11 +25,16 @@ uncontended cost, which the model then predicts. Then it fits, with cvxpy
 (``proofs/cost_model.md``, "The toy engine's kernels")::
 
     t_prefill(n, h) = a + b n + c n (h + n / 2) + [h > 0] (e + g (h + n) + w n^2 / 2)
+                      + p [h = 0] (P(n) - n^2 / 2) + s K(n, h)
     t_decode(B, C)  = d_a + d_e [B > 1] + d_b B + d_c C + d_q C^2
 
 ``c`` is attention over the causal pairs, ``e, g, w`` what the engine's masked path over a
 cached context adds (a fixed cost, gathering ``h + n`` keys/values from the paged cache
-every layer, and the ``n^2 / 2`` masked-out pairs it computes anyway); ``d_q`` a decode
+every layer, and the ``n^2 / 2`` masked-out pairs it computes anyway); ``p, s`` what torch's
+CPU flash-attention kernel does beyond those counts (:func:`~fairsched.sim.cost.flash_counts`:
+the causal path computes whole 512-key blocks, ``P(n)`` pairs, ``n^2`` for ``n <= 512``; its
+query blocks of 32-256 rows each re-read the ``K(n, h)`` key/value rows; ``proofs/cost_model.md``,
+"The kernel's counts"); ``d_q`` a decode
 step's growth beyond linear in ``C`` (it captured page faults, and fits to 0 since the engine
 runs with :func:`~fairsched.engine.timing.steady_allocator`; ``proofs/cost_model.md``); ``d_e``
 what a batched step (matrix-matrix products) costs beyond a single sequence's
@@ -193,19 +198,23 @@ def _stats(t: np.ndarray, fit: np.ndarray) -> dict:
             "residual_rel_max": float(rel.max()), "n_points": int(t.size)}
 
 
-PREFILL_TERMS = ("prefill_a", "prefill_b", "prefill_c", "prefill_e", "prefill_g", "prefill_w")
+PREFILL_TERMS = ("prefill_a", "prefill_b", "prefill_c", "prefill_e", "prefill_g", "prefill_w", "prefill_p", "prefill_s")
 DECODE_TERMS = ("decode_a", "decode_b", "decode_c", "decode_q", "decode_e")
 """CostModel fields fitted, in the column order of :func:`prefill_features` / :func:`decode_features`."""
 
 
 def prefill_features(n, h) -> np.ndarray:
-    """``[m, 6]`` columns ``1, n, n (h + n/2), [h>0], [h>0] (h + n), [h>0] n^2 / 2``
+    """``[m, 8]`` columns ``1, n, n (h + n/2), [h>0], [h>0] (h + n), [h>0] n^2 / 2, pad, keys``
     (the terms of :meth:`~fairsched.sim.cost.CostModel.prefill_time`, same order as
-    :data:`PREFILL_TERMS`)."""
+    :data:`PREFILL_TERMS`; ``pad, keys``: :func:`~fairsched.sim.cost.flash_counts`, the CPU
+    attention kernel's extra causal pairs and key/value rows read)."""
+    from fairsched.sim.cost import flash_counts
+
     n = np.asarray(n, dtype=float)
     h = np.asarray(h, dtype=float)
     k = (h > 0).astype(float)
-    return np.column_stack([np.ones_like(n), n, n * (h + n / 2), k, k * (h + n), k * n * n / 2])
+    fc = np.array([flash_counts(int(a), int(b)) for a, b in zip(n, h, strict=True)], dtype=float).reshape(-1, 2)
+    return np.column_stack([np.ones_like(n), n, n * (h + n / 2), k, k * (h + n), k * n * n / 2, fc[:, 0], fc[:, 1]])
 
 
 def decode_features(batch, context) -> np.ndarray:

@@ -11,6 +11,13 @@ The bracket is what a kernel without a paged, causal attention path pays for rea
 cached context (the toy engine's masked path: a fixed cost, a gather of ``h + n`` keys and
 values, the ``n^2 / 2`` masked pairs computed anyway; ``proofs/cost_model.md``). It is 0 in
 the GPU profiles (FlashAttention over a paged cache) and fitted by ``fairsched calibrate``.
+Two more terms count the work of torch's CPU flash-attention kernel (:func:`flash_counts`;
+0 in the GPU profiles)::
+
+                      + p [h = 0] (P(n) - n^2 / 2) + s K(n, h)
+
+``P(n)``: the (query, key) pairs the causal kernel computes (whole 512-key blocks, so ``n^2``
+for ``n <= 512``), ``K(n, h)``: the key/value rows its query blocks read.
 
 Decode step of a batch of ``B`` sequences with ``C`` context tokens in total
 (``fairsched.theory.cost.decode_step_expr``)::
@@ -36,6 +43,7 @@ import math
 import os
 import stat
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +104,47 @@ def _run_sums(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return m[:k], s1[:k], s2[:k]
 
 
+FLASH_KV_BLOCK = 512
+"""Key block of torch's CPU flash-attention kernel (``kvSplitSize``, ``aten/src/ATen/native/cpu/
+FlashAttentionKernel.cpp``, torch 2.x)."""
+
+
+def flash_q_block(n: int) -> int:
+    """Query block of torch's CPU flash-attention kernel for ``n`` queries (``qSplitSize``):
+    256 rows for ``n >= 768``, 64 for ``n >= 192``, else 32."""
+    return 256 if n >= 768 else (64 if n >= 192 else 32)
+
+
+@lru_cache(maxsize=65536)
+def flash_counts(n: int, h: int) -> tuple[float, int]:
+    """What torch's CPU flash-attention kernel does for a prefill of ``n`` new tokens after ``h``
+    cached ones (``proofs/cost_model.md``, "The kernel's counts"): ``(pad, keys)``.
+
+    The kernel walks query blocks of ``q = flash_q_block(n)`` rows; a block starting at row ``m``
+    reads keys ``0..num_keys`` (``num_keys = min(m + q, n)`` on the causal path, ``h = 0``; all
+    ``h + n`` with the engine's explicit mask, ``h > 0``) in key blocks of ``min(512, h + n -
+    start)`` rows, i.e. ``min(h + n, ceil(num_keys / 512) 512)`` keys. ``keys``: the sum of
+    those over the query blocks (key/value rows streamed); ``pad``: for ``h = 0``, the pairs the
+    causal kernel computes beyond the ``n^2 / 2`` of the model's ``c`` term (``n^2 / 2`` for
+    ``n <= 512``: the whole square), 0 for ``h > 0`` (the masked pairs are the ``w`` term).
+    ``n >= 1``, ``h >= 0`` [tokens, token pairs]."""
+    q, kv = flash_q_block(n), h + n
+    pairs = keys = 0
+    for m in range(0, n, q):
+        qb = min(q, n - m)
+        k = kv if h > 0 else min(kv, -(-min(m + qb, kv) // FLASH_KV_BLOCK) * FLASH_KV_BLOCK)
+        keys += k
+        pairs += qb * k
+    return (pairs - 0.5 * n * n if h == 0 else 0.0), keys
+
+
+def flash_keys_max(L: int) -> int:
+    """``max K(n, h)`` over ``n >= 1, h >= 0, n + h <= L`` (:func:`flash_counts`): ``L`` times the
+    most query blocks an ``n <= L`` has (``K(n, h) <= ceil(n / q(n)) L``, attained at ``h = L - n``)."""
+    cands = [n for n in (min(L, 191), min(L, 767), L) if n >= 1]
+    return max((-(-n // flash_q_block(n))) for n in cands) * L if L >= 1 else 0
+
+
 @dataclass(frozen=True)
 class CostModel:
     """Coefficients (seconds, per token, per token squared) of the iteration-time model.
@@ -107,6 +156,10 @@ class CostModel:
         prefill_e: fixed extra cost of a chunk with a cached context (h > 0) [s].
         prefill_g: per context token (h + n) read when h > 0 [s/token].
         prefill_w: per masked-out pair (n^2 / 2 of them) computed when h > 0 [s/token^2].
+        prefill_p: per pair the CPU causal kernel computes beyond the ``n^2 / 2`` causal ones
+            when h = 0 (:func:`flash_counts`) [s/token^2].
+        prefill_s: per key/value row read by a query block of the CPU kernel
+            (:func:`flash_counts`) [s/token].
         decode_a: fixed cost of one decode step [s].
         decode_b: per sequence in the decode batch [s/seq].
         decode_c: per context token of the decoding sequences [s/token].
@@ -130,6 +183,8 @@ class CostModel:
     prefill_e: float = 0.0
     prefill_g: float = 0.0
     prefill_w: float = 0.0
+    prefill_p: float = 0.0
+    prefill_s: float = 0.0
     decode_q: float = 0.0
     decode_e: float = 0.0
 
@@ -152,6 +207,9 @@ class CostModel:
         t = self.prefill_a + n * (self.prefill_b + self.prefill_c * (h + 0.5 * n))
         if h > 0:
             t += self.prefill_e + self.prefill_g * (h + n) + self.prefill_w * 0.5 * n * n
+        if self.prefill_p or self.prefill_s:
+            pad, keys = flash_counts(n, h)
+            t += self.prefill_p * pad + self.prefill_s * keys
         return t
 
     def decode_time(self, batch: int, context: int) -> float:
@@ -273,10 +331,10 @@ class CostModel:
         atomic_write_text(path, dumps({"name": name, "coefficients": d, "units": UNITS, **extra}))
 
 
-OPTIONAL = ("prefill_e", "prefill_g", "prefill_w", "decode_q", "decode_e")
+OPTIONAL = ("prefill_e", "prefill_g", "prefill_w", "prefill_p", "prefill_s", "decode_q", "decode_e")
 """Coefficients a cost-model file may leave out (0: files written before they existed)."""
 
 UNITS = {"prefill_a": "s", "prefill_b": "s/token", "prefill_c": "s/token^2", "prefill_e": "s",
-         "prefill_g": "s/token", "prefill_w": "s/token^2",
+         "prefill_g": "s/token", "prefill_w": "s/token^2", "prefill_p": "s/token^2", "prefill_s": "s/token",
          "decode_a": "s", "decode_b": "s/sequence", "decode_c": "s/context token",
          "decode_q": "s/context token^2", "decode_e": "s"}

@@ -62,14 +62,21 @@ def decode_step_expr() -> sp.Expr:
 
 
 c_e, c_g, c_w, d_q, d_e = sp.symbols("e g w d_q e_d", nonnegative=True)  # engine terms (proofs/cost_model.md)
+c_p, c_s = sp.symbols("p s", nonnegative=True)  # CPU attention kernel's terms (proofs/cost_model.md)
+# The kernel's counts (sim.cost.flash_counts, proofs/cost_model.md "The kernel's counts"): pairs the
+# causal kernel computes beyond n^2/2 (h = 0), key/value rows its query blocks read. They are step
+# functions of (n, h) (ceil over 32/64/256-row query blocks and 512-key blocks), kept as symbols.
+pad_pairs, keys_read = sp.symbols("P_pad K_read", nonnegative=True)
 multi = sp.Symbol("[B>1]", nonnegative=True)  # 1 for a decode step of two or more sequences, else 0
 
 
 def engine_prefill_time_expr(cached: bool = True) -> sp.Expr:
-    """The toy engine's prefill model: ``prefill_time_expr() + e + g (h + n) + w n^2 / 2``
-    for a chunk after ``h > 0`` cached tokens (``cached``), else ``prefill_time_expr()``."""
-    base = prefill_time_expr()
-    return base + c_e + c_g * (h_cached + n_new) + c_w * n_new ** 2 / 2 if cached else base
+    """The toy engine's prefill model: ``prefill_time_expr() + e + g (h + n) + w n^2 / 2 + s K``
+    for a chunk after ``h > 0`` cached tokens (``cached``), else ``prefill_time_expr() + p P_pad
+    + s K`` (``P_pad``, ``K``: :data:`pad_pairs`, :data:`keys_read`, the counts of
+    ``sim.cost.flash_counts``; ``p = s = 0`` off the CPU engine)."""
+    base = prefill_time_expr() + c_s * keys_read
+    return base + c_e + c_g * (h_cached + n_new) + c_w * n_new ** 2 / 2 if cached else base + c_p * pad_pairs
 
 
 def engine_decode_step_expr() -> sp.Expr:

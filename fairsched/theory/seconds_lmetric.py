@@ -4,7 +4,8 @@ LMetric routes to ``argmin_i P_i (B_i + 1)`` (arXiv 2603.15202). With ``P^s_i`` 
 model's predicted seconds of instance i's queued prefill plus the new request's uncached part,
 
     P^s_i = sum_{q in queue_i + new} t_pre(n_q, h_q) = theta . phi_i,
-    theta = (a, b, c, e, g, w),  phi_i = sum_q (1, n, n(h + n/2), [h>0], [h>0](h + n), [h>0] n^2/2)
+    theta = (a, b, c, e, g, w, p, s),
+    phi_i = sum_q (1, n, n(h + n/2), [h>0], [h>0](h + n), [h>0] n^2/2, [h=0] P_pad(n), K(n, h))
 
 (``theory.cost.engine_prefill_time_expr``; ``CostModel.prefill_time``), three statements:
 
@@ -14,7 +15,7 @@ model's predicted seconds of instance i's queued prefill plus the new request's 
 2. *Shape does not* (:func:`separating_state`): the decision depends on the direction of
    ``theta``; for two non-proportional ``theta, theta'`` some queue state with equal batch sizes
    is routed differently (proof in ``proofs/seconds_lmetric.md``: the feature vectors of
-   single prompts span R^6). Token LMetric is ``theta = (0, 1, 0, 0, 0, 0)``.
+   single prompts span R^8). Token LMetric is ``theta = (0, 1, 0, 0, 0, 0, 0, 0)``.
 3. *Measured-seconds guarantee* (:func:`z3_check_approximation`): if each queued prompt's
    measured prefill seconds lie in ``[r_lo, r_hi]`` times its prediction, the chosen instance's
    *measured* score ``P^m (B + 1)`` is at most ``r_hi / r_lo`` times any other instance's
@@ -29,10 +30,10 @@ import itertools
 
 import sympy as sp
 
-from fairsched.theory.cost import c_e, c_g, c_w, engine_prefill_time_expr
+from fairsched.theory.cost import c_e, c_g, c_p, c_s, c_w, engine_prefill_time_expr, keys_read
 from fairsched.theory.symbols import c_a, c_b, c_c, h_cached, n_new
 
-THETA = (c_a, c_b, c_c, c_e, c_g, c_w)
+THETA = (c_a, c_b, c_c, c_e, c_g, c_w, c_p, c_s)
 """The prefill coefficients, in the order of ``calibrate.PREFILL_TERMS``."""
 
 s_scale = sp.Symbol("s", positive=True)
@@ -57,15 +58,18 @@ def scale_invariance_check() -> bool:
 
 
 def _features(n: int, h: int) -> tuple:
-    """``phi(n, h)``: ``t_pre(n, h) = theta . phi`` (:data:`THETA` order)."""
+    """``phi(n, h)``: ``t_pre(n, h) = theta . phi`` (:data:`THETA` order; the kernel's counts from
+    :func:`~fairsched.sim.cost.flash_counts`)."""
+    from fairsched.sim.cost import flash_counts
+
     k = 1 if h > 0 else 0
-    return (1, n, n * (h + n / 2), k, k * (h + n), k * n * n / 2)
+    return (1, n, n * (h + n / 2), k, k * (h + n), k * n * n / 2, *flash_counts(n, h))
 
 
 def prefill_features_expr_check() -> bool:
     """``theta . phi(n, h)`` equals ``engine_prefill_time_expr`` for symbolic ``n, h > 0`` (so
     :func:`separating_state` scores what the library computes)."""
-    phi = (1, n_new, n_new * (h_cached + n_new / 2), 1, h_cached + n_new, n_new ** 2 / 2)
+    phi = (1, n_new, n_new * (h_cached + n_new / 2), 1, h_cached + n_new, n_new ** 2 / 2, 0, keys_read)
     return sp.simplify(sum(t * f for t, f in zip(THETA, phi, strict=True)) - engine_prefill_time_expr(True)) == 0
 
 
@@ -79,6 +83,9 @@ def separating_state(theta1, theta2, sizes=(16, 64, 256, 1024, 4096), counts=(1,
     "P1": (P under theta1, theta2) of instance 1, "P2": same for instance 2}``."""
     def dot(t, f):
         return sum(a * b for a, b in zip(t, f, strict=True))
+
+    # coefficients left out at the end are 0 (a 6-tuple: a model without the CPU kernel's terms)
+    theta1, theta2 = (tuple(t) + (0,) * (len(THETA) - len(t)) for t in (theta1, theta2))
 
     hs = (0, *sizes)
     for (n1, h1), (n2, h2), k in itertools.product(itertools.product(sizes, hs), itertools.product(sizes, hs), counts):
