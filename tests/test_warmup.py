@@ -229,15 +229,47 @@ def test_early_trigger_mitigates_a_confirmed_window_at_once(hot_runs):
 def test_early_trigger_does_not_act_on_a_short_burst():
     """§5.4: a short burst (family spec 91, a false alarm of round 4) reaches the trigger (phase 2's
     run, a violating window so far), but the model with the finite-horizon batch never calls
-    the window so far harmful, so nothing is mitigated; with the harm test switched off
-    (``mitigate_only_harmful=False``) the same trigger acts inside a window."""
+    the window so far harmful, so the harm test alone (``mitigate_hotspot=False``, round 6's
+    rule) mitigates nothing; with the harm test switched off (``mitigate_only_harmful=False``)
+    the same trigger acts inside a window."""
     from fairsched.analysis.detect import validation as V
 
     spec = V.family(200, 0)[91]
     wl, _, H = V.workload_of(spec)
-    base = dict(window_s=H / 4, top_k=3, min_class_requests=5, mitigate=True)
+    base = dict(window_s=H / 4, top_k=3, min_class_requests=5, mitigate=True, mitigate_hotspot=False)
     runs = {only: run_detection(wl, spec["n"], config=DetectorConfig(**base, mitigate_only_harmful=only),
                                 preload={"hot": V.holder_ids(spec)})[0] for only in (True, False)}
     assert not [e for e in runs[True].events if e["event"] == "mitigate"]
     forced = [e for e in runs[False].events if e["event"] == "mitigate"]
     assert forced and forced[0].get("early")
+
+
+def test_hotspot_rule_starts_before_the_backlog_and_recovers():
+    """§5.5: on family spec 54 (harm corner, one holder of 4) the class is confirmed while the
+    model calls its window ``hotspot``; the harm-only rule (round 6) mitigates only at 23.5 s,
+    when the holder already carries the backlog the score built, and recovers 0.20 of the gap to
+    least-load. Mitigating the confirmed hotspot (``mitigate_hotspot=True``) starts
+    earlier, on a ``hotspot`` row, and recovers at least 80 % of the gap without raising the
+    class's p99 or the overall mean."""
+    from fairsched.analysis.detect import validation as V
+    from fairsched.sim import simulate
+
+    spec = V.family(200, 0)[54]
+    wl, _, H = V.workload_of(spec)
+    hot = np.array([r.client == "hot" for r in wl], dtype=bool)
+    pre = {"hot": V.holder_ids(spec)}
+    base = dict(window_s=H / 4, top_k=3, min_class_requests=5)
+    lm = run_detection(wl, spec["n"], config=DetectorConfig(**base), preload=pre)[1]
+    ll = simulate(wl, "fcfs", "least-load", n_instances=spec["n"])
+    runs = {hs: run_detection(wl, spec["n"], config=DetectorConfig(**base, mitigate=True, mitigate_hotspot=hs),
+                              preload=pre) for hs in (True, False)}
+    first = {hs: next(e for e in rep.events if e["event"] == "mitigate") for hs, (rep, _) in runs.items()}
+    assert first[True]["regime"] == "hotspot" and first[False]["regime"] == "harmful"
+    assert first[True]["t"] < first[False]["t"]
+    h = {k: ttft_stats(r, hot) for k, r in (("lm", lm), ("ll", ll), (True, runs[True][1]), (False, runs[False][1]))}
+    gap = h["lm"]["ttft_mean_s"] - h["ll"]["ttft_mean_s"]
+    assert gap > 0
+    recovered = {hs: (h["lm"]["ttft_mean_s"] - h[hs]["ttft_mean_s"]) / gap for hs in (True, False)}
+    assert recovered[True] >= 0.8 > recovered[False]
+    assert h[True]["ttft_p99_s"] <= 1.10 * h["lm"]["ttft_p99_s"]
+    assert ttft_stats(runs[True][1])["ttft_mean_s"] <= ttft_stats(lm)["ttft_mean_s"]

@@ -57,9 +57,14 @@ class DetectorConfig:
         mitigate: route confirmed classes by load only until their window clears.
         mitigate_only_harmful: mitigate only a class whose flagged window the model
             (the detector's ``assess`` hook) calls ``harmful`` (at confirmation, or at the
-            first later window of the same flag episode that it calls harmful); a ``hotspot`` or
-            ``benign`` class keeps LMetric (mitigation costs a prefix miss per new holder,
-            ``proofs/lmetric_harm_validation.md`` §5).
+            first later window of the same flag episode that it calls harmful), or
+            ``hotspot`` with ``mitigate_hotspot``; a ``benign`` class keeps LMetric
+            (mitigation costs a warm-up per new holder, ``proofs/lmetric_harm_validation.md``
+            §5). False: any regime.
+        mitigate_hotspot: with ``mitigate_only_harmful``, also mitigate a confirmed class the
+            model calls ``hotspot`` (its holders busier than the others): the backlog the
+            score builds on the holders before harm is established is what the class pays
+            after a later start (``proofs/lmetric_harm_validation.md`` §5.5).
         min_window_coverage: a window is checked only if the trace covers at least this
             share of it (the last, partial window of a trace is otherwise skipped).
         early_trigger: with ``mitigate``, also check the current window *so far* at each
@@ -75,6 +80,7 @@ class DetectorConfig:
     phase2_factor: float = 2.0
     mitigate: bool = False
     mitigate_only_harmful: bool = True
+    mitigate_hotspot: bool = False
     min_window_coverage: float = 0.5
     early_trigger: bool = True
 
@@ -260,7 +266,8 @@ class HotspotDetector:
         self._reset_window()
 
     def _may_mitigate(self, regime: str) -> bool:
-        return self.cfg.mitigate and (regime == "harmful" or not self.cfg.mitigate_only_harmful)
+        return self.cfg.mitigate and (regime == "harmful" or not self.cfg.mitigate_only_harmful
+                                      or (regime == "hotspot" and self.cfg.mitigate_hotspot))
 
     # ------------------------------------------------------------------ decisions
     def observe(self, now: float, rid: int, holders: list[int], chosen: int, loads: list[int],

@@ -31,7 +31,7 @@ RULES = ("paced", "warmup")
 
 
 def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = False, rules=RULES,
-                        early: bool = True) -> dict:
+                        early: bool = True, hotspot: bool = True) -> dict:
     """One row: ``id``, ``verdict``, ``confirmed``, ``acted``, ``outcome``, ``best_router``, and
     ``{run}_hot_mean`` / ``_hot_p99`` / ``_all_mean`` [s] for runs ``lmetric``, ``paced``,
     ``warmup``, ``least-load``, ``linear``; ``warmup_n`` and ``warmup_gpu_s`` (warm-ups issued,
@@ -39,7 +39,7 @@ def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = Fals
     whether the within-window trigger made it). ``acted``: the mitigated run (warm-up rule) has
     a mitigate event; otherwise every mitigated run is LMetric's. ``force``: mitigate wherever
     phase 2 confirms, any regime. ``rules``: the mitigation rules run besides ``warmup`` (the
-    others are reported as LMetric's run). ``early``: the detector's ``early_trigger`` (§5.4)."""
+    others are reported as LMetric's run). ``early``: the detector's ``early_trigger`` (§5.4); ``hotspot``: its ``mitigate_hotspot`` (§5.5)."""
     from fairsched.analysis.detect import validation as V
     from fairsched.sim import CostModel, simulate
 
@@ -59,7 +59,8 @@ def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = Fals
            "confirmed": bool(extra.get("confirmed")), "acted": False, "mitigate_t": None, "early": False,
            "load_ratio": ratio, "warmup_n": 0, "warmup_gpu_s": 0.0}
     res = {"lmetric": lm, **dict.fromkeys(RULES, lm)}
-    mcfg = DetectorConfig(**base, mitigate=True, mitigate_only_harmful=not force, early_trigger=early)
+    mcfg = DetectorConfig(**base, mitigate=True, mitigate_only_harmful=not force, early_trigger=early,
+                          mitigate_hotspot=hotspot)
     for rule in ("warmup", *(r for r in rules if r != "warmup")):  # the warm-up run says whether it acts
         mrep, res[rule] = run_detection(wl, spec["n"], config=mcfg, cost=cost, instance=instance, classes=pc,
                                         preload=pre, warmup=rule == "warmup")
@@ -100,7 +101,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def mitigation_study(ids: Sequence[int], n: int = 200, seed: int = 0, *, workers: int = 1, force: bool = False,
-                     progress: bool = False, rules=RULES, early: bool = True) -> pd.DataFrame:
+                     progress: bool = False, rules=RULES, early: bool = True, hotspot: bool = True) -> pd.DataFrame:
     """:func:`evaluate_mitigation` on members ``ids`` of ``family(n, seed)`` through the sweep
     runner; one row per workload.
 
@@ -116,6 +117,6 @@ def mitigation_study(ids: Sequence[int], n: int = 200, seed: int = 0, *, workers
     if bad:
         raise ValueError(f"ids {bad} are outside the family of {n} workloads")
     fam = family(n, seed)
-    rows = map_grid(partial(evaluate_mitigation, force=force, rules=rules, early=early), [fam[i] for i in ids], workers=workers,
+    rows = map_grid(partial(evaluate_mitigation, force=force, rules=rules, early=early, hotspot=hotspot), [fam[i] for i in ids], workers=workers,
                     progress=progress, desc="mitigation workloads")
     return pd.DataFrame(rows)
