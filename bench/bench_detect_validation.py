@@ -5,6 +5,7 @@ distribution of the mitigation's effect.
     nice python bench/bench_detect_validation.py [--n 200] [--seed 0] [--workers 2] [--ray] [--out validation.csv]
     python bench/bench_detect_validation.py --rescore --out validation.csv   # verdicts again, no simulation
     python bench/bench_detect_validation.py --rescore --holder-stream poisson --out validation.csv  # §3.4's form
+    python bench/bench_detect_validation.py --rescore --load-form steady --out validation.csv  # rounds 3-6's loads
 
 The same study as ``fairsched detect --validate N`` (which writes JSON + CSV). Points run
 through the sweep runner (local process pool, or Ray with ``--ray``). Prints the confusion
@@ -28,6 +29,12 @@ import pandas as pd
 from fairsched.analysis.detect.validation import SEEDS, Validation, rescore_verdict, validate
 from fairsched.output import jsonable
 from fairsched.theory.lmetric_steady import HOLDER_STREAMS
+from fairsched.theory.lmetric_transient import LOAD_FORMS
+
+
+def _list(v) -> list:
+    """A saved list column (CSV: its text form)."""
+    return v if isinstance(v, list) else json.loads(str(v).replace("None", "null").replace("nan", "NaN").replace("'", '"'))
 
 
 def main() -> None:
@@ -41,18 +48,26 @@ def main() -> None:
     ap.add_argument("--rescore", action="store_true", help="recompute the verdicts of a saved study (no simulation)")
     ap.add_argument("--holder-stream", choices=HOLDER_STREAMS, default="fluid",
                     help="with --rescore: the model's form of the holders' class stream (proof §3.4)")
+    ap.add_argument("--load-form", choices=LOAD_FORMS, default="transient",
+                    help="with --rescore: the loads a window sees (proof §3.5; steady: rounds 3-6)")
     a = ap.parse_args()
     if a.rescore:
         f = pd.read_csv(a.out)
         with open(a.out.rsplit(".", 1)[0] + "_windows.json") as fh:
             saved = {r["id"]: r for r in json.load(fh)}
-        f["verdict"] = [rescore_verdict({**saved[i], "n": n}, holder_stream=a.holder_stream)
-                        for i, n in zip(f.id, f.n, strict=True)]
+        f["seed_verdict"] = [[rescore_verdict({**saved[i], "n": n, "horizon_s": h}, j, holder_stream=a.holder_stream,
+                                              load_form=a.load_form) for j in range(len(_list(se)))]
+                             for i, n, h, se in zip(f.id, f.n, f.horizon_s, f.seed_excess, strict=True)]
+        f["verdict"] = [v[0] for v in f.seed_verdict]
+        f["seed_excess"], f["seed_ratio"] = f.seed_excess.map(_list), f.seed_ratio.map(_list)
         v = Validation(f)
         s = v.summary()
         print(v.confusion().to_string())
         print(f"agreement {s['n_agree']} of {s['n']}; on the {s['n_determined']} determined outcomes "
               f"{s['agreement_determined']:.3f}; harmful-or-not {s['harm_agreement']:.3f}")
+        print("per trace (each seed's verdict against that seed's own outcome):")
+        print(v.trace_confusion().to_string())
+        print(f"per-trace agreement {s['trace_n_agree']} of {s['trace_n']} ({s['trace_agreement']:.3f})")
         return
     t0 = time.perf_counter()
     v = validate(a.n, a.seed, workers=a.workers, use_ray=a.ray, progress=True, seeds=a.seeds)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import sympy as sp
 
 from .cost import default_cost_coefficients
+from .lmetric_transient import LOAD_FORMS, transient_load, window_mean_min
 
 __all__ = ["HARM_ABS_S", "HARM_REL", "HOLDER_STREAMS", "HOTSPOT_RATIO", "classify_steady", "d_a_sym", "erlang_b",
            "floored_poisson_mean", "horizon_iteration", "iteration_time", "ordered_hunt_loads", "unbalanced_holders", "request_work", "rho_sym", "run_regime", "steady_state_hotspot", "tie_break_loads"]
@@ -203,7 +204,9 @@ def tie_break_loads(A: float, n: int, holder_share: Sequence[float], hot_per_hol
 
 def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, coeffs=None,
                          holder_share: Sequence[float] | None = None, t_elapsed: float | None = None,
-                         holder_stream: str = "fluid") -> dict:
+                         holder_stream: str = "fluid", load_form: str = "steady",
+                         window: tuple[float, float] | None = None, residue: float = 0.0,
+                         residue_age: float = math.inf) -> dict:
     """The corrected hotspot model (``proofs/lmetric_harm_validation.md`` §2-§4).
 
     Args:
@@ -218,7 +221,14 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         finite-horizon batch, §3.2: no instance decodes more requests than arrived since
         then; None = the steady state); holder_stream: ``"fluid"`` (the detector's form: each
         holder carries the class's mean) or ``"poisson"`` (§3.4: its Poisson count, topped up
-        by the other traffic to the others' level; changes the ratio, never a TTFT).
+        by the other traffic to the others' level; changes the ratio, never a TTFT);
+        load_form: ``"steady"`` (each instance's load is Little's ``r S``) or ``"transient"``
+        (§3.5: the window mean of ``r min(S, t)`` since the onset plus the ``residue``
+        [requests per instance] present at the onset, leaving within the other traffic's
+        sojourn, and every instance's iteration the finite-horizon batch at ``t_elapsed``, §3.2);
+        window: ``(t_a, t_b)`` [s since the onset], the window's covered span, needed with
+        ``"transient"`` (``t_elapsed`` None: its middle); residue_age: seconds over which the
+        residue arrived (the onset's time: the trace starts empty).
 
     Returns a dict: ``holders`` m* (after LMetric's own replication), ``rho_M``,
     ``rho_Mbar``, ``rho_all``, ``ratio`` (predicted ``(B_M + 1)/(B_Mbar + 1)``),
@@ -237,6 +247,10 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
     """
     if holder_stream not in HOLDER_STREAMS:
         raise ValueError(f"holder_stream must be one of {HOLDER_STREAMS}, got {holder_stream!r}")
+    if load_form not in LOAD_FORMS or (load_form == "transient" and window is None):
+        raise ValueError(f"load_form must be one of {LOAD_FORMS} (transient: with a window), got {load_form!r}")
+    if load_form == "transient" and t_elapsed is None:
+        t_elapsed = (window[0] + window[1]) / 2
     k = coeffs or default_cost_coefficients()
     xb = 1 - x_val
     w_hit = request_work(u, L - u, out, k)
@@ -249,6 +263,8 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
     def iteration(a_c, o):  # (tau, capped) of an instance with class rate a_c and other rate o (§2, §3.2):
         # the steady state where it exists (rho < 1), else the finite-horizon batch; tau None: no state
         flows = [(a_c, f_u, out, c_hot), (o, f_o, out_cold, c_cold)]
+        if load_form == "transient":  # §3.5: the batch the window sees, every instance
+            return horizon_iteration(flows, k["decode_a_s"], t_elapsed), True
         tau = horizon_iteration(flows, k["decode_a_s"])
         return (tau, False) if tau is not None else (horizon_iteration(flows, k["decode_a_s"], t_elapsed), True)
 
@@ -271,7 +287,11 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         tau, capped = iteration(a_c, o)
         if tau is None:
             return None
-        B = a_c * sojourn(tau, f_u, out, capped) + o * sojourn(tau, f_o, out_cold, capped)  # Little (capped: arrivals)
+        if load_form == "transient":  # §3.5: the M/G/inf transient since the onset, window mean
+            s_o = sojourn(tau, f_o, out_cold, False)
+            B = transient_load([(a_c, sojourn(tau, f_u, out, False)), (o, s_o)], *window, residue, s_o, residue_age)
+        else:
+            B = a_c * sojourn(tau, f_u, out, capped) + o * sojourn(tau, f_o, out_cold, capped)  # Little (capped: arrivals)
         return B, tau * (a_c * u + o * L_cold), tau  # queued prefill: tokens arriving within one iteration
 
     def fill(m):  # §3.1: the other traffic joins the holders until its score is equal on both sides
@@ -332,7 +352,9 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         a_c, b = x_val * qps / m, (xb * qps - m * o) / (n - m)
         if holder_stream == "poisson":  # §3.4: the class's own Poisson count on each holder
             tau_c, capped = iteration(a_c, o)
-            B_m, B_o = unbalanced_holders(a_c * sojourn(tau_c, f_u, out, capped), B_m, B_o, Q_m, Q_o, L_cold, m, n)
+            A_c = (a_c * window_mean_min(sojourn(tau_c, f_u, out, False), *window) if load_form == "transient"
+                   else a_c * sojourn(tau_c, f_u, out, capped))  # §3.5: M/G/inf from empty, Poisson of the transient mean
+            B_m, B_o = unbalanced_holders(A_c, B_m, B_o, Q_m, Q_o, L_cold, m, n)
             hm, ho = (B_m, *hm[1:]), (B_o, *ho[1:])
         ratio = (B_m + 1) / (B_o + 1)
         rho_m, rho_o = a_c * w_hit + o * w_cold, b * w_cold
@@ -354,7 +376,8 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
             "ttft_lmetric": ttft_lm, "ttft_leastload": ttft_ll, "regime": regime, "tie_ratio": tie_ratio(m),
             "other_on_holders": o, "B_M": hm[0] if hm else None, "B_Mbar": ho[0] if ho else None,
             "Q_M": hm[1] if hm else None, "Q_Mbar": ho[1] if ho else None,
-            "holders_initial": m0, "n_hot": max(1.0, n_hot), "replication_per_holder_s": miss_cost(1)}
+            "holders_initial": m0, "n_hot": max(1.0, n_hot), "replication_per_holder_s": miss_cost(1),
+            "load_form": load_form}
 
 
 def run_regime(windows: Sequence[tuple[dict, float]], n: int, n_run: float) -> dict:
@@ -369,8 +392,11 @@ def run_regime(windows: Sequence[tuple[dict, float]], n: int, n_run: float) -> d
     one-off replication term, weighted by its class arrivals, plus the run's replications once
     (LMetric: from the first window's holders to the most it settles at; least-load: to all N),
     each spread over ``n_run``. Harmful / hotspot thresholds as :func:`steady_state_hotspot`;
-    hotspot if any window's ratio exceeds :data:`HOTSPOT_RATIO`.
-    Returns ``{"regime", "ttft_lmetric", "ttft_leastload", "ratio"}`` ([s]; ratio: the largest);
+    hotspot if any window's ratio exceeds :data:`HOTSPOT_RATIO`; with transient windows (§3.5) if
+    the ratio of the class-arrival-weighted mean loads ``sum_w p_w R_w (B_Mbar,w + 1) / sum_w p_w
+    (B_Mbar,w + 1)`` does (the outcome's own ``R``, over the windows with non-holders; the largest if
+    one has no ``B_Mbar``: every instance saturated).
+    Returns ``{"regime", "ttft_lmetric", "ttft_leastload", "ratio"}`` ([s]; ratio: as tested);
     ``regime`` benign with no window.
     """
     tot = sum(w for _, w in windows)
@@ -390,7 +416,12 @@ def run_regime(windows: Sequence[tuple[dict, float]], n: int, n_run: float) -> d
     m_last = max(m_first, max(d["holders"] for d, _ in windows))
     lm += c1 * (m_last - m_first) / max(1.0, n_run)
     ll += c1 * (n - m_first) / max(1.0, n_run)
-    ratio = max(d["ratio"] for d, _ in windows)
+    split = [(d, q) for d, q in p if d["holders"] < n]  # R counts decisions with holders and non-holders only
+    if split and all(d.get("load_form") == "transient" and d.get("B_Mbar") is not None for d, _ in split):
+        den = [q * (1.0 + d["B_Mbar"]) for d, q in split]  # §3.5: R as the outcome measures it, the ratio of the
+        ratio = sum(dn * d["ratio"] for dn, (d, _) in zip(den, split, strict=True)) / sum(den)  # decisions' mean loads
+    else:
+        ratio = max(d["ratio"] for d, _ in windows)
     if math.isfinite(ll) and lm > ll * (1 + HARM_REL) and lm - ll > HARM_ABS_S:
         regime = "harmful"
     else:

@@ -152,6 +152,7 @@ class HotspotDetector:
         self.events: list[dict] = []  # flag / confirm / clear
         self.onset: dict[str, float] = {}  # class -> start of its current run of consecutive checked windows [s]
         self.last_checked: dict[str, int] = {}  # class -> last window in which it was checked
+        self.onset_load: dict[str, float | None] = {}  # class -> mean instance load at its onset window's start
 
     def _reset_window(self) -> None:
         self.w_total = 0
@@ -200,7 +201,8 @@ class HotspotDetector:
                "holders_eval": M_eval, "threshold_x": M_eval / N, "violates": violates(x, M_eval, N),
                "mitigated": c in self.mitigated, "qps": self.w_total / span,
                "load0": self.w_load0, "first_diversion_t": self.w_first_divert.get(c),
-               "t_onset": onset, "t_since_onset": t0 + span / 2 - onset}
+               "t_onset": onset, "t_since_onset": t0 + span / 2 - onset, "span_s": span,
+               "load_onset": self.onset_load.get(c, self.w_load0) if onset < t0 else self.w_load0}
         n_other = self.w_total - n
         ci, co = self.w_cls_tok[c]
         row.update(in_other=(self.w_other_in - ci) / n_other if n_other else 0.0,
@@ -235,6 +237,7 @@ class HotspotDetector:
         for rank, (c, n) in enumerate(ranked):
             if self.last_checked.get(c) != k - 1:  # a new run of checked windows: the class's onset
                 self.onset[c] = t0
+                self.onset_load[c] = self.w_load0  # the mean instance load then (§3.5's residue)
             self.last_checked[c] = k
             row = self._window_row(c, rank, n, span)
             self.rows.append(row)

@@ -43,7 +43,9 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
     ``agree_model`` = it matches ``empirical_hotspot``; ``model_ratio_poisson`` and
     ``agree_model_poisson``: the same with each holder's class stream as a Poisson count topped
     up by the other traffic (``holder_stream="poisson"``, §3.4; these runs last many sojourns,
-    which that form's stationary law needs).
+    which that form's stationary law needs). Both use the detector's loads: the transient from
+    the run's start averaged over the whole run (§3.5; these runs last many sojourns, so its calls
+    equal the steady state's, §11.4).
 
     ``holders_at``: ``"low"`` pre-loads instances ``0..|M|-1``, ``"high"`` the last ``|M|``.
     LMetric breaks ties by the lowest index, so with ``"low"`` idle holders win the other
@@ -108,7 +110,8 @@ def _phase_point(p: dict) -> dict | None:
     flag = next((f for f in rep.flagged_classes if f["klass"] == "hot"), None)
     share = [1.0 if i in ids else 0.0 for i in range(N)]
     args = (x, m, N, q_eff, hc["mean_input"], u_hot, hc["mean_output"], l_o, o_o, hc["n_requests"])
-    kw = dict(coeffs=_coeffs(cost or CostModel()), holder_share=share)
+    kw = dict(coeffs=_coeffs(cost or CostModel()), holder_share=share, load_form="transient",
+              window=(0.0, duration_s))  # the detector's form over the whole run (§3.5)
     st = steady_state_hotspot(*args, **kw)
     return {"x": x, "holders": m, "holder_frac": m / N, "theory_benign": not bad,
             "predicted_ratio": min(a / b, kap) if bad else 1.0, "load_ratio": ratio,

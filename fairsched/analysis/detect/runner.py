@@ -219,7 +219,8 @@ def _coeffs(cost) -> dict:
             "decode_b_s_per_seq": cost.decode_b, "decode_c_s_per_ctx_tok": cost.decode_c}
 
 
-def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "fluid") -> dict:
+def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "fluid",
+                      load_form: str = "transient") -> dict:
     """Predictions of :mod:`fairsched.theory.lmetric` for one flagged window.
 
     ``L`` = the class's mean prompt, ``u = L - shared_tokens`` (uncached on a holder, >= 1),
@@ -236,6 +237,9 @@ def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "
     instance: LMetric breaks ties by the lowest index, ``proofs/lmetric_harm_validation.md``
     §4); its predictions are ``steady_*``. ``holder_stream``: the model's form of the holders'
     class stream (``"fluid"``, the detector's; ``"poisson"``, §3.4, to rescore with it).
+    ``load_form``: ``"transient"`` (the detector's, §3.5: the loads and iterations the window
+    sees since the onset, from the row's ``t_since_onset``, ``span_s`` and ``load_onset``; a row
+    without them is assessed in the steady form) or ``"steady"`` (rounds 3-6's form).
     """
     from fairsched.theory.lmetric import classify_regime, hotspot_numbers, steady_state_hotspot
 
@@ -254,12 +258,23 @@ def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "
     st = steady_state_hotspot(row["x"], max(1.0, M), n, row["qps"], L, u, n_out, float(row.get("in_other") or 1.0),
                               float(row.get("out_other") or 1.0), float(row.get("n_class_run") or row.get("n_class_cum") or row["n_class"]),
                               coeffs=_coeffs(cost), holder_share=row.get("holder_share"),
-                              t_elapsed=row.get("t_since_onset"), holder_stream=holder_stream)
+                              t_elapsed=row.get("t_since_onset"), holder_stream=holder_stream,
+                              **_transient_args(row, load_form))
     return _clean({"a_req_s": d["a"], "b_req_s": d["b"], "kappa": d["kappa"], "limit_ratio": d["limit_ratio"],
                    "t_star_s": d["t_star"], "t_harm_s": d["t_harm"], "prefill_saved_s": d["S"],
                    "regime": st["regime"], "regime_fluid": fluid, "fluid_steady_ratio": min(d["limit_ratio"], d["kappa"]),
                    **{f"steady_{k}": v for k, v in st.items() if k != "regime"},
                    "B0": b0, "L": L, "u": u, "O": n_out})
+
+
+def _transient_args(row: dict, load_form: str) -> dict:
+    """``steady_state_hotspot``'s ``load_form``, ``window`` and ``residue`` for a window row (§3.5)."""
+    t, span = row.get("t_since_onset"), row.get("span_s")
+    if load_form != "transient" or t is None or span is None:
+        return {}
+    a = max(0.0, float(t) - float(span) / 2)
+    return {"load_form": "transient", "window": (a, a + float(span)), "residue": float(row.get("load_onset") or 0.0),
+            "residue_age": float(row["t_onset"]) if row.get("t_onset") is not None else math.inf}
 
 
 def _report(det: HotspotDetector, router: DetectingLMetric, cost, warmups=()) -> DetectionReport:

@@ -201,19 +201,37 @@ def run_verdict(rows: Sequence[dict], n: int) -> dict:
     return run_regime(st, n, n_run)
 
 
-def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "fluid") -> str:
+def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "fluid", load_form: str = "transient") -> str:
     """The verdict of seed ``j`` of a saved study row (its ``windows``: :data:`WINDOW_KEYS`,
     ``hot_class``, ``n``) under the library's current model, without simulating: the window
     rows are the model's only inputs (:func:`~fairsched.analysis.detect.runner.theory_for_window`
-    per window, :func:`run_verdict` per run). Equal to :func:`evaluate`'s verdict of that seed
-    (with ``holder_stream="fluid"``, the detector's form; ``"poisson"``: §3.4's)."""
+    per window, :func:`run_verdict` per run); rows saved without ``span_s`` get it from the row's
+    ``horizon_s`` (windows of a quarter of it). Equal to :func:`evaluate`'s verdict of that seed
+    (with ``holder_stream="fluid"`` and ``load_form="transient"``, the detector's form;
+    ``"poisson"``: §3.4's; ``"steady"``: rounds 3-6's loads, §3.5)."""
     from fairsched.analysis.detect.runner import theory_for_window
     from fairsched.sim import CostModel
 
     cost = cost or CostModel()
     ws = sorted((w for w in row["windows"] if w.get("seed_j", 0) == j), key=lambda w: w["window"])
-    rows = [{**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost, holder_stream)} for w in ws]
+    if row.get("horizon_s") and any(w.get("span_s") is None for w in ws):
+        ws = _with_spans(ws, float(row["horizon_s"]) / 4)
+    rows = [{**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost, holder_stream, load_form)} for w in ws]
     return run_verdict(rows, row["n"])["regime"]
+
+
+def _with_spans(ws: list[dict], W: float) -> list[dict]:
+    """One run's rows (time order) saved before the detector recorded ``span_s`` and ``load_onset``,
+    with both as it records them (windows of ``W`` [s]; onset: a run of consecutive windows' first)."""
+    out, prev, k0, l0 = [], None, 0, None
+    for w in ws:
+        k = w["window"]
+        if prev != k - 1:
+            k0, l0 = k, w.get("load0")
+        prev = k
+        out.append({**w, "span_s": 2 * (float(w["t_since_onset"]) - (k - k0) * W), "load_onset": l0,
+                    "t_onset": k0 * W})
+    return out
 
 
 def _verdict(rep) -> tuple[str, dict]:
@@ -290,7 +308,7 @@ def _load_ratio(rep, n: int) -> float:
 
 
 WINDOW_KEYS = ("window", "x", "holders_eval", "n_class", "qps", "load0", "in_other", "out_other", "n_class_cum",
-               "holder_share", "n_class_run", "t_since_onset")
+               "holder_share", "n_class_run", "t_since_onset", "span_s", "load_onset", "t_onset")
 
 
 def _hot_windows(rep, j: int) -> list[dict]:
@@ -344,6 +362,20 @@ class Validation:
         f = self.frame
         return f.loc[f.verdict != f.outcome, [c for c in cols if c in f]]
 
+    def traces(self) -> pd.DataFrame:
+        """One row per trace (workload seed) of each spec: ``id``, ``seed_j``, the verdict on that
+        trace and its own outcome (:func:`spec_outcome` of one run = :func:`outcome_label`, never
+        indeterminate): a seeded trace is a workload (``proofs/lmetric_harm_validation.md`` §11.2)."""
+        rows = [{"id": i, "seed_j": j, "verdict": v, "outcome": spec_outcome([e], [r])}
+                for i, vs, es, rs in zip(self.frame.id, self.frame.seed_verdict, self.frame.seed_excess,
+                                         self.frame.seed_ratio, strict=True)
+                for j, (v, e, r) in enumerate(zip(vs, es, rs, strict=True))]
+        return pd.DataFrame(rows, columns=["id", "seed_j", "verdict", "outcome"])
+
+    def trace_confusion(self) -> pd.DataFrame:
+        """:meth:`confusion` over :meth:`traces`."""
+        return Validation(self.traces()).confusion().drop(columns="indeterminate")
+
     def summary(self) -> dict:
         """JSON-ready: n, agreement, harm agreement, confusion (nested dict), mitigation
         figures (worst hot-class p99 change, worst overall mean change, gap recovered on
@@ -353,12 +385,17 @@ class Validation:
         conf = self.confusion()
         return {"n": len(self.frame), "agreement": self.agreement, "n_agree": int((self.frame.verdict == self.frame.outcome).sum()),
                 "n_determined": len(self.determined), "agreement_determined": self.agreement_determined,
-                "harm_agreement": self.harm_agreement,
+                "harm_agreement": self.harm_agreement, **self._trace_summary(),
                 "confusion": {str(r): {str(c): int(conf.loc[r, c]) for c in conf.columns} for r in conf.index},
                 "worst_hot_p99_change": float(m.hot_p99_change.max()), "worst_all_mean_change": float(m.all_mean_change.max()),
                 "n_harmed": int(len(rec)), "gap_recovered": [round(float(v), 4) for v in rec],
                 "gap_recovered_min": float(rec.min()) if len(rec) else None,
                 "gap_recovered_median": float(rec.median()) if len(rec) else None}
+
+    def _trace_summary(self) -> dict:  # per trace, next to the spec-level figure (§11.2)
+        t = self.traces() if "seed_verdict" in self.frame else None
+        a = None if t is None else int((t.verdict == t.outcome).sum())
+        return {} if t is None else {"trace_n": len(t), "trace_n_agree": a, "trace_agreement": a / max(1, len(t))}
 
     def summary_text(self) -> str:
         """The study as plain text: confusion matrix, agreement, disagreements, mitigation."""
@@ -368,6 +405,9 @@ class Validation:
             "confusion matrix (rows: detector verdict, columns: simulated outcome)", self.confusion().to_string(),
             f"agreement {s['agreement']:.3f} ({s['n_agree']} of {s['n']}); on the {s['n_determined']} determined "
             f"outcomes {s['agreement_determined']:.3f}; harmful-or-not {s['harm_agreement']:.3f}",
+            *([f"per trace (each seed's verdict against that seed's own outcome): {s['trace_n_agree']} of "
+               f"{s['trace_n']} ({s['trace_agreement']:.3f})", self.trace_confusion().to_string()]
+              if "trace_n" in s else []),
             "", "disagreements", self.disagreements().round(3).to_string(index=False), "",
             "mitigation vs LMetric: hot-class p99 TTFT change (fraction)",
             m.hot_p99_change.describe(percentiles=[0.5, 0.9, 0.99]).round(4).to_string(),
