@@ -225,10 +225,8 @@ def _with_spans(ws: list[dict], W: float) -> list[dict]:
     with both as it records them (windows of ``W`` [s]; onset: a run of consecutive windows' first)."""
     out, prev, k0, l0 = [], None, 0, None
     for w in ws:
+        k0, l0, prev = (k0, l0, w["window"]) if prev == w["window"] - 1 else (w["window"], w.get("load0"), w["window"])
         k = w["window"]
-        if prev != k - 1:
-            k0, l0 = k, w.get("load0")
-        prev = k
         out.append({**w, "span_s": 2 * (float(w["t_since_onset"]) - (k - k0) * W), "load_onset": l0,
                     "t_onset": k0 * W})
     return out
