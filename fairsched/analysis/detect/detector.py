@@ -116,7 +116,9 @@ class HotspotDetector:
             window's other arrivals, ``n_class_cum``: the class's arrivals so far,
             ``t_onset`` / ``t_since_onset`` [s]: the start of the class's current run of
             consecutive checked windows (its onset) and the time from it to the middle of
-            the window's covered span (its mean arrival), and ``holder_share``: per instance, the share of the window's class arrivals at
+            the window's covered span (its mean arrival), ``span_s`` [s] that span, ``load_onset``
+            [requests] the mean instance load at the onset window's first arrival (§3.5's residue),
+            and ``holder_share``: per instance, the share of the window's class arrivals at
             which it held the class); must
             return ``{"regime": ...}`` and may add more (kept in ``row["theory"]``). The
             runner passes the corrected model (:func:`~fairsched.theory.lmetric.steady_state_hotspot`).
