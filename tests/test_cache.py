@@ -48,6 +48,7 @@ class NaiveCache:
 
     def insert(self, p, now):
         m = self.match(p)
+        self.touch(p, m, now)  # (the walk marks the cached part used even if the insert fails)
         new = len(p) - m
         if self.capacity is not None and len(self.units) + new > self.capacity:
             # protect the matched path while making room
@@ -115,15 +116,41 @@ class CacheMachine(RuleBasedStateMachine):
         n = int(self.ref.match(p) * frac)
         if n == 0:
             return
-        self.real.lock(p, n)
+        node = self.real.lock_node(p, n)
         for k in range(1, n + 1):
             self.ref.locks[tuple(p[:k])] = self.ref.locks.get(tuple(p[:k]), 0) + 1
-        self.held.append((tuple(p), n))
+        self.held.append((tuple(p), n, node))
+
+    @rule(i=st.integers(0, 10), extra=st.lists(st.integers(0, 3), max_size=4))
+    @precondition(lambda self: self.held)
+    def insert_at_and_relock(self, i, extra):
+        """A prefill completes: its prompt enters the cache from the node locked at admission
+        (insert_at) and the lock moves to the whole prompt (relock), as insert + lock + unlock."""
+        k = i % len(self.held)
+        p, n, node = self.held[k]
+        q = p[:n] + tuple(extra)
+        t = self.tick()
+        try:
+            a = self.real.insert_at(node, n, q, t)
+        except CacheFullError:
+            a = None
+        try:
+            b = self.ref.insert(q, t)
+        except CacheFullError:
+            b = None
+        assert a == b
+        if a is None:
+            return
+        self.held[k] = (q, len(q), self.real.relock(node, n, q, len(q)))
+        for j in range(1, len(q) + 1):
+            self.ref.locks[q[:j]] = self.ref.locks.get(q[:j], 0) + 1
+        for j in range(1, n + 1):
+            self.ref.locks[p[:j]] -= 1
 
     @rule(i=st.integers(0, 10))
     @precondition(lambda self: self.held)
     def unlock(self, i):
-        p, n = self.held.pop(i % len(self.held))
+        p, n, _ = self.held.pop(i % len(self.held))
         self.real.unlock(p, n)
         for k in range(1, n + 1):
             self.ref.locks[p[:k]] -= 1
@@ -143,6 +170,16 @@ class CacheMachine(RuleBasedStateMachine):
         assert self.real.locked == locked
         if self.cap is not None:
             assert self.real.size <= self.cap
+
+    @invariant()
+    def same_access_times(self):
+        """Every unit's LRU time is the reference's (a node's units share its ``last``)."""
+        stack = [(c, ()) for c in self.real.root.children.values()]
+        while stack:
+            node, pre = stack.pop()
+            for j in range(1, len(node.key) + 1):
+                assert self.ref.units[pre + node.key[:j]] == node.last
+            stack.extend((c, pre + node.key) for c in node.children.values())
 
 
 CacheMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)

@@ -98,12 +98,16 @@ class RadixCache:
         return match_all((self,), prompt)[0]
 
     # ------------------------------------------------------------------ internals
-    def _walk(self, prompt: Sequence[int], n: int, now: float | None) -> tuple[_Node, int]:
+    def _walk(self, prompt: Sequence[int], n: int, now: float | None, node: _Node | None = None,
+              i: int = 0) -> tuple[_Node, int]:
         """Walk the first ``n`` units, splitting at the boundary so that it ends on a node.
-        Returns the deepest node reached and the units covered (<= n)."""
+        Returns the deepest node reached and the units covered (<= n). ``node``, ``i``: start
+        there instead of the root, ``node`` ending on the prompt's path at depth ``i`` (its
+        ancestors are not touched)."""
         if type(prompt) is not tuple:
             prompt = tuple(prompt)
-        node, i = self.root, 0
+        if node is None:
+            node = self.root
         while i < n:
             child = node.children.get(prompt[i])
             if child is None:
@@ -163,10 +167,45 @@ class RadixCache:
             self._ref_path(node, +1)
         return node
 
-    def _insert(self, prompt: Sequence[int], now: float) -> tuple[int, _Node]:
-        """:meth:`insert`; also returns the node where the prompt ends."""
+    def insert_at(self, held: _Node, depth: int, prompt: Sequence[int], now: float = 0.0) -> int:
+        """:meth:`insert`, given ``held``, a node locked by :meth:`lock_node` of the first
+        ``depth`` units of ``prompt``: the walk starts there (its path is touched upwards).
+
+        Raises:
+            CacheFullError: as :meth:`insert`.
+        """
+        nd = held
+        while nd is not self.root:
+            if nd.last < now:
+                nd.last = now
+            nd = nd.parent
+        return self._insert(prompt, now, held, depth)[0]
+
+    def relock(self, held: _Node, depth: int, prompt: Sequence[int], n: int) -> _Node:
+        """:meth:`lock_node` of the first ``n`` units of ``prompt`` then :meth:`unlock_node`
+        of ``held`` (locked, ending at ``depth <= n`` on the prompt's path), in one walk from
+        ``held``: only the references below it change. Returns the new locked node.
+
+        Raises:
+            KeyError: if fewer than ``n`` units of ``prompt`` are cached.
+        """
+        end, i = self._walk(prompt, n, None, held, depth)
+        if i < n:
+            raise KeyError(f"lock: only {i} of {n} units cached")
+        node = end
+        while node is not held:
+            if node.ref == 0:
+                self.locked += len(node.key)
+            node.ref += 1
+            node = node.parent
+        return end
+
+    def _insert(self, prompt: Sequence[int], now: float, start: _Node | None = None,
+                depth: int = 0) -> tuple[int, _Node]:
+        """:meth:`insert`; also returns the node where the prompt ends (``start``, ``depth``:
+        as :meth:`_walk`)."""
         n = len(prompt)
-        node, i = self._walk(prompt, n, now)
+        node, i = self._walk(prompt, n, now, start, depth)
         new = n - i
         if new == 0:
             return 0, node
@@ -342,28 +381,36 @@ class RadixCache:
         if not self.lru:
             return self._evict_unordered(n)
         done = 0
-        heap = self._heap
+        heap, index, bit = self._heap, self.index, self.xbit
+        # The least entry is read in place and popped only when it leaves: a leaf trimmed
+        # in part keeps its key, so it stays the least (heapq pops the same key sequence
+        # whatever the layout; equal keys are the same node).
         while done < n and heap:
-            last, _, node = heapq.heappop(heap)
+            last, _, node = heap[0]
             if node.children or node.ref or node.parent is None:
-                continue  # not an evictable leaf now; _push_if_leaf queues it when it becomes one
-            if node.last > last:  # touched since it was queued: re-queue at its new time
-                heapq.heappush(heap, (node.last, node.uid, node))
+                heapq.heappop(heap)  # not an evictable leaf now; _push_if_leaf queues it when it becomes one
                 continue
-            take = min(n - done, len(node.key))
+            if node.last > last:  # touched since it was queued: re-queue at its new time
+                heapq.heapreplace(heap, (node.last, node.uid, node))
+                continue
+            k = len(node.key)
+            take = n - done
+            if take > k:
+                take = k
             done += take
-            self.size -= take
-            if self.index is not None:
-                node.x = self.index.trim(node.x, take, self.xbit)
-            if take < len(node.key):
+            if index is not None:
+                node.x = index.trim(node.x, take, bit)
+            if take < k:
                 node.key = node.key[:-take]
-                heapq.heappush(heap, (node.last, node.uid, node))
-            else:
-                parent = node.parent
-                del parent.children[node.key[0]]
-                node.parent = None
-                self._push_if_leaf(parent)
+                break  # (done == n)
+            heapq.heappop(heap)
+            parent = node.parent
+            del parent.children[node.key[0]]
+            node.parent = None
+            if not parent.children and not parent.ref:  # (_push_if_leaf; the root has a ref)
+                heapq.heappush(heap, (parent.last, parent.uid, parent))
         if done:
+            self.size -= done
             self.version += 1
             self.evicted += done
         return done

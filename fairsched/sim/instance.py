@@ -327,9 +327,7 @@ class InstanceBase:
         self.routed.unlock_node(self._routed_node.pop(s.req.rid))
         new = self._insert_prompt(s, now)
         # the prompt's blocks are now in the cache: keep them locked while we run
-        node = cache.lock_node(p, s.units)
-        cache.unlock_node(s.node)
-        s.node = node
+        s.node = cache.relock(s.node, s.matched, p, s.units)
         moved = new * self.block_units
         self.reserved -= moved
         s.reserved -= moved
@@ -379,7 +377,7 @@ class InstanceBase:
 
     def _insert_prompt(self, s: Seq, now: float) -> int:
         """Insert the completed prompt of ``s`` into the cache; returns the blocks added."""
-        return self.cache.insert(s.req.prompt, now)
+        return self.cache.insert_at(s.node, s.matched, s.req.prompt, now)
 
     def _release(self, s: Seq) -> None:
         """``s`` finished and its reservation was returned. Default: nothing else to free."""
