@@ -13,6 +13,8 @@ from __future__ import annotations
 from fairsched.policies.base import ClusterView, Router, ServiceWeights
 from fairsched.workload.request import Request
 
+_EXACT = 2**53  # integers of smaller magnitude are exact floats
+
 
 def _argmin(n: int, key) -> int:
     return min(range(n), key=lambda i: (key(i), i))
@@ -131,11 +133,21 @@ class LMetric(Router):
         return float(queued + uncached), float(load + 1)
 
     @staticmethod
-    def _keys(queued: list[int], cached: list[int], loads: list[int], L: int) -> list[tuple[float, float]]:
-        """LMetric's order key ``(P_i (B_i + 1), B_i + 1)`` of every instance, ``P_i`` and
-        ``B_i + 1`` as :meth:`_score` makes them from the uncached tokens ``L - cached_i``, in
-        one pass (the router's hot path; ``tests/test_routers.py`` checks the two agree)."""
-        return [(float(q + L - c) * (b := float(ld + 1)), b) for q, c, ld in zip(queued, cached, loads, strict=True)]
+    def _choose(queued: list[int], cached: list[int], loads: list[int], L: int) -> int:
+        """The argmin of LMetric's order key ``(P_i (B_i + 1), B_i + 1, i)``, ``P_i`` and
+        ``B_i + 1`` the floats :meth:`_score` makes from the uncached tokens ``L - cached_i``
+        (the router's hot path; ``tests/test_routers.py`` checks it against the keys). Integer
+        products below 2**53 are the floats' products exactly, so they order alike; larger
+        ones are taken as floats, rounding included."""
+        s = [(q + L - c) * (ld + 1) for q, c, ld in zip(queued, cached, loads, strict=True)]
+        m = min(s)
+        if not (-_EXACT < m and max(s) < _EXACT):
+            s = [float(q + L - c) * float(ld + 1) for q, c, ld in zip(queued, cached, loads, strict=True)]
+            m = min(s)
+        i = s.index(m)  # the first of the smallest
+        if s.count(m) > 1:  # a tie: the smaller B_i + 1, then the lower index
+            i = min((float(loads[j] + 1), j) for j, v in enumerate(s) if v == m)[1]
+        return i
 
     def score(self, req: Request, cluster: ClusterView, i: int) -> tuple[float, float]:
         """``(P_i, B_i + 1)`` for routing ``req`` to instance ``i``."""
@@ -149,8 +161,7 @@ class LMetric(Router):
 
         # argmin of (P_i (B_i + 1), B_i + 1, i), the cluster read once (the router's hot path)
         loads, queued, cached = cluster.instance_state(req)
-        keys = self._keys(queued, cached, loads, req.input_len)
-        return keys.index(min(keys))  # the first of the smallest: ties go to the lowest index
+        return self._choose(queued, cached, loads, req.input_len)
 
 
 class LMetricSeconds(LMetric):
