@@ -6,7 +6,7 @@ cache, :meth:`ToyLlama.decode` over a padded batch):
 * prefill time of ``n`` new tokens after ``h`` cached ones over a grid of ``(n, h)``;
 * decode step time of ``B`` sequences with ``ctx`` context tokens each (``C = B ctx``).
 
-Each grid point gets about one second of timings (``GRIDS``: cheap points, the noisiest on a
+Each grid point gets about two (prefill) / one (decode) seconds of timings (``GRIDS``: cheap points, the noisiest on a
 shared machine, are repeated most; at least 5 / 15 repeats for prefill / decode, at most 61)
 after untimed warm-up forwards (with :func:`~fairsched.engine.timing.steady_allocator`: no page
 faults) and one discarded first call of every shape, each point's repeats spread evenly over
@@ -70,13 +70,15 @@ __all__ = ["DECODE_TERMS", "GRIDS", "PREFILL_TERMS", "PROBE", "fit_cost_model", 
 GRIDS = {
     "full": {"n": (16, 32, 64, 128, 256, 512, 1024, 2048), "h": (0, 128, 512, 1024, 2048, 4096),
              "batch": (1, 2, 4, 8, 16, 32), "ctx": (64, 256, 1024, 2048, 4096), "repeats": 5, "decode_repeats": 15,
-             "budget_s": 1.0, "max_repeats": 61},
+             "budget_s": 2.0, "decode_budget_s": 1.0, "max_repeats": 61},
     "quick": {"n": (16, 64, 256, 1024), "h": (0, 1024, 3072),
               "batch": (1, 4, 16), "ctx": (128, 1024), "repeats": 3, "decode_repeats": 9},
 }
 """Measurement grids: prefill ``n`` x ``h``, decode ``batch`` x per-sequence ``ctx`` (points
 with ``batch * ctx`` above the instance's KV capacity are skipped: the engine never runs them),
-and the repeats of each point: with ``budget_s``, about that many seconds of timings per point,
+and the repeats of each point: with ``budget_s`` (prefill) / ``decode_budget_s``, about that many
+seconds of timings per point (prefill 2 s: the repeats' noise alone gives a p90 of 4.3-4.5% with
+1 s, 3.5-3.7% with 2 s, on the stored repeats of the quiet runs; ``proofs/cost_model.md``, "Repeats"),
 at least ``repeats`` (prefill) / ``decode_repeats`` (decode) and at most ``max_repeats``
 (:func:`_time_points`); without, exactly those repeats."""
 
@@ -278,6 +280,7 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
     reps = repeats or grid["repeats"]
     dreps = repeats or grid["decode_repeats"]
     budget = None if repeats else grid.get("budget_s")  # repeats= given: exactly that many
+    dbudget = None if repeats else grid.get("decode_budget_s", budget)
     cap_reps = grid.get("max_repeats", 61)
     cfg = model.config
     ns = [n for n in grid["n"] if n <= cfg.max_seq_len // 2]
@@ -307,7 +310,7 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
             pre = measure_prefill(model, ns, hs, reps, seed, mode, on_step=on_step, budget_s=budget,
                                   max_repeats=cap_reps, on_plan=planner("prefill"))
             dec = measure_decode(model, grid["batch"], ctxs, dreps, seed, mode, max_context=mc, on_step=on_step,
-                                 budget_s=budget, max_repeats=cap_reps, on_plan=planner("decode"))
+                                 budget_s=dbudget, max_repeats=cap_reps, on_plan=planner("decode"))
         n_threads = torch.get_num_threads()
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     name = f"engine-{cfg.name}-{dev.type}"
@@ -320,7 +323,8 @@ def run_calibration(out: str | Path | None, preset: str | ModelConfig = "cpu-sma
         out = Path(out)
         cm.save(out, r2=r2, residual_rel_p90=p90, residuals=fit, preset=cfg.name, device=str(dev),
                 dtype=dtype, threads=n_threads, timer=mode, quick=bool(quick),
-                repeats={"prefill": reps, "decode": dreps, "budget_s": budget, "max_repeats": cap_reps},
+                repeats={"prefill": reps, "decode": dreps, "budget_s": budget, "decode_budget_s": dbudget,
+                         "max_repeats": cap_reps},
                 source="fairsched.engine.calibrate.run_calibration",
                 measurements={"prefill": pre.to_dict(orient="list"), "decode": dec.to_dict(orient="list")},
                 model=cfg.to_dict(), seconds=elapsed)
