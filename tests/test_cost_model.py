@@ -48,6 +48,9 @@ def test_flash_counts_follow_the_kernel_loop():
     assert flash_counts(128, 4096) == (0.0, 4 * (4096 + 128))
     for L in (1, 100, 191, 700, 4096):
         assert flash_keys_max(L) == max(flash_counts(n, L - n)[1] for n in range(1, L + 1))
+    # prefill_time takes float token counts too (a plotted surface): the counts of the nearest whole ones
+    cm = CostModel(prefill_p=1e-7, prefill_s=1e-6)
+    assert cm.prefill_time(600.2, np.float64(99.8)) == pytest.approx(cm.prefill_time(600, 100), rel=1e-3)
 
 
 def test_fit_recovers_the_engine_model():

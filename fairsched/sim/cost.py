@@ -208,7 +208,7 @@ class CostModel:
         if h > 0:
             t += self.prefill_e + self.prefill_g * (h + n) + self.prefill_w * 0.5 * n * n
         if self.prefill_p or self.prefill_s:
-            pad, keys = flash_counts(n, h)
+            pad, keys = flash_counts(round(n), round(h))  # counts of whole tokens (n, h may be floats)
             t += self.prefill_p * pad + self.prefill_s * keys
         return t
 
