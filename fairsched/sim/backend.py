@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fairsched.policies.base import QueuePolicy, Router, charge_of
+from fairsched.policies.base import QueuePolicy, Router
 from fairsched.policies.service import ServiceMeasure, ServiceWeights
 from fairsched.sim.cost import CostModel
 from fairsched.sim.instance import ServingInstance
@@ -232,7 +232,8 @@ class ClusterBackend:
         amount = self.service.prefill(req.input_len - s.cached, s.cached)
         # the charge first: it is service received while the client was backlogged
         self._service(now, c, amount)
-        inst.policy.charge(req.client, amount, now)
+        if inst.charge is not None:
+            inst.charge(req.client, amount, now)
         for r in self.recorders:
             r.served(i, 1)
             r.admitted(now, c, i, amount, req.output_len)
@@ -272,14 +273,14 @@ class ClusterBackend:
             else:
                 e[0] += 1
                 e[1] += r.input_len + s.generated - k
-        policy, i, res, recs = inst.policy, inst.idx, self.res, self.recorders
+        i, res, recs = inst.idx, self.res, self.recorders
         # measured seconds (engine) are split among the clients; none: every share is 0
         split = self._decode_split(per, len(seqs), seconds) if seconds else None
         # a measure may price the first token (made by the prefill) apart, and may want the
         # batch size (SecondsService: the step's fixed cost is shared by its sequences)
         kw = ({"batch": len(seqs), "batch_context": sum(e[1] for e in per.values())}
               if self._batch_aware else None)
-        charge = charge_of(policy)  # (None: the default charge does nothing, skip the call)
+        charge = inst.charge  # (None: the default charge does nothing, skip the call; charge_of)
         full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged
         t_first = None if full else times[0]
         ts = None  # the k step times as an array, made once if some entry is logged
@@ -329,8 +330,8 @@ class ClusterBackend:
         if not per:  # every sequence deferred
             self.res.decode_tokens += len(seqs) * k
             return
-        policy, i, res, recs, memo = inst.policy, inst.idx, self.res, self.recorders, self._decode_memo
-        charge = charge_of(policy)
+        i, res, recs, memo = inst.idx, self.res, self.recorders, self._decode_memo
+        charge = inst.charge
         full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged
         t_first = None if full else times[0]
         ts = None  # the k step times as an array, made once if some entry is logged

@@ -42,7 +42,7 @@ part grows with the tokens generated). ``capacity``, ``reserved`` and every
 from __future__ import annotations
 
 from fairsched.cache.radix import RadixCache
-from fairsched.policies.base import Admission, QueuePolicy
+from fairsched.policies.base import Admission, QueuePolicy, charge_of
 from fairsched.sim.admission import PeakPlan
 from fairsched.sim.cost import CostModel
 from fairsched.sim.routing import routed_cached_all
@@ -76,6 +76,10 @@ class InstanceBase:
         self.backend = backend
         self.cfg = backend.instance_cfg
         self.policy = policy
+        # the policy's charge / on_finish if its class has its own (None: the default does
+        # nothing, and the hot path skips the call; charge_of)
+        self.charge = charge_of(policy)
+        self._policy_finish = policy.on_finish if type(policy).on_finish is not QueuePolicy.on_finish else None
         bs = backend.workload.block_size
         self.bs = bs
         self.unit = unit
@@ -145,7 +149,7 @@ class InstanceBase:
         if self.prefilling and self._overlaps_prefill(p, m):
             return Admission.DEFERRED
         bu, u, o = self.block_units, self.unit, req.output_len
-        cached = min(req.tokens_in(m), req.input_len - 1)  # the last token is always recomputed
+        cached = min(m * req.block_size, req.input_len - 1)  # (tokens_in(m)); the last token is always recomputed
         new = req.input_len - cached
         prompt = (len(p) - m) * bu
         node = cache.lock_node(p, m)
@@ -338,7 +342,8 @@ class InstanceBase:
         self.cache.unlock_node(s.node)
         self.reserved -= s.reserved
         self._release(s)
-        self.policy.on_finish(s.req, now)
+        if self._policy_finish is not None:
+            self._policy_finish(s.req, now)
         self.backend._on_finish(self, s, now)
 
     # ------------------------------------------------------------- hooks

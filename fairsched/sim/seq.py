@@ -11,6 +11,7 @@ Split out of :mod:`fairsched.sim.instance` (which re-exports the three names).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from fairsched.cache.radix import RadixCache
@@ -62,6 +63,7 @@ class ServingInstance(Protocol):
     pending_prefill: int
     pending_prefill_s: float
     prefill_cost: CostModel | None
+    charge: Callable[[str, float, float], None] | None  # the policy's charge, None if it has none (charge_of)
 
     def routed_cached_tokens(self, req: Request) -> int:
         """Prompt tokens of ``req`` in the cache or in prompts routed here (optimistic)."""

@@ -40,7 +40,7 @@ from dataclasses import replace
 import numpy as np
 
 from fairsched.cache.radix import RadixCache
-from fairsched.policies.base import QueuePolicy, Router, charge_of
+from fairsched.policies.base import QueuePolicy, Router
 from fairsched.policies.service import ServiceMeasure, ServiceWeights
 from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.config import InstanceConfig
@@ -63,7 +63,7 @@ class Instance(InstanceBase):
         self._coef = (0.0, 0.0, 0, 0)  # decode run: (decode_c B, decode_q, 2 C B, B^2)
         self._off = 0  # decode run: steps already applied (settled at an arrival, see `enqueue`)
         # the policy is charged for decode (VTC, DLPM, ...): its counters are read at arrivals
-        self._charged = charge_of(policy) is not None
+        self._charged = self.charge is not None
 
     def _start(self, now: float) -> float | None:
         self._steps, self._off = 1, 0
