@@ -1,13 +1,13 @@
 """Mitigation of a harmful KV-cache hotspot (issue 11 item 2): paced seeding vs warm-up
 prefills, on members of the detector's validation family.
 
-    nice python bench/bench_mitigation.py [--ids 18,24,...] [--all] [--force] [--harmful-only] [--workers 2] [--out mitigation.csv]
+    nice python bench/bench_mitigation.py [--ids 18,24,...] [--all] [--force] [--hotspot] [--workers 2] [--out mitigation.csv]
 
 Default ids: the 25 workloads where mitigation acts with the within-window trigger
 (``proofs/lmetric_harm_validation.md`` §5.4; ``acted`` = the mitigated run has a mitigate
 event); round 5's 22 (§5.3) are ``ACTED_R5``, round 4's 24 (§5.2) ``ACTED_R4``. On the other 178 the mitigated run is LMetric's by construction. ``--all``: the whole
-family of 200. The warm-up rule mitigates a confirmed class the model calls ``harmful`` or
-``hotspot`` (``DetectorConfig.mitigate_hotspot``, §5.5); ``--harmful-only``: round 6's rule. Prints per rule the distribution of the hot class's p99 TTFT change and the
+family of 200. ``--hotspot``: also mitigate a confirmed class the model calls ``hotspot``
+(``DetectorConfig.mitigate_hotspot``, §5.5; not the library's default). Prints per rule the distribution of the hot class's p99 TTFT change and the
 overall mean TTFT change vs LMetric, and the share of the gap to the best router
 recovered on harmed workloads; wall and CPU time. Definitions: §5.2 of that file.
 """
@@ -36,15 +36,15 @@ def main() -> None:
     ap.add_argument("--force", action="store_true", help="mitigate wherever phase 2 confirms, any regime")
     ap.add_argument("--rules", default=",".join(RULES), help="mitigation rules to run (warmup always runs)")
     ap.add_argument("--no-early", action="store_true", help="no within-window trigger (round 5's mitigation)")
-    ap.add_argument("--harmful-only", action="store_true",
-                    help="mitigate only harmful rows, not hotspot ones (round 6's mitigation)")
+    ap.add_argument("--hotspot", action="store_true",
+                    help="also mitigate a confirmed class the model calls hotspot (DetectorConfig.mitigate_hotspot)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="mitigation.csv")
     a = ap.parse_args()
     ids = list(range(200)) if a.all else [int(i) for i in a.ids.split(",")]
     t0 = time.perf_counter()
     f = mitigation_study(ids, workers=a.workers, force=a.force, progress=True, rules=tuple(a.rules.split(",")),
-                         early=not a.no_early, hotspot=not a.harmful_only)
+                         early=not a.no_early, hotspot=a.hotspot)
     wall = time.perf_counter() - t0
     ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     cpu = sum(r.ru_utime + r.ru_stime for r in ru)

@@ -31,7 +31,7 @@ RULES = ("paced", "warmup")
 
 
 def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = False, rules=RULES,
-                        early: bool = True, hotspot: bool = True) -> dict:
+                        early: bool = True, hotspot: bool = False) -> dict:
     """One row: ``id``, ``verdict``, ``confirmed``, ``acted``, ``outcome``, ``best_router``, and
     ``{run}_hot_mean`` / ``_hot_p99`` / ``_all_mean`` [s] for runs ``lmetric``, ``paced``,
     ``warmup``, ``least-load``, ``linear``; ``warmup_n`` and ``warmup_gpu_s`` (warm-ups issued,
@@ -101,7 +101,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def mitigation_study(ids: Sequence[int], n: int = 200, seed: int = 0, *, workers: int = 1, force: bool = False,
-                     progress: bool = False, rules=RULES, early: bool = True, hotspot: bool = True) -> pd.DataFrame:
+                     progress: bool = False, rules=RULES, early: bool = True, hotspot: bool = False) -> pd.DataFrame:
     """:func:`evaluate_mitigation` on members ``ids`` of ``family(n, seed)`` through the sweep
     runner; one row per workload.
 
