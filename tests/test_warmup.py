@@ -273,3 +273,17 @@ def test_hotspot_rule_starts_before_the_backlog_and_recovers():
     assert recovered[True] >= 0.8 > recovered[False]
     assert h[True]["ttft_p99_s"] <= 1.10 * h["lm"]["ttft_p99_s"]
     assert ttft_stats(runs[True][1])["ttft_mean_s"] <= ttft_stats(lm)["ttft_mean_s"]
+
+
+def test_after_event_split_adds_up_and_finds_the_backlog():
+    """§5.5: the parts of the unrecovered gap add up to it, and on spec 54 (harm-only rule) what
+    is left after the mitigate event is the residue of LMetric's backlog (no warm-up is issued
+    there: every instance already holds the prefix), not the warm-ups or the steady routing."""
+    from fairsched.analysis.detect import validation as V
+    from fairsched.analysis.detect.mitigation import after_event_split
+
+    r = after_event_split(V.family(200, 0)[54])
+    parts = r["before"] + r["in_flight"] + r["residue"] + r["steady"]
+    assert parts == pytest.approx(r["unrecovered"], abs=1e-9)
+    assert r["in_system_mitigated"] > r["in_system_leastload"] and r["drained_s"] > r["event_s"]
+    assert r["residue"] > 0.8 * (r["in_flight"] + r["residue"] + r["steady"]) > 0

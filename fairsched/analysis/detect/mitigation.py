@@ -25,7 +25,7 @@ from fairsched.analysis.detect.detector import DetectorConfig
 from fairsched.analysis.detect.runner import run_detection, ttft_stats
 from fairsched.analysis.prefix_classes import prefix_classes
 
-__all__ = ["RULES", "evaluate_mitigation", "mitigation_study", "summarize"]
+__all__ = ["RULES", "after_event_split", "evaluate_mitigation", "mitigation_study", "summarize"]
 
 RULES = ("paced", "warmup")
 
@@ -120,3 +120,53 @@ def mitigation_study(ids: Sequence[int], n: int = 200, seed: int = 0, *, workers
     rows = map_grid(partial(evaluate_mitigation, force=force, rules=rules, early=early, hotspot=hotspot), [fam[i] for i in ids], workers=workers,
                     progress=progress, desc="mitigation workloads")
     return pd.DataFrame(rows)
+
+
+def after_event_split(spec: dict, cost=None, hotspot: bool = False, step_s: float = 0.1) -> dict | None:
+    """Where the warm-up mitigation's unrecovered gap is (``proofs/lmetric_harm_validation.md``
+    §5.5): each hot-class request's TTFT under the mitigated run minus under least-load,
+    summed over a group and divided by the class's requests [s], so the parts add up to the
+    unrecovered mean gap. Groups: ``before`` (arrived before the first mitigate event),
+    and after it ``in_flight`` (some warm-up issued and not ready at its arrival), ``residue``
+    (not in flight, arrived before ``drained_s``), ``steady`` (the rest). ``drained_s``: the
+    first time on a ``step_s`` grid from the event on when the requests that arrived before the
+    event and are still in the system (not finished) are no more than under least-load.
+    Also ``event_s``, ``in_system_mitigated`` / ``in_system_leastload`` (those counts at the
+    event) and ``unrecovered`` [s]. None if the mitigated run has no mitigate event.
+    ``hotspot``: the detector's ``mitigate_hotspot``."""
+    from fairsched.analysis.detect import validation as V
+    from fairsched.sim import CostModel, simulate
+
+    cost = cost or CostModel()
+    wl, _, H = V.workload_of(spec, cost)
+    pc = prefix_classes(wl)
+    hot = np.array([c == "hot" for c in pc.class_of], dtype=bool)
+    cfg = DetectorConfig(window_s=H / 4, top_k=3, min_class_requests=5, mitigate=True, mitigate_hotspot=hotspot)
+    rep, mres = run_detection(wl, spec["n"], config=cfg, cost=cost, classes=pc, preload={"hot": V.holder_ids(spec)})
+    ev = [e["t"] for e in rep.events if e["event"] == "mitigate"]
+    if not ev:
+        return None
+    te = ev[0]
+    M, L = mres.requests_frame(), simulate(wl, "fcfs", "least-load", n_instances=spec["n"], cost=cost).requests_frame()
+    arr = M.arrival.to_numpy()
+    diff = (M.ttft_s - L.ttft_s).to_numpy()
+
+    def pre_in_system(F, ts):  # requests that arrived before te and have not finished at each t >= te
+        fin = np.sort(np.nan_to_num(F.finish_t.to_numpy()[arr < te], nan=np.inf))
+        return len(fin) - np.searchsorted(fin, ts, side="right")
+
+    ts = te + step_s * np.arange(int((max(M.finish_t.max(), L.finish_t.max()) - te) / step_s) + 2)
+    pm, pl = pre_in_system(M, ts), pre_in_system(L, ts)
+    ok = np.flatnonzero(pm <= pl)
+    drained = float(ts[ok[0]]) if len(ok) else math.inf
+    flight = np.zeros(len(arr), dtype=bool)
+    for w in rep.warmups:
+        ready = w["ready_s"] if w["ready_s"] is not None else math.inf
+        flight |= (arr >= w["issued_s"]) & (arr < ready)
+    after = hot & (arr >= te)
+    groups = {"before": hot & (arr < te), "in_flight": after & flight, "residue": after & ~flight & (arr < drained),
+              "steady": after & ~flight & (arr >= drained)}
+    n = int(hot.sum())
+    out = {k: float(diff[m].sum() / n) for k, m in groups.items()}
+    return {"id": spec["id"], "event_s": te, "in_system_mitigated": int(pm[0]), "in_system_leastload": int(pl[0]),
+            "drained_s": drained, "unrecovered": float(diff[hot].sum() / n), **out}
