@@ -228,23 +228,32 @@ class RadixCache:
             leaf.x = self.index.extend(node.x, leaf.key, self.xbit)
         self.size += new
         self.version += 1
-        self._push_if_leaf(leaf)
+        if self.lru:  # (_push_if_leaf: a new leaf is unreferenced)
+            heapq.heappush(self._heap, (now, leaf.uid, leaf))
         return new, leaf
 
     def _ref_path(self, node: _Node, d: int) -> None:
-        root = self.root
-        while node is not root:
-            if d > 0 and node.ref == 0:
-                self.locked += len(node.key)
-            node.ref += d
-            parent = node.parent
-            if d < 0 and node.ref == 0:
-                self.locked -= len(node.key)
-                if self.lru:
-                    self._push_if_leaf(node)
-                elif not node.children:  # no LRU order: an unreferenced leaf goes at once
-                    self._drop(node)
-            node = parent
+        """Add ``d`` (+1 or -1) to the references of ``node`` and its ancestors."""
+        root, freed = self.root, 0
+        if d > 0:
+            while node is not root:
+                if not node.ref:
+                    freed -= len(node.key)
+                node.ref += 1
+                node = node.parent
+        else:
+            while node is not root:
+                node.ref -= 1
+                parent = node.parent
+                if not node.ref:
+                    freed += len(node.key)
+                    if not node.children:
+                        if self.lru:  # (_push_if_leaf)
+                            heapq.heappush(self._heap, (node.last, node.uid, node))
+                        else:  # no LRU order: an unreferenced leaf goes at once
+                            self._drop(node)
+                node = parent
+        self.locked -= freed
 
     def _drop(self, node: _Node) -> None:
         """Remove the leaf ``node`` (unreferenced) from the tree."""
