@@ -26,6 +26,7 @@ per-instance logs of the bound checker) get the same events with the instance.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 from collections.abc import Callable, Sequence
@@ -124,7 +125,15 @@ class ClusterBackend:
 
         ``progress``, if given, is called with the number of requests that arrived so far
         (every ~1% of the workload, and at the end)."""
-        self._loop(progress)
+        # The loop allocates and frees many small objects and makes no reference cycles (a
+        # 20,000-request run leaves none to collect): the cyclic collector's scans are waste.
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            self._loop(progress)
+        finally:
+            if was:
+                gc.enable()
         for c in list(self._deferred):  # (requests left unfinished: allow_unfinished)
             self._settle(c)
         return self.res.finalize(self)
