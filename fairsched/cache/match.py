@@ -1,5 +1,6 @@
-"""Prefix matching of a prompt against radix trees (:mod:`fairsched.cache.radix`), the
-read-only hot path of routing: how many leading units of a prompt each tree holds."""
+"""Prefix matching against radix trees (:mod:`fairsched.cache.radix`), the read-only walks:
+how many leading units of a prompt each tree holds (the hot path of routing), and how many
+units of every path of a tree of queries one tree holds (LPM's queue order)."""
 
 from __future__ import annotations
 
@@ -54,4 +55,46 @@ def match_all(trees: Sequence, prompt: Sequence[int]) -> list[int]:
                 i += _common(k, 0, prompt, i, min(lk, n - i))
             break
         out.append(i)
+    return out
+
+
+def match_tree(cache, other) -> dict[int, int]:
+    """:meth:`RadixCache.match_tree <fairsched.cache.radix.RadixCache.match_tree>` (the walk,
+    here beside the other read-only walks): the units of ``cache`` (a ``RadixCache``) along every
+    root-to-node path of the query tree ``other``, ``{uid of a node of other: units cached}``."""
+    out: dict[int, int] = {}
+    dead: list = []  # (node of other, matched) of subtrees that left the cache: one value each
+    # (node of other, node here, units of that node's edge consumed, matched)
+    stack = [(other.root, cache.root, 0, 0)]
+    while stack:
+        wnode, cnode, coff, matched = stack.pop()
+        out[wnode.uid] = matched
+        for child in wnode.children.values():
+            e, i, n = child.key, 0, len(child.key)
+            c, off = cnode, coff
+            while i < n:
+                k = c.key
+                if off == len(k):
+                    c = c.children.get(e[i])
+                    if c is None:
+                        break
+                    k, off = c.key, 0
+                elif k[off] != e[i]:
+                    break
+                lim = len(k) - off
+                if n - i < lim:
+                    lim = n - i
+                j = _common(k, off, e, i, lim)
+                i += j
+                off += j
+                if j < lim:
+                    break
+            if i == n:
+                stack.append((child, c, off, matched + i))
+            else:
+                dead.append((child, matched + i))
+    while dead:
+        node, m = dead.pop()
+        out[node.uid] = m
+        dead.extend((ch, m) for ch in node.children.values())
     return out

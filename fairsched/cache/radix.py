@@ -26,7 +26,7 @@ import heapq
 import itertools
 from collections.abc import Sequence
 
-from fairsched.cache.match import _common, match_all  # noqa: F401  (match_all: re-exported)
+from fairsched.cache.match import _common, match_all, match_tree  # noqa: F401  (match_all: re-exported)
 
 
 class CacheFullError(RuntimeError):
@@ -324,42 +324,7 @@ class RadixCache:
         shared by many queries is compared once, not once per query; queries that diverged
         from this cache inherit their ancestor's value without any comparison.
         """
-        out: dict[int, int] = {}
-        dead: list[tuple[_Node, int]] = []  # subtrees that left the cache: one value each
-        # (node of other, node here, units of that node's edge consumed, matched)
-        stack = [(other.root, self.root, 0, 0)]
-        while stack:
-            wnode, cnode, coff, matched = stack.pop()
-            out[wnode.uid] = matched
-            for child in wnode.children.values():
-                e, i, n = child.key, 0, len(child.key)
-                c, off = cnode, coff
-                while i < n:
-                    k = c.key
-                    if off == len(k):
-                        c = c.children.get(e[i])
-                        if c is None:
-                            break
-                        k, off = c.key, 0
-                    elif k[off] != e[i]:
-                        break
-                    lim = len(k) - off
-                    if n - i < lim:
-                        lim = n - i
-                    j = _common(k, off, e, i, lim)
-                    i += j
-                    off += j
-                    if j < lim:
-                        break
-                if i == n:
-                    stack.append((child, c, off, matched + i))
-                else:
-                    dead.append((child, matched + i))
-        while dead:
-            node, m = dead.pop()
-            out[node.uid] = m
-            dead.extend((ch, m) for ch in node.children.values())
-        return out
+        return match_tree(self, other)
 
     def unlock(self, prompt: Sequence[int], n: int) -> None:
         """Remove a reference added by :meth:`lock` with the same ``prompt`` and ``n``.
