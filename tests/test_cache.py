@@ -67,6 +67,14 @@ class NaiveCache:
 prompts = st.lists(st.integers(0, 3), min_size=1, max_size=8)
 
 
+def _or_full(insert, *args):
+    """What an insert returns, or None where it raises CacheFullError."""
+    try:
+        return insert(*args)
+    except CacheFullError:
+        return None
+
+
 class CacheMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
@@ -90,15 +98,7 @@ class CacheMachine(RuleBasedStateMachine):
     @rule(p=prompts)
     def insert(self, p):
         t = self.tick()
-        try:
-            a = self.real.insert(p, t)
-        except CacheFullError:
-            a = None
-        try:
-            b = self.ref.insert(p, t)
-        except CacheFullError:
-            b = None
-        assert a == b
+        assert _or_full(self.real.insert, p, t) == _or_full(self.ref.insert, p, t)
 
     @rule(p=prompts)
     def match(self, p):
@@ -130,15 +130,8 @@ class CacheMachine(RuleBasedStateMachine):
         p, n, node = self.held[k]
         q = p[:n] + tuple(extra)
         t = self.tick()
-        try:
-            a = self.real.insert_at(node, n, q, t)
-        except CacheFullError:
-            a = None
-        try:
-            b = self.ref.insert(q, t)
-        except CacheFullError:
-            b = None
-        assert a == b
+        a = _or_full(self.real.insert_at, node, n, q, t)
+        assert a == _or_full(self.ref.insert, q, t)
         if a is None:
             return
         self.held[k] = (q, len(q), self.real.relock(node, n, q, len(q)))
