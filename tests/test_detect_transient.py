@@ -77,6 +77,17 @@ def test_window_means_bounds_and_limits(S, a, w, age):
     assert window_mean_residue(S, a + 1.0, b + 1.0, age) <= g + 1e-9  # the residue only leaves
 
 
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(S0=st.floats(0.5, 20.0), age=st.floats(0.0, 40.0), u=st.floats(0.0, 1.5))
+def test_a_zero_width_window_is_the_limit_of_narrow_ones(S0, age, u):
+    """A window of no width gives the share still there at that instant, the limit of ever
+    narrower windows around it (also inside the linear part, where it is (S0 - t) / A)."""
+    a = u * S0
+    narrow = window_mean_residue(S0, a, a + 1e-7, age)
+    assert window_mean_residue(S0, a, a, age) == pytest.approx(narrow, abs=1e-5)
+    assert window_mean_min(S0, a, a) == pytest.approx(window_mean_min(S0, a, a + 1e-7), abs=1e-6)
+
+
 def test_transient_load_errors():
     with pytest.raises(ValueError, match="t_a <= t_b"):
         window_mean_min(1.0, 2.0, 1.0)
