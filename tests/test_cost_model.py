@@ -39,15 +39,20 @@ def test_flash_counts_follow_the_kernel_loop():
     """The CPU kernel's counts (proofs/cost_model.md, "The kernel's counts"): the causal path
     computes the whole square up to one 512-key block, 1.5x the causal pairs at n = 1024; with a
     cached context every query block reads all h + n rows; flash_keys_max bounds K over n + h <= L."""
-    from fairsched.sim.cost import flash_counts, flash_keys_max
+    from fairsched.sim.cost import flash_counts, flash_keys_max, flash_q_block
 
     assert flash_counts(16, 0) == (128.0, 16)  # one 32-row block, 16 x 16 pairs
     assert flash_counts(512, 0) == (512 * 512 / 2, 8 * 512)  # 8 blocks of 64 rows, all 512 keys
     pad, keys = flash_counts(1024, 0)  # 4 blocks of 256 rows: 512, 512, 1024, 1024 keys
     assert keys == 3072 and pad + 1024 ** 2 / 2 == 256 * 3072
     assert flash_counts(128, 4096) == (0.0, 4 * (4096 + 128))
-    for L in (1, 100, 191, 700, 4096):
+    for L in (1, 100, 191, 200, 700, 767, 768, 4096):  # (200: the most blocks come from n = 191)
         assert flash_keys_max(L) == max(flash_counts(n, L - n)[1] for n in range(1, L + 1))
+    # the kernel's query-block switch points (qSplitSize: 256 rows from 768 queries, 64 from 192)
+    assert [flash_q_block(n) for n in (191, 192, 767, 768)] == [32, 64, 64, 256]
+    # each term counts alone: a model with only the K/V-row term still pays for the rows
+    only_s = CostModel(prefill_s=1e-6)
+    assert only_s.prefill_time(128, 4096) == pytest.approx(CostModel().prefill_time(128, 4096) + 1e-6 * 4 * (4096 + 128))
     # prefill_time takes float token counts too (a plotted surface): the counts of the nearest whole ones
     cm = CostModel(prefill_p=1e-7, prefill_s=1e-6)
     assert cm.prefill_time(600.2, np.float64(99.8)) == pytest.approx(cm.prefill_time(600, 100), rel=1e-3)
