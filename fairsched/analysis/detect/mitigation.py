@@ -21,7 +21,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from fairsched.analysis.detect.detector import DetectorConfig
 from fairsched.analysis.detect.runner import run_detection, ttft_stats
 from fairsched.analysis.prefix_classes import prefix_classes
 
@@ -48,18 +47,15 @@ def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = Fals
     pc = prefix_classes(wl)
     hot = np.array([c == "hot" for c in pc.class_of], dtype=bool)
     pre = {"hot": V.holder_ids(spec)}
-    base = dict(window_s=H / 4, top_k=3, min_class_requests=5)
-    rep, lm = run_detection(wl, spec["n"], config=DetectorConfig(**base), cost=cost, instance=instance, classes=pc,
+    rep, lm = run_detection(wl, spec["n"], config=V.study_config(H), cost=cost, instance=instance, classes=pc,
                             preload=pre)
     verdict, extra = V._verdict(rep)
-    d = rep.decisions
-    d = d[(d.klass == "hot") & (d.n_holders > 0) & (d.n_holders < spec["n"])]
-    ratio = float((d.load_holders.mean() + 1) / (d.load_others.mean() + 1)) if len(d) else 1.0
+    ratio = V._load_ratio(rep, spec["n"])
     row = {"id": spec["id"], "kind": spec.get("kind"), "n": spec["n"], "verdict": verdict,
            "confirmed": bool(extra.get("confirmed")), "acted": False, "mitigate_t": None, "early": False,
            "load_ratio": ratio, "warmup_n": 0, "warmup_gpu_s": 0.0}
     res = {"lmetric": lm, **dict.fromkeys(RULES, lm)}
-    mcfg = DetectorConfig(**base, mitigate=True, mitigate_only_harmful=not force, early_trigger=early,
+    mcfg = V.study_config(H, mitigate=True, mitigate_only_harmful=not force, early_trigger=early,
                           mitigate_hotspot=hotspot)
     for rule in ("warmup", *(r for r in rules if r != "warmup")):  # the warm-up run says whether it acts
         mrep, res[rule] = run_detection(wl, spec["n"], config=mcfg, cost=cost, instance=instance, classes=pc,
@@ -141,7 +137,7 @@ def after_event_split(spec: dict, cost=None, hotspot: bool = False, step_s: floa
     wl, _, H = V.workload_of(spec, cost)
     pc = prefix_classes(wl)
     hot = np.array([c == "hot" for c in pc.class_of], dtype=bool)
-    cfg = DetectorConfig(window_s=H / 4, top_k=3, min_class_requests=5, mitigate=True, mitigate_hotspot=hotspot)
+    cfg = V.study_config(H, mitigate=True, mitigate_hotspot=hotspot)
     rep, mres = run_detection(wl, spec["n"], config=cfg, cost=cost, classes=pc, preload={"hot": V.holder_ids(spec)})
     ev = [e["t"] for e in rep.events if e["event"] == "mitigate"]
     if not ev:

@@ -42,7 +42,7 @@ from fairsched.analysis.detect.runner import run_detection, ttft_stats
 from fairsched.analysis.prefix_classes import prefix_classes
 
 __all__ = ["HARM_ABS_S", "HARM_REL", "HOTSPOT_RATIO", "LABELS", "OUTCOMES", "ROUTERS", "SEEDS", "Validation", "capacity_qps",
-           "evaluate", "family", "harm_excess", "outcome_label", "spec_outcome", "validate", "workload_of"]
+           "evaluate", "family", "harm_excess", "outcome_label", "spec_outcome", "study_config", "validate", "workload_of"]
 
 HARM_REL = 0.10  # LMetric's hot-class mean TTFT above least-load's by more than 10 % ...
 HARM_ABS_S = 0.005  # ... and by more than 5 ms (half a decode step: below it is noise)
@@ -215,14 +215,18 @@ def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "flui
     cost = cost or CostModel()
     ws = sorted((w for w in row["windows"] if w.get("seed_j", 0) == j), key=lambda w: w["window"])
     if row.get("horizon_s") and any(w.get("span_s") is None for w in ws):
-        ws = _with_spans(ws, float(row["horizon_s"]) / 4)
+        ws = _with_spans(ws, study_config(float(row["horizon_s"])).window_s)
     rows = [{**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost, holder_stream, load_form)} for w in ws]
     return run_verdict(rows, row["n"])["regime"]
 
 
+def study_config(H: float, **kw) -> DetectorConfig:
+    """The study's detector: windows of a quarter of the horizon ``H`` [s], top 3 classes of >= 5 arrivals (``kw``: more fields)."""
+    return DetectorConfig(window_s=H / 4, top_k=3, min_class_requests=5, **kw)
+
+
 def _with_spans(ws: list[dict], W: float) -> list[dict]:
-    """One run's rows (time order) saved before the detector recorded ``span_s`` and ``load_onset``,
-    with both as it records them (windows of ``W`` [s]; onset: a run of consecutive windows' first)."""
+    """Rows saved before ``span_s`` / ``load_onset`` existed, with both as the detector records them (windows of ``W`` [s])."""
     out, prev, k0, l0 = [], None, 0, None
     for w in ws:
         k0, l0, prev = (k0, l0, w["window"]) if prev == w["window"] - 1 else (w["window"], w.get("load0"), w["window"])
@@ -255,17 +259,16 @@ def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS, seeds: int =
     wl, qps, H = workload_of(spec, cost)
     pc = prefix_classes(wl)
     hot = np.array([c == "hot" for c in pc.class_of], dtype=bool)
-    cfg = DetectorConfig(window_s=H / 4, top_k=3, min_class_requests=5)
+    cfg = study_config(H)
     pre = {"hot": holder_ids(spec)}
     row = {**spec, "qps": qps, "horizon_s": H, "n_requests": len(wl), "n_hot": int(hot.sum())}
     rep, lm = run_detection(wl, spec["n"], config=cfg, cost=cost, instance=instance, classes=pc, preload=pre)
     verdict, extra = _verdict(rep)
     ratio = _load_ratio(rep, spec["n"])
     row.update(verdict=verdict, load_ratio=ratio, **extra)
-    mcfg = DetectorConfig(window_s=H / 4, top_k=3, min_class_requests=5, mitigate=True)
     mit = lm  # mitigation changes nothing unless the verdict is harmful and phase 2 confirms
     if verdict == "harmful" and extra.get("confirmed"):
-        _, mit = run_detection(wl, spec["n"], config=mcfg, cost=cost, instance=instance, classes=pc, preload=pre)
+        _, mit = run_detection(wl, spec["n"], config=study_config(H, mitigate=True), cost=cost, instance=instance, classes=pc, preload=pre)
     res = {"lmetric": lm, "mitigated": mit}
     for r in routers:
         res[r] = simulate(wl, "fcfs", r, n_instances=spec["n"], instance=instance, cost=cost)
@@ -314,9 +317,7 @@ def _hot_windows(rep, j: int) -> list[dict]:
     with the seed offset ``j``: a verdict is a function of these rows only, so another form
     of the model can be scored without rerunning the simulator."""
     w = rep.windows
-    if not len(w):
-        return []
-    return [{"seed_j": j, **{k: r.get(k) for k in WINDOW_KEYS}} for r in w[w.klass == "hot"].to_dict("records")]
+    return [{"seed_j": j, **{k: r.get(k) for k in WINDOW_KEYS}} for r in w[w.klass == "hot"].to_dict("records")] if len(w) else []
 
 
 @dataclass
