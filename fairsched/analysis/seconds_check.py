@@ -54,9 +54,11 @@ __all__ = ["check_seconds", "measured_x_seconds", "prefill_cap_seconds"]
 def prefill_cap_seconds(cost, L: int) -> float:
     """``t_pre(L, 0) + e + g L + w L^2 / 2 + p L^2 / 2 + s K_max(L)`` [s]: at least
     ``cost.prefill_time(n, h)`` for every ``n + h <= L`` (module docstring)."""
+    from dataclasses import replace
+
     from fairsched.sim.cost import flash_keys_max
 
-    base = cost.prefill_a + L * (cost.prefill_b + cost.prefill_c * L / 2)
+    base = replace(cost, prefill_p=0.0, prefill_s=0.0).prefill_time(L, 0)  # t_pre(L, 0) without the kernel's counts
     return float(base + cost.prefill_e + cost.prefill_g * L + (cost.prefill_w + cost.prefill_p) * L * L / 2
                  + cost.prefill_s * flash_keys_max(L))
 
