@@ -104,6 +104,14 @@ def _run_sums(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return m[:k], s1[:k], s2[:k]
 
 
+def run_times(k: int, step: float, coef: tuple, off: int = 0) -> np.ndarray:
+    """:func:`run_seconds` for ``m = off + 1 .. off + k``, shape ``(k,)`` [s]: the end times of a
+    decode run's steps ``off + 1 ..`` after its start (``step``, ``coef`` as :func:`run_seconds`),
+    the same floats as the slice ``[off:]`` of the run's first ``off + k``."""
+    m, s1, s2 = _run_sums(off + k)
+    return run_seconds(m[off:], step, coef, (s1[off:], s2[off:]))
+
+
 FLASH_KV_BLOCK = 512
 """Key block of torch's CPU flash-attention kernel (``kvSplitSize``, ``aten/src/ATen/native/cpu/
 FlashAttentionKernel.cpp``, torch 2.x)."""
@@ -232,8 +240,7 @@ class CostModel:
     def decode_run_times(self, batch: int, context: int, k: int) -> np.ndarray:
         """:meth:`decode_run_time` for ``m = 1..k`` at once, shape ``(k,)`` [s]: the same
         expression element-wise (so the same floats as ``k`` scalar calls); ``batch >= 1``."""
-        m, s1, s2 = _run_sums(k)
-        return run_seconds(m, self.decode_time(batch, context), self.run_coef(batch, context), (s1, s2))
+        return run_times(k, self.decode_time(batch, context), self.run_coef(batch, context))
 
     def run_coef(self, batch: int, context: int) -> tuple[float, float, int, int]:
         """The terms of :func:`run_seconds` that do not depend on ``m``: ``(d_c B, d_q, 2 C B, B^2)``."""

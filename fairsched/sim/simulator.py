@@ -44,7 +44,7 @@ from fairsched.policies.base import QueuePolicy, Router
 from fairsched.policies.service import ServiceMeasure, ServiceWeights
 from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.config import InstanceConfig
-from fairsched.sim.cost import CostModel, _run_sums, run_seconds
+from fairsched.sim.cost import CostModel, run_seconds, run_times
 from fairsched.sim.instance import InstanceBase, Seq
 from fairsched.sim.result import SimResult
 from fairsched.workload.request import Workload
@@ -176,10 +176,8 @@ class StepTimes:
         return self.inst._run_end(m)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        inst, off = self.inst, self.off  # (= cost.decode_run_times(b, ctx, off + k)[off:]: the same floats)
-        m, s1, s2 = _run_sums(off + self.k)
-        ts = run_seconds(m[off:], inst._run[3], inst._coef, (s1[off:], s2[off:]))
-        return np.asarray(inst._run[0] + ts, dtype=dtype or float)
+        inst = self.inst  # (= cost.decode_run_times(b, ctx, off + k)[off:]: the same floats)
+        return np.asarray(inst._run[0] + run_times(self.k, inst._run[3], inst._coef, self.off), dtype=dtype or float)
 
 
 class Simulator(ClusterBackend):
