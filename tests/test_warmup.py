@@ -232,13 +232,11 @@ def test_early_trigger_does_not_act_on_a_short_burst():
     the window so far harmful, so the harm test alone (``mitigate_hotspot=False``, round 6's
     rule) mitigates nothing; with the harm test switched off (``mitigate_only_harmful=False``)
     the same trigger acts inside a window."""
-    from fairsched.analysis.detect import validation as V
+    from fairsched.analysis.detect.study_run import study_run
+    from fairsched.analysis.detect.validation import family
 
-    spec = V.family(200, 0)[91]
-    wl, _, H = V.workload_of(spec)
-    base = dict(window_s=H / 4, top_k=3, min_class_requests=5, mitigate=True, mitigate_hotspot=False)
-    runs = {only: run_detection(wl, spec["n"], config=DetectorConfig(**base, mitigate_only_harmful=only),
-                                preload={"hot": V.holder_ids(spec)})[0] for only in (True, False)}
+    s = study_run(family(200, 0)[91])
+    runs = {only: s.detect(mitigate=True, mitigate_hotspot=False, mitigate_only_harmful=only)[0] for only in (True, False)}
     assert not [e for e in runs[True].events if e["event"] == "mitigate"]
     forced = [e for e in runs[False].events if e["event"] == "mitigate"]
     assert forced and forced[0].get("early")
@@ -251,18 +249,13 @@ def test_hotspot_rule_starts_before_the_backlog_and_recovers():
     least-load. Mitigating the confirmed hotspot (``mitigate_hotspot=True``) starts
     earlier, on a ``hotspot`` row, and recovers at least 80 % of the gap without raising the
     class's p99 or the overall mean."""
-    from fairsched.analysis.detect import validation as V
-    from fairsched.sim import simulate
+    from fairsched.analysis.detect.study_run import study_run
+    from fairsched.analysis.detect.validation import family
 
-    spec = V.family(200, 0)[54]
-    wl, _, H = V.workload_of(spec)
-    hot = np.array([r.client == "hot" for r in wl], dtype=bool)
-    pre = {"hot": V.holder_ids(spec)}
-    base = dict(window_s=H / 4, top_k=3, min_class_requests=5)
-    lm = run_detection(wl, spec["n"], config=DetectorConfig(**base), preload=pre)[1]
-    ll = simulate(wl, "fcfs", "least-load", n_instances=spec["n"])
-    runs = {hs: run_detection(wl, spec["n"], config=DetectorConfig(**base, mitigate=True, mitigate_hotspot=hs),
-                              preload=pre) for hs in (True, False)}
+    s = study_run(family(200, 0)[54])
+    hot = np.array([r.client == "hot" for r in s.workload], dtype=bool)
+    lm, ll = s.detect()[1], s.simulate("least-load")
+    runs = {hs: s.detect(mitigate=True, mitigate_hotspot=hs) for hs in (True, False)}
     first = {hs: next(e for e in rep.events if e["event"] == "mitigate") for hs, (rep, _) in runs.items()}
     assert first[True]["regime"] == "hotspot" and first[False]["regime"] == "harmful"
     assert first[True]["t"] < first[False]["t"]

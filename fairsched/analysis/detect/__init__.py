@@ -5,7 +5,9 @@
 - :mod:`.runner`: feeding it from a simulation (:class:`DetectingLMetric`,
   :func:`run_detection`, :func:`detect_and_compare`, :class:`DetectionReport`).
 - :mod:`.phase`: the empirical phase diagram; :mod:`.figures`: plotly figures;
-  :mod:`.validation`: the validation study (verdicts vs simulated harm).
+  :mod:`.validation`: the validation study (verdicts vs simulated harm);
+  :mod:`.study_run`: one study member's run (workload, classes, pre-loaded holders), shared by
+  the validation and mitigation studies.
 """
 
 from fairsched.analysis.detect.detector import DetectorConfig, HotspotDetector, violates

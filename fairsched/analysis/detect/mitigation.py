@@ -1,8 +1,8 @@
 """Mitigation study: the detector's mitigation, by paced seeding and by warm-up prefills,
 against LMetric and the best router, on members of the validation family.
 
-Per workload (:func:`evaluate_mitigation`, the spec, detector config and pre-loaded holders
-of :func:`fairsched.analysis.detect.validation.evaluate`): LMetric with the detector (the
+Per workload (:func:`evaluate_mitigation`, the study run of
+:func:`fairsched.analysis.detect.study_run.study_run`, as in the validation study): LMetric with the detector (the
 verdict, whether phase 2 confirmed), then, where mitigation acts (a harmful verdict
 confirmed by phase 2, as in the study; or on every flagged-and-confirmed workload with
 ``force``), LMetric + paced seeding (``proofs/lmetric_harm_validation.md`` §5) and LMetric
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from fairsched.analysis.detect.runner import run_detection, ttft_stats
-from fairsched.analysis.prefix_classes import prefix_classes
+from fairsched.analysis.detect.runner import ttft_stats
+from fairsched.analysis.detect.study_run import study_run
 
 __all__ = ["RULES", "after_event_split", "evaluate_mitigation", "mitigation_study", "summarize"]
 
@@ -40,26 +40,18 @@ def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = Fals
     phase 2 confirms, any regime. ``rules``: the mitigation rules run besides ``warmup`` (the
     others are reported as LMetric's run). ``early``: the detector's ``early_trigger`` (§5.4); ``hotspot``: its ``mitigate_hotspot`` (§5.5)."""
     from fairsched.analysis.detect import validation as V
-    from fairsched.sim import CostModel, simulate
 
-    cost = cost or CostModel()
-    wl, qps, H = V.workload_of(spec, cost)
-    pc = prefix_classes(wl)
-    hot = np.array([c == "hot" for c in pc.class_of], dtype=bool)
-    pre = {"hot": V.holder_ids(spec)}
-    rep, lm = run_detection(wl, spec["n"], config=V.study_config(H), cost=cost, instance=instance, classes=pc,
-                            preload=pre)
+    s = study_run(spec, cost, instance)
+    rep, lm = s.detect()
     verdict, extra = V._verdict(rep)
-    ratio = V._load_ratio(rep, spec["n"])
-    row = {"id": spec["id"], "kind": spec.get("kind"), "n": spec["n"], "verdict": verdict,
+    ratio = V._load_ratio(rep, s.n)
+    row = {"id": spec["id"], "kind": spec.get("kind"), "n": s.n, "verdict": verdict,
            "confirmed": bool(extra.get("confirmed")), "acted": False, "mitigate_t": None, "early": False,
            "load_ratio": ratio, "warmup_n": 0, "warmup_gpu_s": 0.0}
     res = {"lmetric": lm, **dict.fromkeys(RULES, lm)}
-    mcfg = V.study_config(H, mitigate=True, mitigate_only_harmful=not force, early_trigger=early,
-                          mitigate_hotspot=hotspot)
+    mkw = dict(mitigate=True, mitigate_only_harmful=not force, early_trigger=early, mitigate_hotspot=hotspot)
     for rule in ("warmup", *(r for r in rules if r != "warmup")):  # the warm-up run says whether it acts
-        mrep, res[rule] = run_detection(wl, spec["n"], config=mcfg, cost=cost, instance=instance, classes=pc,
-                                        preload=pre, warmup=rule == "warmup")
+        mrep, res[rule] = s.detect(warmup=rule == "warmup", **mkw)
         if rule == "warmup":
             ev = [e for e in mrep.events if e["event"] == "mitigate"]
             if not ev:  # no mitigate event: every mitigated run is LMetric's (WarmupSimulator, §5.2)
@@ -68,9 +60,9 @@ def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = Fals
             row.update(acted=True, mitigate_t=ev[0]["t"], early=bool(ev[0].get("early")), warmup_n=len(mrep.warmups),
                        warmup_gpu_s=float(sum(w["gpu_s"] for w in mrep.warmups)))
     for r in V.ROUTERS:
-        res[r] = simulate(wl, "fcfs", r, n_instances=spec["n"], instance=instance, cost=cost)
+        res[r] = s.simulate(r)
     for name, r in res.items():
-        h, a = ttft_stats(r, hot), ttft_stats(r)
+        h, a = ttft_stats(r, s.hot), ttft_stats(r)
         row.update({f"{name}_hot_mean": h["ttft_mean_s"], f"{name}_hot_p99": h["ttft_p99_s"],
                     f"{name}_all_mean": a["ttft_mean_s"]})
     row["best_router"] = min(V.ROUTERS, key=lambda r: row[f"{r}_hot_mean"] if row[f"{r}_hot_mean"] is not None
@@ -130,20 +122,14 @@ def after_event_split(spec: dict, cost=None, hotspot: bool = False, step_s: floa
     Also ``event_s``, ``in_system_mitigated`` / ``in_system_leastload`` (those counts at the
     event) and ``unrecovered`` [s]. None if the mitigated run has no mitigate event.
     ``hotspot``: the detector's ``mitigate_hotspot``."""
-    from fairsched.analysis.detect import validation as V
-    from fairsched.sim import CostModel, simulate
-
-    cost = cost or CostModel()
-    wl, _, H = V.workload_of(spec, cost)
-    pc = prefix_classes(wl)
-    hot = np.array([c == "hot" for c in pc.class_of], dtype=bool)
-    cfg = V.study_config(H, mitigate=True, mitigate_hotspot=hotspot)
-    rep, mres = run_detection(wl, spec["n"], config=cfg, cost=cost, classes=pc, preload={"hot": V.holder_ids(spec)})
+    s = study_run(spec, cost)
+    hot = s.hot
+    rep, mres = s.detect(mitigate=True, mitigate_hotspot=hotspot)
     ev = [e["t"] for e in rep.events if e["event"] == "mitigate"]
     if not ev:
         return None
     te = ev[0]
-    M, L = mres.requests_frame(), simulate(wl, "fcfs", "least-load", n_instances=spec["n"], cost=cost).requests_frame()
+    M, L = mres.requests_frame(), s.simulate("least-load").requests_frame()
     arr = M.arrival.to_numpy()
     diff = (M.ttft_s - L.ttft_s).to_numpy()
 

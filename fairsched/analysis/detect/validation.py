@@ -37,9 +37,15 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from fairsched.analysis.detect.detector import DetectorConfig
-from fairsched.analysis.detect.runner import run_detection, ttft_stats
-from fairsched.analysis.prefix_classes import prefix_classes
+from fairsched.analysis.detect.runner import ttft_stats
+from fairsched.analysis.detect.study_run import (  # noqa: F401  (the study's setup, re-exported)
+    OUTPUT,
+    capacity_qps,
+    holder_ids,
+    study_config,
+    study_run,
+    workload_of,
+)
 
 __all__ = ["HARM_ABS_S", "HARM_REL", "HOTSPOT_RATIO", "LABELS", "OUTCOMES", "ROUTERS", "SEEDS", "Validation", "capacity_qps",
            "evaluate", "family", "harm_excess", "outcome_label", "spec_outcome", "study_config", "validate", "workload_of"]
@@ -50,25 +56,6 @@ HOTSPOT_RATIO = 1.25  # holders' (B + 1) over the others' at hot-class decisions
 LABELS = ("benign", "hotspot", "harmful")
 OUTCOMES = (*LABELS, "indeterminate")  # a spec whose seeds do not settle which side of a line it is on
 ROUTERS = ("least-load", "linear")  # compared with LMetric; "best" = lowest hot-class mean TTFT
-SUFFIX = (16, 64)
-OUTPUT = (32, 96)
-COLD = (1000, 3000)
-
-
-def _work_s(cost, new: float, cached: float, out: float) -> float:
-    """Seconds of instance time one request needs: its prefill plus its share of ``out``
-    decode steps (``d_b + d_c * context`` each; the per-step ``d_a`` is shared by the batch).
-    ``proofs/lmetric_harm_validation.md`` (iteration model)."""
-    return cost.prefill_time(int(new), int(cached)) + out * (cost.decode_b + cost.decode_c * (cached + new + out / 2))
-
-
-def capacity_qps(n: int, x: float, doc: int, cost, output=OUTPUT) -> float:
-    """Arrival rate [req/s] at which N instances are fully busy (utilisation 1) when every
-    instance caches the document: ``N / (x w_hit + (1 - x) w_cold)`` with mean lengths
-    (``output``: the output-length range [tokens])."""
-    u, o, lc = sum(SUFFIX) / 2, sum(output) / 2, sum(COLD) / 2
-    w = x * _work_s(cost, u, doc, o) + (1 - x) * _work_s(cost, lc, 0, o)
-    return n / w
 
 
 HARM_SHARE = 0.15  # share of the family drawn from the harm corner (long horizon, high load, long prefix)
@@ -110,35 +97,6 @@ def family(n: int = 200, seed: int = 0) -> list[dict]:
                     "horizon_s": None if horizon is None else round(horizon, 1), "mode": mode,
                     "seed": int(rng.integers(0, 2**31 - 1))})
     return out
-
-
-def workload_of(spec: dict, cost=None):
-    """The workload of one spec and its horizon [s]: ``spec["horizon_s"]`` or ~15 requests
-    per instance, 6-20 s."""
-    from fairsched.sim import CostModel
-    from fairsched.workload.hotspot import hotspot_workload
-
-    cost = cost or CostModel()
-    N, x = spec["n"], spec["x"]
-    output = tuple(spec.get("output") or OUTPUT)
-    qps = spec["load"] * capacity_qps(N, x, spec["doc_tokens"], cost, output)
-    H = float(spec.get("horizon_s") or min(20.0, max(6.0, 15 * N / qps)))
-    kw = dict(doc_tokens=spec["doc_tokens"], suffix_tokens=SUFFIX, output_tokens=output, cold_input_tokens=COLD,
-              seed=spec["seed"], n_cold_clients=max(16, N))
-    if spec["mode"] == "steady":
-        wl = hotspot_workload(N, qps, x, x_warm=x, warm_s=0.0, burst_s=H, tail_s=0.0, **kw)
-    else:
-        wl = hotspot_workload(N, qps, x, x_warm=min(x, 0.5 / N), warm_s=H / 4, burst_s=H / 2, tail_s=H / 4, **kw)
-    return wl, qps, H
-
-
-def holder_ids(spec: dict) -> list[int]:
-    """Instances pre-loaded with the hot prefix: ``spec["holder_ids"]`` if given, else the
-    lowest ``holders`` indices (``placement`` ``"low"``, the default) or the highest (``"high"``)."""
-    if spec.get("holder_ids") is not None:
-        return [int(i) for i in spec["holder_ids"]]
-    n, m = spec["n"], spec["holders"]
-    return list(range(n - m, n)) if spec.get("placement") == "high" else list(range(m))
 
 
 def outcome_label(lm_hot: float | None, ll_hot: float | None, load_ratio: float) -> str:
@@ -220,11 +178,6 @@ def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "flui
     return run_verdict(rows, row["n"])["regime"]
 
 
-def study_config(H: float, **kw) -> DetectorConfig:
-    """The study's detector: windows of a quarter of the horizon ``H`` [s], top 3 classes of >= 5 arrivals (``kw``: more fields)."""
-    return DetectorConfig(window_s=H / 4, top_k=3, min_class_requests=5, **kw)
-
-
 def _with_spans(ws: list[dict], W: float) -> list[dict]:
     """Rows saved before ``span_s`` / ``load_onset`` existed, with both as the detector records them (windows of ``W`` [s])."""
     out, prev, k0, l0 = [], None, 0, None
@@ -253,27 +206,18 @@ def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS, seeds: int =
     :func:`spec_outcome` over ``seeds`` workload seeds (``seed``, ``seed + 1``, ...: LMetric
     with the detector and least-load on each; ``outcome_seed0`` is the first seed's label).
     ``windows`` keeps every seed's hot-class window rows (:func:`_hot_windows`)."""
-    from fairsched.sim import CostModel, simulate
-
-    cost = cost or CostModel()
-    wl, qps, H = workload_of(spec, cost)
-    pc = prefix_classes(wl)
-    hot = np.array([c == "hot" for c in pc.class_of], dtype=bool)
-    cfg = study_config(H)
-    pre = {"hot": holder_ids(spec)}
-    row = {**spec, "qps": qps, "horizon_s": H, "n_requests": len(wl), "n_hot": int(hot.sum())}
-    rep, lm = run_detection(wl, spec["n"], config=cfg, cost=cost, instance=instance, classes=pc, preload=pre)
+    s = study_run(spec, cost, instance)
+    row = {**spec, "qps": s.qps, "horizon_s": s.horizon_s, "n_requests": len(s.workload), "n_hot": int(s.hot.sum())}
+    rep, lm = s.detect()
     verdict, extra = _verdict(rep)
-    ratio = _load_ratio(rep, spec["n"])
+    ratio = _load_ratio(rep, s.n)
     row.update(verdict=verdict, load_ratio=ratio, **extra)
     mit = lm  # mitigation changes nothing unless the verdict is harmful and phase 2 confirms
     if verdict == "harmful" and extra.get("confirmed"):
-        _, mit = run_detection(wl, spec["n"], config=study_config(H, mitigate=True), cost=cost, instance=instance, classes=pc, preload=pre)
-    res = {"lmetric": lm, "mitigated": mit}
-    for r in routers:
-        res[r] = simulate(wl, "fcfs", r, n_instances=spec["n"], instance=instance, cost=cost)
+        mit = s.detect(mitigate=True)[1]
+    res = {"lmetric": lm, "mitigated": mit, **{r: s.simulate(r) for r in routers}}
     for name, r in res.items():
-        h, a = ttft_stats(r, hot), ttft_stats(r)
+        h, a = ttft_stats(r, s.hot), ttft_stats(r)
         row.update({f"{name}_hot_mean": h["ttft_mean_s"], f"{name}_hot_p99": h["ttft_p99_s"],
                     f"{name}_all_mean": a["ttft_mean_s"], f"{name}_all_p99": a["ttft_p99_s"]})
     best = min(routers, key=lambda r: row[f"{r}_hot_mean"] if row[f"{r}_hot_mean"] is not None else math.inf)
@@ -282,22 +226,19 @@ def evaluate(spec: dict, cost=None, instance=None, routers=ROUTERS, seeds: int =
     runs = [(harm_excess(row["lmetric_hot_mean"], row["least-load_hot_mean"]), ratio, verdict)]
     windows = [_hot_windows(rep, 0)]
     for j in range(1, seeds):  # the same spec, other workload seeds: LMetric (+ detector) and least-load only
-        wl_j, _, _ = workload_of({**spec, "seed": spec["seed"] + j}, cost)
-        pc_j = prefix_classes(wl_j)
-        hot_j = np.array([c == "hot" for c in pc_j.class_of], dtype=bool)
-        rep_j, lm_j = run_detection(wl_j, spec["n"], config=cfg, cost=cost, instance=instance, classes=pc_j,
-                                    preload=pre if "hot" in pc_j.classes else None)  # a short trace may lack it
-        ll_j = simulate(wl_j, "fcfs", "least-load", n_instances=spec["n"], instance=instance, cost=cost)
-        runs.append((harm_excess(ttft_stats(lm_j, hot_j)["ttft_mean_s"], ttft_stats(ll_j, hot_j)["ttft_mean_s"]),
-                     _load_ratio(rep_j, spec["n"]), _verdict(rep_j)[0]))
+        s_j = study_run({**spec, "seed": spec["seed"] + j}, s.cost, instance)
+        rep_j, lm_j = s_j.detect()
+        runs.append((harm_excess(ttft_stats(lm_j, s_j.hot)["ttft_mean_s"],
+                                 ttft_stats(s_j.simulate("least-load"), s_j.hot)["ttft_mean_s"]),
+                     _load_ratio(rep_j, s.n), _verdict(rep_j)[0]))
         windows.append(_hot_windows(rep_j, j))
     row["seed_excess"] = [round(float(e), 6) for e, _, _ in runs]
     row["seed_ratio"] = [round(float(r), 4) for _, r, _ in runs]
     row["seed_verdict"] = [v for _, _, v in runs]
     row["outcome"] = spec_outcome(row["seed_excess"], row["seed_ratio"])
     row["windows"] = [w for ws in windows for w in ws]
-    row["hot_class"] = {k: pc.classes["hot"][k] for k in ("mean_input", "shared_tokens", "mean_output")} \
-        if "hot" in pc.classes else None
+    row["hot_class"] = {k: s.classes.classes["hot"][k] for k in ("mean_input", "shared_tokens", "mean_output")} \
+        if s.preload else None
     return row
 
 
