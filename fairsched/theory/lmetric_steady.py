@@ -394,8 +394,9 @@ def run_regime(windows: Sequence[tuple[dict, float]], n: int, n_run: float) -> d
     each spread over ``n_run``. Harmful / hotspot thresholds as :func:`steady_state_hotspot`;
     hotspot if any window's ratio exceeds :data:`HOTSPOT_RATIO`; with transient windows (§3.5) if
     the ratio of the class-arrival-weighted mean loads ``sum_w p_w R_w (B_Mbar,w + 1) / sum_w p_w
-    (B_Mbar,w + 1)`` does (the outcome's own ``R``, over the windows with non-holders; the largest if
-    one has no ``B_Mbar``: every instance saturated).
+    (B_Mbar,w + 1)`` does (the outcome's own ``R``, over the windows with non-holders; a window with
+    no ``B_Mbar``, every instance saturated, weighs by its measured mean load ``load_measured``
+    [requests], §3.6; the largest ratio if it has none either).
     Returns ``{"regime", "ttft_lmetric", "ttft_leastload", "ratio"}`` ([s]; ratio: as tested);
     ``regime`` benign with no window.
     """
@@ -417,8 +418,11 @@ def run_regime(windows: Sequence[tuple[dict, float]], n: int, n_run: float) -> d
     lm += c1 * (m_last - m_first) / max(1.0, n_run)
     ll += c1 * (n - m_first) / max(1.0, n_run)
     split = [(d, q) for d, q in p if d["holders"] < n]  # R counts decisions with holders and non-holders only
-    if split and all(d.get("load_form") == "transient" and d.get("B_Mbar") is not None for d, _ in split):
-        den = [q * (1.0 + d["B_Mbar"]) for d, q in split]  # §3.5: R as the outcome measures it, the ratio of the
+    def other_load(d):  # §3.6: a window without the others' state weighs by the load measured over it
+        return d["B_Mbar"] if d.get("B_Mbar") is not None else d.get("load_measured")
+
+    if split and all(d.get("load_form") == "transient" and other_load(d) is not None for d, _ in split):
+        den = [q * (1.0 + other_load(d)) for d, q in split]  # §3.5: R as the outcome measures it, the ratio of the
         ratio = sum(dn * d["ratio"] for dn, (d, _) in zip(den, split, strict=True)) / sum(den)  # decisions' mean loads
     else:
         ratio = max(d["ratio"] for d, _ in windows)

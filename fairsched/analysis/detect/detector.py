@@ -104,6 +104,16 @@ def violates(x: float, holders: float, n: int) -> bool:
     return x * (n - holders) > (1.0 - x) * holders * (1 + 1e-12)
 
 
+def no_state(theory: dict | None, n: int) -> bool:
+    """Whether a checked window's model has no state for the others (``steady_B_Mbar`` None while
+    some instance does not hold the class: every instance saturated, prefill alone at or over
+    capacity, so §3.5's infinite-server transient (T1) does not hold through it). The class's
+    next window then starts a new transient, from the load the detector measures at its start
+    (``proofs/lmetric_harm_validation.md`` §3.6)."""
+    t = theory or {}
+    return "steady_B_Mbar" in t and t["steady_B_Mbar"] is None and (t.get("steady_holders") or 0) < n
+
+
 class HotspotDetector:
     """The online two-phase detector (module docstring). Fed by :class:`DetectingLMetric`.
 
@@ -155,6 +165,7 @@ class HotspotDetector:
         self.onset: dict[str, float] = {}  # class -> start of its current run of consecutive checked windows [s]
         self.last_checked: dict[str, int] = {}  # class -> last window in which it was checked
         self.onset_load: dict[str, float | None] = {}  # class -> mean instance load at its onset window's start
+        self.no_state: dict[str, bool] = {}  # class -> its last checked window's model had no state (§3.6)
 
     def _reset_window(self) -> None:
         self.w_total = 0
@@ -237,11 +248,13 @@ class HotspotDetector:
         ranked = ranked[: self.cfg.top_k]
         bad_now: dict[str, bool] = {}
         for rank, (c, n) in enumerate(ranked):
-            if self.last_checked.get(c) != k - 1:  # a new run of checked windows: the class's onset
+            if self.last_checked.get(c) != k - 1 or self.no_state.get(c):  # a new run of checked windows, or
+                # the last one saturated every instance (§3.6): the class's onset
                 self.onset[c] = t0
                 self.onset_load[c] = self.w_load0  # the mean instance load then (§3.5's residue)
             self.last_checked[c] = k
             row = self._window_row(c, rank, n, span)
+            self.no_state[c] = no_state(row.get("theory"), N)
             self.rows.append(row)
             x, M, bad = row["x"], row["holders_mean"], row["violates"]
             bad_now[c] = bad

@@ -37,6 +37,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from fairsched.analysis.detect.detector import no_state
 from fairsched.analysis.detect.runner import ttft_stats
 from fairsched.analysis.detect.study_run import (  # noqa: F401  (the study's setup, re-exported)
     OUTPUT,
@@ -155,6 +156,10 @@ def run_verdict(rows: Sequence[dict], n: int) -> dict:
 
     rows = [r for r in rows if isinstance(r.get("theory"), dict)]
     st = [({k[7:]: v for k, v in r["theory"].items() if k.startswith("steady_")}, r["n_class"]) for r in rows]
+    for (d, _), r, nxt in zip(st, rows, [*rows[1:], None][: len(rows)], strict=True):  # §3.6: a window without a model state
+        end = nxt["load0"] if nxt is not None and nxt["window"] == r["window"] + 1 else r.get("load0")  # weighs
+        if r.get("load0") is not None and end is not None:  # by the mean load measured at its start and end
+            d["load_measured"] = (float(r["load0"]) + float(end)) / 2
     n_run = max([r.get("n_class_run") or 0 for r in rows] + [sum(r["n_class"] for r in rows)])
     return run_regime(st, n, n_run)
 
@@ -174,7 +179,12 @@ def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "flui
     ws = sorted((w for w in row["windows"] if w.get("seed_j", 0) == j), key=lambda w: w["window"])
     if row.get("horizon_s") and any(w.get("span_s") is None for w in ws):
         ws = _with_spans(ws, study_config(float(row["horizon_s"])).window_s)
-    rows = [{**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost, holder_stream, load_form)} for w in ws]
+    rows = []
+    for w in ws:  # a window after one whose model had no state starts a new transient (§3.6), as the detector does
+        if rows and rows[-1]["window"] == w["window"] - 1 and load_form == "transient" and no_state(rows[-1]["theory"], row["n"]):
+            w = {**w, "t_onset": float(w["t_onset"]) + float(w["t_since_onset"]) - float(w["span_s"]) / 2,
+                 "t_since_onset": float(w["span_s"]) / 2, "load_onset": w["load0"]}
+        rows.append({**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost, holder_stream, load_form)})
     return run_verdict(rows, row["n"])["regime"]
 
 
