@@ -13,13 +13,13 @@ faults) and one discarded first call of every shape, each point's repeats spread
 the whole run in random order (a slow spell of the machine, or a drift of its speed, weighs on
 every point alike instead of on the points timed then), on the engine's own clock (:class:`~fairsched.engine.timing.Timer`:
 per-thread CPU time with one thread on CPU, ``torch.cuda.synchronize`` + wall clock on CUDA).
-The *mean* repeat is fitted (``seconds``; the median, ``median_s``, the fastest, ``min_s``, and
-the spread, IQR / median, are kept too): chosen by a rule fixed before looking at the fits (the
-estimator whose halves of a point's repeats agree best, pooled over four loaded runs: mean 9.0%
-at p90, median 11.1%, fastest 14.4%; ``proofs/cost_model.md``, "Which estimator"), and the
-expected cost of one forward, which is what the engine's TTFTs add up (fitting the fastest
-repeats left the simulator 20-26% too fast end to end). Without contention all of them are the
-uncontended cost, which the model then predicts. Then it fits, with cvxpy
+The *mean* repeat is fitted (``seconds``), each timing first divided by the machine's speed
+while it ran (:func:`~fairsched.engine.timing.speed_factors`, estimated from the other points'
+timings around it, normalised to the run's average speed; ``proofs/cost_model.md``, "Speed
+drift"); the plain mean ``raw_s``, the median, ``median_s``, the fastest, ``min_s``, and the
+spread, IQR / median, are kept too. The mean was chosen by a rule fixed before looking at the
+fits (the estimator whose halves of a point's repeats agree best; "Which estimator"), and is the
+expected cost of one forward, which is what the engine's TTFTs add up. Then it fits, with cvxpy
 (:func:`fairsched.theory.fit.nnls_rel`: non-negative coefficients, least squares on
 *relative* errors because times span three orders of magnitude), the engine's cost model
 (``proofs/cost_model.md``, "The toy engine's kernels")::
@@ -61,7 +61,7 @@ import torch
 
 from fairsched.engine.kv import PagedKVCache
 from fairsched.engine.model import ModelConfig, ToyLlama, build_model
-from fairsched.engine.timing import Timer, measured_threads, warm_up
+from fairsched.engine.timing import Timer, measured_threads, speed_factors, warm_up
 from fairsched.theory.fit import nnls_rel
 
 __all__ = ["DECODE_TERMS", "GRIDS", "PREFILL_TERMS", "PROBE", "fit_cost_model", "fit_decode", "fit_prefill", "measure_decode",
@@ -90,7 +90,7 @@ def _tokens(model: ToyLlama, n: int, seed: int = 0) -> torch.Tensor:
 
 
 def _time_points(points, run, timer: Timer, repeats: int, budget_s: float | None, max_repeats: int, seed: int,
-                 on_step=None, on_plan=None) -> dict:
+                 on_step=None, on_plan=None, starts: dict | None = None) -> dict:
     """Time ``run(point)`` for every point; returns ``point -> list of seconds``.
 
     A first pass over every point, in shuffled order, is timed but not kept: it pays each
@@ -104,7 +104,8 @@ def _time_points(points, run, timer: Timer, repeats: int, budget_s: float | None
     (a common factor, which the relative fit does not see as a shape) instead of on the points
     that happened to be timed then (``proofs/cost_model.md``, "Measuring on a shared machine").
     ``on_plan(k)`` is called once with the number of timings still to come, ``on_step()``
-    after each timing; the lists keep each point's timings in time order."""
+    after each timing; the lists keep each point's timings in time order, and ``starts`` (if
+    given) gets each timing's start on the timer's clock, from the first kept timing's."""
     rng = np.random.default_rng(seed)
     first = {}
     for k in rng.permutation(len(points)):
@@ -120,13 +121,35 @@ def _time_points(points, run, timer: Timer, repeats: int, budget_s: float | None
     u = rng.random(len(points))
     plan = sorted(((j + u[i]) / reps[p], i) for i, p in enumerate(points) for j in range(reps[p]))
     times: dict = {p: [] for p in points}
+    at: dict = {p: [] for p in points}
+    origin = None
     for _, i in plan:
         t0 = timer.now()
+        origin = t0 if origin is None else origin
         run(points[i])
         times[points[i]].append(timer.now() - t0)
+        at[points[i]].append(t0 - origin)
         if on_step is not None:
             on_step()
+    if starts is not None:
+        starts.update(at)
     return times
+
+
+def _frame(times: dict, starts: dict, keys: tuple) -> pd.DataFrame:
+    """One row per point: ``keys`` (the point), ``seconds`` (the mean repeat at the run's average
+    speed: each timing divided by its :func:`~fairsched.engine.timing.speed_factors` factor),
+    ``raw_s`` (the plain mean), ``median_s``, ``min_s``, ``spread``, ``repeats`` (:func:`_summary`,
+    of the timings as measured), ``timings`` [s], ``at`` (their starts [s]) and ``speed`` (their
+    factors), in time order."""
+    pts = list(times)
+    ix = np.concatenate([[k] * len(times[p]) for k, p in enumerate(pts)]).astype(int)
+    t = np.concatenate([times[p] for p in pts])
+    s = speed_factors(ix, t, np.concatenate([starts[p] for p in pts]))[0]
+    rows = [(*p, float(np.mean(t[ix == k] / s[ix == k])), *_summary(times[p]), [float(x) for x in times[p]],
+             [float(x) for x in starts[p]], [float(x) for x in s[ix == k]]) for k, p in enumerate(pts)]
+    return pd.DataFrame(rows, columns=[*keys, "seconds", "raw_s", "median_s", "min_s", "spread", "repeats", "timings",
+                                       "at", "speed"])
 
 
 def _summary(ts: list[float]) -> tuple[float, float, float, float, int]:
@@ -144,11 +167,10 @@ def _summary(ts: list[float]) -> tuple[float, float, float, float, int]:
 def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, timer: str = "auto",
                     on_step=None, budget_s: float | None = None, max_repeats: int = 61,
                     on_plan=None) -> pd.DataFrame:
-    """Prefill seconds for every ``(n, h)``: columns ``n, h, seconds`` (the mean of the
-    repeats), ``median_s``, ``min_s`` (the fastest), ``spread`` (interquartile range / median),
-    ``repeats`` and ``timings`` (the repeats' seconds in time order). Repeats, order and
-    callbacks: :func:`_time_points` (``repeats`` each, or about ``budget_s`` seconds each with
-    at least ``repeats`` and at most ``max_repeats``)."""
+    """Prefill seconds for every ``(n, h)``: columns ``n, h`` and those of :func:`_frame`
+    (``seconds``: the mean repeat at the run's average speed). Repeats, order and callbacks:
+    :func:`_time_points` (``repeats`` each, or about ``budget_s`` seconds each with at least
+    ``repeats`` and at most ``max_repeats``)."""
     dev = next(model.parameters()).device
     timer = Timer(dev, timer)
     bs = 16
@@ -161,18 +183,17 @@ def measure_prefill(model: ToyLlama, ns, hs, repeats: int = 3, seed: int = 0, ti
     for a in range(0, hmax, 2048):
         model.prefill(toks[a:min(a + 2048, hmax)], pool, slots, a)
     points = [(n, h) for n in ns for h in hs]
+    starts: dict = {}
     times = _time_points(points, lambda p: model.prefill(toks[p[1]:p[1] + p[0]], pool, slots, p[1]), timer,
-                         repeats, budget_s, max_repeats, seed, on_step, on_plan)
-    rows = [(n, h, *_summary(ts), [float(t) for t in ts]) for (n, h), ts in times.items()]
-    return pd.DataFrame(rows, columns=["n", "h", "seconds", "median_s", "min_s", "spread", "repeats", "timings"])
+                         repeats, budget_s, max_repeats, seed, on_step, on_plan, starts)
+    return _frame(times, starts, ("n", "h"))
 
 
 def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int = 0,
                    timer: str = "auto", max_context: int | None = None, on_step=None,
                    budget_s: float | None = None, max_repeats: int = 61, on_plan=None) -> pd.DataFrame:
     """Decode-step seconds for every ``(B, ctx)`` with ``B ctx <= max_context``: columns
-    ``batch, ctx, context`` (= B ctx), ``seconds`` (mean repeat), ``median_s``, ``min_s`` (fastest),
-    ``spread``, ``repeats`` and ``timings`` (as :func:`measure_prefill`). Every sequence of the
+    ``batch, ctx, context`` (= B ctx) and those of :func:`_frame` (as :func:`measure_prefill`). Every sequence of the
     batch reads the same ``ctx`` slots (the cost does not depend on which slots are read)."""
     dev = next(model.parameters()).device
     timer = Timer(dev, timer)
@@ -184,11 +205,12 @@ def measure_decode(model: ToyLlama, batches, ctxs, repeats: int = 3, seed: int =
     for a in range(0, cmax, 2048):
         model.prefill(toks[a:min(a + 2048, cmax)], pool, slots, a)
     points = [(b, c) for b in batches for c in ctxs if max_context is None or b * c <= max_context]
+    starts: dict = {}
     times = _time_points(points, lambda p: model.decode(toks[:p[0]], pool, [slots[:p[1]]] * p[0], [p[1]] * p[0]),
-                         timer, repeats, budget_s, max_repeats, seed, on_step, on_plan)
-    rows = [(b, c, b * c, *_summary(ts), [float(t) for t in ts]) for (b, c), ts in times.items()]
-    return pd.DataFrame(rows, columns=["batch", "ctx", "context", "seconds", "median_s", "min_s", "spread", "repeats",
-                                       "timings"])
+                         timer, repeats, budget_s, max_repeats, seed, on_step, on_plan, starts)
+    df = _frame(times, starts, ("batch", "ctx"))
+    df.insert(2, "context", df["batch"] * df["ctx"])
+    return df
 
 
 def _stats(t: np.ndarray, fit: np.ndarray) -> dict:
