@@ -125,7 +125,8 @@ class HotspotDetector:
             (its keys, plus ``in_other``/``out_other``: mean prompt/output tokens of the
             window's other arrivals, ``n_class_cum``: the class's arrivals so far,
             ``t_onset`` / ``t_since_onset`` [s]: the start of the class's current run of
-            consecutive checked windows (its onset) and the time from it to the middle of
+            consecutive checked windows (its onset; a window after one whose assessment has no
+            state for the others, :func:`no_state`, starts a new one, §3.6) and the time from it to the middle of
             the window's covered span (its mean arrival), ``span_s`` [s] that span, ``load_onset``
             [requests] the mean instance load at the onset window's first arrival (§3.5's residue),
             and ``holder_share``: per instance, the share of the window's class arrivals at
