@@ -1,7 +1,7 @@
 """Which clock and which estimator make the engine's prefill timings reproducible?
 
     python bench/bench_timing_noise.py [--repeats 15] [--raw raw.json] [--load raw.json]
-    python bench/bench_timing_noise.py --calibration cost.json [--calibration other.json ...]
+    python bench/bench_timing_noise.py --calibration cost.json [--calibration other.json ...] [--drift]
 
 Times the calibration's prefill grid (``cpu-small``, one thread) ``--repeats`` times in shuffled
 interleaved passes after a warm-up, reading both clocks around every call: the thread's CPU time
@@ -22,6 +22,15 @@ calibrate``'s JSON, ``measurements.*.timings``), prefill and decode, plus the he
 model fitted on one half of every point's repeats, scored on the other half), and the *rule* that
 chose ``calibrate``'s estimator, fixed before looking at any fit: the smallest split-half p90
 pooled over every point of every file given (``proofs/cost_model.md``, "Which estimator").
+
+``--calibration F --drift``: does the machine's speed drift *within* the run (``proofs/cost_model.md``,
+"Speed drift")? Per part: the timings in time order (their stored starts ``at``, or, for files
+written before ``at`` was kept, ``calibrate._time_points``' plan rebuilt from seed 0 and the stored
+repeats), the lag-1 autocorrelation of their log-deviations from their point's mean (consecutive
+timings are different points) against a null that shuffles each point's deviations in time, the
+correlation of different points' deviations by time apart, what ``engine.timing.speed_factors``
+chooses and removes, and per-point standard error, fit p50 / p90 / max, R^2 and left-out-point p90
+with the plain mean (``raw``) and the drift-corrected mean (``corrected``).
 """
 
 from __future__ import annotations
@@ -140,6 +149,80 @@ def analyse_calibrations(paths: list[str]) -> dict:
     return out
 
 
+def _time_order(m: dict, keys: tuple, seed: int = 0):
+    """``(point, seconds, start)`` arrays of a stored part, the timings in time order."""
+    pts = list(zip(m[keys[0]], m[keys[1]], strict=True))
+    if "at" in m:
+        ix = np.concatenate([[k] * len(ts) for k, ts in enumerate(m["timings"])]).astype(int)
+        t, at = np.concatenate(m["timings"]), np.concatenate(m["at"])
+        o = np.argsort(at, kind="stable")
+        return ix[o], t[o], at[o]
+    rng = np.random.default_rng(seed)  # calibrate._time_points' plan
+    rng.permutation(len(pts))
+    u = rng.random(len(pts))
+    plan = sorted(((j + u[i]) / r, i) for i, r in enumerate(m["repeats"]) for j in range(r))
+    nxt = [0] * len(pts)
+    ix, t = [], []
+    for _, i in plan:
+        ix.append(i)
+        t.append(m["timings"][i][nxt[i]])
+        nxt[i] += 1
+    t = np.asarray(t, float)
+    return np.asarray(ix), t, np.r_[0.0, np.cumsum(t)[:-1]]
+
+
+def analyse_drift(path: str) -> dict:
+    """``{part: {...}}``: the figures ``--drift`` prints (module docstring)."""
+    from fairsched.engine.calibrate import decode_features, prefill_features
+    from fairsched.engine.timing import speed_factors
+    from fairsched.theory.fit import nnls_rel
+
+    with open(path) as f:
+        doc = json.load(f)
+    rng = np.random.default_rng(1)
+    out = {}
+    for part, feat, keys in (("prefill", prefill_features, ("n", "h")), ("decode", decode_features, ("batch", "ctx"))):
+        m = doc["measurements"][part]
+        ix, t, at = _time_order(m, keys)
+        P = len(m["timings"])
+        lt = np.log(t)
+        r = lt - (np.bincount(ix, lt, P) / np.bincount(ix, None, P))[ix]
+
+        def ac1(x):
+            return float(np.corrcoef(x[:-1], x[1:])[0, 1])
+
+        null = []
+        for _ in range(100):
+            x = r.copy()
+            for k in range(P):
+                sel = np.flatnonzero(ix == k)
+                x[sel] = rng.permutation(x[sel])
+            null.append(ac1(x))
+        mid = at + t / 2
+        a, b = np.triu_indices(t.size, 1)
+        other = ix[a] != ix[b]
+        lag, prod = np.abs(mid[a] - mid[b])[other], (r[a] * r[b])[other]
+        bins = (0, 0.1, 0.25, 0.5, 1, 2, 4)
+        by_lag = {f"{lo}-{hi}s": float(prod[(lag >= lo) & (lag < hi)].mean() / r.var())
+                  for lo, hi in zip(bins[:-1], bins[1:], strict=True)}
+        s, info = speed_factors(ix, t, at)
+        k0, k1 = (np.asarray(m[k], float) for k in keys)
+        X = feat(k0, k0 * k1) if part == "decode" else feat(k0, k1)  # decode: batch, context = batch * ctx
+        res = {"ac1": ac1(r), "ac1_null_p95": float(np.percentile(null, 95)), "by_lag": by_lag, **info}
+        for name, tt in (("raw", t), ("corrected", t / s)):
+            y = np.bincount(ix, tt, P) / np.bincount(ix, None, P)
+            se = np.array([tt[ix == k].std(ddof=1) / np.sqrt((ix == k).sum()) for k in range(P)]) / y
+            fit = X @ nnls_rel(X, y)
+            rel = np.abs(fit - y) / y
+            loo = [abs(X[k] @ nnls_rel(np.delete(X, k, 0), np.delete(y, k)) / y[k] - 1) for k in range(P)]
+            res[name] = {"se_p50": float(np.median(se)), "se_p90": float(np.percentile(se, 90)),
+                         "p50": float(np.median(rel)), "p90": float(np.percentile(rel, 90)), "max": float(rel.max()),
+                         "r2": float(1 - np.sum((fit - y) ** 2) / np.sum((y - y.mean()) ** 2)),
+                         "loo_p90": float(np.percentile(loo, 90))}
+        out[part] = res
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
@@ -147,7 +230,21 @@ def main() -> None:
     ap.add_argument("--load", default=None, help="analyse these saved timings instead of measuring")
     ap.add_argument("--calibration", action="append", default=None,
                     help="compare the estimators on a calibration's stored repeats (repeatable)")
+    ap.add_argument("--drift", action="store_true", help="with --calibration: the within-run speed drift")
     a = ap.parse_args()
+    if a.calibration and a.drift:
+        for path in a.calibration:
+            for part, r in analyse_drift(path).items():
+                beta = ", ".join(f"{b:.2f}" for b in r["beta"])
+                print(f"{path} {part}: lag-1 autocorrelation {r['ac1']:+.2f} (null p95 {r['ac1_null_p95']:+.2f}); "
+                      "by time apart " + " ".join(f"{k} {v:+.2f}" for k, v in r["by_lag"].items())
+                      + f"; window {r['bandwidth']} s, beta [{beta}], log variance left {100 * r['cv_gain']:.0f}%")
+                for name in ("raw", "corrected"):
+                    q = r[name]
+                    print(f"  {name:9s} SE p50/p90 {100 * q['se_p50']:.2f}/{100 * q['se_p90']:.2f}%  fit p50/p90/max "
+                          f"{100 * q['p50']:.1f}/{100 * q['p90']:.1f}/{100 * q['max']:.1f}%  R2 {q['r2']:.4f}  "
+                          f"left-out p90 {100 * q['loo_p90']:.1f}%")
+        return
     if a.calibration:
         res = analyse_calibrations(a.calibration)
         best = min(ESTIMATORS, key=lambda e: res[e]["pooled_split_p90"])
