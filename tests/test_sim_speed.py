@@ -274,3 +274,41 @@ def test_run_seconds_without_dq_is_the_full_closed_form(m, step, b, ctx):
     s1v, s2v = _s12(ms)
     fullv = ms * step + coef[0] * s1v + coef[1] * (coef[2] * s1v + coef[3] * s2v)
     assert np.array_equal(run_seconds(ms, step, coef, (s1v, s2v)), fullv)
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "dlpm-global"])
+@pytest.mark.parametrize("admission", ["reserve", "peak"])
+def test_load_counter_is_waiting_plus_running(policy, admission, monkeypatch):
+    """InstanceBase.load (kept at accept, _finish and a dlpm-global pull) equals waiting +
+    prefilling + decoding at every iteration boundary and every routing read."""
+    from fairsched.sim.backend import ClusterBackend
+    from fairsched.sim.instance import InstanceBase
+
+    seen = []
+
+    def check(insts):
+        for inst in insts:
+            assert inst.load == inst.waiting + len(inst.prefilling) + len(inst.decoding) == len(inst.policy) + \
+                len(inst.prefilling) + len(inst.decoding)
+            seen.append(inst.load)
+
+    plain_step, plain_state = InstanceBase.start_step, ClusterBackend.instance_state
+
+    def start_step(self, now):
+        check([self])
+        return plain_step(self, now)
+
+    def instance_state(self, req):
+        check(self.instances)
+        loads, queued, cached = plain_state(self, req)
+        assert loads == [i.load for i in self.instances] and queued == [i.pending_prefill for i in self.instances]
+        return loads, queued, cached
+
+    monkeypatch.setattr(InstanceBase, "start_step", start_step)
+    monkeypatch.setattr(ClusterBackend, "instance_state", instance_state)
+    rng = np.random.default_rng(3)
+    reqs = [(0.01 * i, f"c{i % 4}", tuple(int(u) for u in rng.integers(0, 3, 3)), int(rng.integers(20, 60)),
+            int(rng.integers(1, 25))) for i in range(90)]
+    kw = {"policy_params": {"quantum": 40.0}} if policy == "dlpm-global" else {}
+    res = simulate(make_workload(reqs, block_size=16), policy, "lmetric", 3, admission=admission, **kw)
+    assert res.n_finished == 90 and max(seen) > 3

@@ -105,6 +105,7 @@ def move(origin, target, req, now: float) -> None:
     target.accept(req, now)
     origin.policy._admitted(req)  # dequeue bookkeeping: not admitted, moved
     origin.waiting -= 1
+    origin.load -= 1
     origin.pending_prefill -= origin.est_prefill.pop(req.rid)
     if origin.prefill_cost is not None:
         origin.pending_prefill_s -= origin.est_prefill_s.pop(req.rid)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import heapq
 import math
+from operator import attrgetter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -43,6 +44,7 @@ from fairsched.sim.routing import cluster_index
 from fairsched.workload.request import Request, Workload
 
 PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy
+_LOAD, _PENDING = attrgetter("load"), attrgetter("pending_prefill")  # (instance_state's reads, at C speed)
 
 
 class ClusterBackend:
@@ -196,12 +198,12 @@ class ClusterBackend:
 
     def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
         insts = self.instances
-        loads = [inst.waiting + len(inst.prefilling) + len(inst.decoding) for inst in insts]
+        loads = list(map(_LOAD, insts))  # (= waiting + len(prefilling) + len(decoding), kept by the instances)
         if self._index is None:  # (each instance keeps its two trees for the whole run)
             self._index = cluster_index(insts)
         cached = self._index.match_pairs(req.prompt, req.block_size, req.input_len)  # = routed_cached_all
         self._state = (req, cached)  # nothing changes before the enqueue: it reuses `cached`
-        return loads, [inst.pending_prefill for inst in insts], cached
+        return loads, list(map(_PENDING, insts)), cached
 
     # ------------------------------------------------------------- arrivals
     def _arrive(self, req: Request) -> None:

@@ -93,6 +93,9 @@ class InstanceBase:
         self.reserved = 0  # memory units reserved by running requests outside the cache
         self.pending_prefill = 0  # prefill tokens still to compute for waiting + running
         self.waiting = 0  # requests in the policy's queue (= len(policy), read without a call)
+        # waiting + prefilling + decoding (the routers' load B_i), kept where it changes: +1 at
+        # accept, -1 at _finish (an admission or a completed prompt moves a request within it)
+        self.load = 0
         self._routed_node: dict = {}  # rid -> node of `routed` where its locked prompt ends
         self.est_prefill: dict[int, int] = {}  # rid -> uncached estimate made at routing
         # seconds-LMetric's counter (kept only once a router sets prefill_cost): predicted
@@ -135,6 +138,7 @@ class InstanceBase:
             self.pending_prefill_s += e
         self._routed_node[req.rid] = self.routed.insert_lock(req.prompt, now)
         self.waiting += 1
+        self.load += 1
         self.policy.add(req, now)
 
     # ------------------------------------------------------------- InstanceView
@@ -339,6 +343,7 @@ class InstanceBase:
         self.backend._on_prefill_done(self, s, new, now)
 
     def _finish(self, s: Seq, now: float) -> None:
+        self.load -= 1
         self.cache.unlock_node(s.node)
         self.reserved -= s.reserved
         self._release(s)

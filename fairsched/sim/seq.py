@@ -60,6 +60,7 @@ class ServingInstance(Protocol):
     cache: RadixCache
     prefilling: list[Seq]
     decoding: list[Seq]
+    load: int  # waiting + len(prefilling) + len(decoding)
     pending_prefill: int
     pending_prefill_s: float
     prefill_cost: CostModel | None
