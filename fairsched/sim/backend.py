@@ -29,7 +29,6 @@ from __future__ import annotations
 import gc
 import heapq
 import math
-from operator import attrgetter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -44,7 +43,6 @@ from fairsched.sim.routing import cluster_index
 from fairsched.workload.request import Request, Workload
 
 PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy
-_LOAD, _PENDING = attrgetter("load"), attrgetter("pending_prefill")  # (instance_state's reads, at C speed)
 
 
 class ClusterBackend:
@@ -53,6 +51,12 @@ class ClusterBackend:
     Call :meth:`_init_cluster` from the subclass constructor once ``self.service`` (the
     service measure) is set.
     """
+
+    # slots: read on every event (as InstanceBase's); __dict__ keeps a subclass's own attributes
+    __slots__ = ("__dict__", "workload", "n_instances", "policy_name", "client_idx", "res", "recorders",
+                 "_waiting_per_client", "_backlog_end", "full_log", "_context_free", "_batch_aware", "_token_path",
+                 "_first_fn", "_heap", "_seq", "_state", "_index", "_decode_memo", "_deferred", "_defer",
+                 "instances", "router", "router_name", "service")
 
     service: ServiceMeasure
 
@@ -198,12 +202,12 @@ class ClusterBackend:
 
     def instance_state(self, req: Request) -> tuple[list[int], list[int], list[int]]:
         insts = self.instances
-        loads = list(map(_LOAD, insts))  # (= waiting + len(prefilling) + len(decoding), kept by the instances)
+        loads = [inst.load for inst in insts]  # (= waiting + len(prefilling) + len(decoding), kept by them)
         if self._index is None:  # (each instance keeps its two trees for the whole run)
             self._index = cluster_index(insts)
         cached = self._index.match_pairs(req.prompt, req.block_size, req.input_len)  # = routed_cached_all
         self._state = (req, cached)  # nothing changes before the enqueue: it reuses `cached`
-        return loads, list(map(_PENDING, insts)), cached
+        return loads, [inst.pending_prefill for inst in insts], cached
 
     # ------------------------------------------------------------- arrivals
     def _arrive(self, req: Request) -> None:

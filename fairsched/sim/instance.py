@@ -65,6 +65,15 @@ class InstanceBase:
     workload's block size) in its constructor.
     """
 
+    # slots: the hot path reads these on every event (an instance has more attributes than CPython's
+    # shared-key instance dicts hold, 30, so without slots every read is a dict lookup); __dict__
+    # keeps a subclass's own attributes
+    __slots__ = ("__dict__", "idx", "backend", "cfg", "policy", "charge", "_policy_finish", "bs", "unit",
+                 "block_units", "capacity", "routed", "prefilling", "decoding", "_dctx", "reserved",
+                 "pending_prefill", "waiting", "load", "_routed_node", "est_prefill", "prefill_cost",
+                 "pending_prefill_s", "est_prefill_s", "peak_kv", "busy", "gen", "_steps", "_decode_dt", "_budget",
+                 "_now", "peak_rule", "_plan", "cache")
+
     cache: RadixCache
     out_lead = 0
     """Under ``admission="peak"``, a request that generated ``g`` of its ``o`` output tokens

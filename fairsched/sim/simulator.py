@@ -55,6 +55,8 @@ class Instance(InstanceBase):
     memory in tokens): iteration times come from the cost model, and a run of pure-decode
     iterations is one event (exactly; see :meth:`_start` and :meth:`interrupt`)."""
 
+    __slots__ = ("sim", "_run", "_coef", "_off", "_charged")
+
     def __init__(self, idx: int, sim: Simulator, policy: QueuePolicy):
         super().__init__(idx, sim, policy, unit=1)
         self.sim = sim
@@ -212,6 +214,8 @@ class Simulator(ClusterBackend):
         ValueError: if a request can never fit an empty instance's KV memory, on an
             unknown policy / router name, or an unknown ``service_log``.
     """
+
+    __slots__ = ("instance_cfg", "cost", "audit", "decode_runs")
 
     def __init__(self, workload: Workload, policy: PolicySpec = "fcfs", router: Router | str | None = None,
                  n_instances: int = 1, instance: InstanceConfig | None = None, cost: CostModel | None = None,
