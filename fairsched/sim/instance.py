@@ -69,10 +69,10 @@ class InstanceBase:
     # shared-key instance dicts hold, 30, so without slots every read is a dict lookup); __dict__
     # keeps a subclass's own attributes
     __slots__ = ("__dict__", "idx", "backend", "cfg", "policy", "charge", "_policy_finish", "bs", "unit",
-                 "block_units", "capacity", "routed", "prefilling", "decoding", "_dctx", "reserved",
-                 "pending_prefill", "waiting", "load", "_routed_node", "est_prefill", "prefill_cost",
-                 "pending_prefill_s", "est_prefill_s", "peak_kv", "busy", "gen", "_steps", "_decode_dt", "_budget",
-                 "_now", "peak_rule", "_plan", "cache")
+                 "block_units", "capacity", "max_batch", "token_budget", "pulls", "routed", "prefilling",
+                 "decoding", "_dctx", "reserved", "pending_prefill", "waiting", "load", "_routed_node", "est_prefill",
+                 "prefill_cost", "pending_prefill_s", "est_prefill_s", "peak_kv", "busy", "gen", "_steps",
+                 "_decode_dt", "_budget", "_now", "peak_rule", "_plan", "cache")
 
     cache: RadixCache
     out_lead = 0
@@ -94,6 +94,8 @@ class InstanceBase:
         self.unit = unit
         self.block_units = bs // unit  # memory units of one KV block
         self.capacity = self.cfg.kv_capacity_tokens // unit  # KV memory in units
+        self.max_batch, self.token_budget = self.cfg.max_batch_size, self.cfg.token_budget  # (read every step)
+        self.pulls = policy.pulls  # (the policy takes other instances' requests: scheduled every step)
         # prompts routed here and not yet prefilled (dropped when unlocked)
         self.routed = RadixCache(None, bs, lru=False)
         self.prefilling: list[Seq] = []
@@ -155,7 +157,7 @@ class InstanceBase:
         return req.tokens_in(self._match(req))
 
     def try_admit(self, req: Request) -> Admission:
-        if self._budget <= 0 or len(self.prefilling) + len(self.decoding) >= self.cfg.max_batch_size:
+        if self._budget <= 0 or len(self.prefilling) + len(self.decoding) >= self.max_batch:
             return Admission.FULL
         cache, p = self.cache, req.prompt
         m = self._match(req)
@@ -248,13 +250,13 @@ class InstanceBase:
         """Plan one iteration at ``now`` and start it (or go idle if there is nothing to do)."""
         self._now = now
         self._plan = None
-        budget = self.cfg.token_budget - len(self.decoding)
+        budget = self.token_budget - len(self.decoding)
         for s in self.prefilling:
             left = s.req.input_len - s.done
             s.chunk = min(left, budget) if budget > 0 else 0
             budget -= s.chunk
         self._budget = budget
-        if self.waiting or self.policy.pulls:
+        if self.waiting or self.pulls:
             self.policy.schedule(self, now)
         end = self._start(now)
         if end is None:

@@ -55,7 +55,7 @@ class Instance(InstanceBase):
     memory in tokens): iteration times come from the cost model, and a run of pure-decode
     iterations is one event (exactly; see :meth:`_start` and :meth:`interrupt`)."""
 
-    __slots__ = ("sim", "_run", "_coef", "_off", "_charged")
+    __slots__ = ("sim", "_run", "_coef", "_off", "_charged", "_runs")
 
     def __init__(self, idx: int, sim: Simulator, policy: QueuePolicy):
         super().__init__(idx, sim, policy, unit=1)
@@ -66,11 +66,11 @@ class Instance(InstanceBase):
         self._off = 0  # decode run: steps already applied (settled at an arrival, see `enqueue`)
         # the policy is charged for decode (VTC, DLPM, ...): its counters are read at arrivals
         self._charged = self.charge is not None
+        self._runs = sim.decode_runs and not self.pulls  # decode runs allowed (see _start)
 
     def _start(self, now: float) -> float | None:
         self._steps, self._off = 1, 0
-        if self.sim.decode_runs and not self.prefilling and self.decoding and not self.waiting \
-                and not self.policy.pulls:
+        if self._runs and not self.prefilling and self.decoding and not self.waiting:
             # Decode run: nothing can change on this instance before its first sequence
             # finishes or a request arrives here (which truncates the run, see
             # `interrupt`), so k decode steps become one event, exactly. (Not for a policy
