@@ -154,11 +154,9 @@ def _frame(times: dict, starts: dict, keys: tuple) -> pd.DataFrame:
 
 def _summary(ts: list[float]) -> tuple[float, float, float, float, int]:
     """``(mean, median, fastest, spread, repeats)`` of one point's timings; spread =
-    interquartile range / median (the repeat-to-repeat variation). The mean is the point's
-    estimate (``seconds``): chosen by a rule fixed before looking at the fits, the estimator
-    whose two halves of a point's repeats agree best (``proofs/cost_model.md``, "Which
-    estimator"), and the expectation of a forward's cost, which is what a sum of forwards
-    (a TTFT) adds up."""
+    interquartile range / median (the repeat-to-repeat variation). The mean is the estimator
+    (:func:`_frame` takes it of the drift-corrected timings; ``proofs/cost_model.md``, "Which
+    estimator")."""
     a = np.asarray(ts)
     q1, med, q3 = np.percentile(a, (25, 50, 75))
     return float(a.mean()), float(med), float(a.min()), float((q3 - q1) / med), int(a.size)
