@@ -141,7 +141,8 @@ class InstanceBase:
         :meth:`routed_cached_tokens` if the caller has it (the router just read it)."""
         if cached is None:
             cached = self.routed_cached_tokens(req)
-        est = req.input_len - min(cached, req.input_len - 1)
+        last = req.input_len - 1
+        est = req.input_len - (cached if cached < last else last)  # (min, without the call)
         self.est_prefill[req.rid] = est
         self.pending_prefill += est
         if self.prefill_cost is not None:
@@ -164,7 +165,9 @@ class InstanceBase:
         if self.prefilling and self._overlaps_prefill(p, m):
             return Admission.DEFERRED
         bu, u, o = self.block_units, self.unit, req.output_len
-        cached = min(m * req.block_size, req.input_len - 1)  # (tokens_in(m)); the last token is always recomputed
+        cached = m * req.block_size  # (tokens_in(m)); the last token is always recomputed:
+        if cached >= req.input_len:
+            cached = req.input_len - 1
         new = req.input_len - cached
         prompt = (len(p) - m) * bu
         node = cache.lock_node(p, m)
@@ -198,7 +201,7 @@ class InstanceBase:
         if self.prefill_cost is not None:
             e = self.prefill_cost.prefill_time(new, cached)
             self.pending_prefill_s += e - self.est_prefill_s.pop(req.rid, e)
-        s.chunk = min(new, self._budget)
+        s.chunk = new if new < self._budget else self._budget
         self._budget -= s.chunk
         self.prefilling.append(s)
         self.backend._on_admit(self, s, now)
@@ -253,7 +256,7 @@ class InstanceBase:
         budget = self.token_budget - len(self.decoding)
         for s in self.prefilling:
             left = s.req.input_len - s.done
-            s.chunk = min(left, budget) if budget > 0 else 0
+            s.chunk = (left if left < budget else budget) if budget > 0 else 0
             budget -= s.chunk
         self._budget = budget
         if self.waiting or self.pulls:

@@ -103,14 +103,16 @@ class Instance(InstanceBase):
         t0, step = self._run[0], self._run[3]
         end = None  # _run_end(hi), once computed
         if step > 0:
-            g = min(hi, max(lo, int((now - t0) / step) + 1))
+            g = int((now - t0) / step) + 1  # (clamped to lo..hi)
+            g = lo if g < lo else (hi if g > hi else g)
             if (e := self._run_end(g)) >= now:
                 hi, end = g, e
                 if g > lo and self._run_end(g - 1) < now:
                     lo = g
             else:
                 lo = g + 1
-        lo = min(lo, hi)
+        if lo > hi:
+            lo = hi
         while lo < hi:
             mid = (lo + hi) // 2
             if (e := self._run_end(mid)) < now:
