@@ -41,6 +41,9 @@ class Admission(enum.Enum):
     """It does not fit now (batch size, token budget or KV memory): the policy stops."""
 
 
+_ADMITTED = Admission.ADMITTED  # (a member read through its class costs a descriptor call: read once)
+
+
 class InstanceView(Protocol):
     """What a queue policy sees of the instance it schedules (implemented by each backend)."""
 
@@ -83,7 +86,7 @@ class QueuePolicy(ABC):
         """Offer ``req`` to the instance; dequeue it if it was admitted (the backend has
         charged it)."""
         got = inst.try_admit(req)
-        if got is Admission.ADMITTED:
+        if got is _ADMITTED:
             self._admitted(req)
         return got
 

@@ -51,6 +51,9 @@ from fairsched.workload.request import Request
 
 __all__ = ["Backend", "InstanceBase", "Seq", "ServingInstance", "routed_cached_all"]
 
+# (an Enum member read through its class costs a descriptor call in CPython 3.11: read once)
+_FULL, _DEFERRED, _ADMITTED = Admission.FULL, Admission.DEFERRED, Admission.ADMITTED
+
 
 class InstanceBase:
     """One serving instance; implements :class:`~fairsched.policies.base.InstanceView`.
@@ -159,11 +162,11 @@ class InstanceBase:
 
     def try_admit(self, req: Request) -> Admission:
         if self._budget <= 0 or len(self.prefilling) + len(self.decoding) >= self.max_batch:
-            return Admission.FULL
+            return _FULL
         cache, p = self.cache, req.prompt
         m = self._match(req)
         if self.prefilling and self._overlaps_prefill(p, m):
-            return Admission.DEFERRED
+            return _DEFERRED
         bu, u, o = self.block_units, self.unit, req.output_len
         cached = m * req.block_size  # (tokens_in(m)); the last token is always recomputed:
         if cached >= req.input_len:
@@ -178,7 +181,7 @@ class InstanceBase:
                 self._plan = PeakPlan(self.decoding, self.prefilling, u, bu)
             if self._plan.need(len(p), o, completes) > self.capacity:
                 cache.unlock_node(node)
-                return Admission.FULL
+                return _FULL
         else:
             out = -(-o // u)
         over = prompt + out - (self.capacity - cache.size * bu - self.reserved)
@@ -186,7 +189,7 @@ class InstanceBase:
             short = -(-over // bu)  # blocks to evict
             if self._evict(short) < short:
                 cache.unlock_node(node)
-                return Admission.FULL
+                return _FULL
         need = prompt + out
         now = self._now
         cache.touch_node(node, now)
@@ -205,7 +208,7 @@ class InstanceBase:
         self._budget -= s.chunk
         self.prefilling.append(s)
         self.backend._on_admit(self, s, now)
-        return Admission.ADMITTED
+        return _ADMITTED
 
     def _overlaps_prefill(self, p: tuple, m: int) -> bool:
         """Whether a prompt being prefilled here, with blocks of its own to compute, shares more
