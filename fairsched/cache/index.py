@@ -51,8 +51,10 @@ class PrefixIndex:
     def _split(self, x: _XNode, j: int) -> _XNode:
         """Split ``x``'s edge after ``j`` units; returns the new upper node (``x`` keeps the
         lower part, so a tree node's ``x`` stays valid)."""
-        upper = _XNode(x.key[:j], x.parent, x.mask)
-        upper.parent.children[upper.key[0]] = upper
+        parent = x.parent
+        assert parent is not None  # (the root is never split: its key is empty)
+        upper = _XNode(x.key[:j], parent, x.mask)
+        parent.children[upper.key[0]] = upper
         x.key = x.key[j:]
         x.parent = upper
         upper.children[x.key[0]] = x
@@ -67,7 +69,9 @@ class PrefixIndex:
             if lk > k:
                 return self._split(x, lk - k)
             k -= lk
-            x = x.parent
+            parent = x.parent
+            assert parent is not None  # (k units above x's end lie below the root)
+            x = parent
         return x
 
     def extend(self, x: _XNode, units: tuple, bit: int) -> _XNode:
@@ -107,6 +111,7 @@ class PrefixIndex:
                 return upper
             x.mask &= keep
             parent = x.parent
+            assert parent is not None  # (the root is held by every tree: never trimmed)
             if not x.mask:  # no tree holds it: neither its children (the masks nest)
                 del parent.children[x.key[0]]
                 x.parent = None

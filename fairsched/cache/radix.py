@@ -25,8 +25,12 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from fairsched.cache.match import _common, match_all, match_tree  # noqa: F401  (match_all: re-exported)
+
+if TYPE_CHECKING:
+    from fairsched.cache.index import PrefixIndex
 
 
 class CacheFullError(RuntimeError):
@@ -43,7 +47,9 @@ class _Node:
         self.ref = 0
         self.last = last
         self.uid = uid
-        self.x = None  # the PrefixIndex node where this node's path ends (attached trees)
+        # the PrefixIndex node (index._XNode) where this node's path ends; set on every node
+        # while the tree is attached (RadixCache.index), None otherwise
+        self.x: Any = None
 
 
 class RadixCache:
@@ -80,7 +86,8 @@ class RadixCache:
         self.version = 0  # bumped whenever the set of cached units changes
         self.evicted = 0  # units evicted so far (for invariant audits)
         self._heap: list[tuple[float, int, _Node]] = []  # candidate LRU leaves (lazy)
-        self.index, self.xbit = None, 0  # the PrefixIndex this tree is attached to, its bit
+        self.index: PrefixIndex | None = None  # the PrefixIndex this tree is attached to
+        self.xbit = 0  # its bit
 
     # ------------------------------------------------------------------ queries
     @property
@@ -131,6 +138,7 @@ class RadixCache:
     def _split(self, node: _Node, j: int) -> _Node:
         """Split ``node``'s edge after ``j`` units; returns the new upper node."""
         parent = node.parent
+        assert parent is not None  # (the root is never split: its key is empty)
         upper = _Node(node.key[:j], parent, node.last, next(self._uids))
         upper.ref = node.ref
         parent.children[upper.key[0]] = upper
@@ -178,7 +186,9 @@ class RadixCache:
         while nd is not self.root:
             if nd.last < now:
                 nd.last = now
-            nd = nd.parent
+            up = nd.parent
+            assert up is not None  # (walks stop at the root, the only node without a parent)
+            nd = up
         return self._insert(prompt, now, held, depth)[0]
 
     def relock(self, held: _Node, depth: int, prompt: Sequence[int], n: int) -> _Node:
@@ -197,7 +207,9 @@ class RadixCache:
             if node.ref == 0:
                 self.locked += len(node.key)
             node.ref += 1
-            node = node.parent
+            up = node.parent
+            assert up is not None  # (held is above end)
+            node = up
         return end
 
     def _insert(self, prompt: Sequence[int], now: float, start: _Node | None = None,
@@ -240,11 +252,14 @@ class RadixCache:
                 if not node.ref:
                     freed -= len(node.key)
                 node.ref += 1
-                node = node.parent
+                up = node.parent
+                assert up is not None  # (walks stop at the root)
+                node = up
         else:
             while node is not root:
                 node.ref -= 1
                 parent = node.parent
+                assert parent is not None  # (walks stop at the root)
                 if not node.ref:
                     freed += len(node.key)
                     if not node.children:
@@ -259,7 +274,9 @@ class RadixCache:
         """Remove the leaf ``node`` (unreferenced) from the tree."""
         if self.index is not None:
             self.index.trim(node.x, len(node.key), self.xbit)
-        del node.parent.children[node.key[0]]
+        parent = node.parent
+        assert parent is not None  # (a leaf below the root)
+        del parent.children[node.key[0]]
         node.parent = None
         self.size -= len(node.key)
         self.evicted += len(node.key)
@@ -313,7 +330,9 @@ class RadixCache:
         while nd is not self.root:
             if nd.last < now:
                 nd.last = now
-            nd = nd.parent
+            up = nd.parent
+            assert up is not None  # (walks stop at the root, the only node without a parent)
+            nd = up
         self._push_if_leaf(node)
 
     def match_tree(self, other: RadixCache) -> dict[int, int]:
@@ -436,7 +455,7 @@ class RadixCache:
     def sequences(self) -> list[tuple]:
         """All root-to-leaf unit sequences (for tests and debugging; O(size))."""
         out: list[tuple] = []
-        stack = [(self.root, ())]
+        stack: list[tuple[_Node, tuple]] = [(self.root, ())]  # (node, units above it)
         while stack:
             node, pre = stack.pop()
             pre = pre + node.key

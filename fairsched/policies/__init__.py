@@ -67,7 +67,7 @@ def make_policy_factory(name: str, weights: ServiceMeasure | None = None, **para
     return lambda: cls(**params)
 
 
-def make_router(name: str, weights: ServiceWeights | None = None, **params) -> Router:
+def make_router(name: str, weights: ServiceMeasure | None = None, **params) -> Router:
     """A router called ``name`` (``params`` go to its constructor, e.g. ``lam``).
 
     Raises:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.service import ServiceMeasure, ServiceWeights  # noqa: F401 (re-exported)
@@ -65,8 +65,11 @@ class QueuePolicy(ABC):
     backlogged (have a waiting request) and routes the charging hooks.
     """
 
+    # a subclass's class constants are ClassVars, so that code compiled with mypyc (the optional
+    # build, setup.py) sees an interpreted subclass's own value; ``name`` may also be set per
+    # instance (VTC without lift is "lcf"): read it as Python does (sim.backend reads it untyped)
     name = "base"
-    pulls = False  # True: scheduled even with an empty queue (it may take other instances' requests)
+    pulls: ClassVar[bool] = False  # True: scheduled even with an empty queue (it may take other instances' requests)
 
     def __init__(self):
         self.n_waiting: dict[str, int] = {}
@@ -185,7 +188,7 @@ class ClusterView(Protocol):
 class Router(ABC):
     """Base class of the cluster routers. ``route`` returns an instance index."""
 
-    name = "base"
+    name: ClassVar[str] = "base"  # (a ClassVar: see QueuePolicy)
 
     @abstractmethod
     def route(self, req: Request, cluster: ClusterView, now: float) -> int:

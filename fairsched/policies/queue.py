@@ -72,6 +72,7 @@ class _LPMOrder:
         del self.reqs[req.rid]
         del self.end[req.rid]
         t = self.tree
+        assert t is not None  # (made by the first add)
         t.unlock(req.prompt, len(req.prompt))
         if t.evictable > t.size // 2:  # drop prompts nobody waits with, amortised
             t.evict(t.evictable)
@@ -79,7 +80,8 @@ class _LPMOrder:
     def order(self, inst: InstanceView) -> list[Request]:
         cache = inst.cache
         if self._dirty or cache.version != self._version:
-            got = cache.match_tree(self.tree) if self.reqs else {}
+            t = self.tree
+            got = cache.match_tree(t) if self.reqs and t is not None else {}
             end, bs = self.end, cache.block_size
             # self.reqs is in arrival order, so a stable sort breaks ties by arrival
             if bs == 1:

@@ -10,6 +10,8 @@ scale benchmark, reads all instances at once (``ClusterView.instance_state``).
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from fairsched.policies.base import ClusterView, Router, ServiceWeights
 from fairsched.workload.request import Request
 
@@ -107,6 +109,18 @@ class Linear(Router):
                        + (1 - lam) * loads[i] / top)
 
 
+_N = TypeVar("_N", int, float)
+
+
+def _first_min(s: list[_N], m: _N, loads: list[int]) -> int:
+    """The index of the smallest ``m`` of ``s``; on a tie, the smaller ``loads[i] + 1``, then
+    the lower index (LMetric's order key, :meth:`LMetric._choose`)."""
+    i = s.index(m)  # the first of the smallest
+    if s.count(m) > 1:  # a tie: the smaller B_i + 1, then the lower index
+        i = min((float(loads[j] + 1), j) for j, v in enumerate(s) if v == m)[1]
+    return i
+
+
 class LMetric(Router):
     """LMetric (arXiv 2603.15202): argmin of ``P_i * (B_i + 1)``.
 
@@ -142,12 +156,9 @@ class LMetric(Router):
         s = [(q + L - c) * (ld + 1) for q, c, ld in zip(queued, cached, loads, strict=True)]
         m = min(s)
         if not (-_EXACT < m and max(s) < _EXACT):
-            s = [float(q + L - c) * float(ld + 1) for q, c, ld in zip(queued, cached, loads, strict=True)]
-            m = min(s)
-        i = s.index(m)  # the first of the smallest
-        if s.count(m) > 1:  # a tie: the smaller B_i + 1, then the lower index
-            i = min((float(loads[j] + 1), j) for j, v in enumerate(s) if v == m)[1]
-        return i
+            f = [float(q + L - c) * float(ld + 1) for q, c, ld in zip(queued, cached, loads, strict=True)]
+            return _first_min(f, min(f), loads)
+        return _first_min(s, m, loads)
 
     def score(self, req: Request, cluster: ClusterView, i: int) -> tuple[float, float]:
         """``(P_i, B_i + 1)`` for routing ``req`` to instance ``i``."""

@@ -29,10 +29,12 @@ from __future__ import annotations
 import gc
 import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 import numpy as np
 
+from fairsched.cache.index import PrefixIndex
 from fairsched.policies.base import QueuePolicy, Router
 from fairsched.policies.service import ServiceMeasure, ServiceWeights
 from fairsched.sim.cost import CostModel
@@ -40,6 +42,7 @@ from fairsched.sim.instance import ServingInstance
 from fairsched.sim.recorder import InstanceRecorder
 from fairsched.sim.result import SimResult
 from fairsched.sim.routing import cluster_index
+from fairsched.sim.seq import Seq
 from fairsched.workload.request import Request, Workload
 
 PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy
@@ -61,7 +64,7 @@ class ClusterBackend:
     service: ServiceMeasure
 
     def _init_cluster(self, workload: Workload, policy: PolicySpec, router: Router | str | None,
-                      n_instances: int, make_instance: Callable[[int, QueuePolicy], object],
+                      n_instances: int, make_instance: Callable[[int, QueuePolicy], ServingInstance],
                       policy_params: dict | None = None, recorders: Sequence = ()) -> None:
         """Build the policies (one per instance), the instances and the router.
 
@@ -92,7 +95,8 @@ class ClusterBackend:
             raise ValueError("a router is required when n_instances > 1")
         self.workload = workload
         self.n_instances = n_instances
-        self.policy_name = policies[0].name
+        first: Any = policies[0]  # (untyped: a subclass's class attribute, as Python reads it; QueuePolicy)
+        self.policy_name = first.name
         clients = workload.clients
         self.client_idx = {c: i for i, c in enumerate(clients)}
         self.res = SimResult.empty(workload, clients, len(workload))
@@ -107,11 +111,11 @@ class ClusterBackend:
         self._heap: list[tuple[float, int, int, int]] = []  # (t, seq, instance, gen)
         self._seq = 0
         self._state: tuple = (None, None)  # (request, routed_cached_all) of the last instance_state
-        self._index = None  # PrefixIndex over the instances' trees (sim.routing.cluster_index)
+        self._index: PrefixIndex | None = None  # PrefixIndex over the instances' trees (sim.routing.cluster_index)
         self._decode_memo: dict[int, float] = {}  # n -> service.decode(n) (context-free measures)
         # deferred decode accounting (see _settle): client index -> {sequence: instance} (in deferral order)
         self._deferred: dict[int, dict] = {}
-        w_q = getattr(self.service, "w_q", None)
+        w_q = getattr(self.service, "w_q", 0.0)
         self._defer = (not self.full_log and type(self.service) is ServiceWeights and float(w_q).is_integer()
                        and all(type(r) is InstanceRecorder for r in self.recorders)
                        and type(self)._on_decode is ClusterBackend._on_decode
@@ -217,7 +221,9 @@ class ClusterBackend:
         if self.n_instances == 1:
             i = 0
         else:
-            i = self.router.route(req, self, now)
+            router = self.router
+            assert router is not None  # (a cluster of several instances has one)
+            i = router.route(req, self, now)
             if not 0 <= i < self.n_instances:
                 raise RuntimeError(f"router {self.router_name} returned instance {i}")
         c = self.client_idx[req.client]
@@ -275,9 +281,9 @@ class ClusterBackend:
             self._on_decode_tokens(inst, seqs, times, k, now)  # (token service: the fast path)
             return
         ci, measure = self.client_idx, self.service
-        fn = self._first_fn if first else None
-        if fn is None:
-            fn = measure.decode
+        # the measure's decode (or first_token); scalar arguments give a scalar amount
+        first_fn = self._first_fn if first else None
+        fn: Callable[..., Any] = measure.decode if first_fn is None else first_fn
         per: dict[int, list] = {}  # client index -> [sequences, context tokens, client id]
         for s in seqs:
             r = s.req
@@ -297,7 +303,7 @@ class ClusterBackend:
               if self._batch_aware else None)
         charge = inst.charge  # (None: the default charge does nothing, skip the call; charge_of)
         full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged
-        t_first = None if full else times[0]
+        t_first = -math.inf if full else times[0]  # (not read when full)
         ts = None  # the k step times as an array, made once if some entry is logged
         for c, (n, ctx, client) in per.items():
             log = full or waiting[c] > 0 or ended[c] >= t_first
@@ -306,7 +312,7 @@ class ClusterBackend:
                 if log:
                     self._service(now, c, total, split[c] if split else 0.0)
             elif self._context_free:
-                step = measure.decode(n, ctx, **kw) if kw else measure.decode(n, ctx)
+                step = cast(float, measure.decode(n, ctx, **kw) if kw else measure.decode(n, ctx))  # (scalar ctx)
                 total = step * k
                 if log:
                     ts = np.asarray(times, dtype=float) if ts is None else ts
@@ -348,7 +354,7 @@ class ClusterBackend:
         i, res, recs, memo = inst.idx, self.res, self.recorders, self._decode_memo
         charge = inst.charge
         full, waiting, ended, unlogged = self.full_log, self._waiting_per_client, self._backlog_end, res.unlogged
-        t_first = None if full else times[0]
+        t_first = -math.inf if full else times[0]  # (not read when full)
         ts = None  # the k step times as an array, made once if some entry is logged
         defer = self._defer and charge is None
         cold = None  # clients whose service from now on is deferred
@@ -359,7 +365,7 @@ class ClusterBackend:
                 continue
             step = memo.get(n)
             if step is None:
-                step = memo[n] = self.service.decode(n, 0)
+                step = memo[n] = cast(float, self.service.decode(n, 0))  # (a scalar context: a scalar)
             total = step if k == 1 else step * k
             if not log:
                 unlogged[c] += total
@@ -398,6 +404,7 @@ class ClusterBackend:
         call with the sum leaves the same state. Same results to the last bit
         (``tests/test_sim_speed.py::test_deferred_decode_accounting_is_exact``), with one
         step per sequence and event skipped."""
+        entries: Iterable[tuple[Seq, int]]  # (sequence, instance)
         if only is None:
             entries = self._deferred.pop(c).items()
         else:  # (one sequence: the others keep their order)
@@ -405,7 +412,9 @@ class ClusterBackend:
             entries = ((only, rest.pop(only)),)
             if not rest:
                 del self._deferred[c]
-        w, unlogged, recs = self.service.w_q, self.res.unlogged, self.recorders
+        service = self.service
+        assert isinstance(service, ServiceWeights)  # (deferral needs token service: _defer)
+        w, unlogged, recs = service.w_q, self.res.unlogged, self.recorders
         for s, i in entries:
             amount = w * (s.generated - s.acc)
             s.acc = -1

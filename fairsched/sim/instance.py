@@ -41,12 +41,14 @@ part grows with the tokens generated). ``capacity``, ``reserved`` and every
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import Admission, QueuePolicy, charge_of
 from fairsched.sim.admission import PeakPlan
 from fairsched.sim.cost import CostModel
 from fairsched.sim.routing import routed_cached_all
-from fairsched.sim.seq import Backend, Seq, ServingInstance
+from fairsched.sim.seq import Backend, QueueLike, Seq, ServingInstance, StepEnds
 from fairsched.workload.request import Request
 
 __all__ = ["Backend", "InstanceBase", "Seq", "ServingInstance", "routed_cached_all"]
@@ -78,12 +80,12 @@ class InstanceBase:
                  "_decode_dt", "_budget", "_now", "peak_rule", "_plan", "cache")
 
     cache: RadixCache
-    out_lead = 0
+    out_lead: ClassVar[int] = 0  # (a ClassVar: a subclass's value is seen by the compiled build, setup.py)
     """Under ``admission="peak"``, a request that generated ``g`` of its ``o`` output tokens
     holds ``ceil(min(g + out_lead, o) / unit)`` output units: the simulator counts the
     tokens generated (0), the engine also the slot the next decode step writes (1)."""
 
-    def __init__(self, idx: int, backend: Backend, policy: QueuePolicy, unit: int):
+    def __init__(self, idx: int, backend: Backend, policy: QueueLike, unit: int):
         self.idx = idx
         self.backend = backend
         self.cfg = backend.instance_cfg
@@ -174,12 +176,14 @@ class InstanceBase:
         new = req.input_len - cached
         prompt = (len(p) - m) * bu
         node = cache.lock_node(p, m)
+        plan: PeakPlan | None = None  # (peak rule)
         if self.peak_rule:
             out = -(-self.out_lead // u)
             completes = new <= self._budget  # its first token comes with the next step's
-            if self._plan is None:
-                self._plan = PeakPlan(self.decoding, self.prefilling, u, bu)
-            if self._plan.need(len(p), o, completes) > self.capacity:
+            plan = self._plan
+            if plan is None:
+                plan = self._plan = PeakPlan(self.decoding, self.prefilling, u, bu)
+            if plan.need(len(p), o, completes) > self.capacity:
                 cache.unlock_node(node)
                 return _FULL
         else:
@@ -197,8 +201,8 @@ class InstanceBase:
         s.node = node
         self.waiting -= 1
         self.reserved += need
-        if self.peak_rule:
-            self._plan.add(len(p), o, completes)
+        if plan is not None:
+            plan.add(len(p), o, completes)
         self._note_peak()
         self.pending_prefill += new - self.est_prefill.pop(req.rid, new)
         if self.prefill_cost is not None:
@@ -352,7 +356,9 @@ class InstanceBase:
         self.routed.unlock_node(self._routed_node.pop(s.req.rid))
         new = self._insert_prompt(s, now)
         # the prompt's blocks are now in the cache: keep them locked while we run
-        s.node = cache.relock(s.node, s.matched, p, s.units)
+        held = s.node
+        assert held is not None  # (locked at admission)
+        s.node = cache.relock(held, s.matched, p, s.units)
         moved = new * self.block_units
         self.reserved -= moved
         s.reserved -= moved
@@ -361,7 +367,9 @@ class InstanceBase:
 
     def _finish(self, s: Seq, now: float) -> None:
         self.load -= 1
-        self.cache.unlock_node(s.node)
+        node = s.node
+        assert node is not None  # (locked at admission)
+        self.cache.unlock_node(node)
         self.reserved -= s.reserved
         self._release(s)
         if self._policy_finish is not None:
@@ -374,7 +382,7 @@ class InstanceBase:
         return the time it ends, or ``None`` if there is nothing to do (idle)."""
         raise NotImplementedError
 
-    def _step_ends(self, k: int, now: float) -> list[float]:
+    def _step_ends(self, k: int, now: float) -> StepEnds:
         """End times of the ``k > 1`` decode steps covered by the event ending at ``now``
         (the last of them; only a subclass that sets ``_steps > 1`` needs it)."""
         raise NotImplementedError
@@ -404,7 +412,9 @@ class InstanceBase:
 
     def _insert_prompt(self, s: Seq, now: float) -> int:
         """Insert the completed prompt of ``s`` into the cache; returns the blocks added."""
-        return self.cache.insert_at(s.node, s.matched, s.req.prompt, now)
+        node = s.node
+        assert node is not None  # (locked at admission)
+        return self.cache.insert_at(node, s.matched, s.req.prompt, now)
 
     def _release(self, s: Seq) -> None:
         """``s`` finished and its reservation was returned. Default: nothing else to free."""

@@ -11,11 +11,11 @@ Split out of :mod:`fairsched.sim.instance` (which re-exports the three names).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from fairsched.cache.radix import RadixCache
-from fairsched.policies.base import QueuePolicy
+from fairsched.cache.radix import RadixCache, _Node
+from fairsched.policies.base import InstanceView
 from fairsched.sim.config import InstanceConfig
 from fairsched.sim.cost import CostModel
 from fairsched.workload.request import Request, Workload
@@ -39,7 +39,7 @@ class Backend(Protocol):
     def _on_first_token(self, inst: ServingInstance, seqs: list[Seq], now: float) -> None:
         """The prompts of ``seqs`` completed; each emitted its first output token."""
 
-    def _on_decode(self, inst: ServingInstance, seqs: list[Seq], times: list[float], seconds: float = 0.0,
+    def _on_decode(self, inst: ServingInstance, seqs: list[Seq], times: StepEnds, seconds: float = 0.0,
                    first: bool = False) -> None:
         """One output token per sequence at each of ``times``."""
 
@@ -50,13 +50,41 @@ class Backend(Protocol):
         """``s`` generated its last output token and left the batch."""
 
 
+class QueueLike(Protocol):
+    """What an instance needs of its queue policy: a :class:`~fairsched.policies.base.QueuePolicy`
+    or a wrapper around one (``analysis.detect.warmup.WarmupQueue``). A protocol, not the class:
+    the compiled build (setup.py) checks the classes of typed arguments."""
+
+    @property
+    def pulls(self) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def add(self, req: Request, now: float) -> None: ...
+
+    def schedule(self, inst: InstanceView, now: float) -> None: ...
+
+    def on_finish(self, req: Request, now: float) -> None: ...
+
+    def waiting(self) -> Sequence[Request]: ...
+
+
+class StepEnds(Protocol):
+    """End times of the decode steps one event covers, ascending [s]: a list, or one made on
+    demand (``sim.simulator.StepTimes``): ``len``, ``[j]`` and ``numpy.asarray``."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, j: int) -> float: ...
+
+
 class ServingInstance(Protocol):
     """What the cluster needs of an instance (implemented by :class:`InstanceBase`): its queue
     policy, caches and batch for the ClusterView, a way to hand it a request, its iteration ends."""
 
     idx: int
     gen: int
-    policy: QueuePolicy
+    policy: QueueLike
     cache: RadixCache
     prefilling: list[Seq]
     decoding: list[Seq]
@@ -64,6 +92,8 @@ class ServingInstance(Protocol):
     pending_prefill: int
     pending_prefill_s: float
     prefill_cost: CostModel | None
+    est_prefill: dict[int, int]  # rid -> uncached estimate made at routing
+    est_prefill_s: dict[int, float]  # rid -> its predicted prefill seconds
     charge: Callable[[str, float, float], None] | None  # the policy's charge, None if it has none (charge_of)
 
     def routed_cached_tokens(self, req: Request) -> int:
@@ -92,7 +122,7 @@ class Seq:
         self.reserved = reserved  # private KV memory held outside the cache (memory units)
         self.chunk = 0  # prefill tokens scheduled in the current iteration
         self.out_units = 0  # the part of `reserved` held for output tokens (memory units)
-        self.node = None  # cache node where its locked prefix ends (RadixCache.lock_node)
+        self.node: _Node | None = None  # cache node where its locked prefix ends (RadixCache.lock_node)
         self.olen, self.ci = req.output_len, -1  # (read every step); client index (set at admission)
         self.acc = -1  # >= 0: output tokens whose decode service was accounted; the rest is deferred
         #               (ClusterBackend: unlogged service of a client not backlogged, see _settle)

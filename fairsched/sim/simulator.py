@@ -40,13 +40,14 @@ from dataclasses import replace
 import numpy as np
 
 from fairsched.cache.radix import RadixCache
-from fairsched.policies.base import QueuePolicy, Router
+from fairsched.policies.base import Router
 from fairsched.policies.service import ServiceMeasure, ServiceWeights
 from fairsched.sim.backend import ClusterBackend, PolicySpec
 from fairsched.sim.config import InstanceConfig
 from fairsched.sim.cost import CostModel, run_seconds, run_times
-from fairsched.sim.instance import InstanceBase, Seq
+from fairsched.sim.instance import InstanceBase, Seq, ServingInstance
 from fairsched.sim.result import SimResult
+from fairsched.sim.seq import QueueLike
 from fairsched.workload.request import Workload
 
 
@@ -57,7 +58,7 @@ class Instance(InstanceBase):
 
     __slots__ = ("sim", "_run", "_coef", "_off", "_charged", "_runs")
 
-    def __init__(self, idx: int, sim: Simulator, policy: QueuePolicy):
+    def __init__(self, idx: int, sim: Simulator, policy: QueueLike):
         super().__init__(idx, sim, policy, unit=1)
         self.sim = sim
         self.cache = RadixCache(None, self.bs)
@@ -243,7 +244,7 @@ class Simulator(ClusterBackend):
         self._init_cluster(workload, policy, router, n_instances, lambda i, p: Instance(i, self, p), policy_params,
                            recorders)
 
-    def _on_admit(self, inst: Instance, s: Seq, now: float) -> None:
+    def _on_admit(self, inst: ServingInstance, s: Seq, now: float) -> None:
         super()._on_admit(inst, s, now)
         if self.audit:
             self.res.audit.append((now, inst.idx, s.req.rid, s.matched, s.units, inst.cache.evicted))
