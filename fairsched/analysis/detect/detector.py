@@ -65,6 +65,10 @@ class DetectorConfig:
             model calls ``hotspot`` (its holders busier than the others): the backlog the
             score builds on the holders before harm is established is what the class pays
             after a later start (``proofs/lmetric_harm_validation.md`` §5.5).
+        mitigate_backlog: with ``mitigate_only_harmful``, also mitigate a confirmed ``hotspot``
+            class whose row passes the backlog test (``backlog_pays``: the class's predicted
+            backlog cost over its expected remaining life exceeds the warm-ups' cost;
+            :mod:`~fairsched.analysis.detect.backlog`, ``proofs/lmetric_harm_validation.md`` §5.6).
         min_window_coverage: a window is checked only if the trace covers at least this
             share of it (the last, partial window of a trace is otherwise skipped).
         early_trigger: with ``mitigate``, also check the current window *so far* at each
@@ -81,6 +85,7 @@ class DetectorConfig:
     mitigate: bool = False
     mitigate_only_harmful: bool = True
     mitigate_hotspot: bool = False
+    mitigate_backlog: bool = False
     min_window_coverage: float = 0.5
     early_trigger: bool = True
 
@@ -261,7 +266,7 @@ class HotspotDetector:
             bad_now[c] = bad
             regime = row.get("theory", {}).get("regime", "harmful")
             if bad and c not in self.flagged:
-                self.flagged[c] = {"since": k, "M": M, "regime": regime,
+                self.flagged[c] = {"since": k, "M": M, "regime": regime, "theory": row.get("theory"),
                                    "target": row.get("theory", {}).get("steady_target_holders")}
                 self.events.append({"t": t1, "window": k, "klass": c, "event": "flag", "x": x, "holders": M,
                                     "regime": regime})
@@ -269,8 +274,8 @@ class HotspotDetector:
                 self.mitigated.discard(c)  # the window, closed, is benign: stop (§5.4)
                 self.events.append({"t": t1, "window": k, "klass": c, "event": "unmitigate", "regime": regime})
             elif bad and c not in self.mitigated:
-                self.flagged[c]["regime"] = regime
-                if c in self.episode_confirmed and self._may_mitigate(regime):  # confirmed earlier, harmful now
+                self.flagged[c].update(regime=regime, theory=row.get("theory"))
+                if c in self.episode_confirmed and self._may_mitigate(regime, row.get("theory")):  # confirmed earlier, harmful now
                     self.mitigated.add(c)
                     self.events.append({"t": t1, "window": k, "klass": c, "event": "mitigate"})
         for c in list(self.flagged):
@@ -284,9 +289,10 @@ class HotspotDetector:
         self.k += 1
         self._reset_window()
 
-    def _may_mitigate(self, regime: str) -> bool:
+    def _may_mitigate(self, regime: str, theory: dict | None = None) -> bool:
+        pays = self.cfg.mitigate_backlog and bool((theory or {}).get("backlog_pays"))  # §5.6
         return self.cfg.mitigate and (regime == "harmful" or not self.cfg.mitigate_only_harmful
-                                      or (regime == "hotspot" and self.cfg.mitigate_hotspot))
+                                      or (regime == "hotspot" and (self.cfg.mitigate_hotspot or pays)))
 
     # ------------------------------------------------------------------ decisions
     def observe(self, now: float, rid: int, holders: list[int], chosen: int, loads: list[int],
@@ -319,7 +325,7 @@ class HotspotDetector:
             self.episode_confirmed.add(c)
             self.events.append({"t": now, "window": self.k, "klass": c, "event": "confirm", "run": self.run[c],
                                 "holders": nh})
-            if self._may_mitigate(self.flagged[c].get("regime", "harmful")):
+            if self._may_mitigate(self.flagged[c].get("regime", "harmful"), self.flagged[c].get("theory")):
                 self.mitigated.add(c)
                 self.events.append({"t": now, "window": self.k, "klass": c, "event": "mitigate"})
         if self.cfg.mitigate and self.cfg.early_trigger and c not in self.mitigated and (
@@ -342,15 +348,17 @@ class HotspotDetector:
         onset = self.onset[c] if self.last_checked.get(c) == k - 1 else k * W
         row = self._window_row(c, ranked.index(c), n, now - k * W, onset)
         regime = row.get("theory", {}).get("regime", "harmful")
-        if not (row["violates"] and self._may_mitigate(regime)):
+        if not (row["violates"] and self._may_mitigate(regime, row.get("theory"))):
             return
         x_lo = row["x"] - Z95 * math.sqrt(row["x"] * (1 - row["x"]) / row["n_total"])  # the share, 95 % lower bound
         low = {**{key: v for key, v in row.items() if key != "theory"}, "x": x_lo}
-        if not (violates(x_lo, row["holders_eval"], self.N)
-                and self._may_mitigate(self.assess(low).get("regime", "harmful") if self.assess else "harmful")):
+        if not violates(x_lo, row["holders_eval"], self.N):
+            return
+        lt = self.assess(low) if self.assess else {}
+        if not self._may_mitigate(lt.get("regime", "harmful"), lt):
             return
         if c not in self.flagged:
-            self.flagged[c] = {"since": k, "M": row["holders_mean"], "regime": regime}
+            self.flagged[c] = {"since": k, "M": row["holders_mean"], "regime": regime, "theory": row.get("theory")}
             self.events.append({"t": now, "window": k, "klass": c, "event": "flag", "x": row["x"],
                                 "holders": row["holders_mean"], "regime": regime, "early": True})
         self.flagged[c]["target"] = row.get("theory", {}).get("steady_target_holders")

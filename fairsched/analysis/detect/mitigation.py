@@ -30,7 +30,7 @@ RULES = ("paced", "warmup")
 
 
 def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = False, rules=RULES,
-                        early: bool = True, hotspot: bool = False) -> dict:
+                        early: bool = True, hotspot: bool = False, backlog: bool = False) -> dict:
     """One row: ``id``, ``verdict``, ``confirmed``, ``acted``, ``outcome``, ``best_router``, and
     ``{run}_hot_mean`` / ``_hot_p99`` / ``_all_mean`` [s] for runs ``lmetric``, ``paced``,
     ``warmup``, ``least-load``, ``linear``; ``warmup_n`` and ``warmup_gpu_s`` (warm-ups issued,
@@ -38,7 +38,8 @@ def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = Fals
     whether the within-window trigger made it). ``acted``: the mitigated run (warm-up rule) has
     a mitigate event; otherwise every mitigated run is LMetric's. ``force``: mitigate wherever
     phase 2 confirms, any regime. ``rules``: the mitigation rules run besides ``warmup`` (the
-    others are reported as LMetric's run). ``early``: the detector's ``early_trigger`` (§5.4); ``hotspot``: its ``mitigate_hotspot`` (§5.5)."""
+    others are reported as LMetric's run). ``early``: the detector's ``early_trigger`` (§5.4); ``hotspot``: its ``mitigate_hotspot`` (§5.5);
+    ``backlog``: its ``mitigate_backlog`` (§5.6)."""
     from fairsched.analysis.detect import validation as V
 
     s = study_run(spec, cost, instance)
@@ -49,7 +50,8 @@ def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = Fals
            "confirmed": bool(extra.get("confirmed")), "acted": False, "mitigate_t": None, "early": False,
            "load_ratio": ratio, "warmup_n": 0, "warmup_gpu_s": 0.0}
     res = {"lmetric": lm, **dict.fromkeys(RULES, lm)}
-    mkw = dict(mitigate=True, mitigate_only_harmful=not force, early_trigger=early, mitigate_hotspot=hotspot)
+    mkw = dict(mitigate=True, mitigate_only_harmful=not force, early_trigger=early, mitigate_hotspot=hotspot,
+               mitigate_backlog=backlog)
     for rule in ("warmup", *(r for r in rules if r != "warmup")):  # the warm-up run says whether it acts
         mrep, res[rule] = s.detect(warmup=rule == "warmup", **mkw)
         if rule == "warmup":
@@ -89,7 +91,8 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def mitigation_study(ids: Sequence[int], n: int = 200, seed: int = 0, *, workers: int = 1, force: bool = False,
-                     progress: bool = False, rules=RULES, early: bool = True, hotspot: bool = False) -> pd.DataFrame:
+                     progress: bool = False, rules=RULES, early: bool = True, hotspot: bool = False,
+                     backlog: bool = False) -> pd.DataFrame:
     """:func:`evaluate_mitigation` on members ``ids`` of ``family(n, seed)`` through the sweep
     runner; one row per workload.
 
@@ -105,12 +108,13 @@ def mitigation_study(ids: Sequence[int], n: int = 200, seed: int = 0, *, workers
     if bad:
         raise ValueError(f"ids {bad} are outside the family of {n} workloads")
     fam = family(n, seed)
-    rows = map_grid(partial(evaluate_mitigation, force=force, rules=rules, early=early, hotspot=hotspot), [fam[i] for i in ids], workers=workers,
+    rows = map_grid(partial(evaluate_mitigation, force=force, rules=rules, early=early, hotspot=hotspot, backlog=backlog), [fam[i] for i in ids], workers=workers,
                     progress=progress, desc="mitigation workloads")
     return pd.DataFrame(rows)
 
 
-def after_event_split(spec: dict, cost=None, hotspot: bool = False, step_s: float = 0.1) -> dict | None:
+def after_event_split(spec: dict, cost=None, hotspot: bool = False, step_s: float = 0.1,
+                      backlog: bool = False) -> dict | None:
     """Where the warm-up mitigation's unrecovered gap is (``proofs/lmetric_harm_validation.md``
     §5.5): each hot-class request's TTFT under the mitigated run minus under least-load,
     summed over a group and divided by the class's requests [s], so the parts add up to the
@@ -121,10 +125,10 @@ def after_event_split(spec: dict, cost=None, hotspot: bool = False, step_s: floa
     event and are still in the system (not finished) are no more than under least-load.
     Also ``event_s``, ``in_system_mitigated`` / ``in_system_leastload`` (those counts at the
     event) and ``unrecovered`` [s]. None if the mitigated run has no mitigate event.
-    ``hotspot``: the detector's ``mitigate_hotspot``."""
+    ``hotspot``, ``backlog``: the detector's ``mitigate_hotspot``, ``mitigate_backlog``."""
     s = study_run(spec, cost)
     hot = s.hot
-    rep, mres = s.detect(mitigate=True, mitigate_hotspot=hotspot)
+    rep, mres = s.detect(mitigate=True, mitigate_hotspot=hotspot, mitigate_backlog=backlog)
     ev = [e["t"] for e in rep.events if e["event"] == "mitigate"]
     if not ev:
         return None

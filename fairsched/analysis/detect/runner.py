@@ -24,7 +24,6 @@ __all__ = ["DECISION_COLUMNS", "DetectOutcome", "DetectingLMetric", "DetectionRe
            "detect_and_compare", "run_detection", "theory_for_window", "ttft_stats"]
 
 
-
 class DetectingLMetric(LMetric):
     """LMetric (``P_i (B_i + 1)``) that feeds a :class:`HotspotDetector` with every decision
     and, if the detector's config says ``mitigate``, mitigates the classes it confirms.
@@ -78,7 +77,6 @@ class DetectingLMetric(LMetric):
             units = max(1, self.det.pc.classes[c]["shared_tokens"] // req.block_size)
             cluster.warm_up(i, req, min(units, len(req.prompt)), now, c)
             warming.add(i)
-
         return min(range(n), key=lambda i: (i in warming, *self._key(req, cluster, i)))
 
     def _mitigated(self, req, cluster, now, holders, loads, qp) -> int:
@@ -93,7 +91,6 @@ class DetectingLMetric(LMetric):
             i = min(cand, key=lambda j: (loads[j], qp[j], j))
             self.seeding[i] = now + self.cost.prefill_time(qp[i] + req.input_len, 0)
             return i
-
         return min(range(n), key=lambda i: (i in pending, *self._key(req, cluster, i)))
 
     def _shielded(self, req, cluster, product) -> int:
@@ -103,7 +100,6 @@ class DetectingLMetric(LMetric):
         free = cluster.free_of(self.det.class_of, self.det.mitigated)
         if product in free or not free:
             return product
-
         return min(free, key=lambda i: self._key(req, cluster, i))
 
     def _key(self, req, cluster, i) -> tuple:
@@ -220,7 +216,7 @@ def _coeffs(cost) -> dict:
 
 
 def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "fluid",
-                      load_form: str = "transient") -> dict:
+                      load_form: str = "transient", backlog: bool = False) -> dict:
     """Predictions of :mod:`fairsched.theory.lmetric` for one flagged window.
 
     ``L`` = the class's mean prompt, ``u = L - shared_tokens`` (uncached on a holder, >= 1),
@@ -239,8 +235,11 @@ def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "
     class stream (``"fluid"``, the detector's; ``"poisson"``, §3.4, to rescore with it).
     ``load_form``: ``"transient"`` (the detector's, §3.5: the loads and iterations the window
     sees since the onset, from the row's ``t_since_onset``, ``span_s`` and ``load_onset``; a row
-    without them is assessed in the steady form) or ``"steady"`` (rounds 3-6's form).
+    without them is assessed in the steady form) or ``"steady"`` (rounds 3-6's form). ``backlog``:
+    a violating ``hotspot`` row also gets the backlog test's ``backlog_*`` fields
+    (:func:`~fairsched.analysis.detect.backlog.backlog_test`, §5.6).
     """
+    from fairsched.analysis.detect.backlog import backlog_test
     from fairsched.theory.lmetric import classify_regime, hotspot_numbers, steady_state_hotspot
 
     M = float(row["holders_eval"])
@@ -255,16 +254,20 @@ def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "
     else:
         d = dict.fromkeys(("a", "b", "kappa", "limit_ratio", "t_star", "t_harm", "S"))
         d["limit_ratio"], d["kappa"], fluid = 1.0, L / u, "benign"
-    st = steady_state_hotspot(row["x"], max(1.0, M), n, row["qps"], L, u, n_out, float(row.get("in_other") or 1.0),
-                              float(row.get("out_other") or 1.0), float(row.get("n_class_run") or row.get("n_class_cum") or row["n_class"]),
-                              coeffs=_coeffs(cost), holder_share=row.get("holder_share"),
-                              t_elapsed=row.get("t_since_onset"), holder_stream=holder_stream,
-                              **_transient_args(row, load_form))
+    def model(r):  # the corrected model on a row (this one; the backlog test's future rows)
+        return steady_state_hotspot(r["x"], max(1.0, float(r["holders_eval"])), n, r["qps"], L, u, n_out,
+                                    float(r.get("in_other") or 1.0), float(r.get("out_other") or 1.0),
+                                    float(r.get("n_class_run") or r.get("n_class_cum") or r["n_class"]),
+                                    coeffs=_coeffs(cost), holder_share=r.get("holder_share"), t_elapsed=r.get("t_since_onset"),
+                                    holder_stream=holder_stream, **_transient_args(r, load_form))
+
+    st = model(row)
+    bl = backlog_test(row, cls, n, cost, st, model) if backlog and st["regime"] == "hotspot" and row.get("violates") else {}
     return _clean({"a_req_s": d["a"], "b_req_s": d["b"], "kappa": d["kappa"], "limit_ratio": d["limit_ratio"],
                    "t_star_s": d["t_star"], "t_harm_s": d["t_harm"], "prefill_saved_s": d["S"],
                    "regime": st["regime"], "regime_fluid": fluid, "fluid_steady_ratio": min(d["limit_ratio"], d["kappa"]),
                    **{f"steady_{k}": v for k, v in st.items() if k != "regime"},
-                   "B0": b0, "L": L, "u": u, "O": n_out})
+                   "B0": b0, "L": L, "u": u, "O": n_out, **bl})
 
 
 def _transient_args(row: dict, load_form: str) -> dict:
@@ -328,8 +331,9 @@ def run_detection(workload, n_instances: int = 16, *, config: DetectorConfig | N
         raise ValueError("routing needs n_instances >= 2")
     cost = cost or CostModel()
     pc = classes or prefix_classes(workload)
+    bl = bool(config and config.mitigate and config.mitigate_backlog)
     det = HotspotDetector(pc, n_instances, config,
-                          assess=lambda row: theory_for_window(row, pc.classes[row["klass"]], n_instances, cost))
+                          assess=lambda row: theory_for_window(row, pc.classes[row["klass"]], n_instances, cost, backlog=bl))
     from fairsched.analysis.detect.warmup import WarmupSimulator
 
     warmup = warmup and det.cfg.mitigate

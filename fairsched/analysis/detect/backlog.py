@@ -1,0 +1,83 @@
+"""The backlog test: mitigate a confirmed ``hotspot`` class when the warm-ups pay for themselves.
+
+``proofs/lmetric_harm_validation.md`` §5.6. The harm test (§3.2) compares the class's TTFT in the
+window with least-load's, least-load paying its one-off replication to all N instances spread
+over the class's arrivals *so far*; early in a hotspot that term makes LMetric look fine while
+its score piles the class onto the holders. This test asks the mitigation's own question: over
+the hotspot's expected remaining life, does what the class would stop paying for the holders'
+backlog exceed what the warm-ups cost the requests they delay?
+
+At a check (a window row ``row`` of class ``cls`` that the model assessed, ``theory``), with
+``age`` [s] the time since the class's onset, ``m`` the holders, ``k`` the warm-ups the
+mitigation would issue (to the model's target) and ``f_L`` one warm-up's GPU time (the class's
+shared prefix, ``cost.prefill_time(shared, 0)``):
+
+- **horizon** ``T = age``: the hotspot is assumed to last as long again (the median remaining
+  life of a process observed at a uniformly random point of it);
+- **rent** ``r(m')`` [s per class request]: the model's class TTFT under LMetric minus under
+  least-load, each without its one-off replication term, in the window ``[age, 2 age]`` since
+  the onset (the transient loads of §3.5 carried on at the row's rates), with ``m'`` holders;
+- **benefit** ``G = x QPS sum_j (r(m) - r(m + j))^+ len_j`` [request-seconds]: warm-ups run one
+  at a time, the j-th ready at ``j f_L``, so from then until the next the class has ``m + j``
+  holders (``len_j``: that stretch within ``[0, T]``);
+- **cost** ``C = J lambda_o f_L^2`` [request-seconds]: ``J`` warm-ups start within ``T``, each
+  delays each user event on its instance by at most ``f_L`` (§5.2, corollary) and the requests
+  arriving there meanwhile number ``lambda_o f_L`` (``lambda_o``: a non-holder's arrival rate,
+  the other traffic; the class avoids a warming instance, Proposition 2).
+
+``backlog_pays`` is ``G > C``.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["backlog_test"]
+
+
+def _rent(st: dict, n: int) -> float | None:
+    """Class TTFT [s] under LMetric minus under least-load, without either's one-off replication."""
+    lm, ll = st.get("ttft_lmetric"), st.get("ttft_leastload")
+    if lm is None or ll is None or not (math.isfinite(lm) and math.isfinite(ll)):
+        return None
+    per, m, m0, nh = st["replication_per_holder_s"], st["holders"], st["holders_initial"], st["n_hot"]
+    return (lm - per * (m - m0) / nh) - (ll - per * (n - m0) / nh)
+
+
+def backlog_test(row: dict, cls: dict, n: int, cost, theory: dict, model) -> dict:
+    """The backlog test of one assessed window row (module docstring; ``proofs/lmetric_harm_validation.md`` §5.6).
+
+    Args:
+        row: the detector's window row (``x``, ``qps`` [req/s], ``t_since_onset``, ``span_s`` [s], ...).
+        cls: the class's stats (``shared_tokens``); n: instances N; cost: the cost model.
+        theory: the row's ``steady_*`` predictions (``holders``, ``target_holders``, TTFTs, ...).
+        model: ``model(row) -> steady dict``: the same model on another row (the future window,
+            other holder counts).
+
+    Returns ``{"backlog_benefit": G, "backlog_cost": C [request-seconds], "backlog_pays": bool,
+    "backlog_warmups": J}``; nothing pays (0, 0, False) without the window's span, with no
+    warm-up to issue, or where the model has no TTFT.
+    """
+    none = {"backlog_benefit": 0.0, "backlog_cost": 0.0, "backlog_pays": False, "backlog_warmups": 0}
+    t, span = row.get("t_since_onset"), row.get("span_s")
+    m, target = theory.get("holders"), theory.get("target_holders")
+    if t is None or span is None or m is None or target is None or target <= m or m >= n:
+        return none
+    age = float(t) + float(span) / 2
+    f_L = cost.prefill_time(int(cls["shared_tokens"]), 0)
+    if age <= 0 or f_L <= 0:
+        return none
+    fut = {**row, "t_since_onset": 1.5 * age, "span_s": age}  # the next `age` seconds, same rates
+    r0 = _rent(model(fut), n)
+    if r0 is None:
+        return none
+    x, qps, k = float(row["x"]), float(row["qps"]), int(target - m)
+    G, j = 0.0, 1
+    while j <= k and j * f_L < age:
+        rj = _rent(model({**fut, "holders_eval": m + j}), n)
+        end = age if j == k else min(age, (j + 1) * f_L)
+        G += x * qps * max(0.0, r0 - (rj if rj is not None else r0)) * (end - j * f_L)
+        j += 1
+    J = min(k, math.ceil(age / f_L))
+    C = J * (1 - x) * qps / (n - m) * f_L * f_L
+    return {"backlog_benefit": G, "backlog_cost": C, "backlog_pays": bool(G > C), "backlog_warmups": J}
