@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import sympy as sp
 
 from .cost import default_cost_coefficients
-from .lmetric_transient import LOAD_FORMS, transient_load, window_mean_min
+from .lmetric_transient import LOAD_FORMS, PREFILL_SEEN, transient_load, window_mean_min
+from .lmetric_transient import prefill_seen_share as seen_share
 
 __all__ = ["HARM_ABS_S", "HARM_REL", "HOLDER_STREAMS", "HOTSPOT_RATIO", "classify_steady", "d_a_sym", "erlang_b",
            "floored_poisson_mean", "horizon_iteration", "iteration_time", "ordered_hunt_loads", "unbalanced_holders", "request_work", "rho_sym", "run_regime", "steady_state_hotspot", "tie_break_loads"]
@@ -206,7 +207,7 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
                          holder_share: Sequence[float] | None = None, t_elapsed: float | None = None,
                          holder_stream: str = "fluid", load_form: str = "steady",
                          window: tuple[float, float] | None = None, residue: float = 0.0,
-                         residue_age: float = math.inf) -> dict:
+                         residue_age: float = math.inf, prefill_seen: str = "mean") -> dict:
     """The corrected hotspot model (``proofs/lmetric_harm_validation.md`` §2-§4).
 
     Args:
@@ -228,7 +229,9 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         sojourn, and every instance's iteration the finite-horizon batch at ``t_elapsed``, §3.2);
         window: ``(t_a, t_b)`` [s since the onset], the window's covered span, needed with
         ``"transient"`` (``t_elapsed`` None: its middle); residue_age: seconds over which the
-        residue arrived (the onset's time: the trace starts empty).
+        residue arrived (the onset's time: the trace starts empty); prefill_seen: ``"mean"`` (a decode
+        sees its instance's mean prefill rate) or ``"jsq"`` (§3.7: ``lmetric_transient.prefill_seen_share``
+        of it, holders and others each balanced among themselves; sojourns and loads, never a TTFT).
 
     Returns a dict: ``holders`` m* (after LMetric's own replication), ``rho_M``,
     ``rho_Mbar``, ``rho_all``, ``ratio`` (predicted ``(B_M + 1)/(B_Mbar + 1)``),
@@ -249,6 +252,8 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         raise ValueError(f"holder_stream must be one of {HOLDER_STREAMS}, got {holder_stream!r}")
     if load_form not in LOAD_FORMS or (load_form == "transient" and window is None):
         raise ValueError(f"load_form must be one of {LOAD_FORMS} (transient: with a window), got {load_form!r}")
+    if prefill_seen not in PREFILL_SEEN:
+        raise ValueError(f"prefill_seen must be one of {PREFILL_SEEN}, got {prefill_seen!r}")
     if load_form == "transient" and t_elapsed is None:
         t_elapsed = (window[0] + window[1]) / 2
     k = coeffs or default_cost_coefficients()
@@ -260,16 +265,18 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
     c_hot = k["decode_b_s_per_seq"] + k["decode_c_s_per_ctx_tok"] * (L + out / 2)  # one decode step [s]
     c_cold = k["decode_b_s_per_seq"] + k["decode_c_s_per_ctx_tok"] * (L_cold + out_cold / 2)
 
-    def iteration(a_c, o):  # (tau, capped) of an instance with class rate a_c and other rate o (§2, §3.2):
-        # the steady state where it exists (rho < 1), else the finite-horizon batch; tau None: no state
-        flows = [(a_c, f_u, out, c_hot), (o, f_o, out_cold, c_cold)]
+    def iteration(a_c, o, seen=1.0):  # (tau, capped) of an instance with class rate a_c and other rate o (§2,
+        # §3.2): the steady state where it exists (rho < 1), else the finite-horizon batch; tau None: no state;
+        # seen < 1: the iteration a decoding request sees, with that share of the prefills (§3.7)
+        flows = [(a_c, seen * f_u, out, c_hot), (o, seen * f_o, out_cold, c_cold)]
         if load_form == "transient":  # §3.5: the batch the window sees, every instance
             return horizon_iteration(flows, k["decode_a_s"], t_elapsed), True
         tau = horizon_iteration(flows, k["decode_a_s"])
         return (tau, False) if tau is not None else (horizon_iteration(flows, k["decode_a_s"], t_elapsed), True)
 
-    def sojourn(tau, f, o, capped):  # time a request stays; saturated: at most the time since the onset (§3.2)
-        s = 1.5 * tau + f + o * tau
+    def sojourn(tau, f, o, capped, tau_d=None):  # time a request stays; saturated: at most the time since the
+        # onset (§3.2); tau_d: the iteration its decode sees (§3.7; None: tau)
+        s = 1.5 * tau + f + o * (tau if tau_d is None else tau_d)
         return min(s, max(0.0, t_elapsed)) if capped else s
 
     rho_all = qps / n * (x_val * w_hit + xb * w_cold)
@@ -283,15 +290,20 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
 
     ttft_ll = 1.5 * tau_all + f_u + miss_cost(n - m0) / max(1.0, n_hot)
 
-    def station(a_c, o):  # a holder with class rate a_c and other rate o: (B, Q, tau) or None if saturated
+    def station(a_c, o, group=1):  # an instance with class rate a_c and other rate o, balanced by the score
+        # among `group` instances: (B, Q, tau) or None if saturated
         tau, capped = iteration(a_c, o)
         if tau is None:
             return None
-        if load_form == "transient":  # §3.5: the M/G/inf transient since the onset, window mean
-            s_o = sojourn(tau, f_o, out_cold, False)
-            B = transient_load([(a_c, sojourn(tau, f_u, out, False)), (o, s_o)], *window, residue, s_o, residue_age)
-        else:
-            B = a_c * sojourn(tau, f_u, out, capped) + o * sojourn(tau, f_o, out_cold, capped)  # Little (capped: arrivals)
+        tau_d, B = tau, None
+        for _ in range(4 if prefill_seen == "jsq" and group > 1 else 1):  # §3.7: B -> kappa(B) -> tau_d -> B
+            if B is not None:
+                tau_d = iteration(a_c, o, seen_share(B, group))[0]
+            if load_form == "transient":  # §3.5: the M/G/inf transient since the onset, window mean
+                s_o = sojourn(tau, f_o, out_cold, False, tau_d)
+                B = transient_load([(a_c, sojourn(tau, f_u, out, False, tau_d)), (o, s_o)], *window, residue, s_o, residue_age)
+            else:  # Little (capped: arrivals)
+                B = a_c * sojourn(tau, f_u, out, capped, tau_d) + o * sojourn(tau, f_o, out_cold, capped, tau_d)
         return B, tau * (a_c * u + o * L_cold), tau  # queued prefill: tokens arriving within one iteration
 
     def fill(m):  # §3.1: the other traffic joins the holders until its score is equal on both sides
@@ -299,8 +311,8 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
         o_max = o_tot / m if m < n else 0.0
 
         def gap(o):  # cold request's score on a holder minus on a non-holder; > 0: it avoids the holders
-            hm = station(a_c, o)
-            ho = station(0.0, (o_tot - m * o) / (n - m)) if m < n else (0.0, 0.0, 0.0)
+            hm = station(a_c, o, m)
+            ho = station(0.0, (o_tot - m * o) / (n - m), n - m) if m < n else (0.0, 0.0, 0.0)
             if hm is None:
                 return math.inf, hm, ho
             if ho is None:

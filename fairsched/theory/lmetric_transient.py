@@ -15,11 +15,14 @@ decisions in a window ``[t_a, t_b]`` (Poisson arrivals) see the window's time av
 
 from __future__ import annotations
 
+import functools
 import math
 
-__all__ = ["LOAD_FORMS", "transient_load", "window_mean_min", "window_mean_residue"]
+__all__ = ["LOAD_FORMS", "PREFILL_SEEN", "jsq_tail", "prefill_seen_share", "transient_load", "window_mean_min",
+           "window_mean_residue"]
 
 LOAD_FORMS = ("steady", "transient")  # the station's load: Little's steady r S, or this module's window mean
+PREFILL_SEEN = ("mean", "jsq")  # prefills a decoding request sees: its instance's mean rate, or §3.7's share of it
 
 
 def _check(S: float, a: float, b: float) -> None:
@@ -76,3 +79,83 @@ def transient_load(flows, a: float, b: float, residue: float = 0.0, residue_sojo
         raise ValueError(f"rates and the residue must be >= 0 (got {list(flows)}, residue={residue})")
     load = sum(r * window_mean_min(S, a, b) for r, S in flows if r > 0)
     return load + (residue * window_mean_residue(residue_sojourn, a, b, residue_age) if residue > 0 else 0.0)
+
+
+# --- the prefills a decoding request sees under a load-based router (§3.7) ---------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _tail(A: float, n: int) -> tuple[float, ...]:
+    kmax = int(A + 12 * math.sqrt(A) + 30)
+
+    def run(q1):  # forward from q_0 = 0, q_1; q_k = 1 - s_k (precise where s_k is near 1)
+        q, lg = [0.0, q1], [0.0, n * math.log1p(-q1)]  # lg_k = log s_k^n
+        for k in range(1, kmax):
+            d = math.exp(lg[k - 1]) * -math.expm1(lg[k] - lg[k - 1])  # s_(k-1)^n - s_k^n
+            qn = q[k] + A * d / k
+            if qn >= 1:  # s_(k+1) < 0: too little mass at 0 (q_1 too large)
+                return -1, q
+            if qn < q[k]:  # s rising: too much mass at 0
+                return 1, q
+            q.append(qn)
+            lg.append(n * math.log1p(-qn))
+        return 1, q
+
+    lo, hi = -745.0, math.log(1 - 1e-16)  # log q_1
+    for _ in range(64):
+        mid = (lo + hi) / 2
+        if run(math.exp(mid))[0] < 0:
+            hi = mid
+        else:
+            lo = mid
+    return tuple(1 - v for v in run(math.exp(lo))[1])
+
+
+def jsq_tail(A: float, n: int) -> list[float]:
+    """``s_k = P(B >= k)``, ``k = 0, 1, ...`` [probability], of the requests an instance holds when
+    ``n`` instances each take Poisson arrivals at ``A`` requests per sojourn on average, every
+    arrival joins the instance holding the fewest (ties: any), and each request leaves after an
+    exponential sojourn (M/M/inf stations). Mean field (``proofs/lmetric_harm_validation.md`` §3.7,
+    (J2)): the other ``n - 1`` loads an arrival compares are independent draws of the same law, so
+    it joins a load-``k`` instance with probability ``s_k^n - s_(k+1)^n`` and the balance of
+    crossings between ``k`` and ``k + 1`` is ``A (s_k^n - s_(k+1)^n) = (k + 1)(s_(k+1) - s_(k+2))``
+    (``n = 1``: Poisson(A)); solved by shooting on ``s_1`` (cached).
+    Raises ValueError: ``A < 0``, ``n < 1``."""
+    if not (A >= 0 and math.isfinite(A)) or n < 1:
+        raise ValueError(f"need a finite A >= 0 and n >= 1 (got A={A}, n={n})")
+    return [1.0] if A <= 0 else list(_tail(float(A), int(n)))
+
+
+def prefill_seen_share(A: float, n: int) -> float:
+    """The share of its instance's mean prefill rate that a request present on it sees while it
+    stays, when ``n`` instances share the traffic by join-the-least-loaded at ``A`` requests each
+    (``proofs/lmetric_harm_validation.md`` §3.7): ``kappa = E[B at the joined instance] / E[B]``.
+    Claim 1 of §3.7: every arrival's prefill is seen by the requests on the instance it joins, so a
+    request sees ``E[B at the joined instance]`` prefills per stay, where arrivals that ignore the
+    load (Poisson, PASTA) make it ``E[B] = A``. With :func:`jsq_tail`'s law that is
+    ``sum_(k>=1) s_k^n / A``; Claim 2: it equals ``(E[B^2]/A - 1)/A = 1 - (A - Var B)/A^2`` (1 for
+    ``n = 1``, Poisson). Where the shooting cannot resolve the law (``P(B = 0)`` below 1e-323:
+    ``A`` in the hundreds with ``n >= 60``) the loads are taken at their ``n -> inf`` limit, the two
+    integers around ``A`` (variance ``f (1 - f)``, ``f = A - floor A``). 1 for ``A = 0``. Evaluated on a
+    0.02-request grid in ``A`` and interpolated linearly (within 1e-3 of the law, tested). Raises ValueError: ``A < 0`` or not finite, ``n < 1``."""
+    if not (A >= 0 and math.isfinite(A)) or n < 1:
+        raise ValueError(f"need a finite A >= 0 and n >= 1 (got A={A}, n={n})")
+    if A <= 0 or n == 1:
+        return 1.0
+    j, w = divmod(A / _GRID, 1.0)  # linear between the grid's nodes (the law is cached per node)
+    return (1 - w) * _share(int(j), int(n)) + w * _share(int(j) + 1, int(n))
+
+
+_GRID = 0.02  # requests: the grid on which kappa is evaluated (interpolation error < 1e-3, tested)
+
+
+@functools.lru_cache(maxsize=65536)
+def _share(j: int, n: int) -> float:
+    A = j * _GRID
+    if A <= 0:
+        return 0.0  # the limit A -> 0 with n > 1: empty instances take every arrival
+    s = _tail(A, n)
+    if abs(sum(s[1:]) - A) > 1e-6 * max(1.0, A):  # unresolved law: the two-point limit
+        f = A - math.floor(A)
+        return 1 - (A - f * (1 - f)) / (A * A)
+    return sum(v ** n for v in s[1:]) / A
