@@ -6,6 +6,8 @@ distribution of the mitigation's effect.
     python bench/bench_detect_validation.py --rescore --out validation.csv   # verdicts again, no simulation
     python bench/bench_detect_validation.py --rescore --holder-stream poisson --out validation.csv  # §3.4's form
     python bench/bench_detect_validation.py --rescore --load-form steady --out validation.csv  # rounds 3-6's loads
+    python bench/bench_detect_validation.py --rescore --prefill-seen mean --out validation.csv  # rounds 7-8's decodes
+    python bench/bench_detect_validation.py --rescore --more-seeds more.jsonl --out validation.csv  # 8-seed outcomes
 
 The same study as ``fairsched detect --validate N`` (which writes JSON + CSV). Points run
 through the sweep runner (local process pool, or Ray with ``--ray``). Prints the confusion
@@ -13,7 +15,9 @@ matrix (rows: verdict, columns: measured outcome), the agreement, each disagreem
 mitigation figures, wall and CPU time; writes one row per workload to ``--out`` and every
 seed's hot-class window rows (the model's inputs) to ``<out>_windows.json``. ``--rescore``
 reads both back and recomputes every verdict with the library's current model
-(:func:`~fairsched.analysis.detect.validation.rescore_verdict`) against the saved outcomes.
+(:func:`~fairsched.analysis.detect.validation.rescore_verdict`) against the saved outcomes;
+``--more-seeds`` (JSON lines ``{"id", "seed_excess_more", "seed_ratio_more"}``: more seeds' runs of
+the specs whose outcome is indeterminate) also scores them against the outcome over all their seeds.
 Definitions: ``proofs/lmetric_harm_validation.md``.
 """
 
@@ -26,10 +30,16 @@ import time
 
 import pandas as pd
 
-from fairsched.analysis.detect.validation import SEEDS, Validation, rescore_verdict, validate
+from fairsched.analysis.detect.validation import (
+    SEEDS,
+    Validation,
+    rescore_verdict,
+    spec_outcome,
+    validate,
+)
 from fairsched.output import jsonable
 from fairsched.theory.lmetric_steady import HOLDER_STREAMS
-from fairsched.theory.lmetric_transient import LOAD_FORMS
+from fairsched.theory.lmetric_transient import LOAD_FORMS, PREFILL_SEEN
 
 
 def _list(v) -> list:
@@ -50,13 +60,18 @@ def main() -> None:
                     help="with --rescore: the model's form of the holders' class stream (proof §3.4)")
     ap.add_argument("--load-form", choices=LOAD_FORMS, default="transient",
                     help="with --rescore: the loads a window sees (proof §3.5; steady: rounds 3-6)")
+    ap.add_argument("--prefill-seen", choices=PREFILL_SEEN, default="jsq",
+                    help="with --rescore: the prefills a decode sees (proof §3.7; mean: rounds 7-8)")
+    ap.add_argument("--more-seeds", default=None,
+                    help="with --rescore: JSON lines of more seeds' outcomes for the indeterminate specs")
     a = ap.parse_args()
     if a.rescore:
         f = pd.read_csv(a.out)
         with open(a.out.rsplit(".", 1)[0] + "_windows.json") as fh:
             saved = {r["id"]: r for r in json.load(fh)}
         f["seed_verdict"] = [[rescore_verdict({**saved[i], "n": n, "horizon_s": h}, j, holder_stream=a.holder_stream,
-                                              load_form=a.load_form) for j in range(len(_list(se)))]
+                                              load_form=a.load_form, prefill_seen=a.prefill_seen)
+                              for j in range(len(_list(se)))]
                              for i, n, h, se in zip(f.id, f.n, f.horizon_s, f.seed_excess, strict=True)]
         f["verdict"] = [v[0] for v in f.seed_verdict]
         f["seed_excess"], f["seed_ratio"] = f.seed_excess.map(_list), f.seed_ratio.map(_list)
@@ -68,6 +83,16 @@ def main() -> None:
         print("per trace (each seed's verdict against that seed's own outcome):")
         print(v.trace_confusion().to_string())
         print(f"per-trace agreement {s['trace_n_agree']} of {s['trace_n']} ({s['trace_agreement']:.3f})")
+        if a.more_seeds:
+            with open(a.more_seeds) as fh:
+                more = {r["id"]: r for r in map(json.loads, filter(str.strip, fh))}
+            f["outcome"] = [spec_outcome(e + more[i]["seed_excess_more"], r + more[i]["seed_ratio_more"])
+                            if o == "indeterminate" and i in more else o
+                            for i, o, e, r in zip(f.id, f.outcome, f.seed_excess, f.seed_ratio, strict=True)]
+            s = Validation(f).summary()
+            print(f"with {len(more)} specs' more seeds:")
+            print(Validation(f).confusion().to_string())
+            print(f"agreement on the {s['n_determined']} determined outcomes {s['n_agree']} ({s['agreement_determined']:.3f})")
         return
     t0 = time.perf_counter()
     v = validate(a.n, a.seed, workers=a.workers, use_ray=a.ray, progress=True, seeds=a.seeds)

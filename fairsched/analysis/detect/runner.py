@@ -216,7 +216,7 @@ def _coeffs(cost) -> dict:
 
 
 def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "fluid",
-                      load_form: str = "transient", backlog: bool = False) -> dict:
+                      load_form: str = "transient", backlog: bool = False, prefill_seen: str = "jsq") -> dict:
     """Predictions of :mod:`fairsched.theory.lmetric` for one flagged window.
 
     ``L`` = the class's mean prompt, ``u = L - shared_tokens`` (uncached on a holder, >= 1),
@@ -237,7 +237,8 @@ def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "
     sees since the onset, from the row's ``t_since_onset``, ``span_s`` and ``load_onset``; a row
     without them is assessed in the steady form) or ``"steady"`` (rounds 3-6's form). ``backlog``:
     a violating ``hotspot`` row also gets the backlog test's ``backlog_*`` fields
-    (:func:`~fairsched.analysis.detect.backlog.backlog_test`, §5.6).
+    (:func:`~fairsched.analysis.detect.backlog.backlog_test`, §5.6). ``prefill_seen`` (transient form only):
+    ``"jsq"`` (the detector's, §3.7: a decode sees the prefills of a least-loaded router) or ``"mean"`` (rounds 7-8).
     """
     from fairsched.analysis.detect.backlog import backlog_test
     from fairsched.theory.lmetric import classify_regime, hotspot_numbers, steady_state_hotspot
@@ -259,7 +260,7 @@ def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "
                                     float(r.get("in_other") or 1.0), float(r.get("out_other") or 1.0),
                                     float(r.get("n_class_run") or r.get("n_class_cum") or r["n_class"]),
                                     coeffs=_coeffs(cost), holder_share=r.get("holder_share"), t_elapsed=r.get("t_since_onset"),
-                                    holder_stream=holder_stream, **_transient_args(r, load_form))
+                                    holder_stream=holder_stream, **_transient_args(r, load_form, prefill_seen))
 
     st = model(row)
     bl = backlog_test(row, cls, n, cost, st, model) if backlog and st["regime"] == "hotspot" and row.get("violates") else {}
@@ -270,14 +271,14 @@ def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "
                    "B0": b0, "L": L, "u": u, "O": n_out, **bl})
 
 
-def _transient_args(row: dict, load_form: str) -> dict:
-    """``steady_state_hotspot``'s ``load_form``, ``window`` and ``residue`` for a window row (§3.5)."""
+def _transient_args(row: dict, load_form: str, prefill_seen: str = "jsq") -> dict:
+    """``steady_state_hotspot``'s ``load_form``, ``window``, ``residue`` (§3.5) and ``prefill_seen`` (§3.7) for a row."""
     t, span = row.get("t_since_onset"), row.get("span_s")
     if load_form != "transient" or t is None or span is None:
         return {}
     a = max(0.0, float(t) - float(span) / 2)
     return {"load_form": "transient", "window": (a, a + float(span)), "residue": float(row.get("load_onset") or 0.0),
-            "residue_age": float(row["t_onset"]) if row.get("t_onset") is not None else math.inf}
+            "residue_age": float(row["t_onset"]) if row.get("t_onset") is not None else math.inf, "prefill_seen": prefill_seen}
 
 
 def _report(det: HotspotDetector, router: DetectingLMetric, cost, warmups=()) -> DetectionReport:

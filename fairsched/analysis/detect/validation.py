@@ -164,14 +164,16 @@ def run_verdict(rows: Sequence[dict], n: int) -> dict:
     return run_regime(st, n, n_run)
 
 
-def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "fluid", load_form: str = "transient") -> str:
+def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "fluid", load_form: str = "transient",
+                    prefill_seen: str = "jsq") -> str:
     """The verdict of seed ``j`` of a saved study row (its ``windows``: :data:`WINDOW_KEYS`,
     ``hot_class``, ``n``) under the library's current model, without simulating: the window
     rows are the model's only inputs (:func:`~fairsched.analysis.detect.runner.theory_for_window`
     per window, :func:`run_verdict` per run); rows saved without ``span_s`` get it from the row's
     ``horizon_s`` (windows of a quarter of it). Equal to :func:`evaluate`'s verdict of that seed
     (with ``holder_stream="fluid"`` and ``load_form="transient"``, the detector's form;
-    ``"poisson"``: §3.4's; ``"steady"``: rounds 3-6's loads, §3.5)."""
+    ``"poisson"``: §3.4's; ``"steady"``: rounds 3-6's loads, §3.5; ``prefill_seen="mean"``: rounds 7-8's
+    decodes, §3.7)."""
     from fairsched.analysis.detect.runner import theory_for_window
     from fairsched.sim import CostModel
 
@@ -184,7 +186,8 @@ def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "flui
         if rows and rows[-1]["window"] == w["window"] - 1 and load_form == "transient" and no_state(rows[-1]["theory"], row["n"]):
             w = {**w, "t_onset": float(w["t_onset"]) + float(w["t_since_onset"]) - float(w["span_s"]) / 2,
                  "t_since_onset": float(w["span_s"]) / 2, "load_onset": w["load0"]}
-        rows.append({**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost, holder_stream, load_form)})
+        rows.append({**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost, holder_stream, load_form,
+                                                           prefill_seen=prefill_seen)})
     return run_verdict(rows, row["n"])["regime"]
 
 
