@@ -111,7 +111,7 @@ def _phase_point(p: dict) -> dict | None:
     share = [1.0 if i in ids else 0.0 for i in range(N)]
     args = (x, m, N, q_eff, hc["mean_input"], u_hot, hc["mean_output"], l_o, o_o, hc["n_requests"])
     kw = dict(coeffs=_coeffs(cost or CostModel()), holder_share=share, load_form="transient",
-              window=(0.0, duration_s))  # the detector's form over the whole run (§3.5)
+              window=(0.0, duration_s), prefill_seen="jsq")  # the detector's form over the whole run (§3.5, §3.7)
     st = steady_state_hotspot(*args, **kw)
     return {"x": x, "holders": m, "holder_frac": m / N, "theory_benign": not bad,
             "predicted_ratio": min(a / b, kap) if bad else 1.0, "load_ratio": ratio,
