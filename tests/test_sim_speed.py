@@ -312,3 +312,17 @@ def test_load_counter_is_waiting_plus_running(policy, admission, monkeypatch):
     kw = {"policy_params": {"quantum": 40.0}} if policy == "dlpm-global" else {}
     res = simulate(make_workload(reqs, block_size=16), policy, "lmetric", 3, admission=admission, **kw)
     assert res.n_finished == 90 and max(seen) > 3
+
+
+def test_hot_objects_keep_every_attribute_in_slots():
+    """The simulator and its instances hold more attributes than CPython's shared-key instance
+    dicts (30), so the hot path reads them from ``__slots__``; an attribute added without its
+    slot would land in ``__dict__`` (a dict lookup on every read). After a run, both are empty."""
+    from fairsched.sim import Simulator
+    from fairsched.sim.recorder import InstanceRecorder
+
+    sim = Simulator(_workload(12), "fcfs", "lmetric", 2, recorders=(InstanceRecorder(),),
+                    service_log="backlogged")
+    res = sim.run()
+    assert res.n_finished == 12
+    assert vars(sim) == {} and all(vars(inst) == {} for inst in sim.instances)
