@@ -186,10 +186,14 @@ def main(argv=None) -> None:
         gap_many_clients(a.gap_clients)
         return
 
+    from fairsched._mypyc import build
     from fairsched.analysis.metrics import summarize
     from fairsched.analysis.verdicts import check_run
     from fairsched.sim import InstanceConfig, Simulator
+    from fairsched.sim import simulator as simulator_module
     from fairsched.sim.recorder import InstanceRecorder
+
+    print(f"build: {build()} ({simulator_module.__file__})", flush=True)  # compiled: the mypyc build (README, At scale)
 
     with Phase() as gen:
         w = scaled_to_load(a.requests, a.instances, a.load, a.seed)

@@ -27,12 +27,14 @@ import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from fairsched._mypyc import mypyc_attr
 from fairsched.cache.match import _common, match_all, match_tree  # noqa: F401  (match_all: re-exported)
 
 if TYPE_CHECKING:
     from fairsched.cache.index import PrefixIndex
 
 
+@mypyc_attr(native_class=False)
 class CacheFullError(RuntimeError):
     """Raised when an insert cannot fit because every evictable unit is referenced."""
 

@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import ClassVar, Protocol
 
+from fairsched._mypyc import mypyc_attr
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.service import ServiceMeasure, ServiceWeights  # noqa: F401 (re-exported)
 from fairsched.workload.request import Request
@@ -57,6 +58,7 @@ class InstanceView(Protocol):
         backend charges the policy its prefill service (:meth:`QueuePolicy.charge`)."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class QueuePolicy(ABC):
     """Base class of the per-instance queue policies (FCFS, LPM, VTC, DLPM).
 
@@ -185,6 +187,7 @@ class ClusterView(Protocol):
         ``n_waiting + n_running``, ``queued_prefill_tokens`` and ``cached_tokens(i, req)``."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Router(ABC):
     """Base class of the cluster routers. ``route`` returns an instance index."""
 

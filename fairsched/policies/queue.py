@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
+from fairsched._mypyc import mypyc_attr
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import Admission, InstanceView, QueuePolicy
 from fairsched.workload.request import Request
@@ -18,6 +19,7 @@ from fairsched.workload.request import Request
 _FULL = Admission.FULL  # (a member read through its class costs a descriptor call: read once)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class FCFS(QueuePolicy):
     """First come, first served."""
 
@@ -27,7 +29,7 @@ class FCFS(QueuePolicy):
         super().__init__()
         self.queue: dict[int, Request] = {}  # insertion ordered = arrival order
 
-    def _add(self, req, now):
+    def _add(self, req, now: float):
         self.queue[req.rid] = req
 
     def _remove(self, req):
@@ -96,6 +98,7 @@ class _LPMOrder:
         return self._order
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LPM(QueuePolicy):
     """Longest prefix match: serve the waiting request with the most cached prompt tokens
     on this instance (SGLang's default policy). No fairness: a client whose prompts share
@@ -107,7 +110,7 @@ class LPM(QueuePolicy):
         super().__init__()
         self.lpm = _LPMOrder()
 
-    def _add(self, req, now):
+    def _add(self, req, now: float):
         self.lpm.add(req)
 
     def _remove(self, req):
@@ -122,6 +125,7 @@ class LPM(QueuePolicy):
                 return
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class VTC(QueuePolicy):
     """Virtual token counter (Sheng et al., OSDI'24, Alg. 2).
 
@@ -151,17 +155,17 @@ class VTC(QueuePolicy):
         self.queues: dict[str, deque[Request]] = {}
         self._last_min = 0.0
 
-    def on_backlogged(self, client, now):
+    def on_backlogged(self, client, now: float):
         c = self.counter.get(client, 0.0)
         if self.lift:
             floor = min((self.counter[u] for u in self.n_waiting), default=self._last_min)
             c = max(c, floor)
         self.counter[client] = c
 
-    def charge(self, client, service, now):
+    def charge(self, client, service: float, now: float):
         self.counter[client] = self.counter.get(client, 0.0) + service
 
-    def _add(self, req, now):
+    def _add(self, req, now: float):
         self.queues.setdefault(req.client, deque()).append(req)
 
     def _remove(self, req):
@@ -201,6 +205,7 @@ def refill(deficit: dict, backlogged, quantum: float) -> int:
     return rounds
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class DLPM(LPM):
     """Deficit longest prefix match (Cao et al., arXiv 2501.14312, Alg. 1).
 
@@ -232,10 +237,10 @@ class DLPM(LPM):
         self.deficit: dict[str, float] = {}
         self.refills = 0
 
-    def on_backlogged(self, client, now):
+    def on_backlogged(self, client, now: float):
         self.deficit[client] = min(self.deficit.get(client, 0.0), 0.0)
 
-    def charge(self, client, service, now):
+    def charge(self, client, service: float, now: float):
         self.deficit[client] = self.deficit.get(client, 0.0) - service
 
     def schedule(self, inst: InstanceView, now: float) -> None:

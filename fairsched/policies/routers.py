@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from fairsched._mypyc import mypyc_attr
 from fairsched.policies.base import ClusterView, Router, ServiceWeights
 from fairsched.workload.request import Request
 
@@ -34,7 +35,7 @@ class RoundRobin(Router):
     def __init__(self):
         self.k = 0
 
-    def route(self, req, cluster, now):
+    def route(self, req, cluster, now: float):
         i = self.k % cluster.n_instances
         self.k += 1
         return i
@@ -45,7 +46,7 @@ class LeastLoad(Router):
 
     name = "least-load"
 
-    def route(self, req, cluster, now):
+    def route(self, req, cluster, now: float):
         return _argmin(cluster.n_instances, lambda i: (_load(cluster, i), cluster.queued_prefill_tokens(i)))
 
 
@@ -54,7 +55,7 @@ class VLLMv1(Router):
 
     name = "vllm-v1"
 
-    def route(self, req, cluster, now):
+    def route(self, req, cluster, now: float):
         return _argmin(cluster.n_instances, lambda i: 4 * cluster.n_waiting(i) + cluster.n_running(i))
 
 
@@ -74,7 +75,7 @@ class SGLangCacheAware(Router):
         self.balance_abs = balance_abs
         self.balance_rel = balance_rel
 
-    def route(self, req, cluster, now):
+    def route(self, req, cluster, now: float):
         n = cluster.n_instances
         loads = [_load(cluster, i) for i in range(n)]
         lo, hi = min(loads), max(loads)
@@ -100,7 +101,7 @@ class Linear(Router):
             raise ValueError(f"lam must be in [0, 1], got {lam}")
         self.lam = lam
 
-    def route(self, req, cluster, now):
+    def route(self, req, cluster, now: float):
         n = cluster.n_instances
         loads = [_load(cluster, i) for i in range(n)]
         top = max(1, max(loads))
@@ -121,6 +122,7 @@ def _first_min(s: list[_N], m: _N, loads: list[int]) -> int:
     return i
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LMetric(Router):
     """LMetric (arXiv 2603.15202): argmin of ``P_i * (B_i + 1)``.
 
@@ -165,7 +167,7 @@ class LMetric(Router):
         return self._score(cluster.queued_prefill_tokens(i), req.input_len - cluster.cached_tokens(i, req),
                            _load(cluster, i))
 
-    def route(self, req, cluster, now):
+    def route(self, req, cluster, now: float):
         n = cluster.n_instances
         if req.client in self.mitigate:
             return _argmin(n, lambda i: (_load(cluster, i), cluster.queued_prefill_tokens(i)))
@@ -175,6 +177,7 @@ class LMetric(Router):
         return self._choose(queued, cached, loads, req.input_len)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LMetricSeconds(LMetric):
     """LMetric with ``P`` in predicted prefill seconds (``proofs/seconds_lmetric.md``).
 
@@ -206,9 +209,10 @@ class LMetricSeconds(LMetric):
     def __init__(self, cost=None, mitigate: set[str] | None = None):
         super().__init__(mitigate)
         self.cost = cost
-        self._tracked, self._pc = None, cost
+        self._tracked: ClusterView | None = None  # the cluster whose counters are started
+        self._pc = cost
 
-    def route(self, req, cluster, now):
+    def route(self, req, cluster, now: float):
         if self._tracked is not cluster:  # first request of a run: start the instances' counters
             self._pc = self.cost if self.cost is not None else getattr(cluster, "cost", None)
             if self._pc is None:
@@ -268,7 +272,7 @@ class D2LPM(Router):
         self.deficit: dict[str, list[float]] = {}
         self.refills = 0
 
-    def route(self, req, cluster, now):
+    def route(self, req, cluster, now: float):
         n = cluster.n_instances
         q = self.deficit.setdefault(req.client, [0.0] * n)
         eligible = [i for i in range(n) if q[i] > 0]
@@ -351,7 +355,7 @@ class Preble(Router):
             self.prefill_sum[i] -= q.popleft()[1]
         return max(0.0, self.prefill_sum[i]) + sum(self.decode[i].values())
 
-    def route(self, req, cluster, now):
+    def route(self, req, cluster, now: float):
         n = cluster.n_instances
         if len(self.recent) != n:
             self._init(n)
@@ -379,7 +383,7 @@ class Preble(Router):
         self.decode[choice][req.rid] = req.output_len * (self.cost.decode_b + self.cost.decode_c * ctx)
         return choice
 
-    def on_finish(self, req, instance, now):
+    def on_finish(self, req, instance, now: float):
         if instance < len(self.decode):
             self.decode[instance].pop(req.rid, None)
 

@@ -34,6 +34,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from fairsched._mypyc import mypyc_attr
 from fairsched.cache.index import PrefixIndex
 from fairsched.policies.base import QueuePolicy, Router
 from fairsched.policies.service import ServiceMeasure, ServiceWeights
@@ -48,6 +49,7 @@ from fairsched.workload.request import Request, Workload
 PolicySpec = str | Callable[[], QueuePolicy] | QueuePolicy
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ClusterBackend:
     """Policies, router, ClusterView, arrivals, charging and recording for N instances.
 

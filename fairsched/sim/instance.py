@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from fairsched._mypyc import mypyc_attr
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import Admission, QueuePolicy, charge_of
 from fairsched.sim.admission import PeakPlan
@@ -57,6 +58,7 @@ __all__ = ["Backend", "InstanceBase", "Seq", "ServingInstance", "routed_cached_a
 _FULL, _DEFERRED, _ADMITTED = Admission.FULL, Admission.DEFERRED, Admission.ADMITTED
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class InstanceBase:
     """One serving instance; implements :class:`~fairsched.policies.base.InstanceView`.
 

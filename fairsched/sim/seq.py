@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from fairsched._mypyc import mypyc_attr
 from fairsched.cache.radix import RadixCache, _Node
 from fairsched.policies.base import InstanceView
 from fairsched.sim.config import InstanceConfig
@@ -106,6 +107,7 @@ class ServingInstance(Protocol):
         """The iteration under way ends at ``now``: apply it and start the next one."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Seq:
     """A request in an instance's running batch."""
 

@@ -39,6 +39,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from fairsched._mypyc import mypyc_attr
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import Router
 from fairsched.policies.service import ServiceMeasure, ServiceWeights
@@ -51,6 +52,7 @@ from fairsched.sim.seq import QueueLike
 from fairsched.workload.request import Workload
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Instance(InstanceBase):
     """One simulated instance (:class:`~fairsched.sim.instance.InstanceBase`, counting KV
     memory in tokens): iteration times come from the cost model, and a run of pure-decode
@@ -185,6 +187,7 @@ class StepTimes:
         return np.asarray(inst._run[0] + run_times(self.k, inst._run[3], inst._coef, self.off), dtype=dtype or float)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Simulator(ClusterBackend):
     """Runs a workload through a cluster and records what happened (:class:`SimResult`).
 
@@ -250,6 +253,7 @@ class Simulator(ClusterBackend):
             self.res.audit.append((now, inst.idx, s.req.rid, s.matched, s.units, inst.cache.evicted))
 
 
+@mypyc_attr(native_class=False)
 class UnfinishedError(ValueError):
     """A run ended with requests that never finished: the instances went idle with requests
     still waiting (a policy that never admits them, a cost model or instance that cannot
