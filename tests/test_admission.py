@@ -233,7 +233,12 @@ def test_engine_peak_admission_keeps_blocks_within_capacity(model, policy):
 def test_engine_without_the_peak_check_runs_out_of_blocks(model, monkeypatch):
     from fairsched.engine import run_engine
 
+    from fairsched.sim import CostModel
+
+    # the cost model as clock: with the measured clock, how many requests overlap (and so
+    # whether blocks run out) followed the machine's speed, and the test failed or passed
+    # with the load; with the check in place this run finishes all 30 requests
     monkeypatch.setattr(adm.PeakPlan, "need", lambda self, *a: 0)
     cfg = InstanceConfig(max_batch_size=16, token_budget=48, kv_capacity_tokens=160, admission="peak")
     with pytest.raises((RuntimeError, MemoryError)):
-        run_engine(engine_workload(4, 30), "fcfs", model=model, instance=cfg)
+        run_engine(engine_workload(4, 30), "fcfs", model=model, instance=cfg, clock=CostModel())
