@@ -100,11 +100,23 @@ def to_z3(expr, env: dict | None = None):
     return go(e)
 
 
-def prove(claim, *hyps) -> tuple[bool, object]:
+def prove(claim, *hyps, timeout_s: float = 20.0, tries: int = 4) -> tuple[bool, object]:
     """``(True, None)`` if z3 shows ``hyps => claim`` valid, else ``(False, model)``
-    (``model`` None when z3 answers unknown)."""
-    s = z3.Solver()
-    s.add(*hyps)
-    s.add(z3.Not(claim))
-    r = s.check()
+    (``model`` None when z3 answers unknown).
+
+    Nonlinear integer/real arithmetic is undecidable, and how long z3 searches depends on
+    the order of the terms (which follows sympy's set order, so the hash seed): a query
+    may run for minutes under one seed and take a second under another. So each try is
+    limited to ``timeout_s`` seconds and an unknown answer is retried with another of
+    z3's random seeds, ``tries`` times in all; still unknown gives ``(False, None)`` (a
+    failed proof, never a hang)."""
+    r = z3.unknown
+    for seed in range(tries):
+        s = z3.Solver()
+        s.set("timeout", int(timeout_s * 1000), "random_seed", seed)
+        s.add(*hyps)
+        s.add(z3.Not(claim))
+        r = s.check()
+        if r != z3.unknown:
+            break
     return r == z3.unsat, (s.model() if r == z3.sat else None)
