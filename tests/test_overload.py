@@ -80,7 +80,10 @@ def test_warning_fires_on_a_cpu_calibration_with_a100_kv_and_its_claim_holds():
     drain, first, last, p99 = _drain_and_ttft(w, cost, inst)
     # the warning's claim: at least (rho - 1) x span of work is still queued at the last arrival
     assert drain >= (rho - 1) * w.duration
-    assert last > 2 * first and p99 > w.duration  # measured: TTFT grows through the run
+    # measured: TTFT grows through the run (the last quarter's mean and the p99 over twice the
+    # first quarter's; with the session-7 calibration p99 was also above the span, with the
+    # session-8 one 11.3 s against 17.2 s: decode, not queued prefill, holds the drain)
+    assert last > 2 * first and p99 > 2 * first
     # with the instances the warning suggests, it is silent
     n = int(rho) + 1
     assert overload_warning(w, cost, n, inst) is None
