@@ -232,7 +232,6 @@ def test_engine_peak_admission_keeps_blocks_within_capacity(model, policy):
 
 def test_engine_without_the_peak_check_runs_out_of_blocks(model, monkeypatch):
     from fairsched.engine import run_engine
-
     from fairsched.sim import CostModel
 
     # the cost model as clock: with the measured clock, how many requests overlap (and so

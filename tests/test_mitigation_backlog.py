@@ -13,9 +13,9 @@
 from __future__ import annotations
 
 import pytest
+from test_warmup import assert_rule_recovers
 
 from fairsched.analysis.detect.backlog import backlog_test
-from fairsched.analysis.detect.runner import ttft_stats
 from fairsched.analysis.detect.study_run import study_run
 from fairsched.analysis.detect.validation import family
 from fairsched.sim import CostModel
@@ -62,13 +62,7 @@ def test_backlog_rule_recovers_spec_54_earlier_than_harm_only():
     assert first[True]["t"] < first[False]["t"]
     flag = [e for e in runs[True][0].events if e["event"] == "flag" and e["t"] <= first[True]["t"]]
     assert flag[-1]["regime"] == "hotspot"  # the model called it hotspot; the backlog test let it act
-    h = {k: ttft_stats(r, s.hot) for k, r in (("lm", lm), ("ll", ll), (True, runs[True][1]), (False, runs[False][1]))}
-    gap = h["lm"]["ttft_mean_s"] - h["ll"]["ttft_mean_s"]
-    assert gap > 0
-    recovered = {bl: (h["lm"]["ttft_mean_s"] - h[bl]["ttft_mean_s"]) / gap for bl in (True, False)}
-    assert recovered[True] >= 0.8 > recovered[False]
-    assert h[True]["ttft_p99_s"] <= 1.10 * h["lm"]["ttft_p99_s"]
-    assert ttft_stats(runs[True][1])["ttft_mean_s"] <= ttft_stats(lm)["ttft_mean_s"]
+    assert_rule_recovers(s.hot, lm, ll, runs)
 
 
 @pytest.mark.parametrize("spec_id", [95, 154])
