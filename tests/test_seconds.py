@@ -311,3 +311,17 @@ def test_seconds_lmetric_approximation_z3():
         pm = ps * rng.uniform(lo, hi, 4)
         i = int(np.argmin(ps * (b + 1)))
         assert pm[i] * (b[i] + 1) <= hi / lo * (pm * (b + 1)).min() + 1e-12
+
+
+def test_all_backlogged_window_is_the_longest_interval():
+    """A blip at the burst's start (one client's first request admitted at once) must not be
+    the window: the longest all-backlogged interval is (fails with the first interval)."""
+    from types import SimpleNamespace
+
+    from fairsched.engine.seconds import all_backlogged_window
+
+    # two clients: both backlogged at 0.0-0.005 and 0.01-3.0 s, then one, then none
+    r = SimpleNamespace(clients=["a", "b"], bl_t=[0.0, 0.0, 0.005, 0.01, 3.0, 4.0],
+                        bl_delta=[1, 1, -1, 1, -1, -1])
+    assert all_backlogged_window(r) == (0.01, 3.0)
+    assert all_backlogged_window(SimpleNamespace(clients=["a", "b"], bl_t=[0.0, 1.0], bl_delta=[1, -1])) is None
