@@ -8,6 +8,7 @@ distribution of the mitigation's effect.
     python bench/bench_detect_validation.py --rescore --load-form steady --out validation.csv  # rounds 3-6's loads
     python bench/bench_detect_validation.py --rescore --prefill-seen mean --out validation.csv  # rounds 7-8's decodes
     python bench/bench_detect_validation.py --rescore --more-seeds more.jsonl --out validation.csv  # 8-seed outcomes
+    python bench/bench_detect_validation.py --rescore --ceiling --out validation.csv  # label-noise ceiling per trace
 
 The same study as ``fairsched detect --validate N`` (which writes JSON + CSV). Points run
 through the sweep runner (local process pool, or Ray with ``--ray``). Prints the confusion
@@ -47,6 +48,20 @@ def _list(v) -> list:
     return v if isinstance(v, list) else json.loads(str(v).replace("None", "null").replace("nan", "NaN").replace("'", '"'))
 
 
+def _print_ceiling(v: Validation, what: str) -> None:
+    """Per trace: the model, the majority-outcome oracle, and the misses within the seed spread."""
+    c = v.ceiling()
+    print(f"label-noise ceiling ({what}): model {c['model_agree']} / oracle {c['oracle_agree']} of {c['traces']} traces; "
+          f"determined specs: model {c['det_model_agree']} / oracle {c['det_oracle_agree']} of {c['det_traces']}; "
+          f"misses within the seed spread {c['misses_within_spread']} of {c['misses']} "
+          f"({c['det_misses_within_spread']} on determined specs)")
+    m = pd.DataFrame(c["miss_rows"])
+    if len(m):
+        print(m.groupby(["line", "within_spread"]).size().to_string())
+        print("misses outside the spread:")
+        print(m[~m.within_spread].round(4).to_string(index=False))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
@@ -62,6 +77,8 @@ def main() -> None:
                     help="with --rescore: the loads a window sees (proof §3.5; steady: rounds 3-6)")
     ap.add_argument("--prefill-seen", choices=PREFILL_SEEN, default="jsq",
                     help="with --rescore: the prefills a decode sees (proof §3.7; mean: rounds 7-8)")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="with --rescore: the label-noise ceiling of per-trace agreement (proof §13.1)")
     ap.add_argument("--more-seeds", default=None,
                     help="with --rescore: JSON lines of more seeds' outcomes for the indeterminate specs")
     a = ap.parse_args()
@@ -83,6 +100,8 @@ def main() -> None:
         print("per trace (each seed's verdict against that seed's own outcome):")
         print(v.trace_confusion().to_string())
         print(f"per-trace agreement {s['trace_n_agree']} of {s['trace_n']} ({s['trace_agreement']:.3f})")
+        if a.ceiling:
+            _print_ceiling(v, "4-seed outcomes")
         if a.more_seeds:
             with open(a.more_seeds) as fh:
                 more = {r["id"]: r for r in map(json.loads, filter(str.strip, fh))}
@@ -93,6 +112,8 @@ def main() -> None:
             print(f"with {len(more)} specs' more seeds:")
             print(Validation(f).confusion().to_string())
             print(f"agreement on the {s['n_determined']} determined outcomes {s['n_agree']} ({s['agreement_determined']:.3f})")
+            if a.ceiling:
+                _print_ceiling(Validation(f), f"outcomes with {len(more)} specs' more seeds")
         return
     t0 = time.perf_counter()
     v = validate(a.n, a.seed, workers=a.workers, use_ray=a.ray, progress=True, seeds=a.seeds)

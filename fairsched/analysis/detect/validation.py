@@ -329,6 +329,13 @@ class Validation:
         """:meth:`confusion` over :meth:`traces`."""
         return Validation(self.traces()).confusion().drop(columns="indeterminate")
 
+    def ceiling(self) -> dict:
+        """The label-noise ceiling of per-trace agreement and the misses within the seed spread
+        (:func:`~fairsched.analysis.detect.label_noise.trace_ceiling`; needs the per-trace columns)."""
+        from fairsched.analysis.detect.label_noise import trace_ceiling
+
+        return trace_ceiling(self.frame)
+
     def summary(self) -> dict:
         """JSON-ready: n, agreement, harm agreement, confusion (nested dict), mitigation
         figures (worst hot-class p99 change, worst overall mean change, gap recovered on
