@@ -25,14 +25,17 @@ shared prefix, ``cost.prefill_time(shared, 0)``):
   arriving there meanwhile number ``lambda_o f_L`` (``lambda_o``: a non-holder's arrival rate,
   the other traffic; the class avoids a warming instance, Proposition 2).
 
-``backlog_pays`` is ``G > C``.
+``backlog_pays`` is ``G > C``. The detector gets these fields from its ``assess`` hook
+(:func:`detector_assess`: :func:`assess_with_backlog` when the config mitigates with ``mitigate_backlog``).
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["backlog_test"]
+from fairsched.output import jsonable
+
+__all__ = ["assess_with_backlog", "backlog_test", "detector_assess"]
 
 
 def _rent(st: dict, n: int) -> float | None:
@@ -81,3 +84,39 @@ def backlog_test(row: dict, cls: dict, n: int, cost, theory: dict, model) -> dic
     J = min(k, math.ceil(age / f_L))
     C = J * (1 - x) * qps / (n - m) * f_L * f_L
     return {"backlog_benefit": G, "backlog_cost": C, "backlog_pays": bool(G > C), "backlog_warmups": J}
+
+
+def _steady(theory: dict) -> dict:
+    """The corrected model's predictions in :func:`~fairsched.analysis.detect.runner.theory_for_window`'s
+    answer (its ``steady_*`` fields), unprefixed."""
+    return {k.removeprefix("steady_"): v for k, v in theory.items() if k.startswith("steady_")}
+
+
+def assess_with_backlog(row: dict, cls: dict, n: int, cost) -> dict:
+    """:func:`~fairsched.analysis.detect.runner.theory_for_window` of ``row`` (class ``cls``, ``n``
+    instances, cost model ``cost``); a violating ``hotspot`` row also gets :func:`backlog_test`'s
+    ``backlog_*`` fields, the model on its other rows being the same function's ``steady_*`` fields."""
+    from fairsched.analysis.detect.runner import theory_for_window
+
+    th = theory_for_window(row, cls, n, cost)
+    if th["regime"] != "hotspot" or not row.get("violates"):
+        return th
+
+    def model(r):
+        return _steady(theory_for_window(r, cls, n, cost))
+
+    return {**th, **jsonable(backlog_test(row, cls, n, cost, _steady(th), model))}
+
+
+def detector_assess(classes, n: int, cost, config=None):
+    """The detector's ``assess`` hook for a run on ``n`` instances (``classes``: its
+    :class:`~fairsched.analysis.prefix_classes.PrefixClasses`): a window row -> its class's
+    :func:`assess_with_backlog` where ``config`` (a :class:`~fairsched.analysis.detect.detector.DetectorConfig`,
+    None = the default) mitigates with ``mitigate_backlog``, else
+    :func:`~fairsched.analysis.detect.runner.theory_for_window`."""
+    from fairsched.analysis.detect.detector import DetectorConfig
+    from fairsched.analysis.detect.runner import theory_for_window
+
+    cfg = config or DetectorConfig()
+    assess = assess_with_backlog if cfg.mitigate and cfg.mitigate_backlog else theory_for_window
+    return lambda row: assess(row, classes.classes[row["klass"]], n, cost)

@@ -77,6 +77,7 @@ class DetectingLMetric(LMetric):
             units = max(1, self.det.pc.classes[c]["shared_tokens"] // req.block_size)
             cluster.warm_up(i, req, min(units, len(req.prompt)), now, c)
             warming.add(i)
+
         return min(range(n), key=lambda i: (i in warming, *self._key(req, cluster, i)))
 
     def _mitigated(self, req, cluster, now, holders, loads, qp) -> int:
@@ -91,6 +92,7 @@ class DetectingLMetric(LMetric):
             i = min(cand, key=lambda j: (loads[j], qp[j], j))
             self.seeding[i] = now + self.cost.prefill_time(qp[i] + req.input_len, 0)
             return i
+
         return min(range(n), key=lambda i: (i in pending, *self._key(req, cluster, i)))
 
     def _shielded(self, req, cluster, product) -> int:
@@ -100,6 +102,7 @@ class DetectingLMetric(LMetric):
         free = cluster.free_of(self.det.class_of, self.det.mitigated)
         if product in free or not free:
             return product
+
         return min(free, key=lambda i: self._key(req, cluster, i))
 
     def _key(self, req, cluster, i) -> tuple:
@@ -216,7 +219,7 @@ def _coeffs(cost) -> dict:
 
 
 def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "fluid",
-                      load_form: str = "transient", backlog: bool = False, prefill_seen: str = "jsq") -> dict:
+                      load_form: str = "transient", prefill_seen: str = "jsq") -> dict:
     """Predictions of :mod:`fairsched.theory.lmetric` for one flagged window.
 
     ``L`` = the class's mean prompt, ``u = L - shared_tokens`` (uncached on a holder, >= 1),
@@ -235,12 +238,9 @@ def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "
     class stream (``"fluid"``, the detector's; ``"poisson"``, §3.4, to rescore with it).
     ``load_form``: ``"transient"`` (the detector's, §3.5: the loads and iterations the window
     sees since the onset, from the row's ``t_since_onset``, ``span_s`` and ``load_onset``; a row
-    without them is assessed in the steady form) or ``"steady"`` (rounds 3-6's form). ``backlog``:
-    a violating ``hotspot`` row also gets the backlog test's ``backlog_*`` fields
-    (:func:`~fairsched.analysis.detect.backlog.backlog_test`, §5.6). ``prefill_seen`` (transient form only):
+    without them is assessed in the steady form) or ``"steady"`` (rounds 3-6's form). ``prefill_seen`` (transient form only):
     ``"jsq"`` (the detector's, §3.7: a decode sees the prefills of a least-loaded router) or ``"mean"`` (rounds 7-8).
     """
-    from fairsched.analysis.detect.backlog import backlog_test
     from fairsched.theory.lmetric import classify_regime, hotspot_numbers, steady_state_hotspot
 
     M = float(row["holders_eval"])
@@ -255,20 +255,15 @@ def theory_for_window(row: dict, cls: dict, n: int, cost, holder_stream: str = "
     else:
         d = dict.fromkeys(("a", "b", "kappa", "limit_ratio", "t_star", "t_harm", "S"))
         d["limit_ratio"], d["kappa"], fluid = 1.0, L / u, "benign"
-    def model(r):  # the corrected model on a row (this one; the backlog test's future rows)
-        return steady_state_hotspot(r["x"], max(1.0, float(r["holders_eval"])), n, r["qps"], L, u, n_out,
-                                    float(r.get("in_other") or 1.0), float(r.get("out_other") or 1.0),
-                                    float(r.get("n_class_run") or r.get("n_class_cum") or r["n_class"]),
-                                    coeffs=_coeffs(cost), holder_share=r.get("holder_share"), t_elapsed=r.get("t_since_onset"),
-                                    holder_stream=holder_stream, **_transient_args(r, load_form, prefill_seen))
-
-    st = model(row)
-    bl = backlog_test(row, cls, n, cost, st, model) if backlog and st["regime"] == "hotspot" and row.get("violates") else {}
+    st = steady_state_hotspot(row["x"], max(1.0, M), n, row["qps"], L, u, n_out, float(row.get("in_other") or 1.0),
+                              float(row.get("out_other") or 1.0), float(row.get("n_class_run") or row.get("n_class_cum") or row["n_class"]),
+                              coeffs=_coeffs(cost), holder_share=row.get("holder_share"), t_elapsed=row.get("t_since_onset"),
+                              holder_stream=holder_stream, **_transient_args(row, load_form, prefill_seen))
     return _clean({"a_req_s": d["a"], "b_req_s": d["b"], "kappa": d["kappa"], "limit_ratio": d["limit_ratio"],
                    "t_star_s": d["t_star"], "t_harm_s": d["t_harm"], "prefill_saved_s": d["S"],
                    "regime": st["regime"], "regime_fluid": fluid, "fluid_steady_ratio": min(d["limit_ratio"], d["kappa"]),
                    **{f"steady_{k}": v for k, v in st.items() if k != "regime"},
-                   "B0": b0, "L": L, "u": u, "O": n_out, **bl})
+                   "B0": b0, "L": L, "u": u, "O": n_out})
 
 
 def _transient_args(row: dict, load_form: str, prefill_seen: str = "jsq") -> dict:
@@ -332,10 +327,10 @@ def run_detection(workload, n_instances: int = 16, *, config: DetectorConfig | N
         raise ValueError("routing needs n_instances >= 2")
     cost = cost or CostModel()
     pc = classes or prefix_classes(workload)
-    bl = bool(config and config.mitigate and config.mitigate_backlog)
-    det = HotspotDetector(pc, n_instances, config,
-                          assess=lambda row: theory_for_window(row, pc.classes[row["klass"]], n_instances, cost, backlog=bl))
+    from fairsched.analysis.detect.backlog import detector_assess
     from fairsched.analysis.detect.warmup import WarmupSimulator
+
+    det = HotspotDetector(pc, n_instances, config, assess=detector_assess(pc, n_instances, cost, config))
 
     warmup = warmup and det.cfg.mitigate
     router = DetectingLMetric(det, cost=cost, warmup=warmup)
