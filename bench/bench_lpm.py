@@ -1,6 +1,6 @@
 """LPM ordering of a 10,000-request queue with 4,096-token prompts (token-level units):
 `fairsched.policies.queue._LPMOrder` (waiting prompts in their own radix tree, matched
-against the cache in one simultaneous walk, `RadixCache.match_tree`) vs the naive
+against the cache in one simultaneous walk, `fairsched.cache.match.match_tree`) vs the naive
 per-request scan (each request walks the cached prefixes one token at a time, as a
 per-token prefix matcher such as SGLang's `_key_match` does), side by side in one run, on
 two queues:

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from fairsched.cache import CacheFullError, RadixCache
+from fairsched.cache.match import match_tree, sequences
 
 
 class NaiveCache:
@@ -156,7 +157,7 @@ class CacheMachine(RuleBasedStateMachine):
     def same_contents(self):
         assert self.real.size == len(self.ref.units)
         got = set()
-        for s in self.real.sequences():
+        for s in sequences(self.real):
             got.update(s[:k] for k in range(1, len(s) + 1))
         assert got == set(self.ref.units)
         locked = sum(1 for u in self.ref.units if self.ref.locks.get(u, 0))
@@ -224,5 +225,5 @@ def test_match_tree_equals_per_query_match(cached, queries):
     for q in queries:
         w.insert(q)
         ends.append(w.lock(q, len(q)))
-    got = c.match_tree(w)
+    got = match_tree(c, w)
     assert [got[u] for u in ends] == [c.match(q) for q in queries]

@@ -1,6 +1,7 @@
 """Prefix matching against radix trees (:mod:`fairsched.cache.radix`), the read-only walks:
-how many leading units of a prompt each tree holds (the hot path of routing), and how many
-units of every path of a tree of queries one tree holds (LPM's queue order)."""
+how many leading units of a prompt each tree holds (the hot path of routing), how many
+units of every path of a tree of queries one tree holds (LPM's queue order), and every
+sequence a tree holds (tests and debugging)."""
 
 from __future__ import annotations
 
@@ -59,9 +60,14 @@ def match_all(trees: Sequence, prompt: Sequence[int]) -> list[int]:
 
 
 def match_tree(cache, other) -> dict[int, int]:
-    """:meth:`RadixCache.match_tree <fairsched.cache.radix.RadixCache.match_tree>` (the walk,
-    here beside the other read-only walks): the units of ``cache`` (a ``RadixCache``) along every
-    root-to-node path of the query tree ``other``, ``{uid of a node of other: units cached}``."""
+    """Cached units of ``cache`` along every path of ``other`` (both ``RadixCache`` objects),
+    in one simultaneous walk.
+
+    ``other`` is a tree of *queries* (e.g. the prompts waiting in a queue). Returns
+    ``{uid of a node of other: units of its root-to-node path cached in cache}``. A prefix
+    shared by many queries is compared once, not once per query; queries that diverged
+    from ``cache`` inherit their ancestor's value without any comparison.
+    """
     out: dict[int, int] = {}
     dead: list = []  # (node of other, matched) of subtrees that left the cache: one value each
     # (node of other, node here, units of that node's edge consumed, matched)
@@ -97,4 +103,18 @@ def match_tree(cache, other) -> dict[int, int]:
         node, m = dead.pop()
         out[node.uid] = m
         dead.extend((ch, m) for ch in node.children.values())
+    return out
+
+
+def sequences(cache) -> list[tuple]:
+    """All root-to-leaf unit sequences of ``cache`` (a ``RadixCache``; for tests and
+    debugging; O(size))."""
+    out: list[tuple] = []
+    stack: list[tuple] = [(cache.root, ())]  # (node, units above it)
+    while stack:
+        node, pre = stack.pop()
+        pre = pre + node.key
+        if not node.children and node is not cache.root:
+            out.append(pre)
+        stack.extend((c, pre) for c in node.children.values())
     return out

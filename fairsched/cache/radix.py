@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fairsched._mypyc import mypyc_attr
-from fairsched.cache.match import _common, match_all, match_tree  # noqa: F401  (match_all: re-exported)
+from fairsched.cache.match import _common, match_all  # noqa: F401  (match_all: re-exported)
 
 if TYPE_CHECKING:
     from fairsched.cache.index import PrefixIndex
@@ -288,7 +288,7 @@ class RadixCache:
         """Add a reference to the first ``n`` units of ``prompt`` (they must be cached).
 
         Returns the id (``uid``) of the node where the locked prefix ends; it stays valid
-        while the lock is held (see :meth:`match_tree`).
+        while the lock is held (see :func:`~fairsched.cache.match.match_tree`).
         Raises:
             KeyError: if fewer than ``n`` units of ``prompt`` are cached.
         """
@@ -336,16 +336,6 @@ class RadixCache:
             assert up is not None  # (walks stop at the root, the only node without a parent)
             nd = up
         self._push_if_leaf(node)
-
-    def match_tree(self, other: RadixCache) -> dict[int, int]:
-        """Cached units along every path of ``other``, in one simultaneous walk.
-
-        ``other`` is a tree of *queries* (e.g. the prompts waiting in a queue). Returns
-        ``{uid of a node of other: units of its root-to-node path cached here}``. A prefix
-        shared by many queries is compared once, not once per query; queries that diverged
-        from this cache inherit their ancestor's value without any comparison.
-        """
-        return match_tree(self, other)
 
     def unlock(self, prompt: Sequence[int], n: int) -> None:
         """Remove a reference added by :meth:`lock` with the same ``prompt`` and ``n``.
@@ -452,16 +442,3 @@ class RadixCache:
             for c in node.children.values():
                 c.x = index.extend(node.x, c.key, self.xbit)
                 stack.append(c)
-
-    # ------------------------------------------------------------------ debugging
-    def sequences(self) -> list[tuple]:
-        """All root-to-leaf unit sequences (for tests and debugging; O(size))."""
-        out: list[tuple] = []
-        stack: list[tuple[_Node, tuple]] = [(self.root, ())]  # (node, units above it)
-        while stack:
-            node, pre = stack.pop()
-            pre = pre + node.key
-            if not node.children and node is not self.root:
-                out.append(pre)
-            stack.extend((c, pre) for c in node.children.values())
-        return out

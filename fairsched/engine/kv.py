@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
+from fairsched.cache.match import sequences
 from fairsched.cache.radix import RadixCache
 
 __all__ = ["PagedKVCache", "PrefixKV"]
@@ -214,7 +215,7 @@ class PrefixKV:
         for b, (key, prompt, depth, _, _) in self._info.items():
             assert self._map[key] == b
             assert cache.match(prompt) >= depth
-        for seq in cache.sequences():
+        for seq in sequences(cache):
             self.blocks(seq, len(seq))  # every cached prefix has its blocks
         assert self.pool.n_free + len(self._map) + private_blocks == self.pool.n_blocks, (
             self.pool.n_free, len(self._map), private_blocks, self.pool.n_blocks)

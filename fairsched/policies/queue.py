@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from fairsched._mypyc import mypyc_attr
+from fairsched.cache.match import match_tree
 from fairsched.cache.radix import RadixCache
 from fairsched.policies.base import Admission, InstanceView, QueuePolicy
 from fairsched.workload.request import Request
@@ -48,7 +49,7 @@ class _LPMOrder:
     """Waiting requests sorted by cached prefix length (longest first, then arrival).
 
     The waiting prompts are kept in a radix tree of their own; one simultaneous walk of
-    that tree and the instance's cache (:meth:`RadixCache.match_tree`) gives every
+    that tree and the instance's cache (:func:`~fairsched.cache.match.match_tree`) gives every
     waiting request's match, comparing each shared prefix once. The order is recomputed
     only when the cache changed (its ``version``) or requests arrived; between those,
     admissions just drop out. ``bench/bench_lpm.py`` compares it with a per-request scan.
@@ -83,7 +84,7 @@ class _LPMOrder:
         cache = inst.cache
         if self._dirty or cache.version != self._version:
             t = self.tree
-            got = cache.match_tree(t) if self.reqs and t is not None else {}
+            got = match_tree(cache, t) if self.reqs and t is not None else {}
             end, bs = self.end, cache.block_size
             # self.reqs is in arrival order, so a stable sort breaks ties by arrival
             if bs == 1:
