@@ -42,6 +42,7 @@ def _validate(n: int, seed: int, workers: int, ray: bool, trace, out, force: boo
             raise UserError(f"--workers must be >= 1, got {workers}")
         if not 1 <= seeds <= 16:
             raise UserError(f"--outcome-seeds must be between 1 and 16, got {seeds}")
+        check_options(seed=seed)
         od = open_out(out, "detect", force, None, suffix=f"validate-{n}-seed{seed}")
     console.print(f"validation study: {n} workloads of the family (seed {seed}) on "
                   f"{'Ray' if ray else f'{workers} local process(es)'}")
@@ -146,6 +147,18 @@ def detect(
     from fairsched.analysis.report import fig_latency_cdf
     from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
 
+    with user_errors():  # an option the chosen mode ignores is an error, never silently dropped
+        given = {"--instances": instances != 16, "--window": window != 60.0, "--top-k": top_k != 5,
+                 "--min-class-requests": min_class_requests != 10, "--baseline": baseline != "least-load",
+                 "--policy": policy != "fcfs", "--format": format is not None, "--cost-model": cost_model is not None,
+                 "--profile": profile is not None, "--max-batch-size": max_batch_size is not None,
+                 "--token-budget": token_budget is not None, "--kv-capacity": kv_capacity is not None,
+                 "--limit": limit is not None} if validate is not None else {
+                 "--outcome-seeds": outcome_seeds != 4, "--workers": workers != 1, "--ray": ray}
+        if any(given.values()):
+            raise UserError(f"{', '.join(k for k, v in given.items() if v)}: "
+                            + ("not used by --validate (the family fixes each workload's setup)" if validate is not None
+                               else "only used with --validate"))
     if validate is not None:
         return _validate(validate, seed, workers, ray, trace, out, force, outcome_seeds)
     with user_errors():

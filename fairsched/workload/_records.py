@@ -74,6 +74,16 @@ def shared_data_dir() -> Path | None:
 # --------------------------------------------------------------------------- reading
 
 
+def _json_error(raw: bytes) -> str:
+    """What is wrong with the malformed JSON line ``raw`` and at which column of it (json's own
+    "line 2 column 1" would count the line's newline)."""
+    try:
+        json.loads(raw.rstrip(b"\r\n"))
+    except json.JSONDecodeError as e:
+        return f"{e.msg} at column {e.colno}"
+    return "malformed"  # pragma: no cover (raw failed to parse with its newline, so it fails without)
+
+
 def _guess_format(keys) -> str | None:
     """The format whose key set ``keys`` (a record's keys) looks like, or None."""
     keys = set(keys)
@@ -197,7 +207,9 @@ def _records(path: str | os.PathLike[str], fmt: str, limit: int | None) -> Itera
                 continue
             try:
                 obj = json.loads(raw)
-            except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+            except json.JSONDecodeError:
+                raise TraceError(spath, lineno, None, f"malformed JSON ({_json_error(raw)})") from None
+            except ValueError as e:  # UnicodeDecodeError
                 raise TraceError(spath, lineno, None, f"malformed JSON ({e})") from None
             except RecursionError:
                 raise TraceError(spath, lineno, None, "malformed JSON (nested too deeply)") from None

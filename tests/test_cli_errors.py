@@ -1,0 +1,101 @@
+"""Bad input to ``fairsched detect`` (with and without ``--validate``) and ``fairsched
+reproduce``: one ``error:`` line naming the file and line (and field) or the option, exit
+code 2, no traceback, no output directory (issue 11, "Bad input still gets a clear error").
+The cases other tests already cover for ``analyze``/``check`` are in
+``tests/test_cli_hostile.py`` and ``tests/test_cli_fuzz.py``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_cli_hostile import error_line
+from test_hostile import no_hang
+from typer.testing import CliRunner
+
+from fairsched.cli import app
+from fairsched.workload import default_workload, save_jsonl
+
+runner = CliRunner()
+
+
+def run(*args):
+    with no_hang(60):
+        return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def lines(tmp_path):
+    p = tmp_path / "good.jsonl"
+    save_jsonl(default_workload(3).head(12), p)
+    return p.read_text().splitlines()
+
+
+def _trace(tmp_path, lines, k, text):
+    p = tmp_path / "bad.jsonl"
+    p.write_text("\n".join(lines[:k] + [text] + lines[k + 1:]) + "\n")
+    return p
+
+
+def _field(lines, k, **change):
+    rec = json.loads(lines[k])
+    for key, v in change.items():
+        if v is None:
+            del rec[key]
+        else:
+            rec[key] = v
+    return json.dumps(rec)
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("truncated", "bad.jsonl:6: malformed JSON (Expecting value at column 30)"),  # not json's "line 2 column 1"
+    ("wrong type", "bad.jsonl:6: field 'input_len': must be an integer (got 'forty')"),
+    ("negative time", "bad.jsonl:6: field 'arrival_s': must be >= 0"),
+    ("missing field", "bad.jsonl:6: field 'output_len': missing"),
+])
+def test_detect_names_the_trace_line_and_field(tmp_path, lines, case, expect):
+    text = {"truncated": '{"arrival_s": 1.0, "client": ',
+            "wrong type": _field(lines, 5, input_len="forty"),
+            "negative time": _field(lines, 5, arrival_s=-3.0),
+            "missing field": _field(lines, 5, output_len=None)}[case]
+    res = run("detect", "--trace", _trace(tmp_path, lines, 5, text), "--instances", 4, "--window", 5,
+              "--out", tmp_path / "o")
+    assert expect in error_line(res)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content,expect", [("", "empty file (no records)"), ("\n\n", "empty file (no records)")])
+def test_detect_on_an_empty_or_missing_trace(tmp_path, content, expect):
+    p = tmp_path / "empty.jsonl"
+    p.write_text(content)
+    assert expect in error_line(run("detect", "--trace", p, "--out", tmp_path / "o"))
+    assert "missing.jsonl: file not found" in error_line(run("detect", "--trace", tmp_path / "missing.jsonl",
+                                                             "--out", tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--validate", 2, "--seed", -1], "--seed must be in [0, 4,294,967,295], got -1"),  # was numpy's unnamed error
+    (["--validate", 2, "--instances", 8, "--window", 30], "--instances, --window: not used by --validate"),
+    (["--validate", 2, "--trace", "x.jsonl"], "do not pass --trace"),
+    (["--outcome-seeds", 2], "--outcome-seeds: only used with --validate"),
+    (["--workers", 0], "--workers: only used with --validate"),  # was silently ignored
+    (["--workers", 3, "--ray"], "--workers, --ray: only used with --validate"),
+    (["--window", -5], "--window must be in [0.001"),
+    (["--min-class-requests", 0], "--min-class-requests must be in [1"),
+])
+def test_detect_options_named_and_never_silently_ignored(tmp_path, args, expect):
+    res = run("detect", *args, "--out", tmp_path / "o")
+    assert expect in error_line(res)
+    assert not (tmp_path / "o").exists()
+
+
+def test_reproduce_without_its_trace_names_the_file_and_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAIRSCHED_SHARED_DATA", str(tmp_path))  # a directory without the traces
+    msg = error_line(run("reproduce", "lmetric-routing", "--quick", "--out", tmp_path / "o"))
+    assert "mooncake_conversation.jsonl not found" in msg and "FAIRSCHED_SHARED_DATA" in msg
+    bad = tmp_path / "cost.json"
+    bad.write_text('{"prefill_a": ')
+    assert "cost.json:1: not valid JSON" in error_line(run("reproduce", "3", "--quick", "--cost-model", bad,
+                                                            "--out", tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
