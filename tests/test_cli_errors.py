@@ -99,3 +99,35 @@ def test_reproduce_without_its_trace_names_the_file_and_the_variable(tmp_path, m
     assert "cost.json:1: not valid JSON" in error_line(run("reproduce", "3", "--quick", "--cost-model", bad,
                                                             "--out", tmp_path / "o"))
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- issue 11 item 3: edge windows, by the CLI
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    """A small benign twin of the issue's workload (40% of arrivals on documents, 4 req/s):
+    139 requests over 34.6 s, 8 documents on 4 instances."""
+    from fairsched.workload import benign_twin
+
+    w = benign_twin(4, qps=4.0, x=0.4, warm_s=10, burst_s=20, tail_s=5, doc_tokens=2000)
+    p = tmp_path_factory.mktemp("twin") / "twin.jsonl"
+    save_jsonl(w, p)
+    return p, w.duration
+
+
+@pytest.mark.parametrize("window,min_requests", [(60, 10), (8, 1), (7, 2)])
+def test_detect_reports_no_window_past_the_trace_or_below_the_minimum(tmp_path, twin, window, min_requests):
+    path, duration = twin
+    res = run("detect", "--trace", path, "--instances", 4, "--window", window, "--min-class-requests", min_requests,
+              "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "o" / "detect.json").read_text())
+    near, checked = doc["closest_to_violation"], doc["windows_checked"]
+    assert not doc["flagged_classes"]
+    if not checked:  # (60 s, 10): no class reaches 10 arrivals: say nothing was checked, not "no class violated"
+        assert near is None and "closest to violating" not in res.output
+        assert "nothing was checked" in res.output and "nothing was checked" in (tmp_path / "o" / "detect.html").read_text()
+        return
+    assert f"{checked} windows checked" in res.output or (checked == 1 and "the one window checked" in res.output)
+    assert near["n_class"] >= min_requests  # never a window below the per-window minimum
+    assert near["t0"] + 0.5 * window <= duration  # never a window the trace covers less than half of
+    assert f"window {near['t0']:.0f}-{near['t1']:.0f} s" in res.output and near["margin"] < 1

@@ -189,11 +189,16 @@ def detect(
     console.print(f"prefix classes: {cs['n_classes']:,} with shared prefixes ({cs['requests_in_classes']:,} of "
                   f"{cs['n_requests']:,} requests; largest {cs['largest_class']}); universal prefix "
                   f"{cs['base_tokens']} tokens")
+    checked = int(rep.windows.window.nunique()) if len(rep.windows) else 0
+    unchecked = (f"no class had --min-class-requests {min_class_requests} arrivals in a --window {window:g} s window "
+                 "the trace covers: nothing was checked (lower --min-class-requests or widen --window)")
+    where = "the one window checked" if checked == 1 else f"any of the {checked} windows checked"
     if rep.flagged_classes:
         console.print(_flag_table(rep))
     else:
-        why = ("no request shares a prefix with another: the hotspot condition cannot arise"
-               if not cs["n_classes"] else "no class violated the benign condition x <= |M|/N in any window")
+        why = ("no request shares a prefix with another: the hotspot condition cannot arise" if not cs["n_classes"]
+               else unchecked if not checked
+               else f"no class violated the benign condition x <= |M|/N in {where}")
         console.print(f"[green]nothing flagged[/green]: {escape(why)}")
     near = rep.closest()
     if near:
@@ -226,9 +231,10 @@ def detect(
         elif not cs["n_classes"]:
             flagged = ("<p class='empty'>Nothing flagged: no request shares a prefix with another, so the hotspot "
                        "condition cannot arise.</p>")
+        elif not checked:
+            flagged = f"<p class='empty'>Nothing flagged: {html.escape(unchecked)}.</p>"
         else:
-            flagged = ("<p class='empty'>Nothing flagged: no class violated the benign condition x &le; |M|/N in "
-                       "any window.</p>")
+            flagged = f"<p class='empty'>Nothing flagged: no class violated the benign condition x &le; |M|/N in {where}.</p>"
             if near:
                 flagged += (f"<p class='note'>Closest to violating: class {html.escape(str(near['klass']))} in "
                             f"window {near['t0']:.0f}-{near['t1']:.0f} s, x = {near['x']:.4f} ({near['n_class']} of "
