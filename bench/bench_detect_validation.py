@@ -9,6 +9,7 @@ distribution of the mitigation's effect.
     python bench/bench_detect_validation.py --rescore --prefill-seen mean --out validation.csv  # rounds 7-8's decodes
     python bench/bench_detect_validation.py --rescore --more-seeds more.jsonl --out validation.csv  # 8-seed outcomes
     python bench/bench_detect_validation.py --rescore --ceiling --out validation.csv  # label-noise ceiling per trace
+    python bench/bench_detect_validation.py --rescore --leastload-start holders --out validation.csv  # rounds 5-8's least-load
 
 The same study as ``fairsched detect --validate N`` (which writes JSON + CSV). Points run
 through the sweep runner (local process pool, or Ray with ``--ray``). Prints the confusion
@@ -77,6 +78,8 @@ def main() -> None:
                     help="with --rescore: the loads a window sees (proof §3.5; steady: rounds 3-6)")
     ap.add_argument("--prefill-seen", choices=PREFILL_SEEN, default="jsq",
                     help="with --rescore: the prefills a decode sees (proof §3.7; mean: rounds 7-8)")
+    ap.add_argument("--leastload-start", choices=("cold", "holders"), default="cold",
+                    help="with --rescore: the compared least-load run's holders at the start (proof §13.2; holders: rounds 5-8)")
     ap.add_argument("--ceiling", action="store_true",
                     help="with --rescore: the label-noise ceiling of per-trace agreement (proof §13.1)")
     ap.add_argument("--more-seeds", default=None,
@@ -87,7 +90,8 @@ def main() -> None:
         with open(a.out.rsplit(".", 1)[0] + "_windows.json") as fh:
             saved = {r["id"]: r for r in json.load(fh)}
         f["seed_verdict"] = [[rescore_verdict({**saved[i], "n": n, "horizon_s": h}, j, holder_stream=a.holder_stream,
-                                              load_form=a.load_form, prefill_seen=a.prefill_seen)
+                                              load_form=a.load_form, prefill_seen=a.prefill_seen,
+                                              leastload_start=a.leastload_start)
                               for j in range(len(_list(se)))]
                              for i, n, h, se in zip(f.id, f.n, f.horizon_s, f.seed_excess, strict=True)]
         f["verdict"] = [v[0] for v in f.seed_verdict]

@@ -76,7 +76,7 @@ def test_harm_still_needs_violation_with_a_finite_horizon(x, m0, n, load, doc, u
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(x=st.floats(0.3, 0.95), m0=st.integers(1, 4), n=st.integers(5, 32), n1=st.integers(5, 500),
+@given(x=st.floats(0.3, 0.95), m0=st.integers(1, 4), n=st.integers(5, 32), n1=st.integers(32, 500),
        k=st.integers(2, 10))
 def test_replication_cost_is_spread_over_the_run(x, m0, n, n1, k):
     # T_LL(n_hot) = base + c1 (N - |M|) / n_hot: the mean over n_hot requests of a cost paid once per new holder
@@ -86,9 +86,17 @@ def test_replication_cost_is_spread_over_the_run(x, m0, n, n1, k):
     assert math.isclose(a["ttft_leastload"] - b["ttft_leastload"], c1 * (n - m0) * (1 / n1 - 1 / (k * n1)),
                         rel_tol=1e-9, abs_tol=1e-12)
     # one window over the whole run: run_regime is that window's prediction with n_hot = the run's count
-    one = run_regime([(a, 50)], n, k * n1)
+    one = run_regime([(a, 50)], n, k * n1, leastload_start="holders")
     assert math.isclose(one["ttft_leastload"], b["ttft_leastload"], rel_tol=1e-9)
     assert math.isclose(one["ttft_lmetric"], b["ttft_lmetric"], rel_tol=1e-9)
+    # §13.2: the compared least-load run starts cold, so it also pays the |M| replications the holders had
+    cold = run_regime([(a, 50)], n, k * n1)
+    assert math.isclose(cold["ttft_leastload"] - one["ttft_leastload"], c1 * m0 / (k * n1), rel_tol=1e-9)
+    assert cold["ttft_lmetric"] == one["ttft_lmetric"]
+    # ... and at most one document prefill per class arrival: with one arrival, one replication, not N
+    few, few_h = run_regime([(a, 1)], n, 1), run_regime([(a, 1)], n, 1, leastload_start="holders")
+    assert math.isclose(few["ttft_leastload"], few_h["ttft_leastload"], rel_tol=1e-9)
+    assert math.isclose(few["ttft_leastload"] - one["ttft_leastload"], c1 - c1 * (n - m0) / (k * n1), rel_tol=1e-9)
 
 
 # family(200, 0) id 39, seed 0 (one holder of 4, x = 0.88, 56 s steady; measured LMetric 0.289 s,

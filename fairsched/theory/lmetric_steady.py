@@ -392,7 +392,7 @@ def steady_state_hotspot(x_val, m0, n, qps, L, u, out, L_cold, out_cold, n_hot, 
             "load_form": load_form}
 
 
-def run_regime(windows: Sequence[tuple[dict, float]], n: int, n_run: float) -> dict:
+def run_regime(windows: Sequence[tuple[dict, float]], n: int, n_run: float, leastload_start: str = "cold") -> dict:
     """The regime of a *run* from the model's windows (``proofs/lmetric_harm_validation.md`` §3.3).
 
     Args:
@@ -402,15 +402,15 @@ def run_regime(windows: Sequence[tuple[dict, float]], n: int, n_run: float) -> d
     The outcome it predicts is a run statistic (the class's mean TTFT over its requests), so the
     windows are combined as the outcome combines requests: each window's TTFT without its
     one-off replication term, weighted by its class arrivals, plus the run's replications once
-    (LMetric: from the first window's holders to the most it settles at; least-load: to all N),
-    each spread over ``n_run``. Harmful / hotspot thresholds as :func:`steady_state_hotspot`;
+    (LMetric: from the first window's holders to the most it settles at; least-load: to all N from none, as
+    the run it is compared with starts cold, §13.2, at most one per class arrival; ``leastload_start="holders"``:
+    from the first window's holders, rounds 5-8), each spread over ``n_run``. Harmful / hotspot thresholds as :func:`steady_state_hotspot`;
     hotspot if any window's ratio exceeds :data:`HOTSPOT_RATIO`; with transient windows (§3.5) if
     the ratio of the class-arrival-weighted mean loads ``sum_w p_w R_w (B_Mbar,w + 1) / sum_w p_w
     (B_Mbar,w + 1)`` does (the outcome's own ``R``, over the windows with non-holders; a window with
     no ``B_Mbar``, every instance saturated, weighs by its measured mean load ``load_measured``
     [requests], §3.6; the largest ratio if it has none either).
-    Returns ``{"regime", "ttft_lmetric", "ttft_leastload", "ratio"}`` ([s]; ratio: as tested);
-    ``regime`` benign with no window.
+    Returns ``{"regime", "ttft_lmetric", "ttft_leastload", "ratio"}`` ([s]; ratio: as tested); benign with no window.
     """
     tot = sum(w for _, w in windows)
     if not windows or tot <= 0:
@@ -428,7 +428,7 @@ def run_regime(windows: Sequence[tuple[dict, float]], n: int, n_run: float) -> d
     m_first = windows[0][0]["holders_initial"]
     m_last = max(m_first, max(d["holders"] for d, _ in windows))
     lm += c1 * (m_last - m_first) / max(1.0, n_run)
-    ll += c1 * (n - m_first) / max(1.0, n_run)
+    ll += c1 * min(n - (m_first if leastload_start == "holders" else 0), max(1.0, n_run)) / max(1.0, n_run)  # §13.2
     split = [(d, q) for d, q in p if d["holders"] < n]  # R counts decisions with holders and non-holders only
     def other_load(d):  # §3.6: a window without the others' state weighs by the load measured over it
         return d["B_Mbar"] if d.get("B_Mbar") is not None else d.get("load_measured")

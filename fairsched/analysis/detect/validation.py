@@ -146,12 +146,13 @@ def spec_outcome(excess: Sequence[float], ratios: Sequence[float]) -> str:
     return "indeterminate"
 
 
-def run_verdict(rows: Sequence[dict], n: int) -> dict:
+def run_verdict(rows: Sequence[dict], n: int, leastload_start: str = "cold") -> dict:
     """The model's verdict for a run from one class's checked window rows (time order; each
     with ``theory`` from :func:`~fairsched.analysis.detect.runner.theory_for_window`,
     ``n_class`` and ``n_class_run``): :func:`fairsched.theory.lmetric_steady.run_regime`,
     which combines the windows as the outcome combines requests
-    (``proofs/lmetric_harm_validation.md`` §3.3). ``regime`` benign with no row."""
+    (``proofs/lmetric_harm_validation.md`` §3.3; ``leastload_start``: the compared least-load run's
+    holders at the start, ``"cold"`` as the study runs it, §13.2). ``regime`` benign with no row."""
     from fairsched.theory.lmetric_steady import run_regime
 
     rows = [r for r in rows if isinstance(r.get("theory"), dict)]
@@ -161,11 +162,11 @@ def run_verdict(rows: Sequence[dict], n: int) -> dict:
         if r.get("load0") is not None and end is not None:  # by the mean load measured at its start and end
             d["load_measured"] = (float(r["load0"]) + float(end)) / 2
     n_run = max([r.get("n_class_run") or 0 for r in rows] + [sum(r["n_class"] for r in rows)])
-    return run_regime(st, n, n_run)
+    return run_regime(st, n, n_run, leastload_start)
 
 
 def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "fluid", load_form: str = "transient",
-                    prefill_seen: str = "jsq") -> str:
+                    prefill_seen: str = "jsq", leastload_start: str = "cold") -> str:
     """The verdict of seed ``j`` of a saved study row (its ``windows``: :data:`WINDOW_KEYS`,
     ``hot_class``, ``n``) under the library's current model, without simulating: the window
     rows are the model's only inputs (:func:`~fairsched.analysis.detect.runner.theory_for_window`
@@ -173,7 +174,7 @@ def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "flui
     ``horizon_s`` (windows of a quarter of it). Equal to :func:`evaluate`'s verdict of that seed
     (with ``holder_stream="fluid"`` and ``load_form="transient"``, the detector's form;
     ``"poisson"``: §3.4's; ``"steady"``: rounds 3-6's loads, §3.5; ``prefill_seen="mean"``: rounds 7-8's
-    decodes, §3.7)."""
+    decodes, §3.7; ``leastload_start="holders"``: rounds 5-8's least-load, §13.2)."""
     from fairsched.analysis.detect.runner import theory_for_window
     from fairsched.sim import CostModel
 
@@ -188,7 +189,7 @@ def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "flui
                  "t_since_onset": float(w["span_s"]) / 2, "load_onset": w["load0"]}
         rows.append({**w, "theory": theory_for_window(w, row["hot_class"], row["n"], cost, holder_stream, load_form,
                                                            prefill_seen=prefill_seen)})
-    return run_verdict(rows, row["n"])["regime"]
+    return run_verdict(rows, row["n"], leastload_start)["regime"]
 
 
 def _with_spans(ws: list[dict], W: float) -> list[dict]:
