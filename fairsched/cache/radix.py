@@ -151,6 +151,16 @@ class RadixCache:
             upper.x = self.index.up(node.x, len(node.key))
         return upper
 
+    def _touch_path(self, node: _Node, now: float) -> None:
+        """Mark ``node`` and its ancestors as used at ``now`` (LRU; a later time is kept)."""
+        root = self.root
+        while node is not root:
+            if node.last < now:
+                node.last = now
+            up = node.parent
+            assert up is not None  # (walks stop at the root, the only node without a parent)
+            node = up
+
     def _push_if_leaf(self, node: _Node) -> None:
         if self.lru and node is not self.root and not node.children and node.ref == 0:
             heapq.heappush(self._heap, (node.last, node.uid, node))
@@ -184,13 +194,7 @@ class RadixCache:
         Raises:
             CacheFullError: as :meth:`insert`.
         """
-        nd = held
-        while nd is not self.root:
-            if nd.last < now:
-                nd.last = now
-            up = nd.parent
-            assert up is not None  # (walks stop at the root, the only node without a parent)
-            nd = up
+        self._touch_path(held, now)
         return self._insert(prompt, now, held, depth)[0]
 
     def relock(self, held: _Node, depth: int, prompt: Sequence[int], n: int) -> _Node:
@@ -326,15 +330,7 @@ class RadixCache:
 
     def touch_node(self, node: _Node, now: float) -> None:
         """:meth:`touch` of the prefix ending at ``node`` (locked, from :meth:`lock_node`)."""
-        if node is self.root:
-            return
-        nd = node
-        while nd is not self.root:
-            if nd.last < now:
-                nd.last = now
-            up = nd.parent
-            assert up is not None  # (walks stop at the root, the only node without a parent)
-            nd = up
+        self._touch_path(node, now)
         self._push_if_leaf(node)
 
     def unlock(self, prompt: Sequence[int], n: int) -> None:
