@@ -199,6 +199,20 @@ class EngineCluster(ClusterBackend):
             s.out.append(s.pending)
         super()._on_decode(inst, seqs, times, seconds, first)
 
+    def _decode_split(self, per: dict, n_seqs: int, seconds: float) -> dict:
+        """Measured ``seconds`` of a decode step split among the clients of ``per`` (client
+        -> [sequences, context tokens, id]): with ``attribution``, in proportion to the
+        clients' predicted decode charges ``SecondsService.decode`` at the step's batch (they
+        sum to ``t_d(B, C)``, so every client of a step gets the same measured / predicted
+        ratio; ``proofs/seconds_bounds.md``); without, equal per sequence (the backend's)."""
+        att = self.attribution
+        if att is None or not n_seqs:
+            return super()._decode_split(per, n_seqs, seconds)
+        C = sum(e[1] for e in per.values())
+        wt = {c: att.decode(e[0], e[1], batch=n_seqs, batch_context=C) for c, e in per.items()}
+        tot = sum(wt.values())
+        return {c: seconds * v / tot if tot > 0 else seconds * per[c][0] / n_seqs for c, v in wt.items()}
+
     def _on_finish(self, inst: Engine, s: _Seq, now: float) -> None:
         super()._on_finish(inst, s, now)
         self._finished[s.req.rid] += 1

@@ -67,6 +67,27 @@ def make_policy_factory(name: str, weights: ServiceMeasure | None = None, **para
     return lambda: cls(**params)
 
 
+def make_policies(policy: str | Callable[[], QueuePolicy] | QueuePolicy, n_instances: int,
+                  params: dict | None = None) -> list[QueuePolicy]:
+    """One queue policy per instance (for :meth:`ClusterBackend._init_cluster
+    <fairsched.sim.backend.ClusterBackend._init_cluster>`): ``policy`` is a name (built by
+    :func:`make_policy_factory` with ``params``), a zero-argument factory, or, for one
+    instance, a policy object (used as is).
+
+    Raises:
+        ValueError: on ``n_instances < 1``, a policy object with several instances, or an
+            unknown name.
+    """
+    if n_instances < 1:
+        raise ValueError(f"n_instances must be >= 1, got {n_instances}")
+    if isinstance(policy, QueuePolicy):
+        if n_instances != 1:
+            raise ValueError("pass a policy name or factory when n_instances > 1")
+        return [policy]
+    factory = make_policy_factory(policy, **(params or {})) if isinstance(policy, str) else policy
+    return [factory() for _ in range(n_instances)]
+
+
 def make_router(name: str, weights: ServiceMeasure | None = None, **params) -> Router:
     """A router called ``name`` (``params`` go to its constructor, e.g. ``lam``).
 

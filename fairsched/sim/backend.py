@@ -81,18 +81,9 @@ class ClusterBackend:
             ValueError: on ``n_instances < 1``, a policy object with several instances, a
                 missing router for several instances, or an unknown name.
         """
-        from fairsched.policies import make_policy_factory, make_router
+        from fairsched.policies import make_policies, make_router
 
-        if n_instances < 1:
-            raise ValueError(f"n_instances must be >= 1, got {n_instances}")
-        if isinstance(policy, QueuePolicy):
-            if n_instances != 1:
-                raise ValueError("pass a policy name or factory when n_instances > 1")
-            policies = [policy]
-        else:
-            factory = (make_policy_factory(policy, **(policy_params or {}))
-                       if isinstance(policy, str) else policy)
-            policies = [factory() for _ in range(n_instances)]
+        policies = make_policies(policy, n_instances, policy_params)
         if n_instances > 1 and router is None:
             raise ValueError("a router is required when n_instances > 1")
         self.workload = workload
@@ -425,21 +416,10 @@ class ClusterBackend:
                 rec.decoded(c, i, amount)
 
     def _decode_split(self, per: dict, n_seqs: int, seconds: float) -> dict:
-        """Measured ``seconds`` of a decode step split among the clients of ``per`` (client
-        -> [sequences, context tokens, id]): equal per sequence, or, with a seconds service in
-        ``self.attribution`` (the engine's), in proportion to the clients' predicted decode
-        charges ``SecondsService.decode`` at the step's batch (they sum to ``t_d(B, C)``, so
-        every client of a step gets the same measured / predicted ratio;
-        ``proofs/seconds_bounds.md``)."""
-        att = getattr(self, "attribution", None)
-        if not n_seqs:
-            return {c: 0.0 for c in per}
-        if att is None:
-            return {c: seconds * e[0] / n_seqs for c, e in per.items()}
-        C = sum(e[1] for e in per.values())
-        wt = {c: att.decode(e[0], e[1], batch=n_seqs, batch_context=C) for c, e in per.items()}
-        tot = sum(wt.values())
-        return {c: seconds * v / tot if tot > 0 else seconds * per[c][0] / n_seqs for c, v in wt.items()}
+        """Measured ``seconds`` of a decode step (``n_seqs`` sequences) split among the clients of
+        ``per`` (client -> [sequences, context tokens, id]), equal per sequence (the engine may
+        split otherwise: :meth:`EngineCluster._decode_split <fairsched.engine.cluster.EngineCluster._decode_split>`)."""
+        return {c: seconds * e[0] / n_seqs if n_seqs else 0.0 for c, e in per.items()}
 
     def _on_prefill_done(self, inst, s, new_units: int, now: float) -> None:
         self.res.prefill_done(s.req.rid, now)
