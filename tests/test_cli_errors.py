@@ -131,3 +131,32 @@ def test_detect_reports_no_window_past_the_trace_or_below_the_minimum(tmp_path, 
     assert near["n_class"] >= min_requests  # never a window below the per-window minimum
     assert near["t0"] + 0.5 * window <= duration  # never a window the trace covers less than half of
     assert f"window {near['t0']:.0f}-{near['t1']:.0f} s" in res.output and near["margin"] < 1
+
+
+# ---------------------------------------------------------------- the verdict `detect` prints is the validated one
+@pytest.mark.parametrize("n,window,kw", [
+    (16, 60, dict(qps=4.0, x=0.4, doc_tokens=16000)),  # the issue's workload: flagged, confirmed, yet not harmed
+    (4, 20, dict(qps=15.0, warm_s=20.0, burst_s=60.0, tail_s=20.0)),  # tests/test_detect.py's harmed burst
+])
+def test_detect_prints_the_run_verdict_and_it_matches_the_simulated_outcome(tmp_path, n, window, kw):
+    """The verdict column is the run's verdict (validation.run_verdict over the class's checked
+    windows, what the validation study scores), and on the same trace it equals the outcome
+    the simulator measures (validation.outcome_label: harm = LMetric's class mean TTFT vs
+    least-load's; hotspot = the holders' load ratio at the class's decisions)."""
+    from fairsched.analysis.detect import DetectorConfig, detect_and_compare
+    from fairsched.analysis.detect.validation import _load_ratio, outcome_label
+    from fairsched.workload import hotspot_workload
+
+    w = hotspot_workload(n, **kw)
+    trace = tmp_path / "hot.jsonl"
+    save_jsonl(w, trace)
+    res = run("detect", "--trace", trace, "--instances", n, "--window", window, "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    (f,) = json.loads((tmp_path / "o" / "detect.json").read_text())["flagged_classes"]
+    oc = detect_and_compare(w, n, config=DetectorConfig(window_s=float(window)))
+    lat = {(r["router"], r["scope"]): r["ttft_mean_s"] for r in oc.latency}
+    measured = outcome_label(lat["lmetric", "flagged classes"], lat["least-load", "flagged classes"],
+                             _load_ratio(oc.report, n))
+    assert f["klass"] == "hot" and f["verdict"] == measured
+    row = next(x for x in res.output.splitlines() if x.strip().startswith("hot "))
+    assert f" {measured} " in row

@@ -70,18 +70,31 @@ def _flag_table(report):
     from rich.table import Table
 
     t = Table(title="phase 1 flags (benign iff x <= |M|/N)", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("class", "windows", "x", "|M|", "|M|/N", "phase 2", "confirmed at", "max run", "regime",
-                 "t* s", "t_harm s"):
-        t.add_column(name, justify="left" if name in ("class", "windows", "phase 2", "regime") else "right")
+    for name in ("class", "windows", "x", "|M|", "|M|/N", "phase 2", "confirmed at", "max run", "verdict",
+                 "1st window", "t* s", "t_harm s"):
+        t.add_column(name, justify="left" if name in ("class", "windows", "phase 2", "verdict", "1st window") else "right")
     for f in report.flagged_classes:
         th = f["windows"][0]["theory"] if f["windows"] else {}
         wins = ", ".join(f"{w['t0']:.0f}-{w['t1']:.0f}" for w in f["windows"])
         t.add_row(escape(str(f["klass"])), wins, fmt_num(f["x"], ".3f"), fmt_num(f["holders"], ".2f"),
                   fmt_num((f["holders"] or 0) / f["n_instances"], ".3f"),
                   "[bold red]confirmed[/bold red]" if f["phase2_confirmed"] else "not confirmed",
-                  fmt_num(f["confirmed_at"], ".1f"), str(f["max_run"]), str(th.get("regime", "n/a")),
+                  fmt_num(f["confirmed_at"], ".1f"), str(f["max_run"]), f["verdict"], str(th.get("regime", "n/a")),
                   fmt_num(th.get("t_star_s"), ".2f"), fmt_num(th.get("t_harm_s"), ".2f"))
     return t
+
+
+def _run_verdicts(rep) -> None:
+    """Set ``f["verdict"]`` of each flagged class: the model's verdict for the run over all the
+    class's checked windows (:func:`~fairsched.analysis.detect.validation.run_verdict`), the
+    verdict the validation study scores against the simulated outcome; a window's own
+    ``theory.regime`` is that window's alone."""
+    from fairsched.analysis.detect.validation import run_verdict
+
+    w = rep.windows
+    for f in rep.flagged_classes:
+        rows = w[w.klass == f["klass"]].sort_values("window").to_dict("records") if len(w) and "theory" in w else []
+        f["verdict"] = run_verdict(rows, rep.n_instances)["regime"] if rows else "n/a"
 
 
 def _latency_table(rows: list[dict]):
@@ -185,6 +198,7 @@ def detect(
             require_finished(res, name)
     elapsed = time.perf_counter() - t0
     rep = oc.report
+    _run_verdicts(rep)
     cs = oc.classes.summary()
     console.print(f"prefix classes: {cs['n_classes']:,} with shared prefixes ({cs['requests_in_classes']:,} of "
                   f"{cs['n_requests']:,} requests; largest {cs['largest_class']}); universal prefix "
@@ -215,15 +229,15 @@ def detect(
         f["M"] = f["holders"]
     with user_errors(), od:
         sections: list[tuple[str, object]] = []
-        head = ["class", "windows", "x", "|M|", "|M|/N", "phase 2", "confirmed at [s]", "max run", "regime",
-                "t* [s]", "t_harm [s]", "first diversion after [s]"]
+        head = ["class", "windows", "x", "|M|", "|M|/N", "phase 2", "confirmed at [s]", "max run", "verdict (run)",
+                "1st window", "t* [s]", "t_harm [s]", "first diversion after [s]"]
         rows = []
         for f in rep.flagged_classes:
             th = f["windows"][0]["theory"] if f["windows"] else {}
             rows.append([f["klass"], ", ".join(f"{x['t0']:.0f}-{x['t1']:.0f}" for x in f["windows"]),
                          fmt_num(f["x"], ".3f"), fmt_num(f["holders"], ".2f"), fmt_num((f["holders"] or 0) / instances, ".3f"),
                          "confirmed" if f["phase2_confirmed"] else "no", fmt_num(f["confirmed_at"], ".1f"),
-                         f["max_run"], th.get("regime", "n/a"), fmt_num(th.get("t_star_s"), ".2f"),
+                         f["max_run"], f["verdict"], th.get("regime", "n/a"), fmt_num(th.get("t_star_s"), ".2f"),
                          fmt_num(th.get("t_harm_s"), ".2f"),
                          fmt_num(f["windows"][0].get("first_diversion_after_s") if f["windows"] else None, ".2f")])
         if rows:
