@@ -32,6 +32,8 @@ def test_ceiling_counts_the_majority_outcome_and_the_misses_within_the_spread():
     assert not m[0, 0]["within_spread"] and m[0, 0]["line"] == "hotspot"  # |1.6 - 1.25| = 0.35 > 0.208
     assert m[0, 1]["within_spread"] and m[0, 2]["within_spread"]  # 0.05 from the line
     assert m[1, 1]["line"] == "harm" and m[1, 1]["within_spread"]  # 10 ms < 14.1 ms
+    t = Validation(_table())._trace_summary()  # the study's summary carries both next to the per-trace agreement
+    assert (t["trace_n_agree"], t["trace_oracle_agree"], t["trace_misses_within_spread"]) == (1, 3, 3)
 
 
 def test_ceiling_rejects_a_row_with_unequal_trace_lists():

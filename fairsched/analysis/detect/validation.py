@@ -356,7 +356,11 @@ class Validation:
     def _trace_summary(self) -> dict:  # per trace, next to the spec-level figure (§11.2)
         t = self.traces() if "seed_verdict" in self.frame else None
         a = None if t is None else int((t.verdict == t.outcome).sum())
-        return {} if t is None else {"trace_n": len(t), "trace_n_agree": a, "trace_agreement": a / max(1, len(t))}
+        if t is None:
+            return {}
+        c = self.ceiling()  # §13.1: the majority-outcome oracle and the misses within the seed spread
+        return {"trace_n": len(t), "trace_n_agree": a, "trace_agreement": a / max(1, len(t)),
+                "trace_oracle_agree": c["oracle_agree"], "trace_misses_within_spread": c["misses_within_spread"]}
 
     def summary_text(self) -> str:
         """The study as plain text: confusion matrix, agreement, disagreements, mitigation."""
@@ -367,7 +371,8 @@ class Validation:
             f"agreement {s['agreement']:.3f} ({s['n_agree']} of {s['n']}); on the {s['n_determined']} determined "
             f"outcomes {s['agreement_determined']:.3f}; harmful-or-not {s['harm_agreement']:.3f}",
             *([f"per trace (each seed's verdict against that seed's own outcome): {s['trace_n_agree']} of "
-               f"{s['trace_n']} ({s['trace_agreement']:.3f})", self.trace_confusion().to_string()]
+               f"{s['trace_n']} ({s['trace_agreement']:.3f}); label-noise ceiling {s['trace_oracle_agree']}, "
+               f"misses within the seed spread {s['trace_misses_within_spread']}", self.trace_confusion().to_string()]
               if "trace_n" in s else []),
             "", "disagreements", self.disagreements().round(3).to_string(index=False), "",
             "mitigation vs LMetric: hot-class p99 TTFT change (fraction)",
