@@ -12,6 +12,7 @@ from fairsched.reproduce.base import Check, Claim, ClaimResult
 from fairsched.reproduce.jobs import SimJob, run_jobs
 
 MOONCAKE_TRACE = "mooncake_conversation.jsonl"
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 LMETRIC_INSTANCES = 16
 
 
@@ -121,21 +122,24 @@ def run_lmetric_routing(quick: bool, cost=None, out: Path | None = None) -> Clai
                                                         f"LMetric's TTFT change [%], {LMETRIC_INSTANCES} instances"))
     names = ["vllm-v1", f"linear (lam={best_lam:g})", "lmetric"]
     keys = ["vllm-v1", "linear", "lmetric"]
-    for sp in speeds:
-        lab = f"{sp:g}x trace rate"
-        fig.add_trace(go.Bar(x=names, y=[loads[sp][k]["ttft_mean_s"] for k in keys], name=lab), row=1, col=1)
+    for j, sp in enumerate(speeds):  # one colour per load in both panels (a trace's default colour follows its index)
+        lab, color = f"{sp:g}x trace rate", PALETTE[j % len(PALETTE)]
+        fig.add_trace(go.Bar(x=names, y=[loads[sp][k]["ttft_mean_s"] for k in keys], name=lab, marker_color=color),
+                      row=1, col=1)
         fig.add_trace(go.Bar(x=names, y=[1000 * loads[sp][k]["tpot_mean_s"] for k in keys], name=lab,
-                             showlegend=False), row=1, col=2)
+                             marker_color=color, showlegend=False), row=1, col=2)
+    fig.update_yaxes(type="log", row=1, col=1)  # 1.2 s at 1x to minutes past saturation
     fig.add_trace(go.Scatter(x=list(sweep), y=[v["ttft_mean_s"] for v in sweep.values()], mode="lines+markers",
-                             name="linear (1x)"), row=1, col=3)
+                             name="linear (1x)", line_color="#444"), row=1, col=3)
+    fig.update_yaxes(type="log", row=1, col=3)  # lam = 1 (KV-miss only) queues everything on a few instances
     fig.add_hline(y=base["lmetric"]["ttft_mean_s"], line_dash="dash", row=1, col=3, annotation_text="LMetric")
     fig.add_hline(y=base["vllm-v1"]["ttft_mean_s"], line_dash="dot", row=1, col=3, annotation_text="vLLM-v1")
     fig.update_xaxes(title_text="lam (weight of the KV-miss term)", row=1, col=3)
     on16 = [c for c in curve if c["instances"] == LMETRIC_INSTANCES]
-    for key, vs, paper in (("ttft_vs_vllm", "vLLM-v1", -92.0), ("ttft_vs_linear", "linear", -52.0)):
+    for key, vs, paper, color in (("ttft_vs_vllm", "vLLM-v1", -92.0, "#000"), ("ttft_vs_linear", "linear", -52.0, "#999")):
         fig.add_trace(go.Scatter(x=[c["speed"] for c in on16], y=[c[key] for c in on16], mode="lines+markers",
-                                 name=f"vs {vs}"), row=1, col=4)
-        fig.add_hline(y=paper, line_dash="dot", row=1, col=4, annotation_text=f"paper vs {vs}")
+                                 name=f"LMetric vs {vs}", line_color=color), row=1, col=4)
+        fig.add_hline(y=paper, line_dash="dot", line_color=color, row=1, col=4, annotation_text=f"paper vs {vs}")
     fig.update_xaxes(title_text="replay speed (x the trace's rate)", row=1, col=4)
     cm.layout(fig, f"Claim 5: LMetric routing on the Mooncake conversation trace, {LMETRIC_INSTANCES} instances")
 
