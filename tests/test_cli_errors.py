@@ -160,3 +160,13 @@ def test_detect_prints_the_run_verdict_and_it_matches_the_simulated_outcome(tmp_
     assert f["klass"] == "hot" and f["verdict"] == measured
     row = next(x for x in res.output.splitlines() if x.strip().startswith("hot "))
     assert f" {measured} " in row
+
+
+def test_detect_says_when_the_window_is_longer_than_the_trace_can_cover(tmp_path, twin):
+    path, duration = twin  # 34.6 s: a 100-s window is covered less than half, so it is never checked
+    res = run("detect", "--trace", path, "--instances", 4, "--window", 100, "--min-class-requests", 1,
+              "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"the trace spans {duration:,.1f} s, less than 50% of one --window 100 s window: nothing was checked" in text
+    assert f"use --window <= {duration / 0.5:.4g}" in text and "closest to violating" not in text

@@ -204,7 +204,11 @@ def detect(
                   f"{cs['n_requests']:,} requests; largest {cs['largest_class']}); universal prefix "
                   f"{cs['base_tokens']} tokens")
     checked = int(rep.windows.window.nunique()) if len(rep.windows) else 0
-    unchecked = (f"no class had --min-class-requests {min_class_requests} arrivals in a --window {window:g} s window "
+    cover = cfg.min_window_coverage
+    unchecked = (f"the trace spans {workload.duration:,.1f} s, less than {cover:.0%} of one --window {window:g} s "
+                 f"window: nothing was checked (use --window <= {workload.duration / cover:.4g})"
+                 if workload.duration < cover * window else
+                 f"no class had --min-class-requests {min_class_requests} arrivals in a --window {window:g} s window "
                  "the trace covers: nothing was checked (lower --min-class-requests or widen --window)")
     where = "the one window checked" if checked == 1 else f"any of the {checked} windows checked"
     if rep.flagged_classes:
