@@ -1,14 +1,15 @@
 """Mitigation of a harmful KV-cache hotspot (issue 11 item 2): paced seeding vs warm-up
 prefills, on members of the detector's validation family.
 
-    nice python bench/bench_mitigation.py [--ids 18,24,...] [--all] [--force] [--hotspot | --backlog] [--workers 2] [--out mitigation.csv]
+    nice python bench/bench_mitigation.py [--ids 18,24,...] [--all] [--force] [--hotspot] [--no-backlog] [--workers 2] [--out mitigation.csv]
 
 Default ids: the 25 workloads where mitigation acts with the within-window trigger
 (``proofs/lmetric_harm_validation.md`` §5.4; ``acted`` = the mitigated run has a mitigate
 event); round 5's 22 (§5.3) are ``ACTED_R5``, round 4's 24 (§5.2) ``ACTED_R4``. On the other 178 the mitigated run is LMetric's by construction. ``--all``: the whole
 family of 200. ``--hotspot``: also mitigate a confirmed class the model calls ``hotspot``
-(``DetectorConfig.mitigate_hotspot``, §5.5; not the library's default); ``--backlog``: also mitigate a
-confirmed ``hotspot`` class that passes the backlog test (``DetectorConfig.mitigate_backlog``, §5.6). Prints per rule the distribution of the hot class's p99 TTFT change and the
+(``DetectorConfig.mitigate_hotspot``, §5.5; not the library's default); ``--backlog`` (the default, as the
+library's): also mitigate a confirmed ``hotspot`` class that passes the backlog test
+(``DetectorConfig.mitigate_backlog``, §5.6); ``--no-backlog``: the harm-only rule. Prints per rule the distribution of the hot class's p99 TTFT change and the
 overall mean TTFT change vs LMetric, and the share of the gap to the best router
 recovered on harmed workloads; wall and CPU time. Definitions: §5.2 of that file.
 """
@@ -39,8 +40,9 @@ def main() -> None:
     ap.add_argument("--no-early", action="store_true", help="no within-window trigger (round 5's mitigation)")
     ap.add_argument("--hotspot", action="store_true",
                     help="also mitigate a confirmed class the model calls hotspot (DetectorConfig.mitigate_hotspot)")
-    ap.add_argument("--backlog", action="store_true",
-                    help="also mitigate a confirmed hotspot class that passes the backlog test (mitigate_backlog, section 5.6)")
+    ap.add_argument("--backlog", action=argparse.BooleanOptionalAction, default=True,
+                    help="also mitigate a confirmed hotspot class that passes the backlog test (mitigate_backlog, "
+                         "section 5.6; the default); --no-backlog: the harm-only rule (the default until round 8)")
     ap.add_argument("--split", action="store_true",
                     help="only the after-event split of the unrecovered gap per id (section 5.5)")
     ap.add_argument("--workers", type=int, default=2)

@@ -229,14 +229,15 @@ def test_early_trigger_mitigates_a_confirmed_window_at_once(hot_runs):
 def test_early_trigger_does_not_act_on_a_short_burst():
     """§5.4: a short burst (family spec 91, a false alarm of round 4) reaches the trigger (phase 2's
     run, a violating window so far), but the model with the finite-horizon batch never calls
-    the window so far harmful, so the harm test alone (``mitigate_hotspot=False``, round 6's
+    the window so far harmful, so the harm test alone (``mitigate_hotspot=False, mitigate_backlog=False``, round 6's
     rule) mitigates nothing; with the harm test switched off (``mitigate_only_harmful=False``)
     the same trigger acts inside a window."""
     from fairsched.analysis.detect.study_run import study_run
     from fairsched.analysis.detect.validation import family
 
     s = study_run(family(200, 0)[91])
-    runs = {only: s.detect(mitigate=True, mitigate_hotspot=False, mitigate_only_harmful=only)[0] for only in (True, False)}
+    runs = {only: s.detect(mitigate=True, mitigate_hotspot=False, mitigate_backlog=False, mitigate_only_harmful=only)[0]
+            for only in (True, False)}
     assert not [e for e in runs[True].events if e["event"] == "mitigate"]
     forced = [e for e in runs[False].events if e["event"] == "mitigate"]
     assert forced and forced[0].get("early")
@@ -244,7 +245,7 @@ def test_early_trigger_does_not_act_on_a_short_burst():
 
 def test_hotspot_rule_starts_before_the_backlog_and_recovers():
     """§5.5: on family spec 54 (harm corner, one holder of 4) the class is confirmed while the
-    model calls its window ``hotspot``; the harm-only rule (round 6) mitigates only at 23.5 s,
+    model calls its window ``hotspot``; the harm-only rule (round 6, ``mitigate_backlog=False``) mitigates only at 23.5 s,
     when the holder already carries the backlog the score built, and recovers 0.20 of the gap to
     least-load. Mitigating the confirmed hotspot (``mitigate_hotspot=True``) starts
     earlier, on a ``hotspot`` row, and recovers at least 80 % of the gap without raising the
@@ -255,7 +256,7 @@ def test_hotspot_rule_starts_before_the_backlog_and_recovers():
     s = study_run(family(200, 0)[54])
     hot = np.array([r.client == "hot" for r in s.workload], dtype=bool)
     lm, ll = s.detect()[1], s.simulate("least-load")
-    runs = {hs: s.detect(mitigate=True, mitigate_hotspot=hs) for hs in (True, False)}
+    runs = {hs: s.detect(mitigate=True, mitigate_hotspot=hs, mitigate_backlog=False) for hs in (True, False)}
     first = {hs: next(e for e in rep.events if e["event"] == "mitigate") for hs, (rep, _) in runs.items()}
     assert first[True]["regime"] == "hotspot" and first[False]["regime"] == "harmful"
     assert first[True]["t"] < first[False]["t"]
@@ -283,7 +284,7 @@ def test_after_event_split_adds_up_and_finds_the_backlog():
     from fairsched.analysis.detect import validation as V
     from fairsched.analysis.detect.mitigation import after_event_split
 
-    r = after_event_split(V.family(200, 0)[54])
+    r = after_event_split(V.family(200, 0)[54], backlog=False)
     parts = r["before"] + r["in_flight"] + r["residue"] + r["steady"]
     assert parts == pytest.approx(r["unrecovered"], abs=1e-9)
     assert r["in_system_mitigated"] > r["in_system_leastload"] and r["drained_s"] > r["event_s"]

@@ -30,7 +30,7 @@ RULES = ("paced", "warmup")
 
 
 def evaluate_mitigation(spec: dict, cost=None, instance=None, force: bool = False, rules=RULES,
-                        early: bool = True, hotspot: bool = False, backlog: bool = False) -> dict:
+                        early: bool = True, hotspot: bool = False, backlog: bool = True) -> dict:
     """One row: ``id``, ``verdict``, ``confirmed``, ``acted``, ``outcome``, ``best_router``, and
     ``{run}_hot_mean`` / ``_hot_p99`` / ``_all_mean`` [s] for runs ``lmetric``, ``paced``,
     ``warmup``, ``least-load``, ``linear``; ``warmup_n`` and ``warmup_gpu_s`` (warm-ups issued,
@@ -92,7 +92,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
 
 def mitigation_study(ids: Sequence[int], n: int = 200, seed: int = 0, *, workers: int = 1, force: bool = False,
                      progress: bool = False, rules=RULES, early: bool = True, hotspot: bool = False,
-                     backlog: bool = False) -> pd.DataFrame:
+                     backlog: bool = True) -> pd.DataFrame:
     """:func:`evaluate_mitigation` on members ``ids`` of ``family(n, seed)`` through the sweep
     runner; one row per workload.
 
@@ -114,7 +114,7 @@ def mitigation_study(ids: Sequence[int], n: int = 200, seed: int = 0, *, workers
 
 
 def after_event_split(spec: dict, cost=None, hotspot: bool = False, step_s: float = 0.1,
-                      backlog: bool = False) -> dict | None:
+                      backlog: bool = True) -> dict | None:
     """Where the warm-up mitigation's unrecovered gap is (``proofs/lmetric_harm_validation.md``
     §5.5): each hot-class request's TTFT under the mitigated run minus under least-load,
     summed over a group and divided by the class's requests [s], so the parts add up to the

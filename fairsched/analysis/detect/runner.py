@@ -330,7 +330,8 @@ def run_detection(workload, n_instances: int = 16, *, config: DetectorConfig | N
     from fairsched.analysis.detect.backlog import detector_assess
     from fairsched.analysis.detect.warmup import WarmupSimulator
 
-    det = HotspotDetector(pc, n_instances, config, assess=detector_assess(pc, n_instances, cost, config))
+    end = workload.requests[-1].arrival if len(workload) else math.inf  # the run's end: the backlog test's horizon
+    det = HotspotDetector(pc, n_instances, config, assess=detector_assess(pc, n_instances, cost, config, end))
 
     warmup = warmup and det.cfg.mitigate
     router = DetectingLMetric(det, cost=cost, warmup=warmup)
