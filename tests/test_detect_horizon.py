@@ -22,7 +22,8 @@ from fairsched.analysis.detect.detector import DetectorConfig
 from fairsched.analysis.detect.runner import theory_for_window
 from fairsched.analysis.detect.validation import run_verdict
 from fairsched.sim import CostModel
-from fairsched.theory.lmetric_steady import horizon_iteration, run_regime, steady_state_hotspot
+from fairsched.theory.lmetric_run import run_regime
+from fairsched.theory.lmetric_steady import horizon_iteration, steady_state_hotspot
 from fairsched.workload.hotspot import hotspot_workload
 
 COST = CostModel()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fairsched.analysis.detect.label_noise import trace_ceiling
-from fairsched.analysis.detect.validation import Validation, spec_outcome
+from fairsched.analysis.detect.validation import HOTSPOT_RATIO, Validation, spec_outcome
 
 
 def _table() -> pd.DataFrame:
@@ -40,4 +40,4 @@ def test_ceiling_rejects_a_row_with_unequal_trace_lists():
     t = _table()
     t.at[1, "seed_ratio"] = [2.0]
     with pytest.raises(ValueError, match="spec 1"):
-        trace_ceiling(t)
+        trace_ceiling(t, label=lambda e, r: spec_outcome([e], [r]), ratio_line=HOTSPOT_RATIO)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from fairsched.analysis.detect.detector import no_state
-from fairsched.theory.lmetric_steady import run_regime
+from fairsched.theory.lmetric_run import run_regime
 
 
 def test_no_state_is_every_instance_saturated_with_some_non_holder():

@@ -19,7 +19,8 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fairsched.theory.lmetric_steady import run_regime, steady_state_hotspot
+from fairsched.theory.lmetric_run import run_regime
+from fairsched.theory.lmetric_steady import steady_state_hotspot
 from fairsched.theory.lmetric_transient import transient_load, window_mean_min, window_mean_residue
 
 R = sp.Rational

@@ -10,12 +10,14 @@ and could in principle beat that bound; it does not on the saved study, and each
 per-trace misses is classified by how near the trace lies to the line it crossed:
 ``|measured - line| < the spec's seed-to-seed standard deviation`` of that statistic
 ("within the spread"), where the line is the harm line (excess 0 s) if either side of the
-miss is ``harmful``, else the hotspot line (ratio :data:`~fairsched.analysis.detect.validation.HOTSPOT_RATIO`).
+miss is ``harmful``, else the hotspot line (ratio ``ratio_line``: the study's
+:data:`~fairsched.analysis.detect.validation.HOTSPOT_RATIO`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -23,13 +25,15 @@ import pandas as pd
 __all__ = ["trace_ceiling"]
 
 
-def trace_ceiling(frame: pd.DataFrame) -> dict:
+def trace_ceiling(frame: pd.DataFrame, *, label: Callable[[float, float], str], ratio_line: float) -> dict:
     """The label-noise ceiling of per-trace agreement and the misses within the seed spread.
 
     Args:
         frame: one row per spec with ``id``, ``outcome`` (the spec's, may be
             ``indeterminate``), and per trace the lists ``seed_verdict``, ``seed_excess`` [s],
             ``seed_ratio`` (equal lengths, at least one trace).
+        label: one trace's outcome from its harm excess [s] and load ratio (the study's
+            ``spec_outcome`` of one run); ratio_line: the hotspot line of the load ratio.
 
     Returns:
         JSON-ready dict: ``traces``, ``model_agree`` (traces whose verdict equals their own
@@ -41,8 +45,6 @@ def trace_ceiling(frame: pd.DataFrame) -> dict:
     Raises:
         ValueError: a row's per-trace lists differ in length or are empty.
     """
-    from fairsched.analysis.detect.validation import HOTSPOT_RATIO, spec_outcome
-
     out = dict.fromkeys(("traces", "model_agree", "oracle_agree", "det_traces", "det_model_agree", "det_oracle_agree",
                          "misses", "misses_within_spread", "det_misses_within_spread"), 0)
     rows = []
@@ -50,7 +52,7 @@ def trace_ceiling(frame: pd.DataFrame) -> dict:
                                 strict=True):
         if not len(vs) or not len(vs) == len(es) == len(rs):
             raise ValueError(f"spec {i}: seed_verdict, seed_excess, seed_ratio must be equal, non-empty lists")
-        labels = [spec_outcome([e], [r]) for e, r in zip(es, rs, strict=True)]
+        labels = [label(e, r) for e, r in zip(es, rs, strict=True)]
         agree, oracle, det = sum(v == t for v, t in zip(vs, labels, strict=True)), Counter(labels).most_common(1)[0][1], o != "indeterminate"
         for k, n in (("traces", len(vs)), ("model_agree", agree), ("oracle_agree", oracle)):
             out[k] += n
@@ -59,7 +61,7 @@ def trace_ceiling(frame: pd.DataFrame) -> dict:
             if v == t:
                 continue
             harm = "harmful" in (v, t)
-            vals, x, line = (es, e, 0.0) if harm else (rs, r, HOTSPOT_RATIO)
+            vals, x, line = (es, e, 0.0) if harm else (rs, r, ratio_line)
             finite = np.asarray([u for u in vals if u is not None and np.isfinite(u)], dtype=float)
             std = float(finite.std(ddof=1)) if finite.size > 1 else float("nan")
             within = bool(abs(x - line) < std)

@@ -149,11 +149,11 @@ def spec_outcome(excess: Sequence[float], ratios: Sequence[float]) -> str:
 def run_verdict(rows: Sequence[dict], n: int, leastload_start: str = "cold") -> dict:
     """The model's verdict for a run from one class's checked window rows (time order; each
     with ``theory`` from :func:`~fairsched.analysis.detect.runner.theory_for_window`,
-    ``n_class`` and ``n_class_run``): :func:`fairsched.theory.lmetric_steady.run_regime`,
+    ``n_class`` and ``n_class_run``): :func:`fairsched.theory.lmetric_run.run_regime`,
     which combines the windows as the outcome combines requests
     (``proofs/lmetric_harm_validation.md`` §3.3; ``leastload_start``: the compared least-load run's
     holders at the start, ``"cold"`` as the study runs it, §13.2). ``regime`` benign with no row."""
-    from fairsched.theory.lmetric_steady import run_regime
+    from fairsched.theory.lmetric_run import run_regime
 
     rows = [r for r in rows if isinstance(r.get("theory"), dict)]
     st = [({k[7:]: v for k, v in r["theory"].items() if k.startswith("steady_")}, r["n_class"]) for r in rows]
@@ -335,7 +335,7 @@ class Validation:
         (:func:`~fairsched.analysis.detect.label_noise.trace_ceiling`; needs the per-trace columns)."""
         from fairsched.analysis.detect.label_noise import trace_ceiling
 
-        return trace_ceiling(self.frame)
+        return trace_ceiling(self.frame, label=lambda e, r: spec_outcome([e], [r]), ratio_line=HOTSPOT_RATIO)
 
     def summary(self) -> dict:
         """JSON-ready: n, agreement, harm agreement, confusion (nested dict), mitigation
