@@ -150,7 +150,8 @@ def detect(
     Phase 1 flags prefix classes whose arrival share x exceeds their holders' share |M|/N
     in a window; phase 2 confirms when more than 2|M| consecutive class requests went to a
     holder that was not the least loaded. Simulates the baseline router, LMetric, and
-    LMetric with the mitigation (a confirmed harmful class gets new holders warmed by
+    LMetric with the mitigation (a confirmed class that the model calls harmful, or whose
+    warm-ups pay for themselves by the backlog test, gets new holders warmed by
     warm-up prefills, never routed to a cold one). Writes OUT/detect.json
     (flagged_classes; mitigation.warmups and their GPU seconds) and OUT/detect.html.
     """

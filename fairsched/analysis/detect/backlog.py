@@ -69,7 +69,8 @@ def backlog_test(row: dict, cls: dict, n: int, cost, theory: dict, model, end: f
         theory: the row's ``steady_*`` predictions (``holders``, ``target_holders``, TTFTs, ...).
         model: ``model(row) -> steady dict``: the same model on another row (the future window,
             other holder counts).
-        end: the run's end [s] (its last arrival); ``inf``: a run without end.
+        end: the run's end [s] (its last arrival); ``inf``: a run without end (then any
+            positive saving pays: the remaining life's law has no finite mean).
 
     Returns ``{"backlog_benefit": G, "backlog_cost": C [request-seconds], "backlog_pays": bool,
     "backlog_warmups": J}``; nothing pays (0, 0, False) without the window's span, with no
