@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from fairsched.analysis.detect import run_detection
 from fairsched.analysis.detect.detector import DetectorConfig
-from fairsched.analysis.detect.runner import theory_for_window
 from fairsched.analysis.detect.validation import run_verdict
+from fairsched.analysis.detect.window_model import theory_for_window
 from fairsched.sim import CostModel
 from fairsched.theory.lmetric_run import run_regime
 from fairsched.theory.lmetric_steady import horizon_iteration, steady_state_hotspot

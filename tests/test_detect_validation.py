@@ -81,7 +81,7 @@ def test_filled_ratio_uses_the_holders_arrival_mix():
     # family id 15 (window 0): x = 0.206 on 5.63 of 32 holders at 87 % utilisation; measured
     # (B_M+1)/(B_Mbar+1) 1.10-1.15 on four seeds. The old fill (holders' share of the class capped
     # at 1) gave 1.50; with the other traffic's own share on the holders the model gives < 1.25
-    from fairsched.analysis.detect.runner import _coeffs
+    from fairsched.analysis.detect.window_model import _coeffs
     from fairsched.sim import CostModel
 
     d = steady_state_hotspot(0.206, 5.63, 32, 210.0, 1742.1, 46.1, 64.3, 2023.0, 64.0, 65, coeffs=_coeffs(CostModel()))
@@ -188,7 +188,7 @@ def test_mitigation_only_where_the_model_predicts_harm():
 
 
 def test_theory_for_window_without_holders_or_non_holders():
-    from fairsched.analysis.detect.runner import theory_for_window
+    from fairsched.analysis.detect.window_model import theory_for_window
     from fairsched.sim import CostModel
 
     cls = {"mean_input": 5000.0, "shared_tokens": 4960, "mean_output": 64.0}

@@ -25,9 +25,9 @@ from fairsched.analysis.detect.runner import (
     detect,
     detect_and_compare,
     run_detection,
-    theory_for_window,
     ttft_stats,
 )
+from fairsched.analysis.detect.window_model import theory_for_window
 
 __all__ = ["DECISION_COLUMNS", "DetectOutcome", "DetectingLMetric", "DetectionReport", "DetectorConfig",
            "HotspotDetector", "detect", "detect_and_compare", "fig_confusion", "fig_detection_timeline", "fig_phase_diagram",

@@ -107,16 +107,16 @@ def backlog_test(row: dict, cls: dict, n: int, cost, theory: dict, model, end: f
 
 
 def _steady(theory: dict) -> dict:
-    """The corrected model's predictions in :func:`~fairsched.analysis.detect.runner.theory_for_window`'s
+    """The corrected model's predictions in :func:`~fairsched.analysis.detect.window_model.theory_for_window`'s
     answer (its ``steady_*`` fields), unprefixed."""
     return {k.removeprefix("steady_"): v for k, v in theory.items() if k.startswith("steady_")}
 
 
 def assess_with_backlog(row: dict, cls: dict, n: int, cost, end: float = math.inf) -> dict:
-    """:func:`~fairsched.analysis.detect.runner.theory_for_window` of ``row`` (class ``cls``, ``n``
+    """:func:`~fairsched.analysis.detect.window_model.theory_for_window` of ``row`` (class ``cls``, ``n``
     instances, cost model ``cost``); a violating ``hotspot`` row also gets :func:`backlog_test`'s
     ``backlog_*`` fields, the model on its other rows being the same function's ``steady_*`` fields."""
-    from fairsched.analysis.detect.runner import theory_for_window
+    from fairsched.analysis.detect.window_model import theory_for_window
 
     th = theory_for_window(row, cls, n, cost)
     if th["regime"] != "hotspot" or not row.get("violates"):
@@ -133,9 +133,9 @@ def detector_assess(classes, n: int, cost, config=None, end: float = math.inf):
     :class:`~fairsched.analysis.prefix_classes.PrefixClasses`): a window row -> its class's
     :func:`assess_with_backlog` where ``config`` (a :class:`~fairsched.analysis.detect.detector.DetectorConfig`,
     None = the default) mitigates with ``mitigate_backlog``, else
-    :func:`~fairsched.analysis.detect.runner.theory_for_window`."""
+    :func:`~fairsched.analysis.detect.window_model.theory_for_window`."""
     from fairsched.analysis.detect.detector import DetectorConfig
-    from fairsched.analysis.detect.runner import theory_for_window
+    from fairsched.analysis.detect.window_model import theory_for_window
 
     cfg = config or DetectorConfig()
     if cfg.mitigate and cfg.mitigate_backlog:

@@ -79,7 +79,7 @@ def phase_diagram(xs=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), holders=(1, 
 
 def _phase_point(p: dict) -> dict | None:
     """One (x, |M|) point of :func:`phase_diagram` (None: the workload has no hot class)."""
-    from fairsched.analysis.detect.runner import _coeffs
+    from fairsched.analysis.detect.window_model import _coeffs
     from fairsched.sim import CostModel
     from fairsched.theory.lmetric import steady_state_hotspot
     from fairsched.workload.hotspot import hotspot_workload

@@ -175,7 +175,7 @@ def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "flui
     (with ``holder_stream="fluid"`` and ``load_form="transient"``, the detector's form;
     ``"poisson"``: §3.4's; ``"steady"``: rounds 3-6's loads, §3.5; ``prefill_seen="mean"``: rounds 7-8's
     decodes, §3.7; ``leastload_start="holders"``: rounds 5-8's least-load, §13.2)."""
-    from fairsched.analysis.detect.runner import theory_for_window
+    from fairsched.analysis.detect.window_model import theory_for_window
     from fairsched.sim import CostModel
 
     cost = cost or CostModel()
