@@ -39,7 +39,7 @@ from fairsched.analysis.detect.validation import (
     spec_outcome,
     validate,
 )
-from fairsched.output import jsonable
+from fairsched.output import atomic_write_text, jsonable
 from fairsched.theory.lmetric_steady import HOLDER_STREAMS
 from fairsched.theory.lmetric_transient import LOAD_FORMS, PREFILL_SEEN
 
@@ -61,6 +61,73 @@ def _print_ceiling(v: Validation, what: str) -> None:
         print(m.groupby(["line", "within_spread"]).size().to_string())
         print("misses outside the spread:")
         print(m[~m.within_spread].round(4).to_string(index=False))
+
+
+def _load_study(out: str, ap) -> tuple[pd.DataFrame, dict]:
+    """A saved study: ``out`` (the CSV) and ``<out>_windows.json`` (the model's inputs); a missing or
+    unreadable file is an argparse error naming it (no traceback)."""
+    win = out.rsplit(".", 1)[0] + "_windows.json"
+    try:
+        f = pd.read_csv(out)
+        with open(win) as fh:
+            saved = {r["id"]: r for r in json.load(fh)}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        ap.error(f"--out {out}: cannot read the saved study ({out}, {win}): {e}")
+    missing = sorted(set(f.id) - set(saved)) if "id" in f else ["the id column"]
+    if missing:
+        ap.error(f"--out {out}: {win} lacks the windows of {missing[:5]}")
+    return f, saved
+
+
+def _load_more_seeds(path: str, ap) -> dict:
+    """``--more-seeds``: JSON lines ``{"id", "seed_excess_more", "seed_ratio_more"}`` by id; a bad
+    line is an argparse error naming the file and line."""
+    more = {}
+    try:
+        with open(path) as fh:
+            for k, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        r = json.loads(line)
+                        more[r["id"]] = r | {k: list(r[k]) for k in ("seed_excess_more", "seed_ratio_more")}
+                    except (ValueError, KeyError, TypeError) as e:
+                        ap.error(f"--more-seeds {path}, line {k}: {e}")
+    except OSError as e:
+        ap.error(f"--more-seeds {path}: {e}")
+    return more
+
+
+def _rescore(a, ap) -> None:
+    """``--rescore``: the saved study's verdicts again, against its saved (and ``--more-seeds``) outcomes."""
+    f, saved = _load_study(a.out, ap)
+    more = _load_more_seeds(a.more_seeds, ap) if a.more_seeds else None  # read up front: a bad file fails at once
+    f["seed_verdict"] = [[rescore_verdict({**saved[i], "n": n, "horizon_s": h}, j, holder_stream=a.holder_stream,
+                                          load_form=a.load_form, prefill_seen=a.prefill_seen,
+                                          leastload_start=a.leastload_start)
+                          for j in range(len(_list(se)))]
+                         for i, n, h, se in zip(f.id, f.n, f.horizon_s, f.seed_excess, strict=True)]
+    f["verdict"] = [v[0] for v in f.seed_verdict]
+    f["seed_excess"], f["seed_ratio"] = f.seed_excess.map(_list), f.seed_ratio.map(_list)
+    v = Validation(f)
+    s = v.summary()
+    print(v.confusion().to_string())
+    print(f"agreement {s['n_agree']} of {s['n']}; on the {s['n_determined']} determined outcomes "
+          f"{s['agreement_determined']:.3f}; harmful-or-not {s['harm_agreement']:.3f}")
+    print("per trace (each seed's verdict against that seed's own outcome):")
+    print(v.trace_confusion().to_string())
+    print(f"per-trace agreement {s['trace_n_agree']} of {s['trace_n']} ({s['trace_agreement']:.3f})")
+    if a.ceiling:
+        _print_ceiling(v, "4-seed outcomes")
+    if more is not None:
+        f["outcome"] = [spec_outcome(e + more[i]["seed_excess_more"], r + more[i]["seed_ratio_more"])
+                        if o == "indeterminate" and i in more else o
+                        for i, o, e, r in zip(f.id, f.outcome, f.seed_excess, f.seed_ratio, strict=True)]
+        s = Validation(f).summary()
+        print(f"with {len(more)} specs' more seeds:")
+        print(Validation(f).confusion().to_string())
+        print(f"agreement on the {s['n_determined']} determined outcomes {s['n_agree']} ({s['agreement_determined']:.3f})")
+        if a.ceiling:
+            _print_ceiling(Validation(f), f"outcomes with {len(more)} specs' more seeds")
 
 
 def main() -> None:
@@ -85,48 +152,21 @@ def main() -> None:
     ap.add_argument("--more-seeds", default=None,
                     help="with --rescore: JSON lines of more seeds' outcomes for the indeterminate specs")
     a = ap.parse_args()
+    for opt in ("n", "seeds", "workers"):
+        if getattr(a, opt) < 1:
+            ap.error(f"--{opt} must be >= 1 (got {getattr(a, opt)})")
     if a.rescore:
-        f = pd.read_csv(a.out)
-        with open(a.out.rsplit(".", 1)[0] + "_windows.json") as fh:
-            saved = {r["id"]: r for r in json.load(fh)}
-        f["seed_verdict"] = [[rescore_verdict({**saved[i], "n": n, "horizon_s": h}, j, holder_stream=a.holder_stream,
-                                              load_form=a.load_form, prefill_seen=a.prefill_seen,
-                                              leastload_start=a.leastload_start)
-                              for j in range(len(_list(se)))]
-                             for i, n, h, se in zip(f.id, f.n, f.horizon_s, f.seed_excess, strict=True)]
-        f["verdict"] = [v[0] for v in f.seed_verdict]
-        f["seed_excess"], f["seed_ratio"] = f.seed_excess.map(_list), f.seed_ratio.map(_list)
-        v = Validation(f)
-        s = v.summary()
-        print(v.confusion().to_string())
-        print(f"agreement {s['n_agree']} of {s['n']}; on the {s['n_determined']} determined outcomes "
-              f"{s['agreement_determined']:.3f}; harmful-or-not {s['harm_agreement']:.3f}")
-        print("per trace (each seed's verdict against that seed's own outcome):")
-        print(v.trace_confusion().to_string())
-        print(f"per-trace agreement {s['trace_n_agree']} of {s['trace_n']} ({s['trace_agreement']:.3f})")
-        if a.ceiling:
-            _print_ceiling(v, "4-seed outcomes")
-        if a.more_seeds:
-            with open(a.more_seeds) as fh:
-                more = {r["id"]: r for r in map(json.loads, filter(str.strip, fh))}
-            f["outcome"] = [spec_outcome(e + more[i]["seed_excess_more"], r + more[i]["seed_ratio_more"])
-                            if o == "indeterminate" and i in more else o
-                            for i, o, e, r in zip(f.id, f.outcome, f.seed_excess, f.seed_ratio, strict=True)]
-            s = Validation(f).summary()
-            print(f"with {len(more)} specs' more seeds:")
-            print(Validation(f).confusion().to_string())
-            print(f"agreement on the {s['n_determined']} determined outcomes {s['n_agree']} ({s['agreement_determined']:.3f})")
-            if a.ceiling:
-                _print_ceiling(Validation(f), f"outcomes with {len(more)} specs' more seeds")
+        _rescore(a, ap)
         return
     t0 = time.perf_counter()
     v = validate(a.n, a.seed, workers=a.workers, use_ray=a.ray, progress=True, seeds=a.seeds)
     wall = time.perf_counter() - t0
     ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     cpu = sum(r.ru_utime + r.ru_stime for r in ru)
-    v.frame.drop(columns=["windows", "hot_class"]).to_csv(a.out, index=False)
-    with open(a.out.rsplit(".", 1)[0] + "_windows.json", "w") as f:  # the model's inputs, to rescore a form of it
-        json.dump(jsonable(v.frame[["id", "hot_class", "windows"]].to_dict("records")), f)
+    # both files or neither: the model's inputs (to rescore a form of it) first, the table last
+    atomic_write_text(a.out.rsplit(".", 1)[0] + "_windows.json",
+                      json.dumps(jsonable(v.frame[["id", "hot_class", "windows"]].to_dict("records"))))
+    atomic_write_text(a.out, v.frame.drop(columns=["windows", "hot_class"]).to_csv(index=False))
     pd.set_option("display.width", 220)
     print(v.summary_text())
     print(f"wall {wall:.0f} s, CPU {cpu:.0f} s ({a.workers} workers; 2 shared cores, under contention)")
