@@ -2,7 +2,8 @@
 :func:`run_detection` and :func:`detect_and_compare` (baseline vs LMetric vs mitigation).
 
 The model's predictions for one window are :func:`~fairsched.analysis.detect.window_model.theory_for_window`
-(re-exported here).
+(the detector's ``assess`` hook, :func:`~fairsched.analysis.detect.backlog.detector_assess`, and the
+report, for a window the hook did not assess, call it).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import numpy as np
 import pandas as pd
 
 from fairsched.analysis.detect.detector import DetectorConfig, HotspotDetector
-from fairsched.analysis.detect.window_model import theory_for_window  # noqa: F401 (callers' old import path)
+from fairsched.analysis.detect.window_model import theory_for_window
 from fairsched.analysis.prefix_classes import PrefixClasses, prefix_classes
 from fairsched.output import jsonable
 from fairsched.policies.routers import LMetric
 
 __all__ = ["DECISION_COLUMNS", "DetectOutcome", "DetectingLMetric", "DetectionReport", "detect",
-           "detect_and_compare", "run_detection", "theory_for_window", "ttft_stats"]
+           "detect_and_compare", "run_detection", "ttft_stats"]
 
 
 class DetectingLMetric(LMetric):

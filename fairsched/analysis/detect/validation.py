@@ -148,7 +148,7 @@ def spec_outcome(excess: Sequence[float], ratios: Sequence[float]) -> str:
 
 def run_verdict(rows: Sequence[dict], n: int, leastload_start: str = "cold") -> dict:
     """The model's verdict for a run from one class's checked window rows (time order; each
-    with ``theory`` from :func:`~fairsched.analysis.detect.runner.theory_for_window`,
+    with ``theory`` from :func:`~fairsched.analysis.detect.window_model.theory_for_window`,
     ``n_class`` and ``n_class_run``): :func:`fairsched.theory.lmetric_run.run_regime`,
     which combines the windows as the outcome combines requests
     (``proofs/lmetric_harm_validation.md`` §3.3; ``leastload_start``: the compared least-load run's
@@ -169,7 +169,7 @@ def rescore_verdict(row: dict, j: int = 0, cost=None, holder_stream: str = "flui
                     prefill_seen: str = "jsq", leastload_start: str = "cold") -> str:
     """The verdict of seed ``j`` of a saved study row (its ``windows``: :data:`WINDOW_KEYS`,
     ``hot_class``, ``n``) under the library's current model, without simulating: the window
-    rows are the model's only inputs (:func:`~fairsched.analysis.detect.runner.theory_for_window`
+    rows are the model's only inputs (:func:`~fairsched.analysis.detect.window_model.theory_for_window`
     per window, :func:`run_verdict` per run); rows saved without ``span_s`` get it from the row's
     ``horizon_s`` (windows of a quarter of it). Equal to :func:`evaluate`'s verdict of that seed
     (with ``holder_stream="fluid"`` and ``load_form="transient"``, the detector's form;
