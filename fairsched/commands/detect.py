@@ -4,6 +4,7 @@ the detector itself lives in :mod:`fairsched.analysis.detect`."""
 from __future__ import annotations
 
 import html
+import inspect
 import time
 from dataclasses import asdict
 from typing import Annotated
@@ -162,15 +163,15 @@ def detect(
     from fairsched.policies import POLICY_NAMES, ROUTER_NAMES
 
     with user_errors():  # an option the chosen mode ignores is an error, never silently dropped
-        given = {"--instances": instances != 16, "--window": window != 60.0, "--top-k": top_k != 5,
-                 "--min-class-requests": min_class_requests != 10, "--baseline": baseline != "least-load",
-                 "--policy": policy != "fcfs", "--format": format is not None, "--cost-model": cost_model is not None,
-                 "--profile": profile is not None, "--max-batch-size": max_batch_size is not None,
-                 "--token-budget": token_budget is not None, "--kv-capacity": kv_capacity is not None,
-                 "--limit": limit is not None} if validate is not None else {
-                 "--outcome-seeds": outcome_seeds != 4, "--workers": workers != 1, "--ray": ray}
-        if any(given.values()):
-            raise UserError(f"{', '.join(k for k, v in given.items() if v)}: "
+        ignored = (dict(instances=instances, window=window, top_k=top_k, min_class_requests=min_class_requests,
+                        baseline=baseline, policy=policy, format=format, cost_model=cost_model, profile=profile,
+                        max_batch_size=max_batch_size, token_budget=token_budget, kv_capacity=kv_capacity,
+                        limit=limit)
+                   if validate is not None else dict(outcome_seeds=outcome_seeds, workers=workers, ray=ray))
+        defaults = inspect.signature(detect).parameters  # set off its default = given (the one copy of the defaults)
+        given = [f"--{k.replace('_', '-')}" for k, v in ignored.items() if v != defaults[k].default]
+        if given:
+            raise UserError(f"{', '.join(given)}: "
                             + ("not used by --validate (the family fixes each workload's setup)" if validate is not None
                                else "only used with --validate"))
     if validate is not None:
