@@ -12,7 +12,6 @@ from fairsched.reproduce.base import Check, Claim, ClaimResult
 from fairsched.reproduce.jobs import SimJob, run_jobs
 
 MOONCAKE_TRACE = "mooncake_conversation.jsonl"
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 LMETRIC_INSTANCES = 16
 
 
@@ -77,6 +76,7 @@ def run_lmetric_routing(quick: bool, cost=None, out: Path | None = None) -> Clai
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from fairsched.analysis.colors import scheduler_colors
     from fairsched.policies import make_router
     from fairsched.workload import load_trace
 
@@ -122,8 +122,10 @@ def run_lmetric_routing(quick: bool, cost=None, out: Path | None = None) -> Clai
                                                         f"LMetric's TTFT change [%], {LMETRIC_INSTANCES} instances"))
     names = ["vllm-v1", f"linear (lam={best_lam:g})", "lmetric"]
     keys = ["vllm-v1", "linear", "lmetric"]
-    for j, sp in enumerate(speeds):  # one colour per load in both panels (a trace's default colour follows its index)
-        lab, color = f"{sp:g}x trace rate", PALETTE[j % len(PALETTE)]
+    colors = scheduler_colors([f"{sp:g}x trace rate" for sp in speeds])  # one colour per load (run) in both panels
+    for sp in speeds:
+        lab = f"{sp:g}x trace rate"
+        color = colors[lab]
         fig.add_trace(go.Bar(x=names, y=[loads[sp][k]["ttft_mean_s"] for k in keys], name=lab, marker_color=color),
                       row=1, col=1)
         fig.add_trace(go.Bar(x=names, y=[1000 * loads[sp][k]["tpot_mean_s"] for k in keys], name=lab,
